@@ -1,0 +1,5 @@
+"""``python -m modelmesh_connectors`` runs the CLI."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""CLI: ``list``, ``inspect`` and ``pack`` — local registry and package commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..connector_types import ConnectorType
+from ..pack import pack_directory
+from ..package import check_environment, inspect_archive
+from ..registry import ConnectorRegistry
+
+__all__ = ["print_table", "register"]
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommands to the parser."""
+    p = sub.add_parser("list", help="list registered connectors (built-ins)")
+    p.add_argument("--type", choices=[t.value for t in ConnectorType], help="only this type")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_list)
+
+    p = sub.add_parser("inspect", help="show a package's manifest, connectors, checks and sha256")
+    p.add_argument("path", type=Path, help="package directory or .zip")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_inspect)
+
+    p = sub.add_parser("pack", help="build a reproducible .zip from a package directory")
+    p.add_argument("directory", type=Path)
+    p.add_argument("-o", "--output", type=Path, help="output file or directory")
+    p.set_defaults(handler=_pack)
+
+
+def print_table(rows: list[list[str]], headers: list[str]) -> None:
+    """Print a plain aligned table."""
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _list(args: argparse.Namespace) -> int:
+    registry = ConnectorRegistry()
+    infos = registry.list_connectors(args.type)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": i.id,
+                        "type": i.connector_type.value,
+                        "version": i.version,
+                        "description": i.description,
+                    }
+                    for i in infos
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    print_table(
+        [[i.id, i.connector_type.value, i.version, i.description] for i in infos],
+        ["ID", "TYPE", "VERSION", "DESCRIPTION"],
+    )
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    package = inspect_archive(args.path)
+    m = package.manifest
+    checks: dict[str, str] = {"archive": "ok", "manifest": "ok"}
+    try:
+        check_environment(m)
+        checks["environment"] = "ok"
+    except Exception as exc:  # reported, not fatal: inspect is read-only
+        checks["environment"] = f"FAILED: {exc}"
+    data = {
+        "name": m.name,
+        "version": m.version,
+        "description": m.description,
+        "requires-modelmesh": m.requires_modelmesh,
+        "dependencies": list(m.dependencies),
+        "connectors": [
+            {"id": c.id, "type": c.type.value, "entry": c.entry, "description": c.description}
+            for c in m.connectors
+        ],
+        "sha256": package.sha256,
+        "sha256_kind": "archive" if package.is_archive else "tree",
+        "length": package.length,
+        "files": len(package.files),
+        "checks": checks,
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{m.name} {m.version} — {m.description}")
+    print(
+        f"  {data['sha256_kind']} sha256: {package.sha256}  "
+        f"({package.length} bytes, {len(package.files)} files)"
+    )
+    print(f"  requires-modelmesh: {m.requires_modelmesh or '(any)'}")
+    if m.dependencies:
+        print(f"  dependencies: {', '.join(m.dependencies)}")
+    for c in m.connectors:
+        print(f"  connector {c.id} [{c.type.value}] {c.entry} — {c.description}")
+    for name, result in checks.items():
+        print(f"  check {name}: {result}")
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    path = pack_directory(args.directory, args.output)
+    package = inspect_archive(path)
+    print(f"{path}  sha256={package.sha256}  length={package.length}")
+    return 0

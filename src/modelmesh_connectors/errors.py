@@ -1,0 +1,197 @@
+"""The one error tree of modelmesh-connectors.
+
+Every failure the public API reports is a subclass of :class:`ConnectorError`,
+split by where the failure comes from::
+
+    ConnectorError                      base; carries ``message`` and an optional ``hint``
+    ├── TrustError                      remote or local signed data is not trustworthy
+    │   ├── SignatureError              threshold of valid signatures not met, wrong type
+    │   ├── ExpiredError                signed metadata is past its expiry
+    │   ├── RollbackError               older version than trusted, or same version other bytes
+    │   ├── RootRotationError           the root chain cannot be walked
+    │   ├── HashMismatchError           sha256 of received bytes differs from the signed one
+    │   ├── LengthMismatchError         size of received bytes differs from the signed one
+    │   └── PolicyError                 signed, but not allowed (namespace scope, plain HTTP …)
+    ├── DownloadError                   the network failed (after retries)
+    │   └── NotFoundError               the server answered 404 / 410
+    ├── CacheError                      the local cache cannot be read or written
+    │   └── LockTimeoutError            another process holds an entry's lock too long
+    ├── ResolutionError                 the user's request cannot be met by the index
+    ├── PackageError                    a package archive or directory is bad
+    │   ├── ArchiveError                an unsafe or malformed zip entry
+    │   ├── ManifestError               ``modelmesh-package.yaml`` is invalid
+    │   └── PackageImportError          the package's code failed to import or mis-behaved
+    ├── RegistryError                   registry misuse
+    │   ├── DuplicateConnectorError     an ID is already registered
+    │   ├── ConnectorTypeError          implementation does not fit its connector type
+    │   └── UnknownConnectorError       (also a ``KeyError``) no connector with that ID
+    └── ConfigError                     the ``connectors:`` configuration is invalid
+
+Invalid *strings* (a connector ID, a requirement, a manifest field) raise
+``ValueError`` subclasses defined next to their parser; those that belong to
+this project also derive from :class:`ConnectorError` so one ``except`` catches
+everything (see :class:`InvalidInput`).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveError",
+    "CacheError",
+    "ConfigError",
+    "ConnectorError",
+    "ConnectorTypeError",
+    "DownloadError",
+    "DuplicateConnectorError",
+    "ExpiredError",
+    "HashMismatchError",
+    "InvalidInput",
+    "LengthMismatchError",
+    "LockTimeoutError",
+    "ManifestError",
+    "NotFoundError",
+    "PackageError",
+    "PackageImportError",
+    "PolicyError",
+    "RegistryError",
+    "ResolutionError",
+    "RollbackError",
+    "RootRotationError",
+    "SignatureError",
+    "TrustError",
+    "UnknownConnectorError",
+]
+
+
+class ConnectorError(Exception):
+    """Base of every error raised by modelmesh-connectors.
+
+    Args:
+        message: What was expected and what was seen.
+        hint: Optional action the user can take (printed by the CLI).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(ConnectorError, ValueError):
+    """An invalid string or value handed to a parser (ID, requirement, field)."""
+
+
+# -- trust ---------------------------------------------------------------------
+
+
+class TrustError(ConnectorError):
+    """Signed data failed verification; nothing from it may be used."""
+
+
+class SignatureError(TrustError):
+    """Not enough valid signatures by trusted keys, or the wrong payload type."""
+
+
+class ExpiredError(TrustError):
+    """Signed metadata is past its expiry (freeze attack or stale mirror)."""
+
+
+class RollbackError(TrustError):
+    """A version older than the trusted one, or the same version with other bytes."""
+
+
+class RootRotationError(TrustError):
+    """The chain of root versions cannot be walked from the trusted root."""
+
+
+class HashMismatchError(TrustError):
+    """The sha256 of received bytes is not the signed one."""
+
+
+class LengthMismatchError(TrustError):
+    """The size of received bytes is not the signed one."""
+
+
+class PolicyError(TrustError):
+    """The data is signed, but local policy forbids using it."""
+
+
+# -- download ------------------------------------------------------------------
+
+
+class DownloadError(ConnectorError):
+    """A URL could not be fetched (after retries for transient failures)."""
+
+
+class NotFoundError(DownloadError):
+    """The server answered that the file does not exist (404/410)."""
+
+
+# -- cache ---------------------------------------------------------------------
+
+
+class CacheError(ConnectorError):
+    """The local cache directory cannot be read or written."""
+
+
+class LockTimeoutError(CacheError):
+    """An entry's lock was held by another process for longer than the timeout."""
+
+
+# -- resolution ----------------------------------------------------------------
+
+
+class ResolutionError(ConnectorError):
+    """No published version satisfies the request."""
+
+
+# -- package -------------------------------------------------------------------
+
+
+class PackageError(ConnectorError):
+    """A connector package (zip or directory) is unusable."""
+
+
+class ArchiveError(PackageError):
+    """A zip archive is malformed or contains an unsafe entry."""
+
+
+class ManifestError(PackageError, InvalidInput):
+    """``modelmesh-package.yaml`` is missing or invalid."""
+
+
+class PackageImportError(PackageError):
+    """A package's code failed to import, or did something it did not declare."""
+
+
+# -- registry ------------------------------------------------------------------
+
+
+class RegistryError(ConnectorError):
+    """The registry was asked to do something it cannot."""
+
+
+class DuplicateConnectorError(RegistryError):
+    """A connector ID is already registered."""
+
+
+class ConnectorTypeError(RegistryError, TypeError):
+    """An implementation does not implement its connector type's interface."""
+
+
+class UnknownConnectorError(RegistryError, KeyError):
+    """No connector is registered under the requested ID."""
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message and add quotes.
+        return self.message
+
+
+# -- configuration -------------------------------------------------------------
+
+
+class ConfigError(ConnectorError, ValueError):
+    """The ``connectors:`` configuration is invalid."""

@@ -1,0 +1,76 @@
+"""Reproducible package archives: the same directory always packs to the same bytes."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+from .archive import ArchiveLimits, read_directory, read_zip
+from .errors import PackageError
+from .manifest import MANIFEST_NAME, parse_manifest
+
+__all__ = ["pack_directory", "pack_to_bytes"]
+
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # earliest zip timestamp; fixed so builds are reproducible
+_FILE_MODE = 0o100644  # regular file, rw-r--r--
+
+
+def pack_to_bytes(source: Path, *, limits: ArchiveLimits | None = None) -> tuple[bytes, str]:
+    """Pack a package directory into zip bytes.
+
+    Entries are sorted, timestamps and permissions fixed, and the result is read back
+    through the safe reader, so a packed archive always passes the loader's checks.
+
+    Args:
+        source: Directory holding ``modelmesh-package.yaml`` at its root.
+        limits: Caps for the read-back check.
+
+    Returns:
+        The archive bytes and the default file name ``<name>-<version>.zip``.
+
+    Raises:
+        ArchiveError, ManifestError: the directory is not a valid package.
+    """
+    files = read_directory(source, limits=limits)
+    manifest = parse_manifest(files[MANIFEST_NAME], source=f"{source}/{MANIFEST_NAME}")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = _FILE_MODE << 16
+            archive.writestr(info, files[name], compresslevel=9)
+    data = buffer.getvalue()
+    read_zip(data, source=f"packed {source}", limits=limits)
+    return data, f"{manifest.name}-{manifest.version}.zip"
+
+
+def pack_directory(source: Path, output: Path | None = None) -> Path:
+    """Pack ``source`` and write the archive atomically.
+
+    Args:
+        source: The package directory.
+        output: Target file, or a directory to put ``<name>-<version>.zip`` in (default:
+            the current directory).
+
+    Returns:
+        The written path.
+
+    Raises:
+        PackageError: the output cannot be written; see :func:`pack_to_bytes`.
+    """
+    data, default_name = pack_to_bytes(source)
+    target = Path(output) if output is not None else Path.cwd()
+    if target.is_dir():
+        target = target / default_name
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise PackageError(f"cannot write {target}: {exc}") from exc
+    return target
