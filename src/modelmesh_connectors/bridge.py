@@ -1,0 +1,110 @@
+"""ModelMesh on top of verified packages: a thin translation of ModelMesh's YAML.
+
+ModelMesh looks connectors up by ID in two places: ``providers.<name>.connector`` (it keeps a
+pre-built ``instance`` when one is given) and ``observability.connector`` (resolved through its
+own flat registry, instantiated without arguments; a pre-set instance wins). The bridge loads
+``connectors.packages`` through the verified loader, instantiates package connectors named in
+those places with their ``config:`` mapping, and hands ModelMesh ready instances. Built-in IDs
+are left to ModelMesh exactly as before.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .connector_types import ConnectorType
+from .errors import ConfigError, ConnectorTypeError
+from .registry import ConnectorRegistry
+
+__all__ = ["LoadedMesh", "load_mesh"]
+
+
+@dataclass(frozen=True)
+class LoadedMesh:
+    """A ready ModelMesh built on verified connectors.
+
+    Attributes:
+        mesh: The initialized ``modelmesh.ModelMesh``.
+        client: Its OpenAI-compatible ``MeshClient``.
+        registry: The registry holding built-ins and every loaded package.
+    """
+
+    mesh: Any
+    client: Any
+    registry: ConnectorRegistry
+
+
+def _read(config: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None]:
+    if isinstance(config, Mapping):
+        return copy.deepcopy(dict(config)), None
+    import yaml
+
+    path = Path(config)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read ModelMesh configuration: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: configuration must be a mapping")
+    return data, path.resolve().parent
+
+
+def _instantiate(registry: ConnectorRegistry, cid: str, kind: ConnectorType, settings: Any) -> Any:
+    info = {i.id: i for i in registry.list_connectors(kind)}.get(cid)
+    if info is None:
+        raise ConnectorTypeError(f"connector {cid!r} is not a {kind.value} connector")
+    cls = registry.get_connector(cid)
+    return cls(settings) if settings is not None else cls()
+
+
+def load_mesh(config: str | Path | Mapping[str, Any]) -> LoadedMesh:
+    """Load a ModelMesh YAML (or mapping), its verified packages, and return a ready mesh.
+
+    Args:
+        config: Path to the ModelMesh YAML file, or the parsed mapping.
+
+    Returns:
+        The mesh, its client and the registry.
+
+    Raises:
+        ConfigError: invalid configuration.
+        ConnectorError: a package fails to resolve, verify or load.
+    """
+    from modelmesh import MeshConfig, ModelMesh
+
+    from .config import parse_config
+    from .loader import build_registry
+
+    raw, base = _read(config)
+    registry = build_registry(parse_config(raw, base_dir=base))
+    packaged = {
+        info.id
+        for info in registry.list_connectors()
+        if registry.origin(info.id).kind in ("package", "local")
+    }
+    providers = raw.get("providers") or {}
+    if not isinstance(providers, dict):
+        raise ConfigError("providers: expected a mapping")
+    for name, definition in providers.items():
+        if not isinstance(definition, dict):
+            raise ConfigError(f"providers.{name}: expected a mapping")
+        cid = definition.get("connector")
+        if cid in packaged and "instance" not in definition:
+            definition["instance"] = _instantiate(
+                registry, cid, ConnectorType.PROVIDER, definition.get("config")
+            )
+    mesh = ModelMesh()
+    observability = raw.get("observability") or {}
+    if isinstance(observability, dict) and observability.get("connector") in packaged:
+        mesh._observability = _instantiate(  # ModelMesh keeps a pre-set instance (mesh.py)
+            registry,
+            observability["connector"],
+            ConnectorType.OBSERVABILITY,
+            observability.get("config"),
+        )
+    mesh.initialize(MeshConfig.from_dict(raw))
+    return LoadedMesh(mesh, mesh.get_client(), registry)

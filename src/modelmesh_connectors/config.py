@@ -1,0 +1,302 @@
+"""The ``connectors:`` configuration section, parsed strictly into frozen dataclasses.
+
+The same YAML file ModelMesh reads may carry a ``connectors:`` section; a mapping holding only
+the section's keys is accepted too. Every problem names the key and what is wrong; unknown
+keys are reported (a typo like ``require_signature`` must not silently weaken policy).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .requirements import InvalidPackageSpec, LocalSpec, PackageSpec, parse_package_spec
+
+__all__ = [
+    "CACHE_ENV",
+    "LoaderConfig",
+    "NetworkConfig",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+]
+
+CACHE_ENV = "MODELMESH_CONNECTORS_CACHE"
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """How the loader talks to the network.
+
+    Attributes:
+        connect_timeout: Seconds to establish a connection.
+        read_timeout: Seconds without a byte before a read fails.
+        retries: Extra attempts for transient failures.
+        allow_http: Permit plain http:// to non-loopback hosts (off: MITM risk).
+        ca_bundle: PEM bundle of trusted CAs for HTTPS (private CA), or None for defaults.
+        max_metadata_bytes: Cap for timestamp/index/node downloads, in bytes.
+        concurrency: Archives downloaded at once.
+    """
+
+    connect_timeout: float = 10.0  # seconds
+    read_timeout: float = 30.0  # seconds
+    retries: int = 3  # attempts after the first
+    allow_http: bool = False
+    ca_bundle: Path | None = None
+    max_metadata_bytes: int = 4 * 1024 * 1024  # bytes
+    concurrency: int = 8  # parallel archive downloads
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """The whole ``connectors:`` section.
+
+    Attributes:
+        packages: What to load, in order.
+        index: Index URLs (mirrors), tried in order; empty when only local packages are used.
+        trust_root: The shipped root file (``keys/root.json``).
+        cache_dir: Cache directory (None: platform user cache, or $MODELMESH_CONNECTORS_CACHE).
+        require_signatures: Local paths must verify too (off for local development).
+        offline: Never touch the network: packages come from the cache or a bundle.
+        max_expired_age: Seconds past expiry that offline metadata is still accepted (warned).
+        metadata_max_age: Seconds a fresh cached index state is reused without a network check.
+        prereleases: Allow pre-releases when resolving requirements.
+        locked: Install exactly what the lock file pins, refuse anything else.
+        lock_file: The lock file path.
+        bundle: A local mirror/bundle directory used as an index source.
+        network: Network settings.
+        base_dir: Directory relative paths were resolved against.
+    """
+
+    packages: tuple[PackageSpec, ...] = ()
+    index: tuple[str, ...] = ()
+    trust_root: Path | None = None
+    cache_dir: Path | None = None
+    require_signatures: bool = False
+    offline: bool = False
+    max_expired_age: float = 0.0  # seconds
+    metadata_max_age: float = 300.0  # seconds
+    prereleases: bool = False
+    locked: bool = False
+    lock_file: Path | None = None
+    bundle: Path | None = None
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def resolved_cache_dir(self) -> Path:
+        """The cache directory to use: config, then environment, then platform default."""
+        if self.cache_dir is not None:
+            return self.cache_dir
+        env = os.environ.get(CACHE_ENV)
+        if env:
+            return Path(env).expanduser()
+        from platformdirs import user_cache_dir
+
+        return Path(user_cache_dir("modelmesh-connectors"))
+
+
+_TOP_KEYS = {
+    "packages",
+    "index",
+    "trust_root",
+    "cache_dir",
+    "require_signatures",
+    "offline",
+    "max_expired_age",
+    "metadata_max_age",
+    "prereleases",
+    "locked",
+    "lock_file",
+    "bundle",
+    "timeouts",
+    "retries",
+    "allow_http",
+    "ca_bundle",
+    "max_metadata_bytes",
+    "concurrency",
+}
+_TIMEOUT_KEYS = {"connect", "read"}
+
+
+def parse_duration(value: object, *, key: str) -> float:
+    """Seconds from a number or a string like ``90``, ``30s``, ``5m``, ``12h``, ``7d``.
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"connectors.{key}: expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ConfigError(
+            f"connectors.{key}: expected a duration like 30, '30s', '5m', '12h' or '7d', "
+            f"got {value!r}"
+        )
+    if seconds < 0:
+        raise ConfigError(f"connectors.{key}: must not be negative, got {value!r}")
+    return seconds
+
+
+def _bool(raw: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"connectors.{key}: expected true or false, got {value!r}")
+    return value
+
+
+def _int(raw: Mapping[str, Any], key: str, default: int, *, minimum: int) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"connectors.{key}: expected an integer ≥ {minimum}, got {value!r}")
+    return value
+
+
+def _path(raw: Mapping[str, Any], key: str, base: Path) -> Path | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"connectors.{key}: expected a path string, got {value!r}")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _index(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    value = raw.get("index")
+    if value is None:
+        return ()
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list) or not urls:
+        raise ConfigError(f"connectors.index: expected a URL or a list of URLs, got {value!r}")
+    out: list[str] = []
+    for i, url in enumerate(urls):
+        if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
+            raise ConfigError(
+                f"connectors.index[{i}]: expected an https:// (or loopback http://) URL, "
+                f"got {url!r}"
+            )
+        out.append(url.rstrip("/") + "/")
+    return tuple(out)
+
+
+def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> LoaderConfig:
+    """Parse a whole ModelMesh config (with ``connectors:``) or just the section.
+
+    Args:
+        data: The mapping.
+        base_dir: Directory relative paths are resolved against (default: cwd).
+
+    Returns:
+        The parsed configuration.
+
+    Raises:
+        ConfigError: naming the key and what is wrong.
+    """
+    base = base_dir or Path.cwd()
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"configuration must be a mapping, got {type(data).__name__}")
+    raw: Any = (
+        data.get("connectors", {})
+        if "connectors" in data
+        else (data if set(data) <= _TOP_KEYS else {})
+    )
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"connectors: expected a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(map(str, raw)) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"connectors: unknown key(s) {unknown}; allowed: {sorted(_TOP_KEYS)}")
+    packages_raw = raw.get("packages", [])
+    if not isinstance(packages_raw, list):
+        raise ConfigError(f"connectors.packages: expected a list, got {packages_raw!r}")
+    packages: list[PackageSpec] = []
+    for i, entry in enumerate(packages_raw):
+        try:
+            packages.append(parse_package_spec(entry, base_dir=base))
+        except InvalidPackageSpec as exc:
+            raise ConfigError(f"connectors.packages[{i}]: {exc}") from exc
+    timeouts = raw.get("timeouts", {}) or {}
+    if not isinstance(timeouts, Mapping) or set(timeouts) - _TIMEOUT_KEYS:
+        raise ConfigError(
+            f"connectors.timeouts: expected a mapping with keys connect/read, got {timeouts!r}"
+        )
+    defaults = NetworkConfig()
+    network = NetworkConfig(
+        connect_timeout=parse_duration(
+            timeouts.get("connect", defaults.connect_timeout), key="timeouts.connect"
+        ),
+        read_timeout=parse_duration(
+            timeouts.get("read", defaults.read_timeout), key="timeouts.read"
+        ),
+        retries=_int(raw, "retries", defaults.retries, minimum=0),
+        allow_http=_bool(raw, "allow_http", False),
+        ca_bundle=_path(raw, "ca_bundle", base),
+        max_metadata_bytes=_int(
+            raw, "max_metadata_bytes", defaults.max_metadata_bytes, minimum=1024
+        ),
+        concurrency=_int(raw, "concurrency", defaults.concurrency, minimum=1),
+    )
+    config = LoaderConfig(
+        packages=tuple(packages),
+        index=_index(raw),
+        trust_root=_path(raw, "trust_root", base),
+        cache_dir=_path(raw, "cache_dir", base),
+        require_signatures=_bool(raw, "require_signatures", False),
+        offline=_bool(raw, "offline", False),
+        max_expired_age=parse_duration(raw.get("max_expired_age", 0), key="max_expired_age"),
+        metadata_max_age=parse_duration(raw.get("metadata_max_age", 300), key="metadata_max_age"),
+        prereleases=_bool(raw, "prereleases", False),
+        locked=_bool(raw, "locked", False),
+        lock_file=_path(raw, "lock_file", base),
+        bundle=_path(raw, "bundle", base),
+        network=network,
+        base_dir=base,
+    )
+    needs_trust = bool(config.index or config.bundle) or any(
+        not isinstance(p, LocalSpec) for p in config.packages
+    )
+    if needs_trust and config.trust_root is None:
+        raise ConfigError(
+            "connectors.trust_root: required when an index, a bundle or a remote package is "
+            "configured (the root of trust: keys/root.json)"
+        )
+    if config.locked and config.lock_file is None:
+        config = LoaderConfig(**{**config.__dict__, "lock_file": base / "connectors.lock"})
+    return config
+
+
+def load_config(path: str | Path) -> LoaderConfig:
+    """Read a YAML file and parse its ``connectors:`` section (paths relative to the file).
+
+    Raises:
+        ConfigError: unreadable file, invalid YAML, or an invalid section.
+    """
+    import yaml
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read configuration: {exc}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p}: configuration must be a mapping")
+    try:
+        return parse_config(data, base_dir=p.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc.message}", hint=exc.hint) from exc
