@@ -17,6 +17,7 @@ split by where the failure comes from::
     ├── CacheError                      the local cache cannot be read or written
     │   └── LockTimeoutError            another process holds an entry's lock too long
     ├── ResolutionError                 the user's request cannot be met by the index
+    ├── PublishError                    the index directory cannot be changed as asked
     ├── PackageError                    a package archive or directory is bad
     │   ├── ArchiveError                an unsafe or malformed zip entry
     │   ├── ManifestError               ``modelmesh-package.yaml`` is invalid
@@ -53,6 +54,7 @@ __all__ = [
     "PackageError",
     "PackageImportError",
     "PolicyError",
+    "PublishError",
     "RegistryError",
     "ResolutionError",
     "RollbackError",
@@ -146,6 +148,13 @@ class LockTimeoutError(CacheError):
 
 class ResolutionError(ConnectorError):
     """No published version satisfies the request."""
+
+
+# -- publishing ----------------------------------------------------------------
+
+
+class PublishError(ConnectorError):
+    """The publisher cannot change the index as asked (version exists, bad directory)."""
 
 
 # -- package -------------------------------------------------------------------

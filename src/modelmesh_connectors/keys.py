@@ -1,0 +1,287 @@
+"""Ed25519 public and signing keys (pure: no file I/O).
+
+A key is identified by its *key ID*: the lowercase hex SHA-256 of the raw 32-byte
+Ed25519 public key (FORMAT.md §2). Deriving the ID from the key, instead of letting a
+file name it, stops one key from being counted twice under two IDs.
+
+File handling (permissions, passphrase prompts) lives in :mod:`keyfiles`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidKeyError",
+    "PublicKey",
+    "SigningKey",
+    "is_encrypted_pem",
+]
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from modelmesh_connectors.errors import InvalidInput
+
+_RAW_KEY_LEN = 32  # bytes of a raw Ed25519 public key
+_SIGNATURE_LEN = 64  # bytes of an Ed25519 signature
+_HEX_KEY_RE = re.compile(r"[0-9a-f]{64}")
+_MAX_PEM_BYTES = 64 * 1024  # a PEM key is < 1 KiB; refuse to feed huge blobs to the parser
+
+
+class InvalidKeyError(InvalidInput):
+    """A public or private key is malformed, of the wrong type, or cannot be decrypted."""
+
+
+def is_encrypted_pem(data: bytes) -> bool:
+    """Tell whether PEM bytes hold a passphrase-encrypted PKCS#8 private key.
+
+    Args:
+        data: PEM file contents.
+
+    Returns:
+        True when the PEM block is an encrypted PKCS#8 block.
+    """
+    return (b"-----BEGIN ENCRYPTED PRIVATE" + b" KEY-----") in data
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """An Ed25519 public key.
+
+    Args:
+        raw: The raw 32-byte public key.
+
+    Raises:
+        InvalidKeyError: ``raw`` is not a valid 32-byte Ed25519 public key.
+    """
+
+    raw: bytes
+    _key: Ed25519PublicKey = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.raw, bytes) or len(self.raw) != _RAW_KEY_LEN:
+            size = len(self.raw) if isinstance(self.raw, bytes) else type(self.raw).__name__
+            raise InvalidKeyError(
+                f"Ed25519 public key: expected {_RAW_KEY_LEN} raw bytes, got {size}"
+            )
+        try:
+            key = Ed25519PublicKey.from_public_bytes(self.raw)
+        except (ValueError, UnsupportedAlgorithm) as e:
+            raise InvalidKeyError(f"Ed25519 public key {self.raw.hex()} is invalid: {e}") from e
+        object.__setattr__(self, "_key", key)
+
+    @property
+    def keyid(self) -> str:
+        """Lowercase hex SHA-256 of the raw public key."""
+        return hashlib.sha256(self.raw).hexdigest()
+
+    @property
+    def public_hex(self) -> str:
+        """The raw public key as 64 lowercase hex characters (the form used in root.json)."""
+        return self.raw.hex()
+
+    def verify(self, signature: bytes, data: bytes) -> bool:
+        """Check an Ed25519 signature.
+
+        Args:
+            signature: The 64-byte signature.
+            data: The exact signed bytes.
+
+        Returns:
+            True if the signature is valid for ``data``; False otherwise (never raises for a
+            bad or malformed signature).
+        """
+        if not isinstance(signature, bytes) or len(signature) != _SIGNATURE_LEN:
+            return False
+        try:
+            self._key.verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
+    def to_pem(self) -> bytes:
+        """Serialise as a SubjectPublicKeyInfo PEM block.
+
+        Returns:
+            PEM bytes (``-----BEGIN PUBLIC KEY-----``).
+        """
+        return self._key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    @classmethod
+    def from_hex(cls, text: str) -> PublicKey:
+        """Parse the 64-lowercase-hex-character form used in root.json.
+
+        Args:
+            text: 64 lowercase hex characters.
+
+        Returns:
+            The public key.
+
+        Raises:
+            InvalidKeyError: ``text`` is not 64 lowercase hex characters or not a valid key.
+        """
+        # Exactly one spelling per key: upper case or whitespace would let two
+        # root entries name the same key differently.
+        if not isinstance(text, str) or not _HEX_KEY_RE.fullmatch(text):
+            raise InvalidKeyError(
+                f"Ed25519 public key: expected 64 lowercase hex characters, got {text!r:.80}"
+            )
+        return cls(bytes.fromhex(text))
+
+    @classmethod
+    def from_pem(cls, data: bytes) -> PublicKey:
+        """Parse a SubjectPublicKeyInfo PEM public key.
+
+        Args:
+            data: PEM bytes.
+
+        Returns:
+            The public key.
+
+        Raises:
+            InvalidKeyError: Not a PEM public key, or not an Ed25519 key.
+        """
+        if len(data) > _MAX_PEM_BYTES:
+            raise InvalidKeyError(
+                f"public key PEM: expected at most {_MAX_PEM_BYTES} bytes, got {len(data)}"
+            )
+        try:
+            key = serialization.load_pem_public_key(data)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+            raise InvalidKeyError(f"public key PEM cannot be parsed: {e}") from e
+        if not isinstance(key, Ed25519PublicKey):
+            raise InvalidKeyError(
+                f"public key PEM: expected an Ed25519 key, got {type(key).__name__}"
+            )
+        return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+
+class SigningKey:
+    """An Ed25519 private key that signs index files.
+
+    Build one with :meth:`generate` or :meth:`from_pem`; the private bytes never appear in
+    ``repr`` and are only exported by :meth:`to_pem`.
+    """
+
+    __slots__ = ("_key", "_public")
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        """Wrap a cryptography private key.
+
+        Args:
+            key: The Ed25519 private key.
+
+        Raises:
+            TypeError: ``key`` is not an Ed25519 private key.
+        """
+        if not isinstance(key, Ed25519PrivateKey):
+            raise TypeError(f"expected Ed25519PrivateKey, got {type(key).__name__}")
+        self._key = key
+        self._public = PublicKey(
+            key.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw
+            )
+        )
+
+    def __repr__(self) -> str:
+        return f"SigningKey(keyid={self.keyid[:16]}…)"
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        """Create a fresh random key.
+
+        Returns:
+            A new signing key.
+        """
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_pem(cls, data: bytes, passphrase: bytes | None) -> SigningKey:
+        """Load a PKCS#8 PEM private key, optionally passphrase-encrypted.
+
+        Args:
+            data: PEM bytes.
+            passphrase: The passphrase for an encrypted PKCS#8 PEM block; None for a plain one.
+
+        Returns:
+            The signing key.
+
+        Raises:
+            InvalidKeyError: Malformed PEM, not Ed25519, wrong or missing passphrase, or a
+                passphrase given for an unencrypted key.
+        """
+        if len(data) > _MAX_PEM_BYTES:
+            raise InvalidKeyError(
+                f"private key PEM: expected at most {_MAX_PEM_BYTES} bytes, got {len(data)}"
+            )
+        encrypted = is_encrypted_pem(data)
+        if encrypted and not passphrase:
+            raise InvalidKeyError(
+                "private key PEM is encrypted but no passphrase was given",
+                hint="set MODELMESH_KEY_PASSPHRASE or run in a terminal to be prompted",
+            )
+        if not encrypted and passphrase is not None:
+            raise InvalidKeyError("private key PEM is not encrypted but a passphrase was given")
+        try:
+            key = serialization.load_pem_private_key(data, password=passphrase)
+        except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+            what = "wrong passphrase or malformed key" if encrypted else "malformed key"
+            raise InvalidKeyError(f"private key PEM cannot be loaded ({what}): {e}") from e
+        if not isinstance(key, Ed25519PrivateKey):
+            raise InvalidKeyError(
+                f"private key PEM: expected an Ed25519 key, got {type(key).__name__}"
+            )
+        return cls(key)
+
+    def to_pem(self, passphrase: bytes | None) -> bytes:
+        """Export as PKCS#8 PEM.
+
+        Args:
+            passphrase: Encrypt with this passphrase (best available scheme); None for none.
+
+        Returns:
+            PEM bytes.
+
+        Raises:
+            InvalidKeyError: ``passphrase`` is empty.
+        """
+        algorithm: serialization.KeySerializationEncryption
+        if passphrase is None:
+            algorithm = serialization.NoEncryption()
+        elif not passphrase:
+            raise InvalidKeyError("passphrase: expected a non-empty passphrase, got b''")
+        else:
+            algorithm = serialization.BestAvailableEncryption(passphrase)
+        return self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, algorithm
+        )
+
+    @property
+    def public(self) -> PublicKey:
+        """The matching public key."""
+        return self._public
+
+    @property
+    def keyid(self) -> str:
+        """Key ID of the matching public key."""
+        return self._public.keyid
+
+    def sign(self, data: bytes) -> bytes:
+        """Sign bytes.
+
+        Args:
+            data: The exact bytes to sign.
+
+        Returns:
+            The 64-byte Ed25519 signature.
+        """
+        return self._key.sign(data)

@@ -1,0 +1,1009 @@
+"""The publisher side: creates and changes a signed index directory (FORMAT.md §1).
+
+Every change follows one order so that a client reading during a publish sees either the
+old index state or the new one, never a mix: new immutable files first (archive,
+``.zip.sig``, bin, group, index top: content-addressed, never overwritten), then
+``timestamp.json`` **last**, through a temporary file and ``os.replace``. Before anything
+becomes visible, the new state is run through the client's own trust core
+(:mod:`trust`), so the publisher can never publish what a client would reject.
+
+Concurrent publishers are serialised by a lock file next to the index. Root changes are
+staged as files that several key holders sign in turn (:func:`root_sign`) before
+:func:`root_publish` checks the rotation rules and adds ``root/<N+1>.json``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_INDEX_EXPIRY",
+    "DEFAULT_TIMESTAMP_EXPIRY",
+    "LOCK_NAME",
+    "ManifestLike",
+    "PackageInfoLike",
+    "PublisherSpec",
+    "RepositoryState",
+    "init_repository",
+    "load_state",
+    "publish",
+    "refresh_index",
+    "refresh_timestamp",
+    "root_init",
+    "root_publish",
+    "root_rotate",
+    "root_sign",
+    "yank",
+]
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from filelock import FileLock, Timeout
+from packaging.version import InvalidVersion, Version
+
+from modelmesh_connectors.envelope import (
+    INDEX_TYPE,
+    RELEASE_TYPE,
+    ROOT_TYPE,
+    TIMESTAMP_TYPE,
+    Envelope,
+    parse_envelope,
+    sign,
+)
+from modelmesh_connectors.errors import PublishError, SignatureError
+from modelmesh_connectors.keys import PublicKey, SigningKey
+from modelmesh_connectors.metadata import (
+    BinNode,
+    BinRelease,
+    GroupNode,
+    IndexTop,
+    MetadataError,
+    MetaRef,
+    Publisher,
+    Release,
+    ReleaseConnector,
+    RoleSpec,
+    Root,
+    Timestamp,
+    archive_path,
+    bin_prefix,
+    group_prefix,
+    parse_release,
+    parse_root,
+)
+from modelmesh_connectors.trust import (
+    TrustedState,
+    check_expiry,
+    verify_anchor_root,
+    verify_bin_node,
+    verify_group_node,
+    verify_index_top,
+    verify_next_root,
+    verify_release,
+    verify_timestamp,
+)
+
+DEFAULT_INDEX_EXPIRY = timedelta(days=365)  # how long a signed index top stays valid
+DEFAULT_TIMESTAMP_EXPIRY = timedelta(days=7)  # how long timestamp.json stays valid
+LOCK_NAME = ".modelmesh-publish.lock"  # lock file in the index directory
+_LOCK_TIMEOUT = 60.0  # seconds to wait for another publisher
+_COPY_CHUNK = 1024 * 1024  # bytes per read when copying an archive
+_T = TypeVar("_T")
+
+
+# -- package inspection seam ---------------------------------------------------
+
+
+class ManifestLike(Protocol):
+    """What publishing needs from a package manifest."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def requires_modelmesh(self) -> str | None: ...
+    @property
+    def connectors(self) -> Sequence[Any]: ...  # each with ``.id`` and ``.type.value``
+
+
+class PackageInfoLike(Protocol):
+    """What publishing needs from :func:`modelmesh_connectors.package.inspect_archive`."""
+
+    @property
+    def manifest(self) -> ManifestLike: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def length(self) -> int: ...
+
+
+Inspector = Callable[[Path], PackageInfoLike]
+
+
+def _default_inspector(path: Path) -> PackageInfoLike:
+    from modelmesh_connectors.package import inspect_archive
+
+    return inspect_archive(path)
+
+
+# -- small file helpers ---------------------------------------------------------
+
+
+def _read(directory: Path, rel: str) -> bytes:
+    try:
+        return (directory / rel).read_bytes()
+    except OSError as e:
+        raise PublishError(
+            f"index {directory}: cannot read {rel}: {e.strerror or e}",
+            hint="is this an index directory created by 'init'?",
+        ) from e
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_temp(target: Path, data: bytes) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _write_replace(directory: Path, rel: str, data: bytes) -> None:
+    target = directory / rel
+    try:
+        tmp = _write_temp(target, data)
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as e:
+        raise PublishError(f"index {directory}: cannot write {rel}: {e.strerror or e}") from e
+
+
+def _write_immutable(directory: Path, rel: str, data: bytes) -> None:
+    """Write a file that must never change; identical existing content is kept."""
+    target = directory / rel
+    if target.exists():
+        if target.read_bytes() == data:
+            return
+        raise PublishError(
+            f"index {directory}: {rel} exists with other content (published files never change)"
+        )
+    try:
+        tmp = _write_temp(target, data)
+        try:
+            # link() refuses to replace an existing file: no overwrite even in a race.
+            os.link(tmp, target)
+        finally:
+            os.unlink(tmp)
+        _fsync_dir(target.parent)
+    except FileExistsError as e:
+        raise PublishError(f"index {directory}: {rel} appeared while writing it") from e
+    except OSError as e:
+        raise PublishError(f"index {directory}: cannot write {rel}: {e.strerror or e}") from e
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    if not directory.is_dir():
+        raise PublishError(f"index {directory}: not a directory")
+    lock = FileLock(str(directory / LOCK_NAME), timeout=_LOCK_TIMEOUT)
+    try:
+        with lock:
+            yield
+    except Timeout as e:
+        raise PublishError(
+            f"index {directory}: another publisher held the lock for over {_LOCK_TIMEOUT:.0f} s",
+            hint=f"if no publisher is running, delete {directory / LOCK_NAME}",
+        ) from e
+
+
+def _now(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    if now.tzinfo is None:
+        raise ValueError(f"now: expected a timezone-aware datetime, got {now!r}")
+    return now
+
+
+def _keys(keys: SigningKey | Sequence[SigningKey]) -> tuple[SigningKey, ...]:
+    out = (keys,) if isinstance(keys, SigningKey) else tuple(keys)
+    if not out:
+        raise ValueError("expected at least one signing key")
+    return out
+
+
+# -- reading the current state -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepositoryState:
+    """The verified current state of an index directory (expiries not checked).
+
+    Attributes:
+        directory: The index directory.
+        roots: Bytes of ``root/1.json`` … ``root/N.json``.
+        root: The newest root (N).
+        timestamp: The current timestamp.
+        timestamp_bytes: Its file bytes.
+        top: The index top it pins.
+        top_bytes: The top's file bytes.
+        stale_signatures: True when the timestamp or top is signed only by keys of an
+            older root (after a key rotation; refresh them).
+    """
+
+    directory: Path
+    roots: tuple[bytes, ...]
+    root: Root
+    timestamp: Timestamp
+    timestamp_bytes: bytes
+    top: IndexTop
+    top_bytes: bytes
+    stale_signatures: bool
+
+
+def _load_root_chain(directory: Path) -> tuple[tuple[bytes, ...], list[Root]]:
+    first = _read(directory, "root/1.json")
+    roots_bytes = [first]
+    roots = [verify_anchor_root(first, "root/1.json")]
+    while True:
+        rel = f"root/{roots[-1].version + 1}.json"
+        if not (directory / rel).exists():
+            break
+        data = _read(directory, rel)
+        roots.append(verify_next_root(roots[-1], data, rel))
+        roots_bytes.append(data)
+    return tuple(roots_bytes), roots
+
+
+def load_state(directory: str | os.PathLike[str]) -> RepositoryState:
+    """Read and verify an index directory's root chain, timestamp and index top.
+
+    Signatures are checked; expiries are not (a publisher must be able to refresh an
+    expired index). A timestamp or top signed by keys of an older root is accepted and
+    flagged, so it can be re-signed after a rotation.
+
+    Args:
+        directory: The index directory.
+
+    Returns:
+        The state.
+
+    Raises:
+        PublishError: A file is missing or unreadable.
+        TrustError: A file fails verification.
+    """
+    d = Path(directory)
+    roots_bytes, roots = _load_root_chain(d)
+    ts_bytes = _read(d, "timestamp.json")
+    timestamp, ts_root = _verify_with_chain(
+        roots, lambda r: verify_timestamp(r, ts_bytes, "timestamp.json")
+    )
+    top_bytes = _read(d, timestamp.index.path)
+    top, top_root = _verify_with_chain(
+        roots, lambda r: verify_index_top(r, timestamp, top_bytes, timestamp.index.path)
+    )
+    return RepositoryState(
+        directory=d,
+        roots=roots_bytes,
+        root=roots[-1],
+        timestamp=timestamp,
+        timestamp_bytes=ts_bytes,
+        top=top,
+        top_bytes=top_bytes,
+        stale_signatures=ts_root is not roots[-1] or top_root is not roots[-1],
+    )
+
+
+def _verify_with_chain(roots: list[Root], check: Callable[[Root], _T]) -> tuple[_T, Root]:
+    """Verify with the newest root whose keys signed the file (newest first)."""
+    first_error: SignatureError | None = None
+    for root in reversed(roots):
+        try:
+            return check(root), root
+        except SignatureError as e:
+            first_error = first_error or e
+    if first_error is None:
+        raise RuntimeError("empty root chain")
+    raise first_error
+
+
+def _group(directory: Path, top: IndexTop, prefix: str) -> GroupNode:
+    ref = top.groups.get(prefix)
+    if ref is None:
+        return GroupNode(prefix, {})
+    return verify_group_node(ref, prefix, _read(directory, ref.path))
+
+
+def _bin(directory: Path, group: GroupNode, prefix: str) -> BinNode:
+    ref = group.bins.get(prefix)
+    if ref is None:
+        return BinNode(prefix, {})
+    return verify_bin_node(ref, prefix, _read(directory, ref.path))
+
+
+# -- committing a new state ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A new index state, signed and checked, not yet written."""
+
+    immutable: tuple[tuple[str, bytes], ...]  # (path, bytes): bin, group, top
+    timestamp_bytes: bytes
+    top: IndexTop
+    timestamp: Timestamp
+
+
+def _plan(
+    state: RepositoryState,
+    *,
+    now: datetime,
+    index_keys: Sequence[SigningKey],
+    timestamp_keys: Sequence[SigningKey],
+    index_expiry: timedelta,
+    timestamp_expiry: timedelta,
+    new_bin: BinNode | None,
+) -> _Plan:
+    """Build and sign the new bin (if any), its group, a new top and a new timestamp."""
+    d = state.directory
+    groups = dict(state.top.groups)
+    writes: list[tuple[str, bytes]] = []
+    checks: list[tuple[str, bytes, bytes]] = []  # (bin prefix, group bytes, bin bytes)
+    if new_bin is not None:
+        gp = new_bin.prefix[:2]
+        old_group = _group(d, state.top, gp)
+        bin_bytes = new_bin.to_payload()
+        bin_ref = MetaRef.of(bin_bytes)
+        group = GroupNode(gp, {**old_group.bins, new_bin.prefix: bin_ref})
+        group_bytes = group.to_payload()
+        group_ref = MetaRef.of(group_bytes)
+        groups[gp] = group_ref
+        writes += [(bin_ref.path, bin_bytes), (group_ref.path, group_bytes)]
+        checks.append((new_bin.prefix, group_bytes, bin_bytes))
+    top = IndexTop(state.top.version + 1, now + index_expiry, groups)
+    top_bytes = sign(INDEX_TYPE, top.to_payload(), index_keys).to_bytes()
+    top_ref = MetaRef.of(top_bytes)
+    writes.append((top_ref.path, top_bytes))
+    timestamp = Timestamp(state.timestamp.version + 1, now + timestamp_expiry, top.version, top_ref)
+    ts_bytes = sign(TIMESTAMP_TYPE, timestamp.to_payload(), timestamp_keys).to_bytes()
+    _check_new_state(state.roots, now, ts_bytes, top_bytes, checks)
+    return _Plan(tuple(writes), ts_bytes, top, timestamp)
+
+
+def _apply(directory: Path, plan: _Plan) -> None:
+    for rel, data in plan.immutable:
+        _write_immutable(directory, rel, data)
+    # Last: only now does the new state become visible to clients.
+    _write_replace(directory, "timestamp.json", plan.timestamp_bytes)
+
+
+def _check_new_state(
+    roots: Sequence[bytes],
+    now: datetime,
+    ts_bytes: bytes,
+    top_bytes: bytes,
+    checks: Sequence[tuple[str, bytes, bytes]],
+) -> None:
+    """Run the new state through the client's trust core before it becomes visible."""
+    state = TrustedState(roots[0], now, max_root_rotations=max(len(roots), 1))
+    for data in roots[1:]:
+        state.update_root(data)
+    state.update_timestamp(ts_bytes)
+    state.update_index(top_bytes)
+    for bp, group_bytes, bin_bytes in checks:
+        group = state.verify_group(bp[:2], group_bytes)
+        node = state.verify_bin(group, bp, bin_bytes)
+        for name, entries in node.packages.items():
+            for entry in entries:
+                state.verify_bin_release(name, entry)
+
+
+# -- creating an index ---------------------------------------------------------
+
+
+def init_repository(
+    directory: str | os.PathLike[str],
+    root_envelope_bytes: bytes,
+    index_keys: SigningKey | Sequence[SigningKey],
+    timestamp_keys: SigningKey | Sequence[SigningKey],
+    *,
+    index_expiry: timedelta = DEFAULT_INDEX_EXPIRY,
+    timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
+    now: datetime | None = None,
+) -> Timestamp:
+    """Create an empty index: ``root/1.json``, an empty index top and ``timestamp.json``.
+
+    Args:
+        directory: The index directory (created if missing; must hold no index yet).
+        root_envelope_bytes: A signed root of version 1 (see :func:`root_init`,
+            :func:`root_sign`), self-signed by a threshold of its root role.
+        index_keys: Key(s) meeting the root's index threshold.
+        timestamp_keys: Key(s) meeting the root's timestamp threshold.
+        index_expiry: Lifetime of the index top.
+        timestamp_expiry: Lifetime of the timestamp.
+        now: Reference time (default: the current time).
+
+    Returns:
+        The first timestamp.
+
+    Raises:
+        PublishError: The directory already holds an index, or cannot be written, or the
+            root is not version 1.
+        SignatureError: The root is not self-signed, or the keys do not meet a threshold.
+        MetadataError: The root is invalid.
+        ExpiredError: The root is already expired.
+    """
+    d = Path(directory)
+    now = _now(now)
+    root = verify_anchor_root(root_envelope_bytes, "root/1.json")
+    if root.version != 1:
+        raise PublishError(f"root/1.json: expected root version 1, got {root.version}")
+    check_expiry("root/1.json", root.expires, now)
+    top = IndexTop(1, now + index_expiry, {})
+    top_bytes = sign(INDEX_TYPE, top.to_payload(), _keys(index_keys)).to_bytes()
+    top_ref = MetaRef.of(top_bytes)
+    timestamp = Timestamp(1, now + timestamp_expiry, 1, top_ref)
+    ts_bytes = sign(TIMESTAMP_TYPE, timestamp.to_payload(), _keys(timestamp_keys)).to_bytes()
+    _check_new_state((root_envelope_bytes,), now, ts_bytes, top_bytes, ())
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PublishError(f"index {d}: cannot create directory: {e.strerror or e}") from e
+    with _locked(d):
+        for rel in ("root", "meta", "timestamp.json"):
+            if (d / rel).exists():
+                raise PublishError(f"index {d}: {rel} exists; refusing to initialise over an index")
+        _write_immutable(d, "root/1.json", root_envelope_bytes)
+        _write_immutable(d, top_ref.path, top_bytes)
+        # Last: the index exists for clients only once timestamp.json does.
+        _write_replace(d, "timestamp.json", ts_bytes)
+    return timestamp
+
+
+# -- publishing and yanking ----------------------------------------------------
+
+
+def _copy_hashing(src: Path, dst_dir: Path) -> tuple[Path, str, int]:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst_dir, prefix=".incoming-", suffix=".zip")
+    digest = hashlib.sha256()
+    length = 0
+    try:
+        with os.fdopen(fd, "wb") as out, src.open("rb") as f:
+            while chunk := f.read(_COPY_CHUNK):
+                digest.update(chunk)
+                length += len(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp), digest.hexdigest(), length
+
+
+def _same_version(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
+
+
+def _release_from(info: PackageInfoLike, sha256: str, length: int) -> Release:
+    m = info.manifest
+    connectors = tuple(
+        ReleaseConnector(str(c.id), str(getattr(c.type, "value", c.type))) for c in m.connectors
+    )
+    version = str(m.version)
+    release = Release(
+        name=m.name,
+        version=version,
+        file=archive_path(m.name, version),
+        sha256=sha256,
+        length=length,
+        requires_modelmesh=None if m.requires_modelmesh is None else str(m.requires_modelmesh),
+        connectors=connectors,
+    )
+    try:
+        # The same strict parser the client runs: never sign what it would reject.
+        return parse_release(release.to_payload(), f"release {m.name} {version}")
+    except MetadataError as e:
+        raise PublishError(f"cannot publish {m.name} {version}: {e.message}") from e
+
+
+def publish(
+    directory: str | os.PathLike[str],
+    archive: str | os.PathLike[str],
+    *,
+    index_keys: SigningKey | Sequence[SigningKey],
+    timestamp_keys: SigningKey | Sequence[SigningKey],
+    release_keys: SigningKey | Sequence[SigningKey] | None = None,
+    now: datetime | None = None,
+    index_expiry: timedelta = DEFAULT_INDEX_EXPIRY,
+    timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
+    inspect: Inspector | None = None,
+) -> Release:
+    """Publish a package archive.
+
+    The archive is first copied into the index (hashed while copying) and the *copy* is
+    inspected, so the bytes checked are the bytes published. The release is signed by
+    ``release_keys`` (a publisher's keys) or else by ``index_keys``, and verified with the
+    root's rules before anything is written.
+
+    Args:
+        directory: The index directory.
+        archive: The package ``.zip``.
+        index_keys: Key(s) meeting the index threshold (they sign the new index top).
+        timestamp_keys: Key(s) meeting the timestamp threshold.
+        release_keys: Publisher key(s) to sign the release with instead of the index keys.
+        now: Reference time (default: the current time).
+        index_expiry: Lifetime of the new index top.
+        timestamp_expiry: Lifetime of the new timestamp.
+        inspect: Package inspector (default :func:`modelmesh_connectors.package.inspect_archive`).
+
+    Returns:
+        The published release.
+
+    Raises:
+        PublishError: The version is already published, an archive with other bytes is in
+            the way, the package does not fit the index format, or files cannot be written.
+        PackageError: The archive is not a valid package (from the inspector).
+        SignatureError: The keys do not meet a threshold.
+        PolicyError: The publisher keys do not cover every connector's namespace.
+        ExpiredError: The root is expired.
+        TrustError: The current index fails verification.
+    """
+    d = Path(directory)
+    now = _now(now)
+    inspector = inspect or _default_inspector
+    with _locked(d):
+        state = load_state(d)
+        try:
+            tmp, sha256, length = _copy_hashing(Path(archive), d / "archives")
+        except OSError as e:
+            raise PublishError(f"{archive}: cannot copy into the index: {e.strerror or e}") from e
+        try:
+            info = inspector(tmp)
+            if info.sha256 != sha256 or info.length != length:
+                raise PublishError(
+                    f"{archive}: inspected sha256 {info.sha256} ({info.length} bytes) is not "
+                    f"the copied sha256 {sha256} ({length} bytes)"
+                )
+            release = _release_from(info, sha256, length)
+            name, version = release.name, release.version
+            gp, bp = group_prefix(name), bin_prefix(name)
+            group = _group(d, state.top, gp)
+            node = _bin(d, group, bp)
+            existing = node.packages.get(name, ())
+            for entry in existing:
+                if _same_version(entry.version, version):
+                    raise PublishError(
+                        f"{name} {version} is already published (as {entry.version}); "
+                        "published versions never change",
+                        hint="bump the version in modelmesh-package.yaml",
+                    )
+            signers = _keys(release_keys) if release_keys is not None else _keys(index_keys)
+            envelope = sign(RELEASE_TYPE, release.to_payload(), signers)
+            check_expiry(f"root/{state.root.version}.json", state.root.expires, now)
+            verify_release(state.root, envelope, f"release {name} {version}")
+            packages = dict(node.packages)
+            packages[name] = (*existing, BinRelease(version, envelope, False, None))
+            # Everything is signed and checked before the first byte is written.
+            plan = _plan(
+                state,
+                now=now,
+                index_keys=_keys(index_keys),
+                timestamp_keys=_keys(timestamp_keys),
+                index_expiry=index_expiry,
+                timestamp_expiry=timestamp_expiry,
+                new_bin=BinNode(bp, packages),
+            )
+            target = d / release.file
+            if target.exists():
+                if hashlib.sha256(target.read_bytes()).hexdigest() != sha256:
+                    raise PublishError(
+                        f"index {d}: {release.file} exists with other bytes but is not in the "
+                        "index (left by an interrupted publish?); remove it by hand"
+                    )
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                # link() never replaces an existing file, even in a race.
+                os.link(tmp, target)
+            # The .sig of an unlisted (interrupted) release may be replaced; a listed
+            # release's .sig is never touched again (the version check above).
+            _write_replace(d, release.file + ".sig", envelope.to_bytes())
+            _apply(d, plan)
+        except OSError as e:
+            raise PublishError(f"index {d}: cannot publish {archive}: {e.strerror or e}") from e
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    return release
+
+
+def yank(
+    directory: str | os.PathLike[str],
+    name: str,
+    version: str,
+    reason: str,
+    *,
+    index_keys: SigningKey | Sequence[SigningKey],
+    timestamp_keys: SigningKey | Sequence[SigningKey],
+    now: datetime | None = None,
+    index_expiry: timedelta = DEFAULT_INDEX_EXPIRY,
+    timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
+) -> None:
+    """Mark a published release as yanked (it stays downloadable by exact pin).
+
+    Args:
+        directory: The index directory.
+        name: Package name.
+        version: Release version.
+        reason: Why (shown to users); non-empty printable text.
+        index_keys: Key(s) meeting the index threshold.
+        timestamp_keys: Key(s) meeting the timestamp threshold.
+        now: Reference time (default: the current time).
+        index_expiry: Lifetime of the new index top.
+        timestamp_expiry: Lifetime of the new timestamp.
+
+    Raises:
+        PublishError: No such release, already yanked, or files cannot be written.
+        InvalidNameError: ``name`` is not normalized.
+        SignatureError: The keys do not meet a threshold.
+        TrustError: The current index fails verification.
+    """
+    d = Path(directory)
+    now = _now(now)
+    if not isinstance(reason, str) or not reason.strip() or not reason.isprintable():
+        raise PublishError(f"yank reason: expected non-empty printable text, got {reason!r:.80}")
+    gp, bp = group_prefix(name), bin_prefix(name)
+    with _locked(d):
+        state = load_state(d)
+        node = _bin(d, _group(d, state.top, gp), bp)
+        entries = node.packages.get(name, ())
+        index = next((i for i, e in enumerate(entries) if e.version == version), None)
+        if index is None:
+            listed = ", ".join(e.version for e in entries) or "none"
+            raise PublishError(f"{name} {version} is not published (versions: {listed})")
+        if entries[index].yanked:
+            raise PublishError(f"{name} {version} is already yanked")
+        new_entries = list(entries)
+        new_entries[index] = BinRelease(version, entries[index].release, True, reason)
+        packages = {**node.packages, name: tuple(new_entries)}
+        plan = _plan(
+            state,
+            now=now,
+            index_keys=_keys(index_keys),
+            timestamp_keys=_keys(timestamp_keys),
+            index_expiry=index_expiry,
+            timestamp_expiry=timestamp_expiry,
+            new_bin=BinNode(bp, packages),
+        )
+        _apply(d, plan)
+
+
+def refresh_timestamp(
+    directory: str | os.PathLike[str],
+    timestamp_keys: SigningKey | Sequence[SigningKey],
+    expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
+    *,
+    now: datetime | None = None,
+) -> Timestamp:
+    """Re-sign ``timestamp.json`` with a higher version and a new expiry, same pin.
+
+    Args:
+        directory: The index directory.
+        timestamp_keys: Key(s) meeting the timestamp threshold.
+        expiry: Lifetime of the new timestamp.
+        now: Reference time (default: the current time).
+
+    Returns:
+        The new timestamp.
+
+    Raises:
+        PublishError: Files cannot be read or written.
+        SignatureError: The keys do not meet the threshold.
+        ExpiredError: The root or the index top is expired (refresh the index first).
+        TrustError: The current index fails verification.
+    """
+    d = Path(directory)
+    now = _now(now)
+    with _locked(d):
+        state = load_state(d)
+        ts = state.timestamp
+        new = Timestamp(ts.version + 1, now + expiry, ts.index_version, ts.index)
+        ts_bytes = sign(TIMESTAMP_TYPE, new.to_payload(), _keys(timestamp_keys)).to_bytes()
+        _check_new_state(state.roots, now, ts_bytes, state.top_bytes, ())
+        _write_replace(d, "timestamp.json", ts_bytes)
+    return new
+
+
+def refresh_index(
+    directory: str | os.PathLike[str],
+    *,
+    index_keys: SigningKey | Sequence[SigningKey],
+    timestamp_keys: SigningKey | Sequence[SigningKey],
+    now: datetime | None = None,
+    index_expiry: timedelta = DEFAULT_INDEX_EXPIRY,
+    timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
+) -> IndexTop:
+    """Re-sign the index top (new version and expiry, same groups) and the timestamp.
+
+    Use it before the top expires, and after the index keys were rotated.
+
+    Args:
+        directory: The index directory.
+        index_keys: Key(s) meeting the index threshold.
+        timestamp_keys: Key(s) meeting the timestamp threshold.
+        now: Reference time (default: the current time).
+        index_expiry: Lifetime of the new top.
+        timestamp_expiry: Lifetime of the new timestamp.
+
+    Returns:
+        The new index top.
+
+    Raises:
+        PublishError: Files cannot be read or written.
+        SignatureError: The keys do not meet a threshold.
+        TrustError: The current index fails verification.
+    """
+    d = Path(directory)
+    now = _now(now)
+    with _locked(d):
+        state = load_state(d)
+        plan = _plan(
+            state,
+            now=now,
+            index_keys=_keys(index_keys),
+            timestamp_keys=_keys(timestamp_keys),
+            index_expiry=index_expiry,
+            timestamp_expiry=timestamp_expiry,
+            new_bin=None,
+        )
+        _apply(d, plan)
+    return plan.top
+
+
+# -- root management -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublisherSpec:
+    """A publisher entry to put in a staged root.
+
+    Args:
+        name: Publisher name.
+        keys: Its public keys.
+        threshold: Signatures needed on a release.
+        namespaces: Connector namespaces it may publish.
+    """
+
+    name: str
+    keys: tuple[PublicKey, ...]
+    threshold: int
+    namespaces: tuple[str, ...]
+
+
+def root_init(
+    *,
+    root_keys: Sequence[PublicKey],
+    root_threshold: int,
+    index_keys: Sequence[PublicKey],
+    index_threshold: int,
+    timestamp_keys: Sequence[PublicKey],
+    timestamp_threshold: int,
+    expires: datetime,
+    publishers: Sequence[PublisherSpec] = (),
+    version: int = 1,
+) -> Envelope:
+    """Stage an unsigned root from public keys and thresholds.
+
+    Args:
+        root_keys: Root role keys.
+        root_threshold: Root role threshold.
+        index_keys: Index role keys.
+        index_threshold: Index role threshold.
+        timestamp_keys: Timestamp role keys.
+        timestamp_threshold: Timestamp role threshold.
+        expires: Root expiry (aware).
+        publishers: Scoped publishers.
+        version: Root version (1 for a new index; N+1 for a rotation).
+
+    Returns:
+        An envelope with no signatures yet; write ``to_bytes()`` and pass the file to
+        :func:`root_sign` for each key holder.
+
+    Raises:
+        PublishError: The root would be invalid (a threshold above the number of keys,
+            a key listed twice in a role, a bad namespace, …).
+    """
+    keys: dict[str, PublicKey] = {}
+
+    def ids(group: Sequence[PublicKey]) -> tuple[str, ...]:
+        for key in group:
+            keys[key.keyid] = key
+        return tuple(key.keyid for key in group)
+
+    roles = {
+        "root": RoleSpec(ids(root_keys), root_threshold),
+        "index": RoleSpec(ids(index_keys), index_threshold),
+        "timestamp": RoleSpec(ids(timestamp_keys), timestamp_threshold),
+    }
+    scoped = tuple(
+        Publisher(p.name, ids(p.keys), p.threshold, tuple(p.namespaces)) for p in publishers
+    )
+    # Only keys some role or publisher uses are listed: a dropped key is revoked.
+    root = Root(version, expires, keys, publishers=scoped, **roles)
+    payload = root.to_payload()
+    try:
+        parse_root(payload, f"staged root version {version}")
+    except MetadataError as e:
+        raise PublishError(f"cannot stage root: {e.message}") from e
+    return Envelope(ROOT_TYPE, payload, ())
+
+
+def root_sign(staged_path: str | os.PathLike[str], key: SigningKey) -> Envelope:
+    """Add (or replace) one key's signature on a staged root file, in place.
+
+    Args:
+        staged_path: The staged root file.
+        key: A root key of the new root or of the current root (for a rotation).
+
+    Returns:
+        The newly signed envelope (also written back atomically).
+
+    Raises:
+        PublishError: The file cannot be read or written.
+        SignatureError: The file is not a root envelope.
+        MetadataError: Its payload is not a valid root.
+    """
+    path = Path(staged_path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise PublishError(f"staged root {path}: cannot read: {e.strerror or e}") from e
+    envelope = parse_envelope(data)
+    if envelope.payload_type != ROOT_TYPE:
+        raise SignatureError(
+            f"staged root {path}: expected payload type {ROOT_TYPE!r}, got "
+            f"{envelope.payload_type!r}"
+        )
+    parse_root(envelope.payload, f"staged root {path}")
+    signed = envelope.with_signature(key)
+    _write_replace(path.parent, path.name, signed.to_bytes())
+    return signed
+
+
+def root_rotate(
+    directory: str | os.PathLike[str],
+    *,
+    expires: datetime,
+    root_keys: Sequence[PublicKey] | None = None,
+    root_threshold: int | None = None,
+    index_keys: Sequence[PublicKey] | None = None,
+    index_threshold: int | None = None,
+    timestamp_keys: Sequence[PublicKey] | None = None,
+    timestamp_threshold: int | None = None,
+    publishers: Sequence[PublisherSpec] | None = None,
+) -> Envelope:
+    """Stage root version N+1 from the index's current root N with the given changes.
+
+    Arguments left as None keep root N's value. Keys no role or publisher uses any more
+    are dropped, which revokes them once the new root is published.
+
+    Args:
+        directory: The index directory.
+        expires: Expiry of the new root.
+        root_keys, root_threshold: New root role (keys and/or threshold).
+        index_keys, index_threshold: New index role.
+        timestamp_keys, timestamp_threshold: New timestamp role.
+        publishers: New publisher list (empty to remove all).
+
+    Returns:
+        The unsigned staged envelope; it needs a threshold of signatures of root N's root
+        role *and* of its own root role (:func:`root_sign`).
+
+    Raises:
+        PublishError: The root chain cannot be read, or the new root would be invalid.
+        TrustError: The root chain fails verification.
+    """
+    _, roots = _load_root_chain(Path(directory))
+    current = roots[-1]
+
+    def role_keys(name: str, given: Sequence[PublicKey] | None) -> Sequence[PublicKey]:
+        if given is not None:
+            return given
+        return [current.keys[k] for k in current.role(name).keyids]
+
+    def threshold(name: str, given: int | None) -> int:
+        return given if given is not None else current.role(name).threshold
+
+    if publishers is None:
+        publishers = [
+            PublisherSpec(
+                p.name, tuple(current.keys[k] for k in p.keyids), p.threshold, p.namespaces
+            )
+            for p in current.publishers
+        ]
+    return root_init(
+        root_keys=role_keys("root", root_keys),
+        root_threshold=threshold("root", root_threshold),
+        index_keys=role_keys("index", index_keys),
+        index_threshold=threshold("index", index_threshold),
+        timestamp_keys=role_keys("timestamp", timestamp_keys),
+        timestamp_threshold=threshold("timestamp", timestamp_threshold),
+        expires=expires,
+        publishers=publishers,
+        version=current.version + 1,
+    )
+
+
+def root_publish(
+    directory: str | os.PathLike[str],
+    staged: bytes | str | os.PathLike[str],
+    *,
+    now: datetime | None = None,
+) -> Root:
+    """Add a fully signed staged root as ``root/<N+1>.json``.
+
+    The client's rotation rules are checked first (threshold of root N's root role and of
+    its own, version exactly N+1), and the new root must not be expired. If the index or
+    timestamp keys changed, run :func:`refresh_index` / :func:`refresh_timestamp` with the
+    new keys next: until then clients reject the old signatures.
+
+    Args:
+        directory: The index directory.
+        staged: The staged root bytes, or the path of the staged file.
+        now: Reference time (default: the current time).
+
+    Returns:
+        The new root.
+
+    Raises:
+        PublishError: Files cannot be read or written, or the version exists.
+        SignatureError: A threshold is not met.
+        RootRotationError: The version is not N+1.
+        ExpiredError: The new root is already expired.
+        TrustError: The current chain fails verification.
+    """
+    d = Path(directory)
+    now = _now(now)
+    if isinstance(staged, bytes):
+        data = staged
+    else:
+        try:
+            data = Path(staged).read_bytes()
+        except OSError as e:
+            raise PublishError(f"staged root {staged}: cannot read: {e.strerror or e}") from e
+    with _locked(d):
+        _, roots = _load_root_chain(d)
+        what = f"root/{roots[-1].version + 1}.json"
+        new = verify_next_root(roots[-1], data, what)
+        check_expiry(what, new.expires, now)
+        _write_immutable(d, what, data)
+    return new

@@ -1,0 +1,669 @@
+"""The publisher: init, publish, yank, refresh and root management on a real directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from modelmesh_connectors import repository
+from modelmesh_connectors.envelope import Envelope, parse_envelope
+from modelmesh_connectors.errors import (
+    ExpiredError,
+    PolicyError,
+    PublishError,
+    RootRotationError,
+    SignatureError,
+)
+from modelmesh_connectors.keys import SigningKey
+from modelmesh_connectors.metadata import (
+    MetaRef,
+    archive_path,
+    bin_prefix,
+    group_prefix,
+    parse_bin,
+    parse_group,
+)
+from modelmesh_connectors.repository import PublisherSpec
+from modelmesh_connectors.trust import TrustedState
+from tests.support.builders import DAY, NOW, make_keys
+from tests.support.packages import make_zip
+
+NAME = "acme-audit-log"
+
+# -- a fake package inspector (the shape of package.inspect_archive) --------------------
+
+
+@dataclass(frozen=True)
+class FakeType:
+    value: str
+
+
+@dataclass(frozen=True)
+class FakeConnector:
+    id: str
+    type: FakeType
+
+
+@dataclass(frozen=True)
+class FakeManifest:
+    name: str
+    version: str
+    requires_modelmesh: str | None
+    connectors: tuple[FakeConnector, ...]
+
+
+@dataclass(frozen=True)
+class FakeInfo:
+    manifest: FakeManifest
+    sha256: str
+    length: int
+
+
+def inspector(
+    name: str = NAME,
+    version: str = "1.0.0",
+    connectors: Sequence[str] = ("acme.audit-log.v1",),
+) -> Callable[[Path], FakeInfo]:
+    def inspect(path: Path) -> FakeInfo:
+        data = path.read_bytes()
+        manifest = FakeManifest(
+            name,
+            version,
+            ">=0.1.1,<0.2",
+            tuple(FakeConnector(c, FakeType("observability")) for c in connectors),
+        )
+        return FakeInfo(manifest, hashlib.sha256(data).hexdigest(), len(data))
+
+    return inspect
+
+
+# -- a repository fixture ------------------------------------------------------------
+
+
+@dataclass
+class Repo:
+    dir: Path
+    root_keys: list[SigningKey]
+    index_key: SigningKey
+    timestamp_key: SigningKey
+    root_bytes: bytes
+    tmp: Path
+
+    def archive(self, content: bytes = b"zip bytes") -> Path:
+        path = self.tmp / f"a-{hashlib.sha256(content).hexdigest()[:8]}.zip"
+        path.write_bytes(content)
+        return path
+
+    def publish(self, version: str = "1.0.0", content: bytes | None = None, **kw: object):  # type: ignore[no-untyped-def]
+        kw.setdefault("inspect", inspector(version=version))
+        return repository.publish(
+            self.dir,
+            self.archive(content if content is not None else version.encode()),
+            index_keys=self.index_key,
+            timestamp_keys=self.timestamp_key,
+            now=NOW,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def files(self) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(self.dir)): p.read_bytes()
+            for p in sorted(self.dir.rglob("*"))
+            if p.is_file() and p.name != repository.LOCK_NAME
+        }
+
+    def client(self, now=NOW) -> TrustedState:  # type: ignore[no-untyped-def]
+        state = TrustedState(self.root_bytes, now)
+        n = 2
+        while (self.dir / f"root/{n}.json").exists():
+            state.update_root((self.dir / f"root/{n}.json").read_bytes())
+            n += 1
+        state.update_timestamp((self.dir / "timestamp.json").read_bytes())
+        assert state.timestamp is not None
+        state.update_index((self.dir / state.timestamp.index.path).read_bytes())
+        return state
+
+    def releases(self, name: str = NAME) -> list[tuple[str, bool, str | None]]:
+        state = self.client()
+        assert state.index is not None
+        gref = state.index.groups[group_prefix(name)]
+        group = state.verify_group(group_prefix(name), (self.dir / gref.path).read_bytes())
+        bref = group.bins[bin_prefix(name)]
+        node = state.verify_bin(group, bin_prefix(name), (self.dir / bref.path).read_bytes())
+        out = []
+        for entry in node.packages[name]:
+            release = state.verify_bin_release(name, entry)
+            assert (self.dir / release.file).read_bytes()
+            out.append((entry.version, entry.yanked, entry.yanked_reason))
+        return out
+
+
+def stage_root(
+    root_keys: Sequence[SigningKey],
+    index_key: SigningKey,
+    timestamp_key: SigningKey,
+    *,
+    threshold: int = 2,
+    publishers: Sequence[PublisherSpec] = (),
+) -> Envelope:
+    return repository.root_init(
+        root_keys=[k.public for k in root_keys],
+        root_threshold=threshold,
+        index_keys=[index_key.public],
+        index_threshold=1,
+        timestamp_keys=[timestamp_key.public],
+        timestamp_threshold=1,
+        expires=NOW + 365 * DAY,
+        publishers=publishers,
+    )
+
+
+def make_repo(tmp_path: Path, publishers: Sequence[PublisherSpec] = ()) -> Repo:
+    root_keys = make_keys(3)
+    index_key, ts_key = make_keys(2)
+    env = stage_root(root_keys, index_key, ts_key, publishers=publishers)
+    for k in root_keys[:2]:
+        env = env.with_signature(k)
+    root_bytes = env.to_bytes()
+    repository.init_repository(tmp_path / "index", root_bytes, index_key, ts_key, now=NOW)
+    return Repo(tmp_path / "index", root_keys, index_key, ts_key, root_bytes, tmp_path)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Repo:
+    return make_repo(tmp_path)
+
+
+# -- init ----------------------------------------------------------------------------
+
+
+def test_init_layout_and_client_accepts(repo: Repo) -> None:
+    files = repo.files()
+    assert files["root/1.json"] == repo.root_bytes
+    assert "timestamp.json" in files
+    metas = [p for p in files if p.startswith("meta/")]
+    assert len(metas) == 1
+    assert metas[0] == f"meta/{hashlib.sha256(files[metas[0]]).hexdigest()}.json"
+    state = repo.client()
+    assert state.index is not None
+    assert state.index.version == 1
+    assert dict(state.index.groups) == {}
+
+
+def test_init_refuses_existing_index(repo: Repo) -> None:
+    with pytest.raises(PublishError, match="refusing to initialise"):
+        repository.init_repository(
+            repo.dir, repo.root_bytes, repo.index_key, repo.timestamp_key, now=NOW
+        )
+
+
+def test_init_refuses_unsigned_root(tmp_path: Path) -> None:
+    root_keys = make_keys(3)
+    index_key, ts_key = make_keys(2)
+    env = stage_root(root_keys, index_key, ts_key).with_signature(root_keys[0])
+    with pytest.raises(SignatureError, match="got 1 valid"):
+        repository.init_repository(tmp_path / "i", env.to_bytes(), index_key, ts_key, now=NOW)
+    assert not (tmp_path / "i").exists()
+
+
+def test_init_refuses_keys_outside_roles(tmp_path: Path) -> None:
+    root_keys = make_keys(3)
+    index_key, ts_key, stranger = make_keys(3)
+    env = stage_root(root_keys, index_key, ts_key)
+    for k in root_keys[:2]:
+        env = env.with_signature(k)
+    with pytest.raises(SignatureError, match="index top"):
+        repository.init_repository(tmp_path / "i", env.to_bytes(), stranger, ts_key, now=NOW)
+    assert not (tmp_path / "i").exists()
+
+
+def test_init_refuses_expired_root(tmp_path: Path) -> None:
+    root_keys = make_keys(1)
+    index_key, ts_key = make_keys(2)
+    env = repository.root_init(
+        root_keys=[root_keys[0].public],
+        root_threshold=1,
+        index_keys=[index_key.public],
+        index_threshold=1,
+        timestamp_keys=[ts_key.public],
+        timestamp_threshold=1,
+        expires=NOW - DAY,
+    ).with_signature(root_keys[0])
+    with pytest.raises(ExpiredError):
+        repository.init_repository(tmp_path / "i", env.to_bytes(), index_key, ts_key, now=NOW)
+
+
+# -- publish -------------------------------------------------------------------------
+
+
+def test_publish_writes_archive_sig_nodes_and_timestamp(repo: Repo) -> None:
+    release = repo.publish("1.0.0", b"the archive")
+    files = repo.files()
+    assert release.file == archive_path(NAME, "1.0.0")
+    assert files[release.file] == b"the archive"
+    assert release.sha256 == hashlib.sha256(b"the archive").hexdigest()
+    assert release.length == len(b"the archive")
+    assert [c.id for c in release.connectors] == ["acme.audit-log.v1"]
+    assert [c.type for c in release.connectors] == ["observability"]
+    # The .sig is byte-identical to the release embedded in the bin.
+    state = repo.client()
+    assert state.timestamp is not None
+    assert state.timestamp.version == 2
+    assert state.index is not None
+    assert state.index.version == 2
+    group_ref = state.index.groups[group_prefix(NAME)]
+    group = parse_group(files[group_ref.path])
+    node = parse_bin(files[group.bins[bin_prefix(NAME)].path])
+    assert files[release.file + ".sig"] == node.packages[NAME][0].release.to_bytes()
+    # Every meta file is content-addressed.
+    for path, data in files.items():
+        if path.startswith("meta/"):
+            assert path == MetaRef.of(data).path
+    assert not [p for p in files if ".incoming-" in p or ".tmp-" in p]
+    assert repo.releases() == [("1.0.0", False, None)]
+
+
+def test_publish_several_versions_and_packages(repo: Repo) -> None:
+    repo.publish("1.0.0")
+    repo.publish("1.1.0")
+    repository.publish(
+        repo.dir,
+        repo.archive(b"other"),
+        index_keys=repo.index_key,
+        timestamp_keys=repo.timestamp_key,
+        now=NOW,
+        inspect=inspector("other-pkg", "0.1", ["acme.other.v1"]),
+    )
+    assert repo.releases() == [("1.0.0", False, None), ("1.1.0", False, None)]
+    assert repo.releases("other-pkg") == [("0.1", False, None)]
+    assert repo.client().index.version == 4  # type: ignore[union-attr]
+
+
+def test_publish_never_overwrites_meta_files(repo: Repo) -> None:
+    before = repo.files()
+    repo.publish("1.0.0")
+    after = repo.files()
+    for path, data in before.items():
+        if path != "timestamp.json":
+            assert after[path] == data
+
+
+@pytest.mark.parametrize("again", ["1.0.0", "1.0"])
+def test_publish_refuses_existing_version(repo: Repo, again: str) -> None:
+    repo.publish("1.0.0")
+    before = repo.files()
+    with pytest.raises(PublishError, match="already published") as info:
+        repo.publish(again, b"different bytes")
+    assert info.value.hint is not None
+    assert repo.files() == before
+
+
+def test_publish_refuses_orphan_archive_with_other_bytes(repo: Repo) -> None:
+    target = repo.dir / archive_path(NAME, "1.0.0")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"left behind")
+    before = (repo.dir / "timestamp.json").read_bytes()
+    with pytest.raises(PublishError, match="exists with other bytes"):
+        repo.publish("1.0.0", b"new bytes")
+    assert (repo.dir / "timestamp.json").read_bytes() == before
+
+
+def test_publish_reuses_identical_orphan_archive(repo: Repo) -> None:
+    target = repo.dir / archive_path(NAME, "1.0.0")
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"same")
+    repo.publish("1.0.0", b"same")
+    assert repo.releases() == [("1.0.0", False, None)]
+
+
+def test_publish_with_wrong_index_key_writes_nothing(repo: Repo) -> None:
+    before = repo.files()
+    with pytest.raises(SignatureError, match=r"release acme-audit-log 1\.0\.0 \(index role\)"):
+        repository.publish(
+            repo.dir,
+            repo.archive(),
+            index_keys=SigningKey.generate(),
+            timestamp_keys=repo.timestamp_key,
+            now=NOW,
+            inspect=inspector(),
+        )
+    assert repo.files() == before
+
+
+def test_publish_inspector_hash_mismatch(repo: Repo) -> None:
+    def lying(path: Path) -> FakeInfo:
+        info = inspector()(path)
+        return FakeInfo(info.manifest, "00" * 32, info.length)
+
+    with pytest.raises(PublishError, match="is not the copied sha256"):
+        repo.publish("1.0.0", inspect=lying)
+
+
+def test_publish_refuses_release_the_client_would_reject(repo: Repo) -> None:
+    with pytest.raises(PublishError, match="connector ID"):
+        repo.publish("1.0.0", inspect=inspector(connectors=["Bad ID"]))
+
+
+def test_publish_timestamp_is_written_last(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+    real_replace = repository._write_replace
+    real_immutable = repository._write_immutable
+
+    def record_replace(d: Path, rel: str, data: bytes) -> None:
+        order.append(rel)
+        real_replace(d, rel, data)
+
+    def record_immutable(d: Path, rel: str, data: bytes) -> None:
+        order.append(rel)
+        real_immutable(d, rel, data)
+
+    monkeypatch.setattr(repository, "_write_replace", record_replace)
+    monkeypatch.setattr(repository, "_write_immutable", record_immutable)
+    repo.publish("1.0.0")
+    assert order[-1] == "timestamp.json"
+    assert order.count("timestamp.json") == 1
+    assert sum(1 for p in order if p.startswith("meta/")) == 3  # bin, group, top
+
+
+def test_publish_with_real_inspector(repo: Repo, tmp_path: Path) -> None:
+    archive = make_zip(tmp_path / "pkg", NAME, "1.2.0")
+    release = repository.publish(
+        repo.dir, archive, index_keys=repo.index_key, timestamp_keys=repo.timestamp_key, now=NOW
+    )
+    assert (release.name, release.version) == (NAME, "1.2.0")
+    assert release.sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert repo.releases() == [("1.2.0", False, None)]
+
+
+def test_publish_missing_archive(repo: Repo, tmp_path: Path) -> None:
+    with pytest.raises(PublishError, match="cannot copy"):
+        repository.publish(
+            repo.dir,
+            tmp_path / "missing.zip",
+            index_keys=repo.index_key,
+            timestamp_keys=repo.timestamp_key,
+            now=NOW,
+            inspect=inspector(),
+        )
+
+
+def test_publish_into_missing_index(tmp_path: Path) -> None:
+    with pytest.raises(PublishError, match="not a directory"):
+        repository.publish(
+            tmp_path / "nope",
+            tmp_path / "a.zip",
+            index_keys=SigningKey.generate(),
+            timestamp_keys=SigningKey.generate(),
+        )
+
+
+# -- publisher scope -----------------------------------------------------------------
+
+
+def test_publisher_in_scope(tmp_path: Path) -> None:
+    pub = SigningKey.generate()
+    repo = make_repo(tmp_path, [PublisherSpec("acme", (pub.public,), 1, ("acme",))])
+    release = repo.publish("1.0.0", release_keys=[pub])
+    sig = parse_envelope((repo.dir / (release.file + ".sig")).read_bytes())
+    assert [s.keyid for s in sig.signatures] == [pub.keyid]
+    assert repo.releases() == [("1.0.0", False, None)]
+
+
+def test_publisher_signed_release_with_wrong_index_key(tmp_path: Path) -> None:
+    pub = SigningKey.generate()
+    repo = make_repo(tmp_path, [PublisherSpec("acme", (pub.public,), 1, ("acme",))])
+    before = repo.files()
+    with pytest.raises(SignatureError, match="index top"):
+        repository.publish(
+            repo.dir,
+            repo.archive(),
+            index_keys=pub,
+            timestamp_keys=repo.timestamp_key,
+            release_keys=pub,
+            now=NOW,
+            inspect=inspector(),
+        )
+    assert repo.files() == before
+
+
+def test_publisher_out_of_scope_refused_before_writing(tmp_path: Path) -> None:
+    pub = SigningKey.generate()
+    repo = make_repo(tmp_path, [PublisherSpec("acme", (pub.public,), 1, ("acme",))])
+    before = repo.files()
+    with pytest.raises(PolicyError, match=r"modelmesh\.env\.v1"):
+        repo.publish(
+            "1.0.0",
+            release_keys=[pub],
+            inspect=inspector(connectors=["acme.a.v1", "modelmesh.env.v1"]),
+        )
+    assert repo.files() == before
+
+
+# -- yank and refresh ------------------------------------------------------------------
+
+
+def test_yank(repo: Repo) -> None:
+    repo.publish("1.0.0")
+    repo.publish("1.1.0")
+    sig_before = (repo.dir / (archive_path(NAME, "1.0.0") + ".sig")).read_bytes()
+    repository.yank(
+        repo.dir,
+        NAME,
+        "1.0.0",
+        "CVE-2026-0001",
+        index_keys=repo.index_key,
+        timestamp_keys=repo.timestamp_key,
+        now=NOW,
+    )
+    assert repo.releases() == [("1.0.0", True, "CVE-2026-0001"), ("1.1.0", False, None)]
+    assert (repo.dir / (archive_path(NAME, "1.0.0") + ".sig")).read_bytes() == sig_before
+
+
+def test_yank_errors(repo: Repo) -> None:
+    repo.publish("1.0.0")
+    kw = {"index_keys": repo.index_key, "timestamp_keys": repo.timestamp_key, "now": NOW}
+    with pytest.raises(PublishError, match=r"2\.0 is not published \(versions: 1\.0\.0\)"):
+        repository.yank(repo.dir, NAME, "2.0", "x", **kw)  # type: ignore[arg-type]
+    with pytest.raises(PublishError, match="versions: none"):
+        repository.yank(repo.dir, "other-pkg", "1.0", "x", **kw)  # type: ignore[arg-type]
+    with pytest.raises(PublishError, match="printable"):
+        repository.yank(repo.dir, NAME, "1.0.0", "", **kw)  # type: ignore[arg-type]
+    repository.yank(repo.dir, NAME, "1.0.0", "bad", **kw)  # type: ignore[arg-type]
+    with pytest.raises(PublishError, match="already yanked"):
+        repository.yank(repo.dir, NAME, "1.0.0", "bad", **kw)  # type: ignore[arg-type]
+
+
+def test_refresh_timestamp(repo: Repo) -> None:
+    before = repo.client().timestamp
+    later = NOW + 6 * DAY
+    new = repository.refresh_timestamp(repo.dir, repo.timestamp_key, now=later)
+    assert before is not None
+    assert new.version == before.version + 1
+    assert new.index == before.index
+    assert new.expires == later + repository.DEFAULT_TIMESTAMP_EXPIRY
+    # A client 8 days later accepts only the refreshed timestamp.
+    assert repo.client(NOW + 8 * DAY).timestamp == new
+
+
+def test_refresh_timestamp_wrong_key(repo: Repo) -> None:
+    with pytest.raises(SignatureError):
+        repository.refresh_timestamp(repo.dir, repo.index_key, now=NOW)
+
+
+def test_refresh_index(repo: Repo) -> None:
+    repo.publish("1.0.0")
+    top = repository.refresh_index(
+        repo.dir,
+        index_keys=repo.index_key,
+        timestamp_keys=repo.timestamp_key,
+        now=NOW,
+        index_expiry=timedelta(days=30),
+    )
+    assert top.version == 3
+    assert top.expires == NOW + timedelta(days=30)
+    assert repo.releases() == [("1.0.0", False, None)]
+
+
+# -- root management ---------------------------------------------------------------------
+
+
+def test_root_init_validates() -> None:
+    (k,) = make_keys(1)
+    with pytest.raises(PublishError, match="between 1 and 1"):
+        repository.root_init(
+            root_keys=[k.public],
+            root_threshold=2,
+            index_keys=[k.public],
+            index_threshold=1,
+            timestamp_keys=[k.public],
+            timestamp_threshold=1,
+            expires=NOW + DAY,
+        )
+    with pytest.raises(PublishError, match="listed twice"):
+        repository.root_init(
+            root_keys=[k.public, k.public],
+            root_threshold=1,
+            index_keys=[k.public],
+            index_threshold=1,
+            timestamp_keys=[k.public],
+            timestamp_threshold=1,
+            expires=NOW + DAY,
+        )
+
+
+def test_root_sign_multi_party(tmp_path: Path) -> None:
+    root_keys = make_keys(3)
+    index_key, ts_key = make_keys(2)
+    staged = tmp_path / "root.staged.json"
+    staged.write_bytes(stage_root(root_keys, index_key, ts_key).to_bytes())
+    repository.root_sign(staged, root_keys[0])
+    repository.root_sign(staged, root_keys[0])  # signing twice replaces
+    env = repository.root_sign(staged, root_keys[2])
+    assert parse_envelope(staged.read_bytes()) == env
+    assert sorted(s.keyid for s in env.signatures) == sorted(
+        [root_keys[0].keyid, root_keys[2].keyid]
+    )
+    repository.init_repository(tmp_path / "i", staged.read_bytes(), index_key, ts_key, now=NOW)
+
+
+def test_root_sign_refuses_non_root(tmp_path: Path, repo: Repo) -> None:
+    with pytest.raises(SignatureError, match="expected payload type"):
+        repository.root_sign(repo.dir / "timestamp.json", repo.root_keys[0])
+
+
+def rotate_keys(
+    repo: Repo, tmp_path: Path, signers: Sequence[SigningKey], **changes: object
+) -> Path:
+    staged = tmp_path / "next.json"
+    staged.write_bytes(
+        repository.root_rotate(repo.dir, expires=NOW + 400 * DAY, **changes).to_bytes()  # type: ignore[arg-type]
+    )
+    for key in signers:
+        repository.root_sign(staged, key)
+    return staged
+
+
+def test_root_rotation_replacing_all_keys(repo: Repo, tmp_path: Path) -> None:
+    repo.publish("1.0.0")
+    new_root = make_keys(2)
+    new_ts = SigningKey.generate()
+    staged = rotate_keys(
+        repo,
+        tmp_path,
+        [*repo.root_keys[:2], *new_root],
+        root_keys=[k.public for k in new_root],
+        root_threshold=2,
+        timestamp_keys=[new_ts.public],
+    )
+    root = repository.root_publish(repo.dir, staged, now=NOW)
+    assert root.version == 2
+    assert set(root.keys) == {k.keyid for k in [*new_root, repo.index_key, new_ts]}
+    assert (repo.dir / "root/2.json").read_bytes() == staged.read_bytes()
+    # The old timestamp is signed by a revoked key: flagged, clients reject it.
+    assert repository.load_state(repo.dir).stale_signatures
+    with pytest.raises(SignatureError):
+        repo.client()
+    repository.refresh_timestamp(repo.dir, new_ts, now=NOW)
+    assert not repository.load_state(repo.dir).stale_signatures
+    assert repo.client().root.version == 2
+    assert repo.releases() == [("1.0.0", False, None)]
+
+
+def test_root_publish_needs_old_threshold(repo: Repo, tmp_path: Path) -> None:
+    new_root = make_keys(1)
+    staged = rotate_keys(
+        repo,
+        tmp_path,
+        [repo.root_keys[0], *new_root],
+        root_keys=[k.public for k in new_root],
+        root_threshold=1,
+    )
+    with pytest.raises(SignatureError, match="root role of trusted root version 1"):
+        repository.root_publish(repo.dir, staged, now=NOW)
+    assert not (repo.dir / "root/2.json").exists()
+
+
+def test_root_publish_needs_new_threshold(repo: Repo, tmp_path: Path) -> None:
+    new_root = make_keys(2)
+    staged = rotate_keys(
+        repo,
+        tmp_path,
+        [*repo.root_keys[:2], new_root[0]],
+        root_keys=[k.public for k in new_root],
+        root_threshold=2,
+    )
+    with pytest.raises(SignatureError, match="its own root role"):
+        repository.root_publish(repo.dir, staged, now=NOW)
+
+
+def test_root_publish_refuses_wrong_version_and_expired(repo: Repo, tmp_path: Path) -> None:
+    with pytest.raises(RootRotationError, match="expected root version 2, got 1"):
+        repository.root_publish(repo.dir, repo.root_bytes, now=NOW)
+    staged = rotate_keys(repo, tmp_path, repo.root_keys[:2])
+    with pytest.raises(ExpiredError):
+        repository.root_publish(repo.dir, staged, now=NOW + 500 * DAY)
+    repository.root_publish(repo.dir, staged.read_bytes(), now=NOW)
+    with pytest.raises(RootRotationError, match="expected root version 3, got 2"):
+        repository.root_publish(repo.dir, staged, now=NOW)
+
+
+def test_root_rotate_keeps_unchanged_roles(repo: Repo, tmp_path: Path) -> None:
+    pub = SigningKey.generate()
+    staged = rotate_keys(
+        repo,
+        tmp_path,
+        repo.root_keys[:2],
+        publishers=[PublisherSpec("acme", (pub.public,), 1, ("acme",))],
+    )
+    root = repository.root_publish(repo.dir, staged, now=NOW)
+    assert root.index.keyids == (repo.index_key.keyid,)
+    assert root.root.threshold == 2
+    assert [p.name for p in root.publishers] == ["acme"]
+    # Next rotation keeps the publisher unless told otherwise.
+    staged2 = rotate_keys(repo, tmp_path, repo.root_keys[:2])
+    assert [p.name for p in repository.root_publish(repo.dir, staged2, now=NOW).publishers] == [
+        "acme"
+    ]
+    assert repo.client().root.version == 3
+
+
+def test_load_state(repo: Repo) -> None:
+    repo.publish("1.0.0")
+    state = repository.load_state(repo.dir)
+    assert state.root.version == 1
+    assert len(state.roots) == 1
+    assert state.timestamp.version == 2
+    assert state.top.version == 2
+    assert state.timestamp_bytes == (repo.dir / "timestamp.json").read_bytes()
+    assert json.loads(state.top_bytes)["payloadType"].endswith("index+json")
+
+
+def test_load_state_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(PublishError, match=r"cannot read root/1\.json"):
+        repository.load_state(tmp_path)
