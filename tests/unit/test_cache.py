@@ -18,7 +18,6 @@ import pytest
 from filelock import FileLock
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.support.http_server import LoopbackServer, Reply
 
 from modelmesh_connectors.cache import CACHE_DIR_ENV, ArchiveCache, default_cache_dir
 from modelmesh_connectors.download import DownloadConfig, HttpFetcher, Sink
@@ -30,6 +29,7 @@ from modelmesh_connectors.errors import (
     LengthMismatchError,
     LockTimeoutError,
 )
+from tests.support.http_server import LoopbackServer, Reply
 
 PAYLOAD = b"PK\x03\x04 a connector archive " * 100
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

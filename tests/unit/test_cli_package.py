@@ -54,16 +54,20 @@ def test_errors_print_one_line_and_hint_and_exit_1(tmp_path: Path, capsys: pytes
     bad = zip_directory(src, tmp_path / "bad.zip")
     assert main(["inspect", str(bad)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("error: ") and "must be at the root" in err[0]
+    assert err[0].startswith("error: ")
+    assert "must be at the root" in err[0]
     assert err[1].startswith("hint: ")
 
 
 def test_verbose_shows_traceback_via_console_script(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("modelmesh-connectors")
     quiet = subprocess.run([str(exe), "inspect", str(tmp_path / "missing.zip")], capture_output=True, text=True)
-    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr
+    assert quiet.returncode == 1
+    assert "Traceback" not in quiet.stderr
     loud = subprocess.run([str(exe), "-v", "inspect", str(tmp_path / "missing.zip")], capture_output=True, text=True)
-    assert loud.returncode == 1 and "Traceback" in loud.stderr and "PackageError" in loud.stderr
+    assert loud.returncode == 1
+    assert "Traceback" in loud.stderr
+    assert "PackageError" in loud.stderr
     module = subprocess.run([sys.executable, "-m", "modelmesh_connectors", "list", "--type", "rotation"],
                             capture_output=True, text=True, check=True)
     assert "modelmesh.stick-until-failure.v1" in module.stdout

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import trustme
-from tests.support.http_server import LoopbackServer, Reply
 
 from modelmesh_connectors.download import DownloadConfig, HttpFetcher, check_url_policy
 from modelmesh_connectors.errors import (
@@ -27,6 +26,7 @@ from modelmesh_connectors.errors import (
     NotFoundError,
     PolicyError,
 )
+from tests.support.http_server import LoopbackServer, Reply
 
 # Tiny delays and timeouts keep the whole file fast; trust_env=False keeps any
 # proxy variable in the environment from sending loopback traffic elsewhere.

@@ -205,4 +205,5 @@ def test_loaded_type_listed_under_its_type(tmp_path: Path) -> None:
     registry = ConnectorRegistry()
     registry.load_package(str(make_zip(tmp_path)))
     ids = [i.id for i in registry.list_connectors(ConnectorType.OBSERVABILITY)]
-    assert "acme.audit-log.v1" in ids and "modelmesh.null.v1" in ids
+    assert "acme.audit-log.v1" in ids
+    assert "modelmesh.null.v1" in ids

@@ -1,0 +1,86 @@
+"""Build or re-sign the project's committed demo index (``index/``) and trust root (``keys/``).
+
+The maintainers' private keys live outside the repository; pass their folder with ``--keys``
+or ``$MODELMESH_MAINTAINER_KEYS`` (e.g. ``../shared/maintainer-keys``). Expected files there:
+``root-1.pem root-2.pem root-3.pem index.pem timestamp.pem`` (see that folder's README).
+
+    python scripts/build_index.py --keys ../shared/maintainer-keys            # first build
+    python scripts/build_index.py --keys ../shared/maintainer-keys --resign   # extend expiries
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from modelmesh_connectors import repository
+from modelmesh_connectors.keyfiles import read_signing_key
+from modelmesh_connectors.pack import pack_to_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+INDEX = ROOT / "index"
+SOURCES = INDEX / "sources"
+TRUST_ROOT = ROOT / "keys" / "root.json"
+
+# Publication order; the last entry is yanked to show yanking in the demo index.
+PUBLISH = [
+    "modelmesh-echo-provider-1.0.0",
+    "acme-audit-log-1.0.0",
+    "acme-audit-log-1.1.0",
+    "demo-weighted-rotation-1.0.0",
+    "demo-canary-1.0.0",
+]
+YANK = ("acme-audit-log", "1.0.0", "superseded by 1.1.0, which can redact message content")
+ROOT_EXPIRY = timedelta(days=3 * 365)  # the demo must keep working for years
+META_EXPIRY = timedelta(days=2 * 365)  # index top and timestamp of the demo index
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=Path, default=os.environ.get("MODELMESH_MAINTAINER_KEYS"))
+    parser.add_argument("--resign", action="store_true", help="only re-sign top and timestamp")
+    args = parser.parse_args()
+    if args.keys is None:
+        parser.error("--keys DIR (or $MODELMESH_MAINTAINER_KEYS) is required")
+    keys = {n: read_signing_key(args.keys / f"{n}.pem", prompt=False) for n in
+            ("root-1", "root-2", "root-3", "index", "timestamp")}
+    now = datetime.now(UTC).replace(microsecond=0)
+    if args.resign:
+        repository.refresh_index(INDEX, index_keys=keys["index"], timestamp_keys=keys["timestamp"],
+                                 now=now, index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
+        print(f"re-signed {INDEX} (expires {now + META_EXPIRY:%Y-%m-%d})")
+        return 0
+    if (INDEX / "timestamp.json").exists():
+        print("index/ already exists; use --resign to extend expiries", file=sys.stderr)
+        return 1
+    staged = repository.root_init(
+        root_keys=[keys[f"root-{i}"].public for i in (1, 2, 3)], root_threshold=2,
+        index_keys=[keys["index"].public], index_threshold=1,
+        timestamp_keys=[keys["timestamp"].public], timestamp_threshold=1,
+        expires=now + ROOT_EXPIRY,
+    )
+    root = staged.with_signature(keys["root-1"]).with_signature(keys["root-2"]).to_bytes()
+    repository.init_repository(INDEX, root, keys["index"], keys["timestamp"], now=now,
+                               index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
+    TRUST_ROOT.parent.mkdir(exist_ok=True)
+    TRUST_ROOT.write_bytes(root)
+    dist = ROOT / "build" / "dist"
+    dist.mkdir(parents=True, exist_ok=True)
+    for name in PUBLISH:
+        data, filename = pack_to_bytes(SOURCES / name)
+        (dist / filename).write_bytes(data)
+        release = repository.publish(INDEX, dist / filename, index_keys=keys["index"],
+                                     timestamp_keys=keys["timestamp"], now=now,
+                                     index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
+        print(f"published {release.name} {release.version} sha256={release.sha256}")
+    repository.yank(INDEX, *YANK, index_keys=keys["index"], timestamp_keys=keys["timestamp"],
+                    now=now, index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
+    print(f"yanked {YANK[0]} {YANK[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

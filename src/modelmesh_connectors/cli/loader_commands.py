@@ -1,0 +1,197 @@
+"""CLI: ``install``, ``load``, ``cache``, ``lock`` and ``mirror`` — the loader's shell."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import LoaderConfig, load_config, parse_config
+from ..errors import ConfigError
+from ..loader import Loader, build_registry
+from ..requirements import parse_package_spec
+from .package_commands import print_table
+
+__all__ = ["register"]
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommands to the parser."""
+    p = sub.add_parser("install", help="download and verify packages into the cache")
+    p.add_argument("requirements", nargs="+", help="requirement, https URL or local path")
+    _config_args(p, required=False)
+    p.set_defaults(handler=_install)
+
+    p = sub.add_parser("load", help="load a config's packages and show the registry")
+    _config_args(p, required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_load)
+
+    p = sub.add_parser("cache", help="inspect or clean the archive cache")
+    p.add_argument("action", choices=["list", "verify", "prune"])
+    _config_args(p, required=False)
+    p.set_defaults(handler=_cache)
+
+    p = sub.add_parser("lock", help="resolve every package and write connectors.lock")
+    _config_args(p, required=True)
+    p.add_argument("-o", "--output", type=Path, help="lock file (default: next to the config)")
+    p.add_argument(
+        "--upgrade",
+        nargs="?",
+        const="*",
+        metavar="NAME",
+        help="move pins (all, or only NAME) instead of keeping existing ones",
+    )
+    p.set_defaults(handler=_lock)
+
+    p = sub.add_parser("mirror", help="copy trust root, signed metadata and archives for air gaps")
+    _config_args(p, required=True)
+    p.add_argument("--to", type=Path, required=True, help="target directory")
+    p.add_argument("--bundle", type=Path, help="also write a single-file .tar bundle")
+    p.set_defaults(handler=_mirror)
+
+
+def _config_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--config", type=Path, required=required, help="ModelMesh YAML with connectors:")
+    p.add_argument("--index", action="append", help="index URL (repeat for mirrors)")
+    p.add_argument("--trust-root", type=Path, help="trust root file (keys/root.json)")
+    p.add_argument("--cache-dir", type=Path, help="cache directory")
+    p.add_argument("--offline", action="store_true", help="never use the network")
+    p.add_argument("--locked", action="store_true", help="install exactly what the lock pins")
+
+
+def _config(args: argparse.Namespace) -> LoaderConfig:
+    base = load_config(args.config) if args.config else parse_config({})
+    overrides: dict[str, Any] = {}
+    if args.index:
+        overrides["index"] = tuple(u.rstrip("/") + "/" for u in args.index)
+    if args.trust_root:
+        overrides["trust_root"] = args.trust_root.resolve()
+    if args.cache_dir:
+        overrides["cache_dir"] = args.cache_dir.resolve()
+    if args.offline:
+        overrides["offline"] = True
+    if args.locked:
+        overrides["locked"] = True
+        if base.lock_file is None:
+            overrides["lock_file"] = base.base_dir / "connectors.lock"
+    return LoaderConfig(**{**base.__dict__, **overrides}) if overrides else base
+
+
+def _install(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    specs = [parse_package_spec(r, base_dir=Path.cwd()) for r in args.requirements]
+    show = sys.stderr.isatty()
+    with Loader(cfg) as loader:
+        for resolved, data in loader.install(specs):
+            if show:
+                print(
+                    f"  verified {resolved.name} {resolved.version} ({len(data)} bytes)",
+                    file=sys.stderr,
+                )
+            print(f"{resolved.name} {resolved.version} sha256={resolved.sha256}")
+    return 0
+
+
+def _load(args: argparse.Namespace) -> int:
+    registry = build_registry(_config(args))
+    rows: list[dict[str, Any]] = []
+    for info in registry.list_connectors():
+        origin = registry.origin(info.id)
+        rows.append(
+            {
+                "id": info.id,
+                "type": info.connector_type.value,
+                "version": info.version,
+                "origin": str(origin),
+                "signed_by": list(origin.signed_by),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(
+            [[str(r["id"]), str(r["type"]), str(r["version"]), str(r["origin"])] for r in rows],
+            ["ID", "TYPE", "VERSION", "ORIGIN"],
+        )
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from ..cache import ArchiveCache
+
+    cfg = _config(args)
+    cache = ArchiveCache(cfg.resolved_cache_dir())
+    if args.action == "list":
+        for entry in cache.entries():
+            print(f"{entry.sha256}  {entry.size}")
+        return 0
+    if args.action == "verify":
+        bad = cache.verify_all()
+        for digest in bad:
+            print(f"corrupt (removed): {digest}")
+        print(f"{len(cache.entries())} entries ok, {len(bad)} corrupt")
+        return 1 if bad else 0
+    keep: set[str] = set()
+    if args.config:
+        with Loader(cfg) as loader:
+            keep = {r.sha256 for r, _ in loader.install(list(cfg.packages))}
+    removed = cache.prune(keep)
+    print(f"pruned {len(removed)} entries, kept {len(keep)}")
+    return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from ..loader import ResolvedArchive
+    from ..lockfile import LockFile
+
+    cfg = _config(args)
+    out = args.output or (cfg.lock_file or cfg.base_dir / "connectors.lock")
+    existing = LockFile.read(out) if out.exists() and args.upgrade != "*" else None
+    with Loader(LoaderConfig(**{**cfg.__dict__, "locked": False})) as loader:
+        if existing is not None:
+            keep = LockFile(tuple(e for e in existing.entries if e.name != args.upgrade))
+            loader.use_lock(_PartialLock(keep))
+        resolved = [r for r in loader.resolve_all(cfg.packages) if isinstance(r, ResolvedArchive)]
+        for r in resolved:
+            loader.fetch_archive(r)  # a lock only pins what verified end to end
+    lock = LockFile.from_resolved(resolved)
+    lock.write(out)
+    for e in lock.entries:
+        print(f"{e.name}=={e.version} sha256={e.sha256}")
+    print(f"wrote {out}")
+    return 0
+
+
+class _PartialLock:
+    """Keep existing pins when locking without --upgrade; new packages resolve freely."""
+
+    def __init__(self, lock: Any) -> None:
+        self._lock = lock
+
+    def pinned_version(self, name: str) -> str | None:
+        for e in self._lock.entries:
+            if e.name == name:
+                return str(e.version)
+        return None
+
+    def check(self, resolved: Any) -> None:
+        if self.pinned_version(resolved.name) is not None:
+            self._lock.check(resolved)
+
+    def check_complete(self, resolved: Any) -> None:
+        return None
+
+
+def _mirror(args: argparse.Namespace) -> int:
+    from ..mirror import make_mirror
+
+    cfg = _config(args)
+    if not cfg.packages:
+        raise ConfigError("connectors.packages: nothing to mirror")
+    report = make_mirror(cfg, args.to, bundle=args.bundle)
+    for line in report:
+        print(line)
+    return 0

@@ -1,0 +1,334 @@
+"""One run's trusted view of a signed index: refresh once, then look packages up.
+
+This is the I/O shell around the sans-I/O :class:`~modelmesh_connectors.trust.TrustedState`:
+it feeds the trust core bytes from the local state store and from the mirrors, in the order
+FORMAT.md §4 prescribes, and persists what the core accepted. Mirrors are tried in order;
+a mirror that fails to answer or serves data that fails verification is skipped (it can
+delay a load, never poison it), and all mirrors share one rollback reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .download import Fetcher
+from .errors import (
+    DownloadError,
+    NotFoundError,
+    ResolutionError,
+    TrustError,
+)
+from .metadata import BinRelease, MetaRef, bin_prefix, group_prefix
+from .statestore import OriginMetadata
+from .trust import TrustedState, verify_anchor_root
+
+__all__ = ["IndexView", "Mirror"]
+
+_log = logging.getLogger("modelmesh_connectors.index")
+
+MAX_ROOT_BYTES = 512 * 1024  # bytes; a root lists a few dozen keys
+MAX_TIMESTAMP_BYTES = 16 * 1024  # bytes; FORMAT.md §4
+MAX_ROOT_WALK = 32  # root versions per update (bounded walk)
+
+
+@dataclass(frozen=True)
+class _Update:
+    roots: list[bytes]
+    timestamp: bytes
+    top: bytes | None
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One place the index can be read from.
+
+    Attributes:
+        url: Base URL ending in ``/`` (``https://…/`` or ``file:///…/``).
+        fetcher: Returns the fetcher for this mirror (created lazily: no httpx import
+            until a request is really made).
+        network: True when reading it touches the network (offline mode skips it).
+    """
+
+    url: str
+    fetcher: Callable[[], Fetcher]
+    network: bool
+
+
+class IndexView:
+    """The trusted state of one index for one run.
+
+    Args:
+        anchor: The shipped trust root bytes (``keys/root.json``).
+        store: Local state for this index (last trusted files, nodes, refresh time).
+        mirrors: Where to read the index, in order of preference.
+        now: Reference time for every expiry check.
+        offline: Never use a network mirror; rely on the store and local mirrors.
+        max_expired_age: Seconds expired metadata is tolerated offline (warned each use).
+        metadata_max_age: Seconds a cached state is reused without asking a mirror.
+        max_metadata_bytes: Cap for an index node.
+    """
+
+    def __init__(
+        self,
+        *,
+        anchor: bytes,
+        store: OriginMetadata,
+        mirrors: Sequence[Mirror],
+        now: datetime,
+        offline: bool = False,
+        max_expired_age: float = 0.0,
+        metadata_max_age: float = 300.0,
+        max_metadata_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self._anchor = anchor
+        self._store = store
+        self._mirrors = [m for m in mirrors if not (offline and m.network)]
+        self._now = now
+        self._offline = offline
+        self._grace = timedelta(seconds=max_expired_age) if offline else timedelta(0)
+        self._max_age = timedelta(seconds=metadata_max_age)
+        self._max_node = max_metadata_bytes
+        self._state: TrustedState | None = None
+        self._served_by: str | None = None
+
+    @property
+    def store(self) -> OriginMetadata:
+        """The local state store of this index."""
+        return self._store
+
+    def node_bytes(self, ref: MetaRef) -> bytes:
+        """A node's verified-by-hash bytes (cache, else mirrors)."""
+        return self._node(ref)
+
+    @property
+    def mirrors(self) -> list[Mirror]:
+        """Usable mirrors, in order."""
+        return list(self._mirrors)
+
+    # -- refresh -----------------------------------------------------------------------------
+
+    def state(self) -> TrustedState:
+        """The trusted state, refreshing it on first use.
+
+        Raises:
+            TrustError: every mirror served data that failed verification (the first
+                such error is raised; others are logged).
+            DownloadError: no mirror could be reached.
+            CacheError: the local state cannot be read or written.
+        """
+        if self._state is None:
+            self._state = self._refresh()
+        return self._state
+
+    def _base_state(self) -> TrustedState:
+        """A state from the best local root: the stored copy, or the anchor if newer."""
+        anchor_root = verify_anchor_root(self._anchor)
+        stored = self._store.load_root()
+        if stored is not None:
+            try:
+                if verify_anchor_root(stored).version >= anchor_root.version:
+                    return TrustedState(stored, self._now, expiry_grace=self._grace)
+            except TrustError as exc:
+                _log.warning("ignoring the stored root, it does not verify: %s", exc)
+        return TrustedState(self._anchor, self._now, expiry_grace=self._grace)
+
+    def _with_local(self, state: TrustedState) -> bool:
+        """Load the stored timestamp and top as the rollback reference; True if both load."""
+        ts = self._store.load_timestamp()
+        if ts is None:
+            return False
+        try:
+            state.load_trusted_timestamp(ts)
+        except TrustError as exc:  # e.g. timestamp keys rotated: the copy is no longer trusted
+            _log.warning("discarding the stored timestamp: %s", exc)
+            return False
+        top = self._store.load_index()
+        if top is None:
+            return False
+        try:
+            state.load_trusted_index(top)
+        except TrustError as exc:
+            _log.warning("discarding the stored index top: %s", exc)
+            return False
+        return True
+
+    def _cached_is_fresh(self, state: TrustedState) -> bool:
+        last = self._store.last_refresh()
+        if state.timestamp is None or state.index is None:
+            return False
+        if self._offline:
+            return False  # offline with a local mirror (bundle): prefer its newer state
+        if last is None or not (timedelta(0) <= self._now - last <= self._max_age):
+            return False
+        return state.timestamp.expires > self._now and state.index.expires > self._now
+
+    def _refresh(self) -> TrustedState:
+        with self._store.locked():
+            # Re-check under the lock: another process may have just refreshed.
+            state = self._base_state()
+            has_local = self._with_local(state)
+            if has_local and (not self._mirrors or self._cached_is_fresh(state)):
+                _log.debug("using the cached index state; no request made")
+                self._warn_grace(state)
+                return state
+            if not self._mirrors:
+                raise DownloadError(
+                    "offline, and no trusted index state is cached",
+                    hint="run once online, or configure 'bundle:' with a mirror directory",
+                )
+            first_trust: TrustError | None = None
+            failures: list[str] = []
+            for mirror in self._mirrors:
+                candidate = self._base_state()
+                self._with_local(candidate)
+                try:
+                    update = self._update(candidate, mirror)
+                except (TrustError, DownloadError) as exc:
+                    _log.warning("mirror %s failed: %s", mirror.url, exc)
+                    failures.append(f"{mirror.url}: {exc}")
+                    if isinstance(exc, TrustError) and first_trust is None:
+                        first_trust = exc
+                    continue
+                if update.roots:
+                    self._store.save_root(update.roots[-1])
+                self._store.save_timestamp(update.timestamp)
+                if update.top is not None:
+                    self._store.save_index(update.top)
+                self._store.record_refresh(self._now)
+                self._served_by = mirror.url
+                _log.info("index state from %s", mirror.url)
+                self._warn_grace(candidate)
+                return candidate
+            if first_trust is not None:
+                raise type(first_trust)(
+                    f"{first_trust.message} (all {len(self._mirrors)} mirror(s) failed: "
+                    + "; ".join(failures)
+                    + ")",
+                    hint=first_trust.hint,
+                ) from first_trust
+            raise DownloadError(
+                "no index mirror could be read: " + "; ".join(failures),
+                hint="check the 'index:' URLs and the network, or use offline mode",
+            )
+
+    def _warn_grace(self, state: TrustedState) -> None:
+        """Log every file accepted only thanks to the offline grace period."""
+        if self._grace <= timedelta(0):
+            return
+        for what, expires in _expired(state, self._now):
+            _log.warning(
+                "%s expired %s ago (at %s); accepted offline within max_expired_age",
+                what,
+                self._now - expires,
+                expires.isoformat(),
+            )
+
+    def _update(self, state: TrustedState, mirror: Mirror) -> _Update:
+        """Root walk, timestamp and top from one mirror (FORMAT.md §4 steps 1-3)."""
+        fetcher = mirror.fetcher()
+        roots: list[bytes] = []
+        for _ in range(MAX_ROOT_WALK + 1):
+            url = f"{mirror.url}root/{state.root.version + 1}.json"
+            try:
+                data = fetcher.fetch_bytes(url, max_length=MAX_ROOT_BYTES)
+            except NotFoundError:
+                break
+            state.update_root(data)  # raises past MAX_ROOT_WALK steps (bounded walk)
+            roots.append(data)
+        ts_bytes = fetcher.fetch_bytes(
+            f"{mirror.url}timestamp.json", max_length=MAX_TIMESTAMP_BYTES
+        )
+        previous_ref = _ref_of(state)
+        ts = state.update_timestamp(ts_bytes)
+        top: bytes | None = None
+        if previous_ref != ts.index:
+            top = fetcher.fetch_bytes(f"{mirror.url}{ts.index.path}", max_length=ts.index.length)
+            state.update_index(top)
+        return _Update(roots, ts_bytes, top)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def releases(self, name: str) -> tuple[BinRelease, ...]:
+        """Every release the index lists for ``name`` (verified bin entry, not yet the envelope).
+
+        Raises:
+            ResolutionError: the index has no package ``name``.
+            TrustError, DownloadError: as :meth:`state`, or a node fails verification.
+        """
+        state = self.state()
+        assert state.index is not None
+        gp, bp = group_prefix(name), bin_prefix(name)
+        gref = state.index.groups.get(gp)
+        if gref is None:
+            raise ResolutionError(f"the index has no package named {name!r}")
+        group = state.verify_group(gp, self._node(gref))
+        bref = group.bins.get(bp)
+        if bref is None:
+            raise ResolutionError(f"the index has no package named {name!r}")
+        node = state.verify_bin(group, bp, self._node(bref))
+        found = node.packages.get(name)
+        if not found:
+            raise ResolutionError(f"the index has no package named {name!r}")
+        return found
+
+    def _node(self, ref: MetaRef) -> bytes:
+        """A node's bytes: from the store (re-hashed), else from the first mirror that has it."""
+        cached = self._store.load_node(ref.sha256, ref.length)
+        if cached is not None:
+            return cached
+        if ref.length > self._max_node:
+            raise TrustError(
+                f"{ref.path}: signed length {ref.length} is over the metadata cap "
+                f"{self._max_node} bytes"
+            )
+        errors: list[str] = []
+        for mirror in self._ordered_mirrors():
+            try:
+                data = mirror.fetcher().fetch_bytes(
+                    f"{mirror.url}{ref.path}", max_length=ref.length
+                )
+                # Check before persisting: a mirror's wrong bytes must never enter the store.
+                if MetaRef.of(data) != ref:
+                    raise TrustError(f"{mirror.url}{ref.path}: bytes do not match the signed hash")
+            except (DownloadError, TrustError) as exc:
+                errors.append(str(exc))
+                _log.warning("mirror %s failed for %s: %s", mirror.url, ref.path, exc)
+                continue
+            self._store.save_node(ref.sha256, data)
+            return data
+        if not errors:
+            raise DownloadError(
+                f"{ref.path} is not cached and no mirror may be used (offline)",
+                hint="refresh online first, or load from a bundle made by 'mirror'",
+            )
+        raise DownloadError(f"{ref.path}: no mirror served it: " + "; ".join(errors))
+
+    def _ordered_mirrors(self) -> list[Mirror]:
+        if self._served_by is None:
+            return self._mirrors
+        first = [m for m in self._mirrors if m.url == self._served_by]
+        return first + [m for m in self._mirrors if m.url != self._served_by]
+
+    def archive_urls(self, file: str) -> list[tuple[str, Mirror]]:
+        """URLs of an archive on every usable mirror, the one that served the state first."""
+        return [(f"{m.url}{file}", m) for m in self._ordered_mirrors()]
+
+
+def _ref_of(state: TrustedState) -> MetaRef | None:
+    return (
+        state.timestamp.index if state.timestamp is not None and state.index is not None else None
+    )
+
+
+def _expired(state: TrustedState, now: datetime) -> list[tuple[str, datetime]]:
+    out: list[tuple[str, datetime]] = []
+    if state.root.expires <= now:
+        out.append((f"root/{state.root.version}.json", state.root.expires))
+    if state.timestamp is not None and state.timestamp.expires <= now:
+        out.append(("timestamp.json", state.timestamp.expires))
+    if state.index is not None and state.index.expires <= now:
+        out.append(("index top", state.index.expires))
+    return out
