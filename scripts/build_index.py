@@ -79,7 +79,32 @@ def main() -> int:
     repository.yank(INDEX, *YANK, index_keys=keys["index"], timestamp_keys=keys["timestamp"],
                     now=now, index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
     print(f"yanked {YANK[0]} {YANK[1]}")
+    removed = _drop_superseded_nodes()
+    print(f"removed {removed} superseded meta nodes (no reader can be mid-update on a new index)")
     return 0
+
+
+def _drop_superseded_nodes() -> int:
+    """Delete meta nodes no longer reachable from the current timestamp.
+
+    A live index keeps them for clients that read mid-publish; the committed demo index has
+    no such readers, and keeping only reachable files means every committed byte is checked.
+    """
+    from modelmesh_connectors.metadata import parse_group
+
+    state = repository.load_state(INDEX)
+    keep = {state.timestamp.index.path}
+    for ref in state.top.groups.values():
+        keep.add(ref.path)
+        group = parse_group((INDEX / ref.path).read_bytes())
+        keep.update(b.path for b in group.bins.values())
+    removed = 0
+    for path in (INDEX / "meta").iterdir():
+        if f"meta/{path.name}" not in keep:
+            path.unlink()
+            removed += 1
+    (INDEX / ".modelmesh-publish.lock").unlink(missing_ok=True)
+    return removed
 
 
 if __name__ == "__main__":

@@ -87,8 +87,9 @@ def main() -> int:
                 f"verified and loaded {len(rows)} package connectors in {elapsed * 1000:.0f} ms "
                 f"(+{builtins} ModelMesh built-ins):"
             )
-            widths = [max(len(r[i]) for r in rows) for i in range(4)]
-            for row in [("ID", "TYPE", "VERSION", "ORIGIN"), *rows]:
+            table = [("ID", "TYPE", "VERSION", "ORIGIN"), *rows]
+            widths = [max(len(r[i]) for r in table) for i in range(4)]
+            for row in table:
                 print("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
             response = loaded.client.chat.completions.create(
                 model="chat",

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from .download import Fetcher
 from .errors import (
     DownloadError,
+    HashMismatchError,
     NotFoundError,
     ResolutionError,
     TrustError,
@@ -285,20 +286,31 @@ class IndexView:
                 f"{self._max_node} bytes"
             )
         errors: list[str] = []
+        first_trust: TrustError | None = None
         for mirror in self._ordered_mirrors():
             try:
                 data = mirror.fetcher().fetch_bytes(
                     f"{mirror.url}{ref.path}", max_length=ref.length
                 )
                 # Check before persisting: a mirror's wrong bytes must never enter the store.
-                if MetaRef.of(data) != ref:
-                    raise TrustError(f"{mirror.url}{ref.path}: bytes do not match the signed hash")
+                got = MetaRef.of(data)
+                if got != ref:
+                    raise HashMismatchError(
+                        f"{mirror.url}{ref.path}: expected sha256 {ref.sha256} and "
+                        f"{ref.length} bytes, got {got.sha256} and {got.length} bytes"
+                    )
             except (DownloadError, TrustError) as exc:
                 errors.append(str(exc))
+                if isinstance(exc, TrustError) and first_trust is None:
+                    first_trust = exc
                 _log.warning("mirror %s failed for %s: %s", mirror.url, ref.path, exc)
                 continue
             self._store.save_node(ref.sha256, data)
             return data
+        if first_trust is not None:
+            raise type(first_trust)(
+                f"{ref.path}: every mirror failed: " + "; ".join(errors), hint=first_trust.hint
+            ) from first_trust
         if not errors:
             raise DownloadError(
                 f"{ref.path} is not cached and no mirror may be used (offline)",
