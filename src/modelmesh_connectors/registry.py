@@ -342,12 +342,19 @@ class ConnectorRegistry:
 
     # -- internals -------------------------------------------------------------------------
 
-    @staticmethod
-    def _is_local(path: str) -> bool:
+    def _is_local(self, path: str) -> bool:
+        """A local path per the config grammar; a bare existing name is local only without
+        an index (with one, ``acme-audit-log`` is a requirement even if such a folder exists)."""
+        from .requirements import InvalidPackageSpec, LocalSpec, RequirementSpec, parse_package_spec
+
         text = str(path)
-        if "://" in text:
-            return False
-        return Path(text).exists() or text.endswith(".zip") or "/" in text or text.startswith(".")
+        try:
+            spec = parse_package_spec(text)
+        except InvalidPackageSpec:
+            return True  # let the local reader report what is wrong with the path
+        if isinstance(spec, LocalSpec):
+            return True
+        return isinstance(spec, RequirementSpec) and self._source is None and Path(text).exists()
 
     def _check_free(self, cid: str, origin: Origin) -> None:
         existing = self._entries.get(cid)
