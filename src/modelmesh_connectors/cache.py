@@ -38,6 +38,7 @@ from typing import BinaryIO, Final
 
 from filelock import FileLock, Timeout
 
+from modelmesh_connectors.atomic_write import fsync_directory
 from modelmesh_connectors.download import Sink
 from modelmesh_connectors.errors import (
     CacheError,
@@ -454,7 +455,7 @@ class ArchiveCache:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
         _logger.debug("cached archive %s (%d bytes)", sha256, length)
 
     def _discard_if_still_bad(self, path: Path, sha256: str, length: int | None) -> bool:
@@ -551,19 +552,3 @@ def _entry_problem(path: Path, sha256: str, length: int | None) -> str | None:
     if got != sha256:
         return f"expected sha256 {sha256}, got {got}"
     return None
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename durable; best effort (some platforms cannot fsync a directory)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -8,12 +8,12 @@ Pinning is all-or-nothing: a package missing from the lock fails the load.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .atomic_write import write_atomic
 from .errors import ConfigError, HashMismatchError, ResolutionError
 
 if TYPE_CHECKING:
@@ -99,9 +99,10 @@ class LockFile:
 
     def write(self, path: Path) -> None:
         """Write atomically."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(self.to_bytes())
-        os.replace(tmp, path)
+        try:
+            write_atomic(path, self.to_bytes())
+        except OSError as exc:
+            raise ConfigError(f"cannot write the lock file {path}: {exc}") from exc
 
     @classmethod
     def read(cls, path: Path) -> LockFile:

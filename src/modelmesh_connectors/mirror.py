@@ -10,10 +10,10 @@ here may list releases whose archives were not copied; the loader then reports t
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 from pathlib import Path
 
+from .atomic_write import write_atomic
 from .config import LoaderConfig
 from .errors import CacheError
 from .index_view import MAX_ROOT_BYTES
@@ -24,11 +24,10 @@ __all__ = ["make_mirror"]
 
 
 def _write(target: Path, rel: str, data: bytes) -> None:
-    path = target / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        write_atomic(target / rel, data)
+    except OSError as exc:
+        raise CacheError(f"cannot write {target / rel}: {exc}") from exc
 
 
 def make_mirror(config: LoaderConfig, target: Path, *, bundle: Path | None = None) -> list[str]:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from pathlib import Path
 
 from .archive import ArchiveLimits, read_directory, read_zip
+from .atomic_write import write_atomic
 from .errors import PackageError
 from .manifest import MANIFEST_NAME, parse_manifest
 
@@ -66,11 +66,8 @@ def pack_directory(source: Path, output: Path | None = None) -> Path:
     target = Path(output) if output is not None else Path.cwd()
     if target.is_dir():
         target = target / default_name
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        write_atomic(target, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise PackageError(f"cannot write {target}: {exc}") from exc
     return target

@@ -32,9 +32,7 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterator, Set
 from datetime import UTC, datetime
@@ -44,6 +42,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from filelock import FileLock, Timeout
 
+from modelmesh_connectors.atomic_write import write_atomic
 from modelmesh_connectors.errors import (
     CacheError,
     HashMismatchError,
@@ -532,40 +531,7 @@ def _unlink(path: Path) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``path``, fsync it, then ``os.replace`` it."""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        write_atomic(path, data)
     except OSError as exc:
-        raise CacheError(f"cannot create a temporary file in {path.parent}: {exc}") from exc
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise CacheError(f"cannot write {path}: {exc}") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename durable; best effort (some platforms cannot fsync a directory)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

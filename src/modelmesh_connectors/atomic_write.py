@@ -1,0 +1,63 @@
+"""Atomic, durable file replacement: temp file beside the target, fsync, ``os.replace``.
+
+Readers see the old file or the new one, never a half-written one (a crash leaves at most a
+``.<name>.*.tmp`` file, which the owning store cleans up). Callers wrap ``OSError`` into their
+own error type (cache, publish, lock file).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["fsync_directory", "write_atomic", "write_temp"]
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename durable; best effort (some platforms cannot fsync a directory)."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_temp(target: Path, data: bytes) -> Path:
+    """Write ``data`` to a fsynced temp file in ``target``'s directory and return its path.
+
+    Raises:
+        OSError: the directory cannot be created or written (the temp file is removed).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return Path(name)
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Replace ``target`` with ``data`` atomically and durably.
+
+    Raises:
+        OSError: the file cannot be written (nothing changed; no temp file is left).
+    """
+    tmp = write_temp(target, data)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_directory(target.parent)
