@@ -44,6 +44,7 @@ from modelmesh_connectors.metadata import (
     group_prefix,
     parse_group,
     parse_index_top,
+    parse_timestamp,
 )
 from modelmesh_connectors.trust import TrustedState
 
@@ -345,3 +346,38 @@ def payload_dict(obj: Root | Timestamp | IndexTop | Release) -> dict[str, Any]:
 def to_payload(obj: Mapping[str, Any]) -> bytes:
     """Serialise a (possibly malformed) payload dict."""
     return canonical_json(dict(obj))
+
+
+def with_bin(bundle: IndexBundle, node: BinNode, *, keys: KeySet | None = None) -> IndexBundle:
+    """Return ``bundle`` with bin ``node`` put in place and group, top and timestamp re-signed.
+
+    The top and timestamp versions are bumped by one; old files stay in ``files`` (as on a
+    real server). Use it to hand-craft bins the publisher would never write.
+    """
+    keys = keys or bundle.keys
+    files = dict(bundle.files)
+    top = parse_index_top(parse_envelope(bundle.top).payload)
+    ts = parse_timestamp(parse_envelope(bundle.timestamp).payload)
+    gp = node.prefix[:2]
+    old_group = parse_group(files[top.groups[gp].path]) if gp in top.groups else GroupNode(gp, {})
+    bin_data = node.to_payload()
+    files[MetaRef.of(bin_data).path] = bin_data
+    group_data = GroupNode(gp, {**old_group.bins, node.prefix: MetaRef.of(bin_data)}).to_payload()
+    files[MetaRef.of(group_data).path] = group_data
+    new_top = signed_top(
+        make_top(
+            version=top.version + 1,
+            expires=top.expires,
+            groups={**top.groups, gp: MetaRef.of(group_data)},
+        ),
+        keys.index,
+    )
+    files[MetaRef.of(new_top).path] = new_top
+    new_ts = signed_timestamp(
+        make_timestamp(
+            new_top, version=ts.version + 1, index_version=top.version + 1, expires=ts.expires
+        ),
+        keys.timestamp,
+    )
+    files["timestamp.json"] = new_ts
+    return IndexBundle(keys, bundle.root, new_ts, new_top, files)

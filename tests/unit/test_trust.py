@@ -818,3 +818,38 @@ def test_full_client_flow_with_embedded_releases(keys: KeySet) -> None:
         check_archive(release, sha256=hashlib.sha256(archive).hexdigest(), length=len(archive))
         versions.append((release.version, entry.yanked))
     assert versions == [("1.0.0", False), ("1.1.0", True)]
+
+
+def test_index_top_unsigned(keys: KeySet) -> None:
+    b = build_index(keys)
+    top = signed_top(make_top(version=1, expires=NOW + 2 * DAY), [])
+    state = TrustedState(b.root, NOW)
+    state.update_timestamp(ts_bytes(top, keys, version=2))
+    with pytest.raises(SignatureError, match="got 0 valid"):
+        state.update_index(top)
+    assert state.index is None
+
+
+def test_trust_core_has_no_io() -> None:
+    # Sans-I/O: the trust core never opens files or sockets and never reads the clock.
+    import ast
+    import inspect
+
+    from modelmesh_connectors import trust
+
+    tree = ast.parse(inspect.getsource(trust))
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+        )
+    }
+    assert not imported & {"os", "io", "socket", "pathlib", "httpx", "urllib", "time"}
+    calls = {
+        node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+    }
+    assert not calls & {"open", "now", "utcnow", "today", "time"}
