@@ -1,0 +1,352 @@
+"""CLI: the publisher's commands — keys, roots, publishing, auditing and a local server.
+
+``keygen``; ``root init|sign|rotate|publish``; ``init``; ``publish``; ``yank``; ``timestamp``;
+``refresh``; ``verify``; ``serve``. Private keys are read from files; a passphrase comes from
+``$MODELMESH_KEY_PASSPHRASE`` or a prompt, never from an argument (arguments leak into shell
+history and the process list).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .. import repository
+from ..config import parse_duration
+from ..errors import ConfigError, ConnectorError
+from ..keyfiles import read_public_key, read_signing_key, write_public_key, write_signing_key
+from ..keys import PublicKey, SigningKey
+
+__all__ = ["register"]
+
+_PASSPHRASE_ENV = "MODELMESH_KEY_PASSPHRASE"  # noqa: S105 - names a variable, holds no secret
+
+
+def register(sub: Any) -> None:
+    """Add this module's subcommands to the parser."""
+    p = sub.add_parser("keygen", help="generate an Ed25519 signing key (PKCS#8 PEM, mode 0600)")
+    p.add_argument("output", type=Path, help="private key file to create (public key: .pub.pem)")
+    p.add_argument(
+        "--encrypt",
+        action="store_true",
+        help=f"encrypt with a passphrase (from ${_PASSPHRASE_ENV} or a prompt)",
+    )
+    p.set_defaults(handler=_keygen)
+
+    root = sub.add_parser("root", help="stage, sign, rotate and publish trust roots")
+    rsub = root.add_subparsers(dest="root_command", required=True, metavar="ACTION")
+    p = rsub.add_parser("init", help="stage root version 1 from public keys")
+    _role_args(p, required=True)
+    p.add_argument("--expires", default="365d", help="lifetime (e.g. 365d)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="staged root file")
+    p.set_defaults(handler=_root_init)
+    p = rsub.add_parser("sign", help="add one key holder's signature to a staged root")
+    p.add_argument("staged", type=Path)
+    p.add_argument("--key", type=Path, required=True, help="private root key file")
+    p.set_defaults(handler=_root_sign)
+    p = rsub.add_parser("rotate", help="stage root N+1 from an index's current root")
+    p.add_argument("--index", type=Path, required=True, help="index directory")
+    _role_args(p, required=False)
+    p.add_argument("--expires", default="365d")
+    p.add_argument("-o", "--output", type=Path, required=True)
+    p.set_defaults(handler=_root_rotate)
+    p = rsub.add_parser("publish", help="add a fully signed staged root N+1 to an index")
+    p.add_argument("staged", type=Path)
+    p.add_argument("--index", type=Path, required=True)
+    p.set_defaults(handler=_root_publish)
+
+    p = sub.add_parser("init", help="create an empty index from a signed root version 1")
+    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("--root", type=Path, required=True, help="signed root version 1")
+    _signer_args(p)
+    p.set_defaults(handler=_init)
+
+    p = sub.add_parser("publish", help="publish a package archive into an index")
+    p.add_argument("archive", type=Path)
+    p.add_argument("--index", type=Path, required=True)
+    _signer_args(p)
+    p.add_argument(
+        "--release-key",
+        type=Path,
+        action="append",
+        help="publisher key(s) to sign the release with (namespace-scoped)",
+    )
+    p.set_defaults(handler=_publish)
+
+    p = sub.add_parser("yank", help="mark a published version as yanked")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--index", type=Path, required=True)
+    _signer_args(p)
+    p.set_defaults(handler=_yank)
+
+    p = sub.add_parser("timestamp", help="re-sign the short-lived freshness file")
+    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("--timestamp-key", type=Path, required=True, action="append")
+    p.add_argument("--expires", default="7d")
+    p.set_defaults(handler=_timestamp)
+
+    p = sub.add_parser("refresh", help="re-sign the index top (new expiry) and the timestamp")
+    p.add_argument("--index", type=Path, required=True)
+    _signer_args(p)
+    p.set_defaults(handler=_refresh)
+
+    p = sub.add_parser("verify", help="audit an index: every signature, expiry, hash and length")
+    p.add_argument("location", help="index directory or http(s) URL")
+    p.add_argument("--root", type=Path, required=True, help="trusted root (keys/root.json)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_verify)
+
+    p = sub.add_parser("serve", help="serve a directory on 127.0.0.1 (local testing)")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(handler=_serve)
+
+
+def _role_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    for role in ("root", "index", "timestamp"):
+        p.add_argument(
+            f"--{role}-key",
+            type=Path,
+            action="append",
+            required=required,
+            help=f"{role} role public key file (repeat)",
+        )
+        p.add_argument(f"--{role}-threshold", type=int, default=None if not required else 1)
+    p.add_argument(
+        "--publisher",
+        action="append",
+        default=[],
+        metavar="NAME:NS[,NS]:PUB[,PUB]",
+        help="namespace-scoped publisher (threshold 1)",
+    )
+
+
+def _signer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index-key", type=Path, required=True, action="append")
+    p.add_argument("--timestamp-key", type=Path, required=True, action="append")
+    p.add_argument("--index-expires", default="90d")
+    p.add_argument("--timestamp-expires", default="7d")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _days(text: str, key: str) -> timedelta:
+    return timedelta(seconds=parse_duration(text, key=key))
+
+
+def _private(paths: list[Path]) -> list[SigningKey]:
+    return [read_signing_key(p) for p in paths]
+
+
+def _public(paths: list[Path] | None) -> list[PublicKey] | None:
+    return None if paths is None else [read_public_key(p) for p in paths]
+
+
+def _publishers(specs: list[str]) -> list[repository.PublisherSpec]:
+    out: list[repository.PublisherSpec] = []
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise ConfigError(f"--publisher {spec!r}: expected NAME:NS[,NS]:PUBKEY[,PUBKEY]")
+        name, namespaces, keys = parts
+        out.append(
+            repository.PublisherSpec(
+                name,
+                tuple(read_public_key(Path(k)) for k in keys.split(",")),
+                1,
+                tuple(namespaces.split(",")),
+            )
+        )
+    return out
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    passphrase: bytes | None = None
+    if args.encrypt:
+        text = os.environ.get(_PASSPHRASE_ENV)
+        if not text:
+            if not sys.stdin.isatty():
+                raise ConfigError(f"--encrypt needs ${_PASSPHRASE_ENV} or an interactive prompt")
+            text = getpass.getpass("passphrase: ")
+            if getpass.getpass("again: ") != text:
+                raise ConfigError("passphrases differ")
+        passphrase = text.encode()
+    key = SigningKey.generate()
+    write_signing_key(args.output, key, passphrase)
+    public = args.output.with_name(args.output.name.removesuffix(".pem") + ".pub.pem")
+    write_public_key(public, key.public)
+    print(f"{args.output} (private, 0600)\n{public} (public)\nkey id {key.keyid}")
+    return 0
+
+
+def _root_init(args: argparse.Namespace) -> int:
+    staged = repository.root_init(
+        root_keys=_public(args.root_key) or [],
+        root_threshold=args.root_threshold,
+        index_keys=_public(args.index_key) or [],
+        index_threshold=args.index_threshold,
+        timestamp_keys=_public(args.timestamp_key) or [],
+        timestamp_threshold=args.timestamp_threshold,
+        expires=_now() + _days(args.expires, "expires"),
+        publishers=_publishers(args.publisher),
+    )
+    args.output.write_bytes(staged.to_bytes())
+    print(f"staged root version 1 in {args.output}; each root key holder runs 'root sign'")
+    return 0
+
+
+def _root_sign(args: argparse.Namespace) -> int:
+    env = repository.root_sign(args.staged, read_signing_key(args.key))
+    print(f"{args.staged}: {len(env.signatures)} signature(s)")
+    return 0
+
+
+def _root_rotate(args: argparse.Namespace) -> int:
+    staged = repository.root_rotate(
+        args.index,
+        expires=_now() + _days(args.expires, "expires"),
+        root_keys=_public(args.root_key),
+        root_threshold=args.root_threshold,
+        index_keys=_public(args.index_key),
+        index_threshold=args.index_threshold,
+        timestamp_keys=_public(args.timestamp_key),
+        timestamp_threshold=args.timestamp_threshold,
+        publishers=_publishers(args.publisher) if args.publisher else None,
+    )
+    args.output.write_bytes(staged.to_bytes())
+    print(f"staged the next root in {args.output}; old AND new root key holders sign it")
+    return 0
+
+
+def _root_publish(args: argparse.Namespace) -> int:
+    root = repository.root_publish(args.index, args.staged)
+    print(f"published root version {root.version}")
+    return 0
+
+
+def _init(args: argparse.Namespace) -> int:
+    repository.init_repository(
+        args.index,
+        args.root.read_bytes(),
+        _private(args.index_key),
+        _private(args.timestamp_key),
+        index_expiry=_days(args.index_expires, "index-expires"),
+        timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
+    )
+    print(f"initialised index {args.index}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    release = repository.publish(
+        args.index,
+        args.archive,
+        index_keys=_private(args.index_key),
+        timestamp_keys=_private(args.timestamp_key),
+        release_keys=_private(args.release_key) if args.release_key else None,
+        index_expiry=_days(args.index_expires, "index-expires"),
+        timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
+    )
+    print(
+        f"published {release.name} {release.version} sha256={release.sha256} "
+        f"length={release.length}"
+    )
+    return 0
+
+
+def _yank(args: argparse.Namespace) -> int:
+    repository.yank(
+        args.index,
+        args.name,
+        args.version,
+        args.reason,
+        index_keys=_private(args.index_key),
+        timestamp_keys=_private(args.timestamp_key),
+        index_expiry=_days(args.index_expires, "index-expires"),
+        timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
+    )
+    print(f"yanked {args.name} {args.version}: {args.reason}")
+    return 0
+
+
+def _timestamp(args: argparse.Namespace) -> int:
+    ts = repository.refresh_timestamp(
+        args.index, _private(args.timestamp_key), _days(args.expires, "expires")
+    )
+    print(f"timestamp version {ts.version}, expires {ts.expires.isoformat()}")
+    return 0
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    top = repository.refresh_index(
+        args.index,
+        index_keys=_private(args.index_key),
+        timestamp_keys=_private(args.timestamp_key),
+        index_expiry=_days(args.index_expires, "index-expires"),
+        timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
+    )
+    print(f"index top version {top.version}, expires {top.expires.isoformat()}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from ..audit import audit_directory, audit_index
+
+    trusted = args.root.read_bytes()
+    if "://" in args.location:
+        report = _audit_url(args.location, trusted, audit_index)
+    else:
+        report = audit_directory(Path(args.location), trusted_root=trusted)
+    if args.json:
+        print(report.to_json())
+    else:
+        for finding in report.findings:
+            mark = "ok   " if finding.ok else "ERROR"
+            print(f"{mark} {finding.path}: {finding.message}")
+        errors = len(report.errors)
+        print(
+            f"{'verified' if report.ok else 'FAILED'}: {len(report.findings)} checks, "
+            f"{errors} error(s)"
+        )
+    return 0 if report.ok else 1
+
+
+def _audit_url(url: str, trusted: bytes, audit_index: Any) -> Any:
+    from ..download import HttpFetcher
+    from ..package import MAX_ARCHIVE_BYTES
+
+    base = url.rstrip("/") + "/"
+    with HttpFetcher() as fetcher:
+
+        def read(rel: str) -> bytes:
+            return fetcher.fetch_bytes(base + rel, max_length=MAX_ARCHIVE_BYTES)
+
+        return audit_index(read, now=_now(), trusted_root=trusted)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    if not args.directory.is_dir():
+        raise ConnectorError(f"{args.directory}: not a directory")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(args.directory))
+    with ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
+        print(
+            f"serving {args.directory} at http://127.0.0.1:{server.server_address[1]}/ "
+            "(Ctrl-C to stop)",
+            flush=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+    return 0
