@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .cache import ArchiveCache
 from .config import LoaderConfig, load_config, parse_config
 from .directory_fetcher import DirectoryFetcher, path_to_url
-from .download import Fetcher
+from .download import Fetcher, Sink
 from .envelope import Envelope, parse_envelope
 from .errors import (
     ConfigError,
@@ -105,6 +105,8 @@ class Loader:
         config: The ``connectors:`` configuration.
         now: Reference time (default: the current UTC time, read once).
         fetcher: Replace the network seam (unit tests).
+        progress: Called as ``progress(name, bytes_so_far, total)`` while archives download
+            (the CLI draws a bar with it on a terminal).
     """
 
     def __init__(
@@ -113,8 +115,10 @@ class Loader:
         *,
         now: datetime | None = None,
         fetcher: Fetcher | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> None:
         self.config = config
+        self._progress = progress
         self._now = now or datetime.now(UTC)
         self._http: Fetcher | None = fetcher
         self._local = DirectoryFetcher()
@@ -334,7 +338,11 @@ class Loader:
                 continue
             fetcher = self._fetcher_for(url)
 
-            def write_into(sink: Any, url: str = url, fetcher: Fetcher = fetcher) -> None:
+            def write_into(sink: Sink, url: str = url, fetcher: Fetcher = fetcher) -> None:
+                if self._progress is not None:
+                    sink = _ProgressSink(
+                        sink, f"{resolved.name} {resolved.version}", length, self._progress
+                    )
                 fetcher.fetch_to(url, sink, max_length=length)
 
             try:
@@ -470,6 +478,25 @@ class Loader:
         finally:
             self.close()  # one-off call from the registry: release the connection pool
         return package, origin
+
+
+class _ProgressSink:
+    """Forwards to the cache's verifying sink and reports progress."""
+
+    def __init__(
+        self, inner: Sink, label: str, total: int, report: Callable[[str, int, int], None]
+    ) -> None:
+        self._inner, self._label, self._total, self._report = inner, label, total, report
+        self._done = 0
+
+    def write(self, data: bytes) -> None:
+        self._inner.write(data)
+        self._done += len(data)
+        self._report(self._label, self._done, self._total)
+
+    def reset(self) -> None:
+        self._inner.reset()
+        self._done = 0
 
 
 def _check_manifest_matches(release: Release, package: Package) -> None:

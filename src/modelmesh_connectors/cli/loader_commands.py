@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +84,33 @@ def _config(args: argparse.Namespace) -> LoaderConfig:
 def _install(args: argparse.Namespace) -> int:
     cfg = _config(args)
     specs = [parse_package_spec(r, base_dir=Path.cwd()) for r in args.requirements]
-    show = sys.stderr.isatty()
-    with Loader(cfg) as loader:
-        for resolved, data in loader.install(specs):
-            if show:
-                print(
-                    f"  verified {resolved.name} {resolved.version} ({len(data)} bytes)",
-                    file=sys.stderr,
-                )
-            print(f"{resolved.name} {resolved.version} sha256={resolved.sha256}")
+    bar = _ProgressBar() if sys.stderr.isatty() else None  # quiet when not on a terminal
+    with Loader(cfg, progress=bar) as loader:
+        installed = loader.install(specs)
+    if bar is not None:
+        bar.finish()
+    for resolved, data in installed:
+        print(f"{resolved.name} {resolved.version} ({len(data)} bytes) sha256={resolved.sha256}")
     return 0
+
+
+class _ProgressBar:
+    """One status line on stderr: the download in progress and its share done."""
+
+    def __init__(self, width: int = 30) -> None:
+        self._width = width
+        self._lock = threading.Lock()  # downloads run in several threads
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        filled = int(share * self._width)
+        bar = "#" * filled + "." * (self._width - filled)
+        with self._lock:
+            sys.stderr.write(f"\r{label[:40]:<40} [{bar}] {share:4.0%}")
+            sys.stderr.flush()
+
+    def finish(self) -> None:
+        sys.stderr.write("\n")
 
 
 def _load(args: argparse.Namespace) -> int:
