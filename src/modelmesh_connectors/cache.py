@@ -34,12 +34,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 from filelock import FileLock, Timeout
 
 from modelmesh_connectors.atomic_write import fsync_directory
-from modelmesh_connectors.download import Sink
+
+if TYPE_CHECKING:  # the network seam is imported only where a download happens
+    from modelmesh_connectors.download import Sink
 from modelmesh_connectors.errors import (
     CacheError,
     HashMismatchError,

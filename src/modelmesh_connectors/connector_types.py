@@ -7,7 +7,6 @@ type check actually runs, so creating a registry imports none of them.
 from __future__ import annotations
 
 import importlib
-import inspect
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -93,7 +92,7 @@ def _interfaces(kind: ConnectorType) -> tuple[type, ...]:
 
 
 def _as_class(implementation: Any) -> type:
-    return implementation if inspect.isclass(implementation) else type(implementation)
+    return implementation if isinstance(implementation, type) else type(implementation)
 
 
 def _matches(cls: type, kind: ConnectorType) -> bool:

@@ -7,10 +7,13 @@ so they go through exactly the same verification (a bundle is untrusted bytes to
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from .download import Sink
 from .errors import DownloadError, LengthMismatchError, NotFoundError
+
+if TYPE_CHECKING:
+    from .download import Sink
 
 __all__ = ["DirectoryFetcher", "path_to_url"]
 

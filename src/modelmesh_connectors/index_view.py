@@ -13,8 +13,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from .download import Fetcher
 from .errors import (
     DownloadError,
     HashMismatchError,
@@ -25,6 +25,9 @@ from .errors import (
 from .metadata import BinRelease, MetaRef, bin_prefix, group_prefix
 from .statestore import OriginMetadata
 from .trust import TrustedState, verify_anchor_root
+
+if TYPE_CHECKING:  # imported only where a download really happens (httpx is heavy)
+    from .download import Fetcher
 
 __all__ = ["IndexView", "Mirror"]
 

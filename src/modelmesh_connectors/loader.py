@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from .cache import ArchiveCache
 from .config import LoaderConfig, load_config, parse_config
 from .directory_fetcher import DirectoryFetcher, path_to_url
-from .download import Fetcher, Sink
 from .envelope import Envelope, parse_envelope
 from .errors import (
     ConfigError,
@@ -40,6 +39,7 @@ from .statestore import MetadataStore
 from .trust import TrustedState
 
 if TYPE_CHECKING:
+    from .download import Fetcher, Sink
     from .lockfile import LockPolicy
 
 __all__ = ["Loader", "ResolvedArchive", "build_registry"]
