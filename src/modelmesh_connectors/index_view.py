@@ -184,6 +184,7 @@ class IndexView:
                     hint="run once online, or configure 'bundle:' with a mirror directory",
                 )
             first_trust: TrustError | None = None
+            last_download: DownloadError | None = None
             failures: list[str] = []
             for mirror in self._mirrors:
                 candidate = self._base_state()
@@ -195,6 +196,8 @@ class IndexView:
                     failures.append(f"{mirror.url}: {exc}")
                     if isinstance(exc, TrustError) and first_trust is None:
                         first_trust = exc
+                    if isinstance(exc, DownloadError):
+                        last_download = exc
                     continue
                 if update.roots:
                     self._store.save_root(update.roots[-1])
@@ -215,8 +218,9 @@ class IndexView:
                 ) from first_trust
             raise DownloadError(
                 "no index mirror could be read: " + "; ".join(failures),
-                hint="check the 'index:' URLs and the network, or use offline mode",
-            )
+                hint=(last_download.hint if last_download and last_download.hint else None)
+                or "check the 'index:' URLs and the network, or use offline mode",
+            ) from last_download
 
     def _warn_grace(self, state: TrustedState) -> None:
         """Log every file accepted only thanks to the offline grace period."""

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import ConfigError
-from modelmesh_connectors.config import CACHE_ENV, LoaderConfig, load_config, parse_config, parse_duration
+from modelmesh_connectors.config import (
+    CACHE_ENV,
+    LoaderConfig,
+    load_config,
+    parse_config,
+    parse_duration,
+)
 from modelmesh_connectors.requirements import LocalSpec, RequirementSpec, UrlSpec
 
 

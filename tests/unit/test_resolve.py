@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from modelmesh_connectors import ResolutionError
-from modelmesh_connectors.requirements import InvalidPackageSpec, RequirementSpec, parse_package_spec
+from modelmesh_connectors.requirements import (
+    InvalidPackageSpec,
+    RequirementSpec,
+    parse_package_spec,
+)
 from modelmesh_connectors.resolve import Candidate, choose
 
 CANDIDATES = [
