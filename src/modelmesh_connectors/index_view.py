@@ -97,6 +97,7 @@ class IndexView:
         self._max_node = max_metadata_bytes
         self._state: TrustedState | None = None
         self._served_by: str | None = None
+        self._releases: dict[str, tuple[BinRelease, ...]] = {}
 
     @property
     def store(self) -> OriginMetadata:
@@ -188,7 +189,6 @@ class IndexView:
             failures: list[str] = []
             for mirror in self._mirrors:
                 candidate = self._base_state()
-                self._with_local(candidate)
                 try:
                     update = self._update(candidate, mirror)
                 except (TrustError, DownloadError) as exc:
@@ -201,6 +201,10 @@ class IndexView:
                     continue
                 if update.roots:
                     self._store.save_root(update.roots[-1])
+                elif self._store.load_root() is None:
+                    # Keep the trusted root with the rest of the state: a later run then
+                    # never goes back below it, even if the shipped file is replaced.
+                    self._store.save_root(self._anchor)
                 self._store.save_timestamp(update.timestamp)
                 if update.top is not None:
                     self._store.save_index(update.top)
@@ -246,6 +250,9 @@ class IndexView:
                 break
             state.update_root(data)  # raises past MAX_ROOT_WALK steps (bounded walk)
             roots.append(data)
+        # The rollback reference is loaded after the walk, checked with the newest root
+        # (TUF's order); a copy no longer signed by trusted keys after a rotation is dropped.
+        self._with_local(state)
         ts_bytes = fetcher.fetch_bytes(
             f"{mirror.url}timestamp.json", max_length=MAX_TIMESTAMP_BYTES
         )
@@ -266,6 +273,9 @@ class IndexView:
             ResolutionError: the index has no package ``name``.
             TrustError, DownloadError: as :meth:`state`, or a node fails verification.
         """
+        known = self._releases.get(name)
+        if known is not None:
+            return known
         state = self.state()
         assert state.index is not None
         gp, bp = group_prefix(name), bin_prefix(name)
@@ -280,6 +290,7 @@ class IndexView:
         found = node.packages.get(name)
         if not found:
             raise ResolutionError(f"the index has no package named {name!r}")
+        self._releases[name] = found
         return found
 
     def _node(self, ref: MetaRef) -> bytes:
