@@ -27,8 +27,8 @@ def fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def write_temp(target: Path, data: bytes) -> Path:
-    """Write ``data`` to a fsynced temp file in ``target``'s directory and return its path.
+def write_temp(target: Path, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to a (fsynced) temp file in ``target``'s directory; return its path.
 
     Raises:
         OSError: the directory cannot be created or written (the temp file is removed).
@@ -39,7 +39,8 @@ def write_temp(target: Path, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(name)
@@ -47,17 +48,24 @@ def write_temp(target: Path, data: bytes) -> Path:
     return Path(name)
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    """Replace ``target`` with ``data`` atomically and durably.
+def write_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``target`` with ``data`` atomically (and durably unless ``durable`` is off).
+
+    Args:
+        target: The file to replace.
+        data: Its new bytes.
+        durable: fsync the file and its directory. Off only for content-addressed files
+            that are re-verified on every read (a lost write is then just a miss).
 
     Raises:
         OSError: the file cannot be written (nothing changed; no temp file is left).
     """
-    tmp = write_temp(target, data)
+    tmp = write_temp(target, data, durable=durable)
     try:
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    fsync_directory(target.parent)
+    if durable:
+        fsync_directory(target.parent)

@@ -9,8 +9,9 @@ Layout below the cache root::
 ``<hh>`` is the first two hex characters (a fan-out level that keeps
 directories small). A download goes to a temporary file in the same directory
 while it is hashed and counted; only when length and sha256 match is it
-``fsync``-ed and ``os.replace``-d into place (atomic on POSIX), so a reader
-sees either nothing or a complete, verified file. A ``FileLock`` on the
+``os.replace``-d into place (atomic on POSIX), so a reader sees either nothing
+or a complete, verified file. Entries are not fsync-ed: every read re-hashes,
+so a write lost in a crash is only a miss. A ``FileLock`` on the
 sidecar stops two processes (or threads) downloading the same archive twice;
 correctness never depends on it, only on the rename.
 """
@@ -37,8 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from filelock import FileLock, Timeout
-
-from modelmesh_connectors.atomic_write import fsync_directory
 
 if TYPE_CHECKING:  # the network seam is imported only where a download happens
     from modelmesh_connectors.download import Sink
@@ -444,9 +443,11 @@ class ArchiveCache:
                     sink.finish()
                 finally:
                     sink.close()
+                # No fsync: every read re-hashes the entry, so a write lost or torn by a
+                # crash is just a miss and is fetched again. Durability buys no safety
+                # here and cost ~5 ms per archive.
                 try:
                     file.flush()
-                    os.fsync(file.fileno())
                 except OSError as exc:
                     raise CacheError(f"cannot flush the cache file {tmp}: {exc}") from exc
             try:
@@ -457,7 +458,6 @@ class ArchiveCache:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise
-        fsync_directory(path.parent)
         _logger.debug("cached archive %s (%d bytes)", sha256, length)
 
     def _discard_if_still_bad(self, path: Path, sha256: str, length: int | None) -> bool:

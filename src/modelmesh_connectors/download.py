@@ -253,7 +253,10 @@ class HttpFetcher:
 
     def __init__(self, config: DownloadConfig | None = None) -> None:
         self._config = config if config is not None else DownloadConfig()
-        self._client: httpx.Client | None = None
+        # One pooled client per scheme: the plain-http one never loads CA certificates
+        # (30-90 ms), and each request and redirect hop picks its client by its own scheme,
+        # so an https URL is always served by the verifying client.
+        self._clients: dict[str, httpx.Client] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -277,8 +280,8 @@ class HttpFetcher:
         """Close the pooled connections. Idempotent."""
         with self._lock:
             self._closed = True
-            client, self._client = self._client, None
-        if client is not None:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
             client.close()
 
     def fetch_bytes(self, url: str, *, max_length: int) -> bytes:
@@ -366,20 +369,24 @@ class HttpFetcher:
         # is not security-relevant, so the plain PRNG is fine.
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311
 
-    def _get_client(self) -> httpx.Client:
+    def _get_client(self, scheme: str) -> httpx.Client:
         with self._lock:
             if self._closed:
                 raise RuntimeError("HttpFetcher is closed")
-            if self._client is None:
-                self._client = self._new_client()
-            return self._client
+            client = self._clients.get(scheme)
+            if client is None:
+                client = self._clients[scheme] = self._new_client(scheme)
+            return client
 
-    def _new_client(self) -> httpx.Client:
+    def _new_client(self, scheme: str) -> httpx.Client:
         import httpx  # deferred: a run that needs no network never imports httpx
 
         config = self._config
+        # Only the https client needs (and gets) certificate verification; the http client
+        # is used for http:// URLs alone, which the URL policy limits to loopback.
+        verify: ssl.SSLContext | bool = self._ssl_context() if scheme == "https" else False
         return httpx.Client(
-            verify=self._ssl_context(),
+            verify=verify,
             timeout=httpx.Timeout(
                 connect=config.connect_timeout,
                 read=config.read_timeout,
@@ -418,9 +425,9 @@ class HttpFetcher:
     def _attempt(self, url: str, sink: Sink, max_length: int) -> int:
         import httpx
 
-        client = self._get_client()
         current = url
         for hop in range(self._config.max_redirects + 1):
+            client = self._get_client(urlsplit(current).scheme.lower())
             try:
                 response = client.send(client.build_request("GET", current), stream=True)
             except (httpx.HTTPError, httpx.InvalidURL) as exc:

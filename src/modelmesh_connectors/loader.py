@@ -15,13 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cache import ArchiveCache
 from .config import LoaderConfig, load_config, parse_config
 from .directory_fetcher import DirectoryFetcher, path_to_url
 from .envelope import Envelope, parse_envelope
 from .errors import (
+    CacheError,
     ConfigError,
     DownloadError,
     HashMismatchError,
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
     from .lockfile import LockPolicy
 
 __all__ = ["Loader", "ResolvedArchive", "build_registry"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 _log = logging.getLogger("modelmesh_connectors.loader")
 
@@ -325,12 +329,48 @@ class Loader:
         """
         if resolved.length is None:
             return self._fetch_pinned(resolved)
+        data = self._cached(resolved)
+        if data is not None:
+            return data
+        kept: list[bytes] = []
+        self._download(resolved, kept)
+        if kept:
+            # The chunks the verifying sink hashed, in order: exactly the verified bytes.
+            return b"".join(kept)
+        return self.cache.read_verified(resolved.sha256, resolved.length)  # another process won
+
+    def ensure_cached(self, resolved: ResolvedArchive) -> Path:
+        """Make sure the archive is in the cache, verified, without holding it in memory.
+
+        Returns:
+            The cache entry's path.
+
+        Raises:
+            See :meth:`fetch_archive`.
+        """
+        if resolved.length is None:
+            self._fetch_pinned(resolved)
+            return self.cache.path_for(resolved.sha256)
+        path = self.cache.lookup(resolved.sha256, resolved.length)
+        if path is not None:
+            return path
+        return self._download(resolved, None)
+
+    def _cached(self, resolved: ResolvedArchive) -> bytes | None:
+        assert resolved.length is not None
+        try:
+            # One read, one hash: the bytes returned are the bytes checked.
+            return self.cache.read_verified(resolved.sha256, resolved.length)
+        except TrustError as exc:  # corrupt entry (already removed): a miss
+            _log.warning("cached %s failed verification: %s", resolved.sha256[:12], exc)
+        except CacheError:
+            pass  # not cached
+        return None
+
+    def _download(self, resolved: ResolvedArchive, keep: list[bytes] | None) -> Path:
+        """Stream the archive from the first mirror that serves the signed bytes."""
         length = resolved.length
-        if self.cache.lookup(resolved.sha256, length) is not None:
-            try:
-                return self.cache.read_verified(resolved.sha256, length)
-            except TrustError as exc:  # corrupt entry: a miss, fetched again below
-                _log.warning("cached %s failed verification: %s", resolved.sha256[:12], exc)
+        assert length is not None
         errors: list[str] = []
         first_trust: TrustError | None = None
         for url, mirror in resolved.urls:
@@ -339,21 +379,23 @@ class Loader:
             fetcher = self._fetcher_for(url)
 
             def write_into(sink: Sink, url: str = url, fetcher: Fetcher = fetcher) -> None:
-                if self._progress is not None:
-                    sink = _ProgressSink(
-                        sink, f"{resolved.name} {resolved.version}", length, self._progress
-                    )
-                fetcher.fetch_to(url, sink, max_length=length)
+                label = f"{resolved.name} {resolved.version}"
+                fetcher.fetch_to(
+                    url, _TeeSink(sink, label, length, self._progress, keep), max_length=length
+                )
 
             try:
-                self.cache.fetch(resolved.sha256, length, write_into)
-                _log.info("%s %s from %s", resolved.name, resolved.version, url)
-                return self.cache.read_verified(resolved.sha256, length)
+                path = self.cache.fetch(resolved.sha256, length, write_into)
             except (TrustError, DownloadError) as exc:
                 _log.warning("archive %s failed: %s", url, exc)
                 errors.append(f"{url}: {exc}")
                 if isinstance(exc, TrustError) and first_trust is None:
                     first_trust = exc
+                if keep is not None:
+                    keep.clear()
+                continue
+            _log.info("%s %s from %s", resolved.name, resolved.version, url)
+            return path
         if first_trust is not None:
             raise type(first_trust)(
                 f"{resolved.name} {resolved.version}: {first_trust.message}",
@@ -401,24 +443,31 @@ class Loader:
 
     def resolve_all(self, specs: Sequence[PackageSpec]) -> list[ResolvedArchive | LocalSpec]:
         """Resolve every entry (metadata only; sequential, one index refresh)."""
+        names = sorted({s.name for s in specs if isinstance(s, RequirementSpec)})
+        if len(names) > 1:
+            view = self.view()
+            view.state()  # one refresh, before the threads
+            # Group and bin nodes of different packages are independent: fetch them together.
+            self._parallel(view.releases, names)
         resolved = [self.resolve(s) for s in specs]
         if self._lock is not None:
             self._lock.check_complete([r for r in resolved if isinstance(r, ResolvedArchive)])
         return resolved
 
-    def install(self, specs: Sequence[PackageSpec]) -> list[tuple[ResolvedArchive, bytes]]:
-        """Resolve and download every remote entry concurrently into the cache (no import)."""
-        remote = [r for r in self.resolve_all(specs) if isinstance(r, ResolvedArchive)]
-        return list(zip(remote, self._download_all(remote), strict=True))
+    def install(self, specs: Sequence[PackageSpec]) -> list[tuple[ResolvedArchive, Path]]:
+        """Resolve and download every remote entry concurrently into the cache (no import).
 
-    def _download_all(self, remote: Sequence[ResolvedArchive]) -> list[bytes]:
-        workers = max(1, min(self.config.network.concurrency, len(remote)))
+        Archives stream to disk; none is held in memory (peak memory is a few chunks).
+        """
+        remote = [r for r in self.resolve_all(specs) if isinstance(r, ResolvedArchive)]
+        return list(zip(remote, self._parallel(self.ensure_cached, remote), strict=True))
+
+    def _parallel(self, work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        workers = max(1, min(self.config.network.concurrency, len(items)))
         if workers == 1:
-            return [self.fetch_archive(r) for r in remote]
-        if not self.config.offline:
-            self._http_fetcher()  # create the shared client before the threads race for it
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmc-download") as pool:
-            return list(pool.map(self.fetch_archive, remote))
+            return [work(item) for item in items]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmc-fetch") as pool:
+            return list(pool.map(work, items))
 
     def load(self, specs: Sequence[PackageSpec]) -> list[tuple[Package, Origin]]:
         """Resolve, download and verify every entry; return packages ready to import.
@@ -428,7 +477,9 @@ class Loader:
         """
         resolved = self.resolve_all(specs)
         remote = [r for r in resolved if isinstance(r, ResolvedArchive)]
-        blobs = dict(zip((id(r) for r in remote), self._download_all(remote), strict=True))
+        blobs = dict(
+            zip((id(r) for r in remote), self._parallel(self.fetch_archive, remote), strict=True)
+        )
         out: list[tuple[Package, Origin]] = []
         for item in resolved:
             if isinstance(item, LocalSpec):
@@ -480,22 +531,36 @@ class Loader:
         return package, origin
 
 
-class _ProgressSink:
-    """Forwards to the cache's verifying sink and reports progress."""
+class _TeeSink:
+    """Forwards to the cache's verifying sink; optionally keeps the chunks and reports progress.
+
+    Kept chunks are used only after the cache verified hash and length over the same chunks.
+    """
 
     def __init__(
-        self, inner: Sink, label: str, total: int, report: Callable[[str, int, int], None]
+        self,
+        inner: Sink,
+        label: str,
+        total: int,
+        report: Callable[[str, int, int], None] | None,
+        keep: list[bytes] | None,
     ) -> None:
-        self._inner, self._label, self._total, self._report = inner, label, total, report
+        self._inner, self._label, self._total = inner, label, total
+        self._report, self._keep = report, keep
         self._done = 0
 
     def write(self, data: bytes) -> None:
-        self._inner.write(data)
+        self._inner.write(data)  # raises past the signed length before we keep anything
+        if self._keep is not None:
+            self._keep.append(bytes(data))
         self._done += len(data)
-        self._report(self._label, self._done, self._total)
+        if self._report is not None:
+            self._report(self._label, self._done, self._total)
 
     def reset(self) -> None:
         self._inner.reset()
+        if self._keep is not None:
+            self._keep.clear()
         self._done = 0
 
 

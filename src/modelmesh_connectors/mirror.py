@@ -60,9 +60,11 @@ def make_mirror(config: LoaderConfig, target: Path, *, bundle: Path | None = Non
         if ts is None or top is None or state.index is None or state.timestamp is None:
             raise CacheError("the trusted index state was not stored; cannot mirror it")
         _write(target, state.timestamp.index.path, top)
-        for resolved, data in installed:
+        for resolved, _path in installed:
             if not isinstance(resolved, ResolvedArchive) or resolved.release is None:
                 continue
+            assert resolved.length is not None  # signed releases always have one
+            data = loader.cache.read_verified(resolved.sha256, resolved.length)
             gref = state.index.groups[group_prefix(resolved.name)]
             group_bytes = view.node_bytes(gref)
             group = state.verify_group(group_prefix(resolved.name), group_bytes)

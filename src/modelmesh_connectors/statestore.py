@@ -275,11 +275,17 @@ class OriginMetadata:
             raise HashMismatchError(
                 f"refusing to store metadata node {path.name}: expected sha256 {sha256}, got {got}"
             )
-        with self.locked():
-            existing = self._read(path)
-            if existing is not None and hashlib.sha256(existing).hexdigest() == sha256:
-                return
-            self._write(path, data)
+        existing = self._read(path)
+        if existing is not None and hashlib.sha256(existing).hexdigest() == sha256:
+            return
+        # No lock and no fsync: the file is content-addressed (any concurrent writer writes
+        # the same bytes, and the rename is atomic) and re-hashed on every read, so a write
+        # lost in a crash is only a cache miss.
+        self._ensure_directory()
+        try:
+            write_atomic(path, data, durable=False)
+        except OSError as exc:
+            raise CacheError(f"cannot write {path}: {exc}") from exc
 
     def nodes(self) -> list[str]:
         """The digests of the stored nodes (not re-verified), sorted.

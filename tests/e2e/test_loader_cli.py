@@ -58,8 +58,8 @@ def test_progress_callback_reports_bytes(sim: RepositorySimulator) -> None:
     seen: list[tuple[str, int, int]] = []
     cfg = parse_config(sim.config([]))
     with Loader(cfg, progress=lambda *a: seen.append(a)) as loader:
-        [(resolved, data)] = loader.install([parse_package_spec("acme-audit-log")])
-    assert seen[-1] == ("acme-audit-log 1.0.0", len(data), resolved.length)
+        [(resolved, path)] = loader.install([parse_package_spec("acme-audit-log")])
+    assert seen[-1] == ("acme-audit-log 1.0.0", path.stat().st_size, resolved.length)
 
 
 def test_install_errors_are_one_line(sim: RepositorySimulator, capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,8 +89,9 @@ def _install(args: argparse.Namespace) -> int:
         installed = loader.install(specs)
     if bar is not None:
         bar.finish()
-    for resolved, data in installed:
-        print(f"{resolved.name} {resolved.version} ({len(data)} bytes) sha256={resolved.sha256}")
+    for resolved, _path in installed:
+        size = f"{resolved.length} bytes" if resolved.length is not None else "size unsigned"
+        print(f"{resolved.name} {resolved.version} ({size}) sha256={resolved.sha256}")
     return 0
 
 
