@@ -106,7 +106,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("serve", help="serve a directory on 127.0.0.1 (local testing)")
     p.add_argument("directory", type=Path)
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.set_defaults(handler=_serve)
 
 
@@ -141,7 +141,32 @@ def _now() -> datetime:
 
 
 def _days(text: str, key: str) -> timedelta:
-    return timedelta(seconds=parse_duration(text, key=key))
+    try:
+        return timedelta(seconds=parse_duration(text, key=key))
+    except ConfigError as e:
+        # parse_duration names config keys ("connectors.<key>"); here it is an option.
+        raise ConfigError(e.message.replace(f"connectors.{key}", f"--{key}", 1)) from e
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{what} {path}: cannot read: {e.strerror or e}") from e
+
+
+def _write_new(path: Path, data: bytes, what: str) -> None:
+    """Create ``path``; never overwrite (a staged root may hold collected signatures)."""
+    try:
+        with path.open("xb") as f:
+            f.write(data)
+    except FileExistsError as e:
+        raise ConfigError(
+            f"{what} {path}: exists; refusing to overwrite it",
+            hint="choose another -o path, or remove the old file first",
+        ) from e
+    except OSError as e:
+        raise ConfigError(f"{what} {path}: cannot write: {e.strerror or e}") from e
 
 
 def _private(paths: list[Path]) -> list[SigningKey]:
@@ -155,8 +180,9 @@ def _public(paths: list[Path] | None) -> list[PublicKey] | None:
 def _publishers(specs: list[str]) -> list[repository.PublisherSpec]:
     out: list[repository.PublisherSpec] = []
     for spec in specs:
-        parts = spec.split(":")
-        if len(parts) != 3:
+        # maxsplit 2: a key file path may itself contain ':'.
+        parts = spec.split(":", 2)
+        if len(parts) != 3 or not all(parts):
             raise ConfigError(f"--publisher {spec!r}: expected NAME:NS[,NS]:PUBKEY[,PUBKEY]")
         name, namespaces, keys = parts
         out.append(
@@ -181,9 +207,12 @@ def _keygen(args: argparse.Namespace) -> int:
             if getpass.getpass("again: ") != text:
                 raise ConfigError("passphrases differ")
         passphrase = text.encode()
+    public = args.output.with_name(args.output.name.removesuffix(".pem") + ".pub.pem")
+    if public.exists() or public.is_symlink():
+        # Checked first, so a refused run leaves no private key without its public half.
+        raise ConfigError(f"public key file {public}: exists; refusing to overwrite it")
     key = SigningKey.generate()
     write_signing_key(args.output, key, passphrase)
-    public = args.output.with_name(args.output.name.removesuffix(".pem") + ".pub.pem")
     write_public_key(public, key.public)
     print(f"{args.output} (private, 0600)\n{public} (public)\nkey id {key.keyid}")
     return 0
@@ -200,7 +229,7 @@ def _root_init(args: argparse.Namespace) -> int:
         expires=_now() + _days(args.expires, "expires"),
         publishers=_publishers(args.publisher),
     )
-    args.output.write_bytes(staged.to_bytes())
+    _write_new(args.output, staged.to_bytes(), "staged root")
     print(f"staged root version 1 in {args.output}; each root key holder runs 'root sign'")
     return 0
 
@@ -223,7 +252,7 @@ def _root_rotate(args: argparse.Namespace) -> int:
         timestamp_threshold=args.timestamp_threshold,
         publishers=_publishers(args.publisher) if args.publisher else None,
     )
-    args.output.write_bytes(staged.to_bytes())
+    _write_new(args.output, staged.to_bytes(), "staged root")
     print(f"staged the next root in {args.output}; old AND new root key holders sign it")
     return 0
 
@@ -231,13 +260,20 @@ def _root_rotate(args: argparse.Namespace) -> int:
 def _root_publish(args: argparse.Namespace) -> int:
     root = repository.root_publish(args.index, args.staged)
     print(f"published root version {root.version}")
+    with contextlib.suppress(ConnectorError):
+        if repository.load_state(args.index).stale_signatures:
+            print(
+                "the timestamp or index top is signed by keys this root no longer lists: "
+                "run 'refresh' (or 'timestamp') with the new keys now; until then clients "
+                "reject the index"
+            )
     return 0
 
 
 def _init(args: argparse.Namespace) -> int:
     repository.init_repository(
         args.index,
-        args.root.read_bytes(),
+        _read_file(args.root, "root file"),
         _private(args.index_key),
         _private(args.timestamp_key),
         index_expiry=_days(args.index_expires, "index-expires"),
@@ -248,6 +284,9 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    if not args.archive.is_file():
+        # Else the library reports it as a failure to copy into the index.
+        raise ConfigError(f"archive {args.archive}: not a file")
     release = repository.publish(
         args.index,
         args.archive,
@@ -302,7 +341,7 @@ def _refresh(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from ..audit import audit_directory, audit_index
 
-    trusted = args.root.read_bytes()
+    trusted = _read_file(args.root, "trusted root")
     if "://" in args.location:
         report = _audit_url(args.location, trusted, audit_index)
     else:
@@ -336,12 +375,26 @@ def _audit_url(url: str, trusted: bytes, audit_index: Any) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     import functools
+    import socketserver
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class LoopbackHTTPServer(ThreadingHTTPServer):
+        def server_bind(self) -> None:
+            # HTTPServer.server_bind would resolve the host name (socket.getfqdn).
+            socketserver.TCPServer.server_bind(self)
+            host, port = self.server_address[:2]
+            self.server_name, self.server_port = str(host), int(port)
 
     if not args.directory.is_dir():
         raise ConnectorError(f"{args.directory}: not a directory")
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port: expected 0 (any free port) to 65535, got {args.port}")
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(args.directory))
-    with ThreadingHTTPServer(("127.0.0.1", args.port), handler) as server:
+    try:
+        server = LoopbackHTTPServer(("127.0.0.1", args.port), handler)
+    except OSError as e:
+        raise ConnectorError(f"cannot listen on 127.0.0.1:{args.port}: {e.strerror or e}") from e
+    with server:
         print(
             f"serving {args.directory} at http://127.0.0.1:{server.server_address[1]}/ "
             "(Ctrl-C to stop)",
