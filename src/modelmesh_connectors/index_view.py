@@ -10,6 +10,7 @@ delay a load, never poison it), and all mirrors share one rollback reference.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from .errors import (
     ResolutionError,
     TrustError,
 )
-from .metadata import BinRelease, MetaRef, bin_prefix, group_prefix
+from .metadata import BinRelease, GroupNode, MetaRef, bin_prefix, group_prefix
 from .statestore import OriginMetadata
 from .trust import TrustedState, verify_anchor_root
 
@@ -98,6 +99,8 @@ class IndexView:
         self._state: TrustedState | None = None
         self._served_by: str | None = None
         self._releases: dict[str, tuple[BinRelease, ...]] = {}
+        self._groups: dict[str, GroupNode] = {}
+        self._group_lock = threading.Lock()
 
     @property
     def store(self) -> OriginMetadata:
@@ -282,7 +285,15 @@ class IndexView:
         gref = state.index.groups.get(gp)
         if gref is None:
             raise ResolutionError(f"the index has no package named {name!r}")
-        group = state.verify_group(gp, self._node(gref))
+        group = self._groups.get(gp)
+        if group is None:
+            data = self._node(gref)  # outside the lock: fetches of different groups overlap
+            with self._group_lock:
+                # One verified group object per prefix: the trust core accepts a bin only
+                # through the group it verified last, and threads share this view.
+                group = self._groups.get(gp)
+                if group is None:
+                    group = self._groups[gp] = state.verify_group(gp, data)
         bref = group.bins.get(bp)
         if bref is None:
             raise ResolutionError(f"the index has no package named {name!r}")
