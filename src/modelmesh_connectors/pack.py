@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -48,13 +49,14 @@ def pack_to_bytes(source: Path, *, limits: ArchiveLimits | None = None) -> tuple
     return data, f"{manifest.name}-{manifest.version}.zip"
 
 
-def pack_directory(source: Path, output: Path | None = None) -> Path:
+def pack_directory(source: Path, output: str | os.PathLike[str] | None = None) -> Path:
     """Pack ``source`` and write the archive atomically.
 
     Args:
         source: The package directory.
         output: Target file, or a directory to put ``<name>-<version>.zip`` in (default:
-            the current directory).
+            the current directory). A directory is an existing one or a path ending in a
+            separator (``dist/``), created when missing.
 
     Returns:
         The written path.
@@ -63,11 +65,24 @@ def pack_directory(source: Path, output: Path | None = None) -> Path:
         PackageError: the output cannot be written; see :func:`pack_to_bytes`.
     """
     data, default_name = pack_to_bytes(source)
-    target = Path(output) if output is not None else Path.cwd()
-    if target.is_dir():
-        target = target / default_name
+    target = _output_path(output, default_name)
     try:
         write_atomic(target, data)
     except OSError as exc:
-        raise PackageError(f"cannot write {target}: {exc}") from exc
+        raise PackageError(f"cannot write {target}: {exc.strerror or exc}") from exc
     return target
+
+
+def _output_path(output: str | os.PathLike[str] | None, default_name: str) -> Path:
+    if output is None:
+        return Path.cwd() / default_name
+    text = os.fspath(output)
+    separators = tuple(s for s in (os.sep, os.altsep) if s)
+    path = Path(text)
+    if not text.endswith(separators) and not path.is_dir():
+        return path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PackageError(f"cannot create output directory {path}: {exc.strerror or exc}") from exc
+    return path / default_name

@@ -10,6 +10,13 @@ becomes visible, the new state is run through the client's own trust core
 Concurrent publishers are serialised by a lock file next to the index. Root changes are
 staged as files that several key holders sign in turn (:func:`root_sign`) before
 :func:`root_publish` checks the rotation rules and adds ``root/<N+1>.json``.
+
+After a rotation, releases signed only by keys the newest root dropped no longer verify.
+:func:`refresh_index` (and the first :func:`publish` or :func:`yank` after the rotation)
+re-signs those the index role had signed with the current index keys: new bins, groups and
+top, the ``.zip.sig`` files replaced by the new envelopes (the archives never change). A
+release of a namespace-scoped publisher is re-signed only with that publisher's current keys
+(:func:`resign_releases`); until then the index refuses to be rewritten.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ __all__ = [
     "publish",
     "refresh_index",
     "refresh_timestamp",
+    "resign_releases",
     "root_init",
     "root_publish",
     "root_rotate",
@@ -55,8 +63,9 @@ from modelmesh_connectors.envelope import (
     Envelope,
     parse_envelope,
     sign,
+    verify_threshold,
 )
-from modelmesh_connectors.errors import PublishError, SignatureError
+from modelmesh_connectors.errors import PublishError, SignatureError, TrustError
 from modelmesh_connectors.keys import PublicKey, SigningKey
 from modelmesh_connectors.metadata import (
     BinNode,
@@ -73,7 +82,6 @@ from modelmesh_connectors.metadata import (
     Timestamp,
     archive_path,
     bin_prefix,
-    group_prefix,
     parse_release,
     parse_root,
 )
@@ -94,6 +102,7 @@ DEFAULT_TIMESTAMP_EXPIRY = timedelta(days=7)  # how long timestamp.json stays va
 LOCK_NAME = ".modelmesh-publish.lock"  # lock file in the index directory
 _LOCK_TIMEOUT = 60.0  # seconds to wait for another publisher
 _COPY_CHUNK = 1024 * 1024  # bytes per read when copying an archive
+_MAX_LISTED = 10  # releases named in one error message
 _T = TypeVar("_T")
 
 
@@ -350,7 +359,8 @@ def _bin(directory: Path, group: GroupNode, prefix: str) -> BinNode:
 class _Plan:
     """A new index state, signed and checked, not yet written."""
 
-    immutable: tuple[tuple[str, bytes], ...]  # (path, bytes): bin, group, top
+    immutable: tuple[tuple[str, bytes], ...]  # (path, bytes): bins, groups, top
+    signatures: tuple[tuple[str, bytes], ...]  # (path, bytes): re-signed .zip.sig files
     timestamp_bytes: bytes
     top: IndexTop
     timestamp: Timestamp
@@ -364,37 +374,58 @@ def _plan(
     timestamp_keys: Sequence[SigningKey],
     index_expiry: timedelta,
     timestamp_expiry: timedelta,
-    new_bin: BinNode | None,
+    new_bins: Sequence[BinNode] = (),
+    signatures: Sequence[tuple[str, bytes]] = (),
+    check_all: bool = False,
 ) -> _Plan:
-    """Build and sign the new bin (if any), its group, a new top and a new timestamp."""
+    """Build and sign the new bins (if any), their groups, a new top and a new timestamp.
+
+    With ``check_all``, every release reachable from the new top is verified (after a
+    root change); otherwise only those in ``new_bins``.
+    """
     d = state.directory
     groups = dict(state.top.groups)
-    writes: list[tuple[str, bytes]] = []
+    writes: dict[str, bytes] = {}
+    by_group: dict[str, dict[str, BinNode]] = {}
+    for node in new_bins:
+        by_group.setdefault(node.prefix[:2], {})[node.prefix] = node
     checks: list[tuple[str, bytes, bytes]] = []  # (bin prefix, group bytes, bin bytes)
-    if new_bin is not None:
-        gp = new_bin.prefix[:2]
-        old_group = _group(d, state.top, gp)
-        bin_bytes = new_bin.to_payload()
-        bin_ref = MetaRef.of(bin_bytes)
-        group = GroupNode(gp, {**old_group.bins, new_bin.prefix: bin_ref})
-        group_bytes = group.to_payload()
-        group_ref = MetaRef.of(group_bytes)
-        groups[gp] = group_ref
-        writes += [(bin_ref.path, bin_bytes), (group_ref.path, group_bytes)]
-        checks.append((new_bin.prefix, group_bytes, bin_bytes))
+    for gp in sorted(by_group):
+        bins = dict(_group(d, state.top, gp).bins)
+        payloads: list[tuple[str, bytes]] = []
+        for bp, node in sorted(by_group[gp].items()):
+            bin_bytes = node.to_payload()
+            bins[bp] = MetaRef.of(bin_bytes)
+            writes[bins[bp].path] = bin_bytes
+            payloads.append((bp, bin_bytes))
+        group_bytes = GroupNode(gp, bins).to_payload()
+        groups[gp] = MetaRef.of(group_bytes)
+        writes[groups[gp].path] = group_bytes
+        checks += [(bp, group_bytes, bin_bytes) for bp, bin_bytes in payloads]
     top = IndexTop(state.top.version + 1, now + index_expiry, groups)
     top_bytes = sign(INDEX_TYPE, top.to_payload(), index_keys).to_bytes()
     top_ref = MetaRef.of(top_bytes)
-    writes.append((top_ref.path, top_bytes))
+    writes[top_ref.path] = top_bytes
     timestamp = Timestamp(state.timestamp.version + 1, now + timestamp_expiry, top.version, top_ref)
     ts_bytes = sign(TIMESTAMP_TYPE, timestamp.to_payload(), timestamp_keys).to_bytes()
-    _check_new_state(state.roots, now, ts_bytes, top_bytes, checks)
-    return _Plan(tuple(writes), ts_bytes, top, timestamp)
+
+    def read(rel: str) -> bytes:
+        data = writes.get(rel)
+        return data if data is not None else _read(d, rel)
+
+    _check_new_state(
+        state.roots, now, ts_bytes, top_bytes, checks, read_all=read if check_all else None
+    )
+    return _Plan(tuple(writes.items()), tuple(signatures), ts_bytes, top, timestamp)
 
 
 def _apply(directory: Path, plan: _Plan) -> None:
     for rel, data in plan.immutable:
         _write_immutable(directory, rel, data)
+    # Re-signed .zip.sig files: invisible to index clients (the bins hold the same
+    # envelopes); an interrupted run re-signs to the same bytes (Ed25519 is deterministic).
+    for rel, data in plan.signatures:
+        _write_replace(directory, rel, data)
     # Last: only now does the new state become visible to clients.
     _write_replace(directory, "timestamp.json", plan.timestamp_bytes)
 
@@ -405,19 +436,216 @@ def _check_new_state(
     ts_bytes: bytes,
     top_bytes: bytes,
     checks: Sequence[tuple[str, bytes, bytes]],
+    *,
+    read_all: Callable[[str], bytes] | None = None,
 ) -> None:
-    """Run the new state through the client's trust core before it becomes visible."""
+    """Run the new state through the client's trust core before it becomes visible.
+
+    ``checks`` lists the new bins to verify with every release in them; with ``read_all``
+    (reads a file of the new state) every group, bin and release the new top reaches is.
+    """
     state = TrustedState(roots[0], now, max_root_rotations=max(len(roots), 1))
     for data in roots[1:]:
         state.update_root(data)
     state.update_timestamp(ts_bytes)
-    state.update_index(top_bytes)
-    for bp, group_bytes, bin_bytes in checks:
-        group = state.verify_group(bp[:2], group_bytes)
-        node = state.verify_bin(group, bp, bin_bytes)
+    top = state.update_index(top_bytes)
+    nodes: list[BinNode] = []
+    if read_all is None:
+        for bp, group_bytes, bin_bytes in checks:
+            group = state.verify_group(bp[:2], group_bytes)
+            nodes.append(state.verify_bin(group, bp, bin_bytes))
+    else:
+        for gp, gref in sorted(top.groups.items()):
+            group = state.verify_group(gp, read_all(gref.path))
+            nodes += [
+                state.verify_bin(group, bp, read_all(bref.path))
+                for bp, bref in sorted(group.bins.items())
+            ]
+    for node in nodes:
         for name, entries in node.packages.items():
             for entry in entries:
                 state.verify_bin_release(name, entry)
+
+
+# -- re-signing releases after a key rotation ------------------------------------
+
+
+@dataclass(frozen=True)
+class _Resigned:
+    """Bins whose release envelopes were re-signed, and the ``.zip.sig`` files to replace."""
+
+    bins: dict[str, BinNode]  # bin prefix -> the node with the new envelopes
+    signatures: tuple[tuple[str, bytes], ...]  # (release file + ".sig", envelope bytes)
+    releases: tuple[Release, ...]
+
+
+def _verifies(root: Root, name: str, entry: BinRelease) -> bool:
+    try:
+        release = verify_release(root, entry.release, f"release {name} {entry.version}")
+    except TrustError:
+        return False
+    return release.name == name and release.version == entry.version
+
+
+def _original_signer(roots: Sequence[Root], envelope: Envelope) -> tuple[str, Root] | None:
+    """Who signed a release under an older root: ``("index", root)``, ``("publisher
+    'NAME'", root)``, or None when no role or publisher of any root did (newest first)."""
+    for root in reversed(roots):
+        groups = [("index", root.index.keyids, root.index.threshold)]
+        groups += [(f"publisher {p.name!r}", p.keyids, p.threshold) for p in root.publishers]
+        for who, keyids, threshold in groups:
+            try:
+                verify_threshold(
+                    envelope,
+                    expected_type=RELEASE_TYPE,
+                    keys=root.keys,
+                    keyids=keyids,
+                    threshold=threshold,
+                    what="release",
+                )
+            except SignatureError:
+                continue
+            return who, root
+    return None
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _resign(
+    state: RepositoryState,
+    *,
+    index_keys: Sequence[SigningKey],
+    release_keys: Sequence[SigningKey] | None = None,
+    names: frozenset[str] | None = None,
+    only_bin: str | None = None,
+) -> _Resigned:
+    """Re-sign every release of the index that no longer verifies under the newest root.
+
+    A release the index role signed (under an older root) is re-signed with
+    ``index_keys``; one a publisher signed only with ``release_keys`` (for the packages in
+    ``names``, or all when None), which must then verify under the newest root. With
+    ``only_bin``, only that bin's releases are looked at.
+
+    Raises:
+        PublishError: A release cannot be re-signed (its publisher's keys were rotated and
+            no ``release_keys`` were given for it, or no role of any root ever signed it);
+            nothing was written.
+        SignatureError, PolicyError: ``release_keys`` do not make a named package's release
+            verify, or ``index_keys`` do not meet the index threshold.
+    """
+    d = state.directory
+    _, roots = _load_root_chain(d)
+    root = roots[-1]
+    bins: dict[str, BinNode] = {}
+    sigs: list[tuple[str, bytes]] = []
+    resigned: list[Release] = []
+    refused: list[str] = []
+    for gp in sorted(state.top.groups):
+        if only_bin is not None and gp != only_bin[:2]:
+            continue
+        group = _group(d, state.top, gp)
+        for bp in sorted(group.bins):
+            if only_bin is not None and bp != only_bin:
+                continue
+            node = _bin(d, group, bp)
+            packages = dict(node.packages)
+            changed = False
+            for name, entries in node.packages.items():
+                new_entries = list(entries)
+                for i, entry in enumerate(entries):
+                    if _verifies(root, name, entry):
+                        continue
+                    what = f"{name} {entry.version}"
+                    signer = _original_signer(roots, entry.release)
+                    if signer is None:
+                        refused.append(f"{what} (signed by no role or publisher of any root)")
+                        continue
+                    who, old_root = signer
+                    if who == "index":
+                        keys: Sequence[SigningKey] = index_keys
+                    elif release_keys is not None and (names is None or name in names):
+                        keys = _publisher_keys(root, entry.release, release_keys)
+                    else:
+                        refused.append(f"{what} ({who} of root {old_root.version})")
+                        continue
+                    envelope = sign(RELEASE_TYPE, entry.release.payload, keys)
+                    try:
+                        release = verify_release(root, envelope, f"re-signed release {what}")
+                    except TrustError:
+                        if who == "index" or names is not None:
+                            raise
+                        refused.append(f"{what} ({who} of root {old_root.version})")
+                        continue
+                    if release.name != name or release.version != entry.version:
+                        refused.append(f"{what} (signed as {release.name} {release.version})")
+                        continue
+                    new_entries[i] = BinRelease(
+                        entry.version, envelope, entry.yanked, entry.yanked_reason
+                    )
+                    sigs.append((release.file + ".sig", envelope.to_bytes()))
+                    resigned.append(release)
+                    changed = True
+                packages[name] = tuple(new_entries)
+            if changed:
+                bins[bp] = BinNode(bp, packages)
+    if refused:
+        raise PublishError(
+            f"index {d}: {len(refused)} release(s) no longer verify under root "
+            f"{root.version} and the index keys may not re-sign them: {_listing(refused)}",
+            hint="re-sign a publisher's releases with its current key ('modelmesh-connectors "
+            "resign --release-key ...'), or list its old key again in a new root",
+        )
+    return _Resigned(bins, tuple(sigs), tuple(resigned))
+
+
+def _publisher_keys(
+    root: Root, envelope: Envelope, release_keys: Sequence[SigningKey]
+) -> Sequence[SigningKey]:
+    """The keys among ``release_keys`` of the publishers that may sign this release.
+
+    So that one call can re-sign the releases of several publishers, each release is signed
+    only by keys of a publisher of ``root`` whose namespaces cover all its connectors; when
+    no key qualifies, all of them (verification then explains the refusal).
+    """
+    try:
+        connectors = parse_release(envelope.payload, "release").connectors
+    except MetadataError:
+        return release_keys
+    allowed = {
+        keyid
+        for p in root.publishers
+        if all(p.covers(c.id) for c in connectors)
+        for keyid in p.keyids
+    }
+    return [k for k in release_keys if k.keyid in allowed] or release_keys
+
+
+def _current_bin(state: RepositoryState, resigned: _Resigned | None, prefix: str) -> BinNode:
+    """The bin ``prefix``, with its re-signed envelopes when it has any."""
+    if resigned is not None and prefix in resigned.bins:
+        return resigned.bins[prefix]
+    return _bin(state.directory, _group(state.directory, state.top, prefix[:2]), prefix)
+
+
+def _resign_for_write(
+    state: RepositoryState, index_keys: Sequence[SigningKey], prefix: str
+) -> tuple[_Resigned, bool]:
+    """What :func:`publish` and :func:`yank` re-sign before changing bin ``prefix``.
+
+    On the first index write after a root rotation (the timestamp or top is signed by a
+    key of an older root) the whole index is re-signed and checked; otherwise only the bin
+    being changed (a publisher-only rotation is caught there, and by :func:`refresh_index`).
+
+    Returns:
+        The re-signed bins and whether every release must be checked.
+    """
+    if state.stale_signatures:
+        return _resign(state, index_keys=index_keys), True
+    return _resign(state, index_keys=index_keys, only_bin=prefix), False
 
 
 # -- creating an index ---------------------------------------------------------
@@ -486,22 +714,47 @@ def init_repository(
 
 
 def _copy_hashing(src: Path, dst_dir: Path) -> tuple[Path, str, int]:
-    dst_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst_dir, prefix=".incoming-", suffix=".zip")
-    digest = hashlib.sha256()
-    length = 0
+    """Copy ``src`` into a temp file in ``dst_dir``, hashing it; PublishError names the side."""
+
+    def cannot(e: OSError, what: str) -> PublishError:
+        return PublishError(f"{src}: {what}: {e.strerror or e}")
+
     try:
-        with os.fdopen(fd, "wb") as out, src.open("rb") as f:
-            while chunk := f.read(_COPY_CHUNK):
-                digest.update(chunk)
-                length += len(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        f = src.open("rb")
+    except OSError as e:
+        raise cannot(e, "cannot read the archive") from e
+    with f:
+        try:
+            dst_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dst_dir, prefix=".incoming-", suffix=".zip")
+        except OSError as e:
+            raise cannot(e, "cannot copy into the index") from e
+        digest = hashlib.sha256()
+        length = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while True:
+                    try:
+                        chunk = f.read(_COPY_CHUNK)
+                    except OSError as e:
+                        raise cannot(e, "cannot read the archive") from e
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    length += len(chunk)
+                    try:
+                        out.write(chunk)
+                    except OSError as e:
+                        raise cannot(e, "cannot copy into the index") from e
+                try:
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError as e:
+                    raise cannot(e, "cannot copy into the index") from e
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
     return Path(tmp), digest.hexdigest(), length
 
 
@@ -583,10 +836,7 @@ def publish(
     inspector = inspect or _default_inspector
     with _locked(d):
         state = load_state(d)
-        try:
-            tmp, sha256, length = _copy_hashing(Path(archive), d / "archives")
-        except OSError as e:
-            raise PublishError(f"{archive}: cannot copy into the index: {e.strerror or e}") from e
+        tmp, sha256, length = _copy_hashing(Path(archive), d / "archives")
         try:
             info = inspector(tmp)
             if info.sha256 != sha256 or info.length != length:
@@ -596,9 +846,9 @@ def publish(
                 )
             release = _release_from(info, sha256, length)
             name, version = release.name, release.version
-            gp, bp = group_prefix(name), bin_prefix(name)
-            group = _group(d, state.top, gp)
-            node = _bin(d, group, bp)
+            bp = bin_prefix(name)
+            resigned, check_all = _resign_for_write(state, _keys(index_keys), bp)
+            node = _current_bin(state, resigned, bp)
             existing = node.packages.get(name, ())
             for entry in existing:
                 if _same_version(entry.version, version):
@@ -621,7 +871,9 @@ def publish(
                 timestamp_keys=_keys(timestamp_keys),
                 index_expiry=index_expiry,
                 timestamp_expiry=timestamp_expiry,
-                new_bin=BinNode(bp, packages),
+                new_bins=_with_bin(resigned, BinNode(bp, packages)),
+                signatures=resigned.signatures,
+                check_all=check_all,
             )
             target = d / release.file
             if target.exists():
@@ -635,7 +887,7 @@ def publish(
                 # link() never replaces an existing file, even in a race.
                 os.link(tmp, target)
             # The .sig of an unlisted (interrupted) release may be replaced; a listed
-            # release's .sig is never touched again (the version check above).
+            # release's .sig changes only when it is re-signed after a key rotation.
             _write_replace(d, release.file + ".sig", envelope.to_bytes())
             _apply(d, plan)
         except OSError as e:
@@ -681,10 +933,11 @@ def yank(
     now = _now(now)
     if not isinstance(reason, str) or not reason.strip() or not reason.isprintable():
         raise PublishError(f"yank reason: expected non-empty printable text, got {reason!r:.80}")
-    gp, bp = group_prefix(name), bin_prefix(name)
+    bp = bin_prefix(name)
     with _locked(d):
         state = load_state(d)
-        node = _bin(d, _group(d, state.top, gp), bp)
+        resigned, check_all = _resign_for_write(state, _keys(index_keys), bp)
+        node = _current_bin(state, resigned, bp)
         entries = node.packages.get(name, ())
         index = next((i for i, e in enumerate(entries) if e.version == version), None)
         if index is None:
@@ -702,9 +955,16 @@ def yank(
             timestamp_keys=_keys(timestamp_keys),
             index_expiry=index_expiry,
             timestamp_expiry=timestamp_expiry,
-            new_bin=BinNode(bp, packages),
+            new_bins=_with_bin(resigned, BinNode(bp, packages)),
+            signatures=resigned.signatures,
+            check_all=check_all,
         )
         _apply(d, plan)
+
+
+def _with_bin(resigned: _Resigned, node: BinNode) -> list[BinNode]:
+    """The re-signed bins with ``node`` (which already holds its re-signed entries)."""
+    return [*(b for b in resigned.bins.values() if b.prefix != node.prefix), node]
 
 
 def refresh_timestamp(
@@ -752,9 +1012,13 @@ def refresh_index(
     index_expiry: timedelta = DEFAULT_INDEX_EXPIRY,
     timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
 ) -> IndexTop:
-    """Re-sign the index top (new version and expiry, same groups) and the timestamp.
+    """Re-sign the index top (new version and expiry) and the timestamp.
 
-    Use it before the top expires, and after the index keys were rotated.
+    Use it before the top expires, and after every root rotation. Every release is
+    verified under the newest root; one the index role signed with keys the newest root
+    dropped is re-signed with ``index_keys`` (new bin and group nodes; its ``.zip.sig``
+    replaced by the new envelope, the archive unchanged). A release of a publisher whose
+    keys were rotated away is refused: re-sign it with :func:`resign_releases`.
 
     Args:
         directory: The index directory.
@@ -768,7 +1032,8 @@ def refresh_index(
         The new index top.
 
     Raises:
-        PublishError: Files cannot be read or written.
+        PublishError: Files cannot be read or written, or a publisher's release no longer
+            verifies (nothing is written).
         SignatureError: The keys do not meet a threshold.
         TrustError: The current index fails verification.
     """
@@ -776,6 +1041,7 @@ def refresh_index(
     now = _now(now)
     with _locked(d):
         state = load_state(d)
+        resigned = _resign(state, index_keys=_keys(index_keys))
         plan = _plan(
             state,
             now=now,
@@ -783,10 +1049,81 @@ def refresh_index(
             timestamp_keys=_keys(timestamp_keys),
             index_expiry=index_expiry,
             timestamp_expiry=timestamp_expiry,
-            new_bin=None,
+            new_bins=list(resigned.bins.values()),
+            signatures=resigned.signatures,
+            check_all=True,
         )
         _apply(d, plan)
     return plan.top
+
+
+def resign_releases(
+    directory: str | os.PathLike[str],
+    *,
+    release_keys: SigningKey | Sequence[SigningKey],
+    index_keys: SigningKey | Sequence[SigningKey],
+    timestamp_keys: SigningKey | Sequence[SigningKey],
+    name: str | None = None,
+    now: datetime | None = None,
+    index_expiry: timedelta = DEFAULT_INDEX_EXPIRY,
+    timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
+) -> tuple[Release, ...]:
+    """Re-sign a publisher's releases with its current keys after its keys were rotated.
+
+    Every release (of package ``name``, or of any package when None) that no longer
+    verifies under the newest root and that a publisher signed under an older root is
+    re-signed with ``release_keys``; the new envelope must verify under the newest root
+    (so the keys must be the publisher's, and cover its namespaces). Releases of the index
+    role are re-signed with ``index_keys`` as by :func:`refresh_index`. Then a new index
+    state is written, ``.zip.sig`` files replaced; releases that still verify are untouched.
+
+    Args:
+        directory: The index directory.
+        release_keys: The publisher's current key(s).
+        index_keys: Key(s) meeting the index threshold.
+        timestamp_keys: Key(s) meeting the timestamp threshold.
+        name: Only this package's releases (default: every package).
+        now: Reference time (default: the current time).
+        index_expiry: Lifetime of the new index top.
+        timestamp_expiry: Lifetime of the new timestamp.
+
+    Returns:
+        The re-signed releases; empty when every release verified (nothing is written).
+
+    Raises:
+        PublishError: ``name`` is not published, a release that needs re-signing is not
+            covered by ``release_keys``, or files cannot be read or written.
+        SignatureError, PolicyError: ``release_keys`` do not make a release of ``name``
+            verify (another publisher's keys, or outside its namespaces).
+        TrustError: The current index fails verification.
+    """
+    d = Path(directory)
+    now = _now(now)
+    with _locked(d):
+        state = load_state(d)
+        if name is not None and name not in _current_bin(state, None, bin_prefix(name)).packages:
+            raise PublishError(f"{name} is not published in index {d}")
+        resigned = _resign(
+            state,
+            index_keys=_keys(index_keys),
+            release_keys=_keys(release_keys),
+            names=None if name is None else frozenset([name]),
+        )
+        if not resigned.releases:
+            return ()
+        plan = _plan(
+            state,
+            now=now,
+            index_keys=_keys(index_keys),
+            timestamp_keys=_keys(timestamp_keys),
+            index_expiry=index_expiry,
+            timestamp_expiry=timestamp_expiry,
+            new_bins=list(resigned.bins.values()),
+            signatures=resigned.signatures,
+            check_all=True,
+        )
+        _apply(d, plan)
+    return resigned.releases
 
 
 # -- root management -----------------------------------------------------------

@@ -108,8 +108,8 @@ def pack(base: Path, name: str, version: str, **kwargs: object) -> Path:
     """``make_package`` then ``pack`` through the CLI; returns the archive."""
     source = make_package(base / "src" / version, name, version, **kwargs)  # type: ignore[arg-type]
     dist = base / "dist"
-    dist.mkdir(exist_ok=True)
-    out = ok("pack", source, "-o", dist).out
+    # A trailing separator means a directory, created when missing (else a file "dist").
+    out = ok("pack", source, "-o", f"{dist}{os.sep}").out
     archive = Path(out.split()[0])
     assert archive == dist / f"{name}-{version}.zip"
     return archive
@@ -493,6 +493,88 @@ def test_root_rotation_through_the_cli(site: Site, tmp_path: Path) -> None:
     archive = pack(tmp_path, "acme-audit-log", "2.0.0")
     ok("publish", archive, "--index", index, "--index-key", site.key("index"), "--timestamp-key", tmp_path / "timestamp-2.pem")
     assert findings(site, index)["ok"] is True
+
+
+def test_index_and_publisher_key_rotation_through_the_cli(tmp_path: Path) -> None:
+    """Root 2 replaces the index key and acme's key: 'refresh' re-signs the index role's
+    releases and refuses acme's until 'resign' re-signs them with acme's new key."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("root", "index", "timestamp", "acme", "index-2", "acme-2"):
+        ok("keygen", keys / f"{name}.pem")
+    staged = tmp_path / "root.json"
+    ok(
+        "root", "init", "--root-key", keys / "root.pub.pem", "--index-key", keys / "index.pub.pem",
+        "--timestamp-key", keys / "timestamp.pub.pem", "--publisher", f"acme:acme:{keys / 'acme.pub.pem'}",
+        "-o", staged,
+    )
+    ok("root", "sign", staged, "--key", keys / "root.pem")
+    index = tmp_path / "index"
+    old_signers = ["--index-key", keys / "index.pem", "--timestamp-key", keys / "timestamp.pem"]
+    new_signers = ["--index-key", keys / "index-2.pem", "--timestamp-key", keys / "timestamp.pem"]
+    ok("init", "--index", index, "--root", staged, *old_signers)
+    ok("publish", pack(tmp_path, "acme-audit-log", "1.0.0"), "--index", index, *old_signers, "--release-key", keys / "acme.pem")
+    foreign = pack(tmp_path, "other-sink", "1.0.0", connectors=[("other.sink.v1", "observability", "other_sink.sink:Sink")])
+    ok("publish", foreign, "--index", index, *old_signers)
+    acme_sig = index / "archives/acme-audit-log/acme-audit-log-1.0.0.zip.sig"
+    other_sig = index / "archives/other-sink/other-sink-1.0.0.zip.sig"
+    before = {p: p.read_bytes() for p in (acme_sig, other_sig)}
+
+    staged_2 = tmp_path / "root-2.json"
+    ok(
+        "root", "rotate", "--index", index, "--index-key", keys / "index-2.pub.pem",
+        "--publisher", f"acme:acme:{keys / 'acme-2.pub.pem'}", "-o", staged_2,
+    )
+    ok("root", "sign", staged_2, "--key", keys / "root.pem")
+    assert "run 'refresh'" in ok("root", "publish", staged_2, "--index", index).out
+    assert cli("verify", index, "--root", staged).status == 1
+
+    # The index key may not re-sign acme's release: refused, named, nothing written.
+    timestamp = (index / "timestamp.json").read_bytes()
+    err = failed("refresh", "--index", index, *new_signers).err
+    assert "acme-audit-log 1.0.0 (publisher 'acme' of root 1)" in err
+    assert "hint: " in err and "resign" in err
+    assert (index / "timestamp.json").read_bytes() == timestamp
+    # acme's revoked key cannot re-sign it either.
+    failed("resign", "acme-audit-log", "--index", index, *new_signers, "--release-key", keys / "acme.pem")
+
+    out = ok("resign", "acme-audit-log", "--index", index, *new_signers, "--release-key", keys / "acme-2.pem").out
+    assert "re-signed acme-audit-log 1.0.0 (archives/acme-audit-log/acme-audit-log-1.0.0.zip.sig)" in out
+    assert "re-signed other-sink 1.0.0" in out  # the index role's release, with index-2
+    sig_ids = {p: [s["keyid"] for s in json.loads(p.read_bytes())["signatures"]] for p in before}
+    assert sig_ids == {
+        acme_sig: [read_public_key(keys / "acme-2.pub.pem").keyid],
+        other_sig: [read_public_key(keys / "index-2.pub.pem").keyid],
+    }
+    report = json.loads(cli("verify", index, "--root", staged, "--json").out)
+    assert report["ok"] is True, report
+    assert {p.name for p in before if p.read_bytes() != before[p]} == {acme_sig.name, other_sig.name}
+    assert ok("resign", "--index", index, *new_signers, "--release-key", keys / "acme-2.pem").out == (
+        "nothing to re-sign: every release verifies under the current root\n"
+    )
+    ok("refresh", "--index", index, *new_signers)
+    assert json.loads(cli("verify", index, "--root", staged, "--json").out)["ok"] is True
+
+
+def test_refresh_re_signs_releases_after_an_index_key_rotation(site: Site, tmp_path: Path) -> None:
+    index = site.copy(tmp_path / "index")
+    ok("keygen", tmp_path / "index-2.pem")
+    staged = tmp_path / "root-2.json"
+    ok("root", "rotate", "--index", index, "--index-key", tmp_path / "index-2.pub.pem", "-o", staged)
+    for key in ROOT_KEYS[:2]:
+        ok("root", "sign", staged, "--key", site.key(key))
+    ok("root", "publish", staged, "--index", index)
+    sigs = sorted((index / "archives").rglob("*.zip.sig"))
+    before = [p.read_bytes() for p in sigs]
+    assert cli("verify", index, "--root", site.root).status == 1
+    ok("refresh", "--index", index, "--index-key", tmp_path / "index-2.pem", "--timestamp-key", site.key("timestamp"))
+    report = findings(site, index)
+    assert report["ok"] is True, report
+    new_id = read_public_key(tmp_path / "index-2.pub.pem").keyid
+    for path, old in zip(sigs, before, strict=True):
+        assert path.read_bytes() != old
+        assert [s["keyid"] for s in json.loads(path.read_bytes())["signatures"]] == [new_id]
+    assert len(sigs) == 2  # 1.0.0 (yanked) and 1.1.0
 
 
 # -- errors --------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from modelmesh_connectors.keys import SigningKey
 from modelmesh_connectors.loader import build_registry
 from modelmesh_connectors.metadata import Timestamp
 from modelmesh_connectors.statestore import MetadataStore
-from modelmesh_connectors.trust import verify_anchor_root
+from modelmesh_connectors.trust import verify_anchor_root, verify_release
 from tests.support.simulator import DAY, RepositorySimulator
 
 CONNECTOR = "acme.audit-log.v1"
@@ -226,3 +226,42 @@ def test_a_new_client_walks_two_roots_then_runs_on_its_cache(sim: RepositorySimu
     assert CONNECTOR in {i.id for i in registry.list_connectors()}
     assert (sim.server.request_count("/root/4.json"), sim.server.request_count("/timestamp.json")) == before
     assert before == (1, 1)
+
+
+def test_index_key_rotation_re_signs_releases_and_clients_keep_loading(sim: RepositorySimulator) -> None:
+    """Root 2 replaces the index key; 'refresh' with the new key re-signs the old release.
+
+    A client that cached the old index top, a new client, and a client loading the archive
+    by URL (its detached .sig) all keep loading the package published before the rotation.
+    """
+    sig_path = "archives/acme-audit-log/acme-audit-log-1.0.0.zip.sig"
+    archive_path = "archives/acme-audit-log/acme-audit-log-1.0.0.zip"
+    url = sim.url + archive_path
+    assert load(sim, "cached") == "1.0.0"
+    old_sig, archive = sim.read(sig_path), sim.read(archive_path)
+    new_index = SigningKey.generate()
+    repository.root_publish(sim.dir, stage(sim, sim.root_keys[:2], index_keys=[new_index.public]), now=sim.now)
+    with pytest.raises(SignatureError):
+        load(sim, "too-early")  # the top and the release are signed by the revoked key
+
+    repository.refresh_index(sim.dir, index_keys=new_index, timestamp_keys=sim.timestamp_key, now=sim.now)
+    sim.index_key = new_index
+    assert load(sim, "cached") == "1.0.0"  # walks to root 2, drops its cached top
+    assert load(sim, "fresh") == "1.0.0"
+    assert stored_root(sim, "fresh") == sim.read("root/2.json")
+    # The .sig was replaced by the new envelope; the archive is unchanged.
+    new_sig = sim.read(sig_path)
+    assert new_sig != old_sig
+    assert sim.read(archive_path) == archive
+    root_2 = verify_anchor_root(sim.read("root/2.json"))
+    assert verify_release(root_2, new_sig).version == "1.0.0"
+    with pytest.raises(SignatureError):
+        verify_release(root_2, old_sig)
+    registry = build_registry(sim.config([url], metadata_max_age=0, cache_dir=str(sim.tmp / "by-url")))
+    assert registry.origin(CONNECTOR).signed_by == (new_index.keyid,)
+    report = audit_directory(sim.dir, trusted_root=sim.root_bytes)
+    assert report.ok, report.errors
+    # Publishing continues with the new index key.
+    sim.publish("acme-audit-log", "1.1.0")
+    assert load(sim, "cached") == "1.1.0"
+    assert audit_directory(sim.dir, trusted_root=sim.root_bytes).ok

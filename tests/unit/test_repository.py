@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import repository
+from modelmesh_connectors.audit import audit_directory
 from modelmesh_connectors.envelope import Envelope, parse_envelope
 from modelmesh_connectors.errors import (
     ExpiredError,
@@ -30,7 +31,7 @@ from modelmesh_connectors.metadata import (
     parse_group,
 )
 from modelmesh_connectors.repository import PublisherSpec
-from modelmesh_connectors.trust import TrustedState
+from modelmesh_connectors.trust import TrustedState, verify_release
 from tests.support.builders import DAY, NOW, make_keys
 from tests.support.packages import make_zip
 
@@ -381,16 +382,29 @@ def test_publish_with_real_inspector(repo: Repo, tmp_path: Path) -> None:
     assert repo.releases() == [("1.2.0", False, None)]
 
 
-def test_publish_missing_archive(repo: Repo, tmp_path: Path) -> None:
-    with pytest.raises(PublishError, match="cannot copy"):
+@pytest.mark.parametrize("kind", ["missing", "directory"])
+def test_publish_unreadable_archive_is_named_as_such(repo: Repo, tmp_path: Path, kind: str) -> None:
+    archive = tmp_path / "archive.zip"
+    if kind == "directory":
+        archive.mkdir()
+    before = repo.files()
+    with pytest.raises(PublishError, match=r"archive\.zip: cannot read the archive: ") as e:
         repository.publish(
             repo.dir,
-            tmp_path / "missing.zip",
+            archive,
             index_keys=repo.index_key,
             timestamp_keys=repo.timestamp_key,
             now=NOW,
             inspect=inspector(),
         )
+    assert "into the index" not in str(e.value)
+    assert repo.files() == before
+
+
+def test_publish_reports_an_index_it_cannot_copy_into(repo: Repo) -> None:
+    (repo.dir / "archives").write_bytes(b"")  # a file where the archives directory goes
+    with pytest.raises(PublishError, match="cannot copy into the index"):
+        repo.publish("1.0.0")
 
 
 def test_publish_into_missing_index(tmp_path: Path) -> None:
@@ -667,3 +681,250 @@ def test_load_state(repo: Repo) -> None:
 def test_load_state_missing_files(tmp_path: Path) -> None:
     with pytest.raises(PublishError, match=r"cannot read root/1\.json"):
         repository.load_state(tmp_path)
+
+
+# -- re-signing releases after a key rotation ----------------------------------------------
+
+
+def sig(repo: Repo, version: str, name: str = NAME) -> bytes:
+    return (repo.dir / (archive_path(name, version) + ".sig")).read_bytes()
+
+
+def bin_envelopes(repo: Repo, name: str = NAME) -> dict[str, bytes]:
+    """Version -> the release envelope bytes the bin holds, through a client."""
+    state = repo.client()
+    assert state.index is not None
+    gp, bp = group_prefix(name), bin_prefix(name)
+    group = state.verify_group(gp, (repo.dir / state.index.groups[gp].path).read_bytes())
+    node = state.verify_bin(group, bp, (repo.dir / group.bins[bp].path).read_bytes())
+    return {e.version: e.release.to_bytes() for e in node.packages[name]}
+
+
+def signers(data: bytes) -> list[str]:
+    return [s.keyid for s in parse_envelope(data).signatures]
+
+
+def publish_root(repo: Repo, tmp_path: Path, **changes: object) -> None:
+    """Rotate root N -> N+1 with ``changes`` (root keys unchanged)."""
+    repository.root_publish(
+        repo.dir, rotate_keys(repo, tmp_path, repo.root_keys[:2], **changes), now=NOW
+    )
+
+
+def rotate_index_key(repo: Repo, tmp_path: Path) -> SigningKey:
+    new = SigningKey.generate()
+    publish_root(repo, tmp_path, index_keys=[new.public])
+    return new
+
+
+def refresh(repo: Repo, index_key: SigningKey) -> None:
+    repository.refresh_index(
+        repo.dir, index_keys=index_key, timestamp_keys=repo.timestamp_key, now=NOW
+    )
+
+
+def audit_ok(repo: Repo) -> None:
+    report = audit_directory(repo.dir, now=NOW, trusted_root=repo.root_bytes)
+    assert report.ok, [(f.path, f.message) for f in report.errors]
+
+
+def test_refresh_re_signs_index_releases_after_an_index_key_rotation(
+    repo: Repo, tmp_path: Path
+) -> None:
+    repo.publish("1.0.0")
+    repo.publish("1.1.0")
+    repository.yank(
+        repo.dir,
+        NAME,
+        "1.0.0",
+        "CVE-1",
+        index_keys=repo.index_key,
+        timestamp_keys=repo.timestamp_key,
+        now=NOW,
+    )
+    repo.publish("0.1", inspect=inspector("other-pkg", "0.1", ["acme.other.v1"]))
+    new = rotate_index_key(repo, tmp_path)
+    before = repo.files()
+    with pytest.raises(SignatureError):
+        repo.client()  # the top is signed by the revoked index key
+    # The old index key can neither sign the top nor re-sign the releases: nothing written.
+    with pytest.raises(SignatureError):
+        refresh(repo, repo.index_key)
+    assert repo.files() == before
+
+    refresh(repo, new)
+    after = repo.files()
+    assert repo.releases() == [("1.0.0", True, "CVE-1"), ("1.1.0", False, None)]
+    assert repo.releases("other-pkg") == [("0.1", False, None)]
+    root_2 = repo.client().root
+    for name, version in [(NAME, "1.0.0"), (NAME, "1.1.0"), ("other-pkg", "0.1")]:
+        data = sig(repo, version, name)
+        assert data != before[archive_path(name, version) + ".sig"]  # replaced ...
+        assert signers(data) == [new.keyid]  # ... by the new index key's signature ...
+        assert data == bin_envelopes(repo, name)[version]  # ... identical to the bin's copy
+        assert verify_release(root_2, data).version == version
+        assert after[archive_path(name, version)] == before[archive_path(name, version)]
+    # Published meta files never change: the re-signed bins are new files.
+    assert all(after[p] == d for p, d in before.items() if p.startswith("meta/"))
+    assert not [p for p in after if ".tmp-" in p]
+    audit_ok(repo)
+
+    # Nothing left to re-sign: a second refresh writes only a new top and timestamp.
+    refresh(repo, new)
+    again = repo.files()
+    assert {p for p in again if again[p] != after.get(p)} == {
+        "timestamp.json",
+        *(set(again) - set(after)),
+    }
+    assert len(set(again) - set(after)) == 1  # the top
+    audit_ok(repo)
+
+
+@pytest.mark.parametrize("change", ["publish", "yank"])
+def test_first_publish_or_yank_after_an_index_key_rotation_re_signs(
+    repo: Repo, tmp_path: Path, change: str
+) -> None:
+    repo.publish("1.0.0")
+    repo.publish("0.1", inspect=inspector("other-pkg", "0.1", ["acme.other.v1"]))  # another bin
+    new = rotate_index_key(repo, tmp_path)
+    old_sig = sig(repo, "0.1", "other-pkg")
+    if change == "publish":
+        repository.publish(
+            repo.dir,
+            repo.archive(b"1.1.0"),
+            index_keys=new,
+            timestamp_keys=repo.timestamp_key,
+            now=NOW,
+            inspect=inspector(version="1.1.0"),
+        )
+        assert repo.releases() == [("1.0.0", False, None), ("1.1.0", False, None)]
+    else:
+        repository.yank(
+            repo.dir,
+            NAME,
+            "1.0.0",
+            "CVE-1",
+            index_keys=new,
+            timestamp_keys=repo.timestamp_key,
+            now=NOW,
+        )
+        assert repo.releases() == [("1.0.0", True, "CVE-1")]
+    assert signers(sig(repo, "1.0.0")) == [new.keyid]
+    assert signers(sig(repo, "0.1", "other-pkg")) == [new.keyid] != signers(old_sig)
+    assert repo.releases("other-pkg") == [("0.1", False, None)]
+    audit_ok(repo)
+
+
+def test_refresh_never_writes_an_index_whose_releases_fail(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.publish("1.0.0")
+    new = rotate_index_key(repo, tmp_path)
+    before = repo.files()
+    # Without the re-signing, the check of every release reachable from the new top refuses.
+    monkeypatch.setattr(repository, "_resign", lambda state, **kw: repository._Resigned({}, (), ()))
+    with pytest.raises(SignatureError, match=r"release"):
+        refresh(repo, new)
+    assert repo.files() == before
+
+
+def test_an_interrupted_re_signing_is_finished_by_the_next_refresh(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo.publish("1.0.0")
+    new = rotate_index_key(repo, tmp_path)
+    old_timestamp = (repo.dir / "timestamp.json").read_bytes()
+    write_replace = repository._write_replace
+
+    def crash_before_timestamp(d: Path, rel: str, data: bytes) -> None:
+        if rel == "timestamp.json":
+            raise PublishError("crash")
+        write_replace(d, rel, data)
+
+    monkeypatch.setattr(repository, "_write_replace", crash_before_timestamp)
+    with pytest.raises(PublishError, match="crash"):
+        refresh(repo, new)
+    assert (repo.dir / "timestamp.json").read_bytes() == old_timestamp  # old state visible
+    half = sig(repo, "1.0.0")
+    assert signers(half) == [new.keyid]
+    monkeypatch.undo()
+    refresh(repo, new)
+    assert sig(repo, "1.0.0") == half  # Ed25519 is deterministic: the same envelope
+    assert repo.releases() == [("1.0.0", False, None)]
+    audit_ok(repo)
+
+
+def acme(key: SigningKey, name: str = "acme", namespace: str = "acme") -> PublisherSpec:
+    return PublisherSpec(name, (key.public,), 1, (namespace,))
+
+
+def test_a_rotated_publishers_releases_are_refused_until_re_signed(tmp_path: Path) -> None:
+    old_pub, new_pub = SigningKey.generate(), SigningKey.generate()
+    repo = make_repo(tmp_path, [acme(old_pub)])
+    repo.publish("1.0.0", release_keys=[old_pub])
+    repo.publish("1.1.0")  # by the index role
+    publish_root(repo, tmp_path, publishers=[acme(new_pub)])
+    before = repo.files()
+    # The index key may not re-sign a publisher's release: every index write is refused.
+    with pytest.raises(
+        PublishError, match=r"acme-audit-log 1\.0\.0 \(publisher 'acme' of root 1\)"
+    ) as e:
+        refresh(repo, repo.index_key)
+    assert "1.1.0" not in str(e.value)
+    assert e.value.hint is not None and "resign" in e.value.hint
+    with pytest.raises(PublishError, match="publisher 'acme'"):
+        repo.publish("1.2.0")  # the same bin
+    with pytest.raises(PublishError, match="publisher 'acme'"):
+        repository.yank(
+            repo.dir,
+            NAME,
+            "1.1.0",
+            "x",
+            index_keys=repo.index_key,
+            timestamp_keys=repo.timestamp_key,
+            now=NOW,
+        )
+    assert repo.files() == before
+
+    kw = {"index_keys": repo.index_key, "timestamp_keys": repo.timestamp_key, "now": NOW}
+    # The revoked key (or any key but the publisher's new one) cannot re-sign it.
+    for wrong in (old_pub, SigningKey.generate()):
+        with pytest.raises(SignatureError, match=r"acme-audit-log 1\.0\.0"):
+            repository.resign_releases(repo.dir, name=NAME, release_keys=wrong, **kw)  # type: ignore[arg-type]
+    with pytest.raises(PublishError, match="other-pkg is not published"):
+        repository.resign_releases(repo.dir, name="other-pkg", release_keys=new_pub, **kw)  # type: ignore[arg-type]
+    assert repo.files() == before
+
+    resigned = repository.resign_releases(repo.dir, name=NAME, release_keys=new_pub, **kw)  # type: ignore[arg-type]
+    assert [(r.name, r.version) for r in resigned] == [(NAME, "1.0.0")]
+    assert signers(sig(repo, "1.0.0")) == [new_pub.keyid]
+    # 1.1.0 (index role, key unchanged) still verifies: untouched.
+    assert sig(repo, "1.1.0") == before[archive_path(NAME, "1.1.0") + ".sig"]
+    assert sig(repo, "1.0.0") == bin_envelopes(repo)["1.0.0"]
+    assert repo.releases() == [("1.0.0", False, None), ("1.1.0", False, None)]
+    audit_ok(repo)
+    # Now nothing is left to re-sign, and refresh works again.
+    files = repo.files()
+    assert repository.resign_releases(repo.dir, release_keys=new_pub, **kw) == ()  # type: ignore[arg-type]
+    assert repo.files() == files
+    refresh(repo, repo.index_key)
+    audit_ok(repo)
+
+
+def test_one_resign_call_re_signs_several_publishers_each_with_its_own_key(tmp_path: Path) -> None:
+    a1, a2, b1, b2 = make_keys(4)
+    repo = make_repo(tmp_path, [acme(a1), acme(b1, "beta", "beta")])
+    repo.publish("1.0.0", release_keys=[a1])
+    repo.publish("2.0", release_keys=[b1], inspect=inspector("beta-sink", "2.0", ["beta.sink.v1"]))
+    new_index = rotate_index_key(repo, tmp_path)  # and, in a second root, both publishers
+    publish_root(repo, tmp_path, publishers=[acme(a2), acme(b2, "beta", "beta")])
+    kw = {"index_keys": new_index, "timestamp_keys": repo.timestamp_key, "now": NOW}
+    # Only acme's new key: beta's release is named, nothing is written.
+    with pytest.raises(PublishError, match=r"beta-sink 2\.0 \(publisher 'beta' of root 2\)"):
+        repository.resign_releases(repo.dir, release_keys=[a2], **kw)  # type: ignore[arg-type]
+    resigned = repository.resign_releases(repo.dir, release_keys=[a2, b2], **kw)  # type: ignore[arg-type]
+    assert sorted(r.name for r in resigned) == [NAME, "beta-sink"]
+    assert signers(sig(repo, "1.0.0")) == [a2.keyid]
+    assert signers(sig(repo, "2.0", "beta-sink")) == [b2.keyid]
+    assert repo.releases("beta-sink") == [("2.0", False, None)]
+    audit_ok(repo)

@@ -29,7 +29,10 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("pack", help="build a reproducible .zip from a package directory")
     p.add_argument("directory", type=Path)
-    p.add_argument("-o", "--output", type=Path, help="output file or directory")
+    # A str, not a Path: Path("dist/") drops the separator that marks a directory.
+    p.add_argument(
+        "-o", "--output", help="output file, or directory (existing, or ending in '/': created)"
+    )
     p.set_defaults(handler=_pack)
 
 

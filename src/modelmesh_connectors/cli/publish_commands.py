@@ -1,9 +1,9 @@
 """CLI: the publisher's commands — keys, roots, publishing, auditing and a local server.
 
 ``keygen``; ``root init|sign|rotate|publish``; ``init``; ``publish``; ``yank``; ``timestamp``;
-``refresh``; ``verify``; ``serve``. Private keys are read from files; a passphrase comes from
-``$MODELMESH_KEY_PASSPHRASE`` or a prompt, never from an argument (arguments leak into shell
-history and the process list).
+``refresh``; ``resign``; ``verify``; ``serve``. Private keys are read from files; a passphrase
+comes from ``$MODELMESH_KEY_PASSPHRASE`` or a prompt, never from an argument (arguments leak
+into shell history and the process list).
 """
 
 from __future__ import annotations
@@ -97,6 +97,22 @@ def register(sub: Any) -> None:
     p.add_argument("--index", type=Path, required=True)
     _signer_args(p)
     p.set_defaults(handler=_refresh)
+
+    p = sub.add_parser(
+        "resign",
+        help="re-sign a publisher's releases with its current key after a key rotation",
+    )
+    p.add_argument("name", nargs="?", help="only this package (default: every package)")
+    p.add_argument("--index", type=Path, required=True)
+    p.add_argument(
+        "--release-key",
+        type=Path,
+        required=True,
+        action="append",
+        help="the publisher's current key(s) (repeat; several publishers' keys are fine)",
+    )
+    _signer_args(p)
+    p.set_defaults(handler=_resign)
 
     p = sub.add_parser("verify", help="audit an index: every signature, expiry, hash and length")
     p.add_argument("location", help="index directory or http(s) URL")
@@ -285,7 +301,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     if not args.archive.is_file():
-        # Else the library reports it as a failure to copy into the index.
+        # Names the option's value plainly (the library says it cannot read the archive).
         raise ConfigError(f"archive {args.archive}: not a file")
     release = repository.publish(
         args.index,
@@ -335,6 +351,23 @@ def _refresh(args: argparse.Namespace) -> int:
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
     print(f"index top version {top.version}, expires {top.expires.isoformat()}")
+    return 0
+
+
+def _resign(args: argparse.Namespace) -> int:
+    releases = repository.resign_releases(
+        args.index,
+        name=args.name,
+        release_keys=_private(args.release_key),
+        index_keys=_private(args.index_key),
+        timestamp_keys=_private(args.timestamp_key),
+        index_expiry=_days(args.index_expires, "index-expires"),
+        timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
+    )
+    if not releases:
+        print("nothing to re-sign: every release verifies under the current root")
+    for release in releases:
+        print(f"re-signed {release.name} {release.version} ({release.file}.sig)")
     return 0
 
 
