@@ -14,6 +14,7 @@ import re
 import stat
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,7 +202,14 @@ def read_zip(data: bytes, *, source: str, limits: ArchiveLimits | None = None) -
                 continue
             try:
                 content = _read_entry(archive, info, budget, limits, source)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+            except (
+                zipfile.BadZipFile,
+                zlib.error,
+                OSError,
+                EOFError,
+                ValueError,
+                RuntimeError,
+            ) as exc:
                 # zlib errors, CRC mismatch, local header that disagrees with the directory
                 raise ArchiveError(
                     f"{source}: entry {info.filename!r} cannot be read: {exc}"

@@ -41,12 +41,12 @@ class LoadedMesh:
 def _read(config: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None]:
     if isinstance(config, Mapping):
         return copy.deepcopy(dict(config)), None
-    import yaml
+    from .yaml_input import YamlInputError, load_yaml
 
     path = Path(config)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, YamlInputError) as exc:
         raise ConfigError(f"{path}: cannot read ModelMesh configuration: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: configuration must be a mapping")

@@ -7,6 +7,7 @@ keys are reported (a typo like ``require_signature`` must not silently weaken po
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .requirements import InvalidPackageSpec, LocalSpec, PackageSpec, parse_package_spec
+from .yaml_input import YamlInputError, load_yaml, short_repr
 
 __all__ = [
     "CACHE_ENV",
@@ -135,16 +137,21 @@ def parse_duration(value: object, *, key: str) -> float:
     if isinstance(value, bool):
         raise ConfigError(f"connectors.{key}: expected a duration, got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+    elif isinstance(value, str) and len(value) < 40 and (m := _DURATION.fullmatch(value.strip())):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise ConfigError(
             f"connectors.{key}: expected a duration like 30, '30s', '5m', '12h' or '7d', "
             f"got {value!r}"
         )
-    if seconds < 0:
-        raise ConfigError(f"connectors.{key}: must not be negative, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ConfigError(
+            f"connectors.{key}: must be a finite, non-negative duration, got {short_repr(value)}"
+        )
     return seconds
 
 
@@ -168,7 +175,10 @@ def _path(raw: Mapping[str, Any], key: str, base: Path) -> Path | None:
         return None
     if not isinstance(value, str) or not value:
         raise ConfigError(f"connectors.{key}: expected a path string, got {value!r}")
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError as exc:  # ~unknown-user
+        raise ConfigError(f"connectors.{key}: cannot expand {value!r}: {exc}") from exc
     return path if path.is_absolute() else base / path
 
 
@@ -283,16 +293,16 @@ def load_config(path: str | Path) -> LoaderConfig:
     Raises:
         ConfigError: unreadable file, invalid YAML, or an invalid section.
     """
-    import yaml
-
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read configuration: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: configuration is not UTF-8: {exc}") from exc
     try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
+        data = load_yaml(text) or {}
+    except YamlInputError as exc:
         raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
     if not isinstance(data, Mapping):
         raise ConfigError(f"{p}: configuration must be a mapping")

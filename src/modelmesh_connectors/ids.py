@@ -10,7 +10,7 @@ from .errors import InvalidInput
 __all__ = ["ConnectorId", "InvalidConnectorId", "parse_connector_id"]
 
 _SEGMENT = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_VERSION = re.compile(r"v([1-9][0-9]*)")
+_VERSION = re.compile(r"v([1-9][0-9]{0,8})")  # at most 9 digits: int() stays cheap
 
 
 class InvalidConnectorId(InvalidInput):
@@ -68,7 +68,7 @@ def parse_connector_id(value: object) -> ConnectorId:
     match = _VERSION.fullmatch(parts[2])
     if match is None:
         raise InvalidConnectorId(
-            f"invalid connector ID {value!r}: version {parts[2]!r} must be 'v' followed by a "
-            "positive integer without leading zeros (v1, v2, ...)"
+            f"invalid connector ID {value[:80]!r}: version {parts[2][:20]!r} must be 'v' followed "
+            "by a positive integer of at most 9 digits without leading zeros (v1, v2, ...)"
         )
     return ConnectorId(parts[0], parts[1], int(match.group(1)))

@@ -18,6 +18,7 @@ from packaging.version import InvalidVersion, Version
 from .connector_types import ConnectorType, InvalidConnectorType, parse_connector_type
 from .errors import ManifestError
 from .ids import InvalidConnectorId, parse_connector_id
+from .yaml_input import YamlInputError, load_yaml, short_repr
 
 __all__ = [
     "MANIFEST_NAME",
@@ -90,7 +91,9 @@ def _fail(source: str, field: str, problem: str) -> ManifestError:
 
 def _string(source: str, field: str, value: object, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str):
-        raise _fail(source, field, f"expected a string, got {type(value).__name__} {value!r}")
+        raise _fail(
+            source, field, f"expected a string, got {type(value).__name__} {short_repr(value)}"
+        )
     if not allow_empty and not value.strip():
         raise _fail(source, field, "must not be empty")
     return value
@@ -117,7 +120,11 @@ def _connector(source: str, index: int, raw: object) -> ManifestConnector:
     entry = _string(source, f"{where}.entry", raw["entry"])
     module, sep, attribute = entry.partition(":")
     if not sep or not _MODULE.fullmatch(module) or not attribute.isidentifier():
-        raise _fail(source, f"{where}.entry", f"expected 'package.module:ClassName', got {entry!r}")
+        raise _fail(
+            source,
+            f"{where}.entry",
+            f"expected 'package.module:ClassName', got {short_repr(entry)}",
+        )
     description = _string(
         source, f"{where}.description", raw.get("description", ""), allow_empty=True
     )
@@ -137,15 +144,13 @@ def parse_manifest(data: bytes, *, source: str) -> Manifest:
     Raises:
         ManifestError: naming the file, the field and the problem.
     """
-    import yaml
-
     if len(data) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{source}: manifest is {len(data)} bytes, over the 64 KiB cap")
     try:
-        raw = yaml.safe_load(data.decode("utf-8"))
+        raw = load_yaml(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{source}: manifest is not UTF-8: {exc}") from exc
-    except yaml.YAMLError as exc:
+    except YamlInputError as exc:
         raise ManifestError(f"{source}: manifest is not valid YAML: {exc}") from exc
     if not isinstance(raw, Mapping):
         raise ManifestError(f"{source}: manifest must be a mapping, got {type(raw).__name__}")
@@ -165,15 +170,23 @@ def parse_manifest(data: bytes, *, source: str) -> Manifest:
         )
     version_raw = raw["version"]
     if isinstance(version_raw, bool) or not isinstance(version_raw, str | int | float):
-        raise _fail(source, "version", f"expected a PEP 440 string, got {version_raw!r}")
+        raise _fail(source, "version", f"expected a PEP 440 string, got {short_repr(version_raw)}")
     if not isinstance(version_raw, str):
-        raise _fail(source, "version", f"write the version as a quoted string, got {version_raw!r}")
+        raise _fail(
+            source,
+            "version",
+            f"write the version as a quoted string, got {short_repr(version_raw)}",
+        )
     try:
         version = str(Version(version_raw))
     except InvalidVersion as exc:
-        raise _fail(source, "version", f"{version_raw!r} is not a PEP 440 version") from exc
+        raise _fail(
+            source, "version", f"{short_repr(version_raw)} is not a PEP 440 version"
+        ) from exc
     if version != version_raw:
-        raise _fail(source, "version", f"{version_raw!r} is not normalized; write {version!r}")
+        raise _fail(
+            source, "version", f"{short_repr(version_raw)} is not normalized; write {version!r}"
+        )
     description = _string(source, "description", raw["description"]).strip()
 
     requires: str | None = None
@@ -195,7 +208,9 @@ def parse_manifest(data: bytes, *, source: str) -> Manifest:
         try:
             Requirement(text)
         except InvalidRequirement as exc:
-            raise _fail(source, f"dependencies[{i}]", f"{text!r} is not PEP 508: {exc}") from exc
+            raise _fail(
+                source, f"dependencies[{i}]", f"{short_repr(text)} is not PEP 508: {exc}"
+            ) from exc
         dependencies.append(text)
 
     connectors_raw: Any = raw["connectors"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urldefrag
+from urllib.parse import urldefrag, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -83,7 +83,11 @@ def parse_package_spec(value: object, *, base_dir: Path | None = None) -> Packag
     text = value.strip()
     lowered = text.lower()
     if lowered.startswith(("https://", "http://")):
-        url, fragment = urldefrag(text)
+        try:
+            url, fragment = urldefrag(text)
+            urlsplit(url).port  # noqa: B018 - validates host and port syntax
+        except ValueError as exc:
+            raise InvalidPackageSpec(f"{text[:200]!r} is not a valid URL: {exc}") from exc
         sha: str | None = None
         if fragment:
             key, _, digest = fragment.partition("=")
@@ -102,7 +106,10 @@ def parse_package_spec(value: object, *, base_dir: Path | None = None) -> Packag
         "/" in text or text.startswith(".") or lowered.endswith(".zip") or text.startswith("~")
     )
     if looks_like_path:
-        path = Path(text).expanduser()
+        try:
+            path = Path(text).expanduser()
+        except RuntimeError as exc:  # ~unknown-user
+            raise InvalidPackageSpec(f"{text!r}: cannot expand the home directory: {exc}") from exc
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
         return LocalSpec(path)

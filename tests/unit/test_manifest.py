@@ -75,3 +75,9 @@ def test_yaml_tags_are_not_constructed() -> None:
     data = b"!!python/object/apply:os.system ['echo pwned']\n"
     with pytest.raises(ManifestError, match="not valid YAML"):
         parse_manifest(data, source="m")
+
+
+def test_yaml_aliases_refused() -> None:
+    data = b"a: &x [1, 2]\nb: *x\n"
+    with pytest.raises(ManifestError, match="aliases are not allowed"):
+        parse_manifest(data, source="m")
