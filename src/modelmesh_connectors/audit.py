@@ -283,11 +283,13 @@ class _Audit:
             if data is None:
                 continue
             try:
-                group = verify_group_node(ref, gp, data)
+                group = verify_group_node(
+                    ref, gp, data, group_chars=top.group_chars, bin_chars=top.bin_chars
+                )
             except ConnectorError as e:
                 self.error(ref.path, e.message)
                 continue
-            self.ok(ref.path, f"group {gp} matches its pin ({len(group.bins)} bins)")
+            self.ok(ref.path, f"group {gp!r} matches its pin ({len(group.bins)} bins)")
             for bp, bref in sorted(group.bins.items()):
                 bdata = self.fetch(bref.path)
                 if bdata is None:
@@ -297,7 +299,7 @@ class _Audit:
                 except ConnectorError as e:
                     self.error(bref.path, e.message)
                     continue
-                self.ok(bref.path, f"bin {bp} matches its pin ({len(node.packages)} packages)")
+                self.ok(bref.path, f"bin {bp!r} matches its pin ({len(node.packages)} packages)")
                 self.releases(root, bref.path, node)
 
     def releases(self, root: Root, bin_path: str, node: BinNode) -> None:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .errors import (
     DownloadError,
@@ -23,7 +23,7 @@ from .errors import (
     ResolutionError,
     TrustError,
 )
-from .metadata import BinRelease, GroupNode, MetaRef, bin_prefix, group_prefix
+from .metadata import BinNode, BinRelease, GroupNode, MetaRef
 from .statestore import OriginMetadata
 from .trust import TrustedState, verify_anchor_root
 
@@ -37,6 +37,36 @@ _log = logging.getLogger("modelmesh_connectors.index")
 MAX_ROOT_BYTES = 512 * 1024  # bytes; a root lists a few dozen keys
 MAX_TIMESTAMP_BYTES = 16 * 1024  # bytes; FORMAT.md §4
 MAX_ROOT_WALK = 32  # root versions per update (bounded walk)
+
+_V = TypeVar("_V")
+
+
+class _Memo(Generic[_V]):
+    """Computes each key's value once, even when several threads ask for it at once.
+
+    A small index has one group and one bin shared by every package: without this, each
+    concurrent lookup would fetch and verify the same node again. Different keys never
+    wait for each other; a failed computation is not remembered (the next caller retries).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, _V] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: str, make: Callable[[], _V]) -> _V:
+        with self._guard:
+            if key in self._values:
+                return self._values[key]
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            with self._guard:
+                if key in self._values:
+                    return self._values[key]
+            value = make()
+            with self._guard:
+                self._values[key] = value
+            return value
 
 
 @dataclass(frozen=True)
@@ -99,8 +129,10 @@ class IndexView:
         self._state: TrustedState | None = None
         self._served_by: str | None = None
         self._releases: dict[str, tuple[BinRelease, ...]] = {}
-        self._groups: dict[str, GroupNode] = {}
-        self._group_lock = threading.Lock()
+        # One verified object per prefix: the trust core accepts a bin only through the
+        # group it verified last, and threads share this view.
+        self._groups: _Memo[GroupNode] = _Memo()
+        self._bins: _Memo[BinNode] = _Memo()
 
     @property
     def store(self) -> OriginMetadata:
@@ -281,23 +313,16 @@ class IndexView:
             return known
         state = self.state()
         assert state.index is not None
-        gp, bp = group_prefix(name), bin_prefix(name)
+        # The fan-out comes from the verified top: it changes as the index grows.
+        gp, bp = state.index.group_prefix(name), state.index.bin_prefix(name)
         gref = state.index.groups.get(gp)
         if gref is None:
             raise ResolutionError(f"the index has no package named {name!r}")
-        group = self._groups.get(gp)
-        if group is None:
-            data = self._node(gref)  # outside the lock: fetches of different groups overlap
-            with self._group_lock:
-                # One verified group object per prefix: the trust core accepts a bin only
-                # through the group it verified last, and threads share this view.
-                group = self._groups.get(gp)
-                if group is None:
-                    group = self._groups[gp] = state.verify_group(gp, data)
+        group = self._groups.get(gp, lambda: state.verify_group(gp, self._node(gref)))
         bref = group.bins.get(bp)
         if bref is None:
             raise ResolutionError(f"the index has no package named {name!r}")
-        node = state.verify_bin(group, bp, self._node(bref))
+        node = self._bins.get(bp, lambda: state.verify_bin(group, bp, self._node(bref)))
         found = node.packages.get(name)
         if not found:
             raise ResolutionError(f"the index has no package named {name!r}")

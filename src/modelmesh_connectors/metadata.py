@@ -11,6 +11,7 @@ Each type's ``to_payload()`` gives the deterministic bytes the publisher signs o
 from __future__ import annotations
 
 __all__ = [
+    "SHARDING_LEVELS",
     "SPEC_VERSION",
     "BinNode",
     "BinRelease",
@@ -60,10 +61,13 @@ from modelmesh_connectors.keys import InvalidKeyError, PublicKey
 
 SPEC_VERSION = 1
 ROLE_NAMES = ("root", "index", "timestamp")
+# (group_chars, bin_chars) pairs an index top may declare (FORMAT.md §3 fan-out): one
+# group and one bin; one group of 256 bins; 256 groups of 256 bins each.
+SHARDING_LEVELS = ((0, 0), (0, 2), (2, 4))
+_PREFIX_LENGTHS = frozenset(n for level in SHARDING_LEVELS for n in level)  # hex characters
 
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
-_HEX2_RE = re.compile(r"[0-9a-f]{2}")
-_HEX4_RE = re.compile(r"[0-9a-f]{4}")
+_HEX_RE = re.compile(r"[0-9a-f]*")
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _NAME_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -110,22 +114,36 @@ def name_hash(name: str) -> str:
     return hashlib.sha256(name.encode("ascii")).hexdigest()
 
 
-def group_prefix(name: str) -> str:
-    """Return the 2-hex-character group prefix of a package name.
+def group_prefix(name: str, chars: int) -> str:
+    """Return the group prefix of a package name.
+
+    Args:
+        name: Normalized package name.
+        chars: The index top's ``group_chars`` (hex characters of the prefix).
+
+    Returns:
+        The first ``chars`` hex characters of ``sha256(name)`` (``""`` when 0).
 
     Raises:
         InvalidNameError: ``name`` is not normalized.
     """
-    return name_hash(name)[:2]
+    return name_hash(name)[:chars]
 
 
-def bin_prefix(name: str) -> str:
-    """Return the 4-hex-character bin prefix of a package name.
+def bin_prefix(name: str, chars: int) -> str:
+    """Return the bin prefix of a package name.
+
+    Args:
+        name: Normalized package name.
+        chars: The index top's ``bin_chars`` (hex characters of the prefix).
+
+    Returns:
+        The first ``chars`` hex characters of ``sha256(name)`` (``""`` when 0).
 
     Raises:
         InvalidNameError: ``name`` is not normalized.
     """
-    return name_hash(name)[:4]
+    return name_hash(name)[:chars]
 
 
 def archive_path(name: str, version: str) -> str:
@@ -247,6 +265,15 @@ class _Reader:
             raise self.fail(field, f"expected {describe}, got {value!r:.80}")
         if pattern is None and not value.isprintable():
             raise self.fail(field, f"expected printable text, got {value!r:.80}")
+        return value
+
+    def prefix(self, value: Any, field: str, lengths: frozenset[int]) -> str:
+        # Unlike text(), the empty string is a valid prefix (a single group or bin).
+        shown = " or ".join(str(n) for n in sorted(lengths))
+        if not isinstance(value, str) or len(value) not in lengths or not _HEX_RE.fullmatch(value):
+            raise self.fail(
+                field, f"expected a prefix of {shown} lowercase hex characters, got {value!r:.80}"
+            )
         return value
 
     def hex64(self, value: Any, field: str) -> str:
@@ -600,21 +627,47 @@ def parse_timestamp(payload: bytes, what: str = "timestamp.json") -> Timestamp:
 
 @dataclass(frozen=True)
 class IndexTop:
-    """The index top: group prefix → group node pin.
+    """The index top: group prefix → group node pin, and the fan-out of the tree.
 
     Args:
         version: Index version (≥ 1).
         expires: Expiry (normalized to UTC, whole seconds).
-        groups: Two-hex-character prefix → pin of the group node.
+        groups: Group prefix (``group_chars`` hex characters) → pin of the group node.
+        group_chars: Hex characters of ``sha256(name)`` in a group prefix.
+        bin_chars: Hex characters of ``sha256(name)`` in a bin prefix;
+            ``(group_chars, bin_chars)`` is one of :data:`SHARDING_LEVELS`.
     """
 
     version: int
     expires: datetime
     groups: Mapping[str, MetaRef]
+    group_chars: int
+    bin_chars: int
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expires", _utc(self.expires))
         object.__setattr__(self, "groups", _frozen(self.groups))
+
+    @property
+    def level(self) -> tuple[int, int]:
+        """``(group_chars, bin_chars)``."""
+        return self.group_chars, self.bin_chars
+
+    def group_prefix(self, name: str) -> str:
+        """Return the prefix of the group holding ``name`` in this index.
+
+        Raises:
+            InvalidNameError: ``name`` is not normalized.
+        """
+        return group_prefix(name, self.group_chars)
+
+    def bin_prefix(self, name: str) -> str:
+        """Return the prefix of the bin holding ``name`` in this index.
+
+        Raises:
+            InvalidNameError: ``name`` is not normalized.
+        """
+        return bin_prefix(name, self.bin_chars)
 
     def to_payload(self) -> bytes:
         """Return the deterministic payload bytes to sign."""
@@ -624,6 +677,8 @@ class IndexTop:
                 "spec": SPEC_VERSION,
                 "version": self.version,
                 "expires": format_time(self.expires),
+                "group_chars": self.group_chars,
+                "bin_chars": self.bin_chars,
                 "groups": {p: ref.to_json_obj() for p, ref in self.groups.items()},
             }
         )
@@ -640,23 +695,35 @@ def parse_index_top(payload: bytes, what: str = "index top") -> IndexTop:
         The index top.
 
     Raises:
-        MetadataError: Any deviation from FORMAT.md §3 index top.
+        MetadataError: Any deviation from FORMAT.md §3 index top, including a
+            ``(group_chars, bin_chars)`` pair not in :data:`SHARDING_LEVELS` or a group
+            prefix that is not ``group_chars`` hex characters.
     """
     r = _Reader(what)
     obj = r.obj(
         _load(payload, what, "index"),
         "index",
-        frozenset({"type", "spec", "version", "expires", "groups"}),
+        frozenset({"type", "spec", "version", "expires", "group_chars", "bin_chars", "groups"}),
     )
     r.spec(obj)
+    group_chars = r.integer(obj["group_chars"], "group_chars", minimum=0)
+    bin_chars = r.integer(obj["bin_chars"], "bin_chars", minimum=0)
+    if (group_chars, bin_chars) not in SHARDING_LEVELS:
+        raise r.fail(
+            "group_chars, bin_chars",
+            f"expected one of {', '.join(map(str, SHARDING_LEVELS))}, "
+            f"got ({group_chars}, {bin_chars})",
+        )
     groups: dict[str, MetaRef] = {}
     for prefix, ref in r.mapping(obj["groups"], "groups").items():
-        r.text(prefix, "groups", _HEX2_RE, 2, "a group prefix of 2 lowercase hex characters")
+        r.prefix(prefix, "groups", frozenset({group_chars}))
         groups[prefix] = r.meta_ref(ref, f"groups.{prefix}")
     return IndexTop(
         version=r.integer(obj["version"], "version"),
         expires=r.time(obj["expires"], "expires"),
         groups=groups,
+        group_chars=group_chars,
+        bin_chars=bin_chars,
     )
 
 
@@ -665,11 +732,12 @@ def parse_index_top(payload: bytes, what: str = "index top") -> IndexTop:
 
 @dataclass(frozen=True)
 class GroupNode:
-    """A group node: bin prefix → bin node pin, for one two-character prefix.
+    """A group node: bin prefix → bin node pin, for one group prefix.
 
     Args:
-        prefix: Two lowercase hex characters.
-        bins: Four-hex-character prefix (starting with ``prefix``) → pin of the bin node.
+        prefix: The index top's ``group_chars`` lowercase hex characters (may be ``""``).
+        bins: Bin prefix (``bin_chars`` hex characters starting with ``prefix``) → pin of
+            the bin node.
     """
 
     prefix: str
@@ -701,14 +769,15 @@ def parse_group(data: bytes, what: str = "group node") -> GroupNode:
 
     Raises:
         MetadataError: Any deviation from FORMAT.md §3, including a bin prefix that does
-            not extend the group prefix.
+            not extend the group prefix. (Whether the prefix lengths are the ones the index
+            top declares is checked by :func:`~modelmesh_connectors.trust.verify_group_node`.)
     """
     r = _Reader(what)
     obj = r.obj(_load(data, what, "group"), "group", frozenset({"type", "prefix", "bins"}))
-    prefix = r.text(obj["prefix"], "prefix", _HEX2_RE, 2, "2 lowercase hex characters")
+    prefix = r.prefix(obj["prefix"], "prefix", _PREFIX_LENGTHS)
     bins: dict[str, MetaRef] = {}
     for bp, ref in r.mapping(obj["bins"], "bins").items():
-        r.text(bp, "bins", _HEX4_RE, 4, "a bin prefix of 4 lowercase hex characters")
+        r.prefix(bp, "bins", _PREFIX_LENGTHS)
         if not bp.startswith(prefix):
             raise r.fail("bins", f"bin prefix {bp} does not start with group prefix {prefix}")
         bins[bp] = r.meta_ref(ref, f"bins.{bp}")
@@ -746,7 +815,7 @@ class BinNode:
     """A bin node: every package whose name hash starts with ``prefix``, with its releases.
 
     Args:
-        prefix: Four lowercase hex characters.
+        prefix: The index top's ``bin_chars`` lowercase hex characters (may be ``""``).
         packages: Package name → its releases in publication order.
     """
 
@@ -787,7 +856,7 @@ def parse_bin(data: bytes, what: str = "bin node") -> BinNode:
     """
     r = _Reader(what)
     obj = r.obj(_load(data, what, "bin"), "bin", frozenset({"type", "prefix", "packages"}))
-    prefix = r.text(obj["prefix"], "prefix", _HEX4_RE, 4, "4 lowercase hex characters")
+    prefix = r.prefix(obj["prefix"], "prefix", _PREFIX_LENGTHS)
     packages: dict[str, tuple[BinRelease, ...]] = {}
     for name, entries in r.mapping(obj["packages"], "packages").items():
         try:
@@ -797,7 +866,8 @@ def parse_bin(data: bytes, what: str = "bin node") -> BinNode:
         # A package filed under the wrong bin could shadow a lookup path.
         if not h.startswith(prefix):
             raise r.fail(
-                f"packages.{name}", f"name hash {h[:4]}… does not start with bin prefix {prefix}"
+                f"packages.{name}",
+                f"name hash {h[: max(len(prefix), 4)]}… does not start with bin prefix {prefix!r}",
             )
         releases: list[BinRelease] = []
         for i, entry in enumerate(r.array(entries, f"packages.{name}", nonempty=True)):

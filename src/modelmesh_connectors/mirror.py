@@ -18,7 +18,6 @@ from .config import LoaderConfig
 from .errors import CacheError
 from .index_view import MAX_ROOT_BYTES
 from .loader import MAX_SIGNATURE_BYTES, Loader, ResolvedArchive
-from .metadata import bin_prefix, group_prefix
 
 __all__ = ["make_mirror"]
 
@@ -65,10 +64,11 @@ def make_mirror(config: LoaderConfig, target: Path, *, bundle: Path | None = Non
                 continue
             assert resolved.length is not None  # signed releases always have one
             data = loader.cache.read_verified(resolved.sha256, resolved.length)
-            gref = state.index.groups[group_prefix(resolved.name)]
+            gp = state.index.group_prefix(resolved.name)
+            gref = state.index.groups[gp]
             group_bytes = view.node_bytes(gref)
-            group = state.verify_group(group_prefix(resolved.name), group_bytes)
-            bref = group.bins[bin_prefix(resolved.name)]
+            group = state.verify_group(gp, group_bytes)
+            bref = group.bins[state.index.bin_prefix(resolved.name)]
             _write(target, gref.path, group_bytes)
             _write(target, bref.path, view.node_bytes(bref))
             file = resolved.release.file

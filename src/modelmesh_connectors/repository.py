@@ -25,6 +25,8 @@ __all__ = [
     "DEFAULT_INDEX_EXPIRY",
     "DEFAULT_TIMESTAMP_EXPIRY",
     "LOCK_NAME",
+    "MEDIUM_INDEX_MAX_PACKAGES",
+    "SMALL_INDEX_MAX_PACKAGES",
     "ManifestLike",
     "PackageInfoLike",
     "PublisherSpec",
@@ -39,6 +41,7 @@ __all__ = [
     "root_publish",
     "root_rotate",
     "root_sign",
+    "sharding_level",
     "yank",
 ]
 
@@ -81,7 +84,7 @@ from modelmesh_connectors.metadata import (
     Root,
     Timestamp,
     archive_path,
-    bin_prefix,
+    name_hash,
     parse_release,
     parse_root,
 )
@@ -104,6 +107,29 @@ _LOCK_TIMEOUT = 60.0  # seconds to wait for another publisher
 _COPY_CHUNK = 1024 * 1024  # bytes per read when copying an archive
 _MAX_LISTED = 10  # releases named in one error message
 _T = TypeVar("_T")
+
+# Sharding level by package count (FORMAT.md §3 fan-out). Up to 256 packages one bin is
+# still small (a few hundred KiB at most) and a cold install of N packages costs N+5 requests
+# instead of 3N+4; up to 16384, 256 bins of at most ~64 packages each; beyond, 256 × 256 bins
+# so a lookup in a 100k index still fetches only a few tens of KiB.
+SMALL_INDEX_MAX_PACKAGES = 256  # packages: (group_chars, bin_chars) = (0, 0) up to this
+MEDIUM_INDEX_MAX_PACKAGES = 16384  # packages: (0, 2) up to this, (2, 4) above
+
+
+def sharding_level(packages: int) -> tuple[int, int]:
+    """Return the ``(group_chars, bin_chars)`` a publisher uses for an index of this size.
+
+    Args:
+        packages: Number of distinct package names in the index.
+
+    Returns:
+        One of :data:`~modelmesh_connectors.metadata.SHARDING_LEVELS`.
+    """
+    if packages <= SMALL_INDEX_MAX_PACKAGES:
+        return (0, 0)
+    if packages <= MEDIUM_INDEX_MAX_PACKAGES:
+        return (0, 2)
+    return (2, 4)
 
 
 # -- package inspection seam ---------------------------------------------------
@@ -342,7 +368,13 @@ def _group(directory: Path, top: IndexTop, prefix: str) -> GroupNode:
     ref = top.groups.get(prefix)
     if ref is None:
         return GroupNode(prefix, {})
-    return verify_group_node(ref, prefix, _read(directory, ref.path))
+    return verify_group_node(
+        ref,
+        prefix,
+        _read(directory, ref.path),
+        group_chars=top.group_chars,
+        bin_chars=top.bin_chars,
+    )
 
 
 def _bin(directory: Path, group: GroupNode, prefix: str) -> BinNode:
@@ -380,18 +412,32 @@ def _plan(
 ) -> _Plan:
     """Build and sign the new bins (if any), their groups, a new top and a new timestamp.
 
-    With ``check_all``, every release reachable from the new top is verified (after a
-    root change); otherwise only those in ``new_bins``.
+    ``new_bins`` are complete bins at the current top's fan-out. When the package count
+    after the change calls for another :func:`sharding_level`, every node is rebuilt from
+    all packages at the new level (and every release is checked). With ``check_all``,
+    every release reachable from the new top is verified (after a root change); otherwise
+    only those in ``new_bins``.
     """
     d = state.directory
-    groups = dict(state.top.groups)
+    level = _level_after(state, new_bins)
+    rebuild = level != state.top.level
+    if rebuild:
+        # Nothing of the old tree is reused: every node is new and content-addressed,
+        # so a client still reading the old state finds all its files untouched.
+        groups: dict[str, MetaRef] = {}
+        bins_to_write = _rebuilt_bins(state, new_bins, level[1])
+        check_all = True
+    else:
+        groups = dict(state.top.groups)
+        bins_to_write = list(new_bins)
+    group_chars = level[0]
     writes: dict[str, bytes] = {}
     by_group: dict[str, dict[str, BinNode]] = {}
-    for node in new_bins:
-        by_group.setdefault(node.prefix[:2], {})[node.prefix] = node
+    for node in bins_to_write:
+        by_group.setdefault(node.prefix[:group_chars], {})[node.prefix] = node
     checks: list[tuple[str, bytes, bytes]] = []  # (bin prefix, group bytes, bin bytes)
     for gp in sorted(by_group):
-        bins = dict(_group(d, state.top, gp).bins)
+        bins = {} if rebuild else dict(_group(d, state.top, gp).bins)
         payloads: list[tuple[str, bytes]] = []
         for bp, node in sorted(by_group[gp].items()):
             bin_bytes = node.to_payload()
@@ -402,7 +448,7 @@ def _plan(
         groups[gp] = MetaRef.of(group_bytes)
         writes[groups[gp].path] = group_bytes
         checks += [(bp, group_bytes, bin_bytes) for bp, bin_bytes in payloads]
-    top = IndexTop(state.top.version + 1, now + index_expiry, groups)
+    top = IndexTop(state.top.version + 1, now + index_expiry, groups, *level)
     top_bytes = sign(INDEX_TYPE, top.to_payload(), index_keys).to_bytes()
     top_ref = MetaRef.of(top_bytes)
     writes[top_ref.path] = top_bytes
@@ -417,6 +463,44 @@ def _plan(
         state.roots, now, ts_bytes, top_bytes, checks, read_all=read if check_all else None
     )
     return _Plan(tuple(writes.items()), tuple(signatures), ts_bytes, top, timestamp)
+
+
+def _existing_bins(state: RepositoryState) -> Iterator[tuple[GroupNode, str]]:
+    """Every (group, bin prefix) of the current tree, in prefix order."""
+    for gp in sorted(state.top.groups):
+        group = _group(state.directory, state.top, gp)
+        for bp in sorted(group.bins):
+            yield group, bp
+
+
+def _level_after(state: RepositoryState, new_bins: Sequence[BinNode]) -> tuple[int, int]:
+    """The sharding level for the package count once ``new_bins`` replace their bins.
+
+    Reads every group, and every bin only when the count could still be at or below the
+    largest threshold (a publisher never writes an empty bin, so each bin not read counts
+    as at least one package).
+    """
+    replaced = {node.prefix: node for node in new_bins}
+    unread = [(g, bp) for g, bp in _existing_bins(state) if bp not in replaced]
+    count = sum(len(node.packages) for node in replaced.values())
+    if count + len(unread) > MEDIUM_INDEX_MAX_PACKAGES:
+        return sharding_level(count + len(unread))
+    count += sum(len(_bin(state.directory, g, bp).packages) for g, bp in unread)
+    return sharding_level(count)
+
+
+def _rebuilt_bins(
+    state: RepositoryState, new_bins: Sequence[BinNode], bin_chars: int
+) -> list[BinNode]:
+    """Every package of the index after the change, regrouped into bins of ``bin_chars``."""
+    replaced = {node.prefix: node for node in new_bins}
+    nodes = list(replaced.values())
+    nodes += [_bin(state.directory, g, bp) for g, bp in _existing_bins(state) if bp not in replaced]
+    regrouped: dict[str, dict[str, tuple[BinRelease, ...]]] = {}
+    for node in nodes:
+        for name, entries in node.packages.items():
+            regrouped.setdefault(name_hash(name)[:bin_chars], {})[name] = entries
+    return [BinNode(bp, packages) for bp, packages in sorted(regrouped.items())]
 
 
 def _apply(directory: Path, plan: _Plan) -> None:
@@ -452,7 +536,7 @@ def _check_new_state(
     nodes: list[BinNode] = []
     if read_all is None:
         for bp, group_bytes, bin_bytes in checks:
-            group = state.verify_group(bp[:2], group_bytes)
+            group = state.verify_group(bp[: top.group_chars], group_bytes)
             nodes.append(state.verify_bin(group, bp, bin_bytes))
     else:
         for gp, gref in sorted(top.groups.items()):
@@ -545,7 +629,7 @@ def _resign(
     resigned: list[Release] = []
     refused: list[str] = []
     for gp in sorted(state.top.groups):
-        if only_bin is not None and gp != only_bin[:2]:
+        if only_bin is not None and gp != only_bin[: state.top.group_chars]:
             continue
         group = _group(d, state.top, gp)
         for bp in sorted(group.bins):
@@ -628,7 +712,8 @@ def _current_bin(state: RepositoryState, resigned: _Resigned | None, prefix: str
     """The bin ``prefix``, with its re-signed envelopes when it has any."""
     if resigned is not None and prefix in resigned.bins:
         return resigned.bins[prefix]
-    return _bin(state.directory, _group(state.directory, state.top, prefix[:2]), prefix)
+    group = _group(state.directory, state.top, prefix[: state.top.group_chars])
+    return _bin(state.directory, group, prefix)
 
 
 def _resign_for_write(
@@ -689,7 +774,7 @@ def init_repository(
     if root.version != 1:
         raise PublishError(f"root/1.json: expected root version 1, got {root.version}")
     check_expiry("root/1.json", root.expires, now)
-    top = IndexTop(1, now + index_expiry, {})
+    top = IndexTop(1, now + index_expiry, {}, *sharding_level(0))
     top_bytes = sign(INDEX_TYPE, top.to_payload(), _keys(index_keys)).to_bytes()
     top_ref = MetaRef.of(top_bytes)
     timestamp = Timestamp(1, now + timestamp_expiry, 1, top_ref)
@@ -846,7 +931,7 @@ def publish(
                 )
             release = _release_from(info, sha256, length)
             name, version = release.name, release.version
-            bp = bin_prefix(name)
+            bp = state.top.bin_prefix(name)
             resigned, check_all = _resign_for_write(state, _keys(index_keys), bp)
             node = _current_bin(state, resigned, bp)
             existing = node.packages.get(name, ())
@@ -933,9 +1018,10 @@ def yank(
     now = _now(now)
     if not isinstance(reason, str) or not reason.strip() or not reason.isprintable():
         raise PublishError(f"yank reason: expected non-empty printable text, got {reason!r:.80}")
-    bp = bin_prefix(name)
+    name_hash(name)  # InvalidNameError before taking the lock
     with _locked(d):
         state = load_state(d)
+        bp = state.top.bin_prefix(name)
         resigned, check_all = _resign_for_write(state, _keys(index_keys), bp)
         node = _current_bin(state, resigned, bp)
         entries = node.packages.get(name, ())
@@ -1101,7 +1187,10 @@ def resign_releases(
     now = _now(now)
     with _locked(d):
         state = load_state(d)
-        if name is not None and name not in _current_bin(state, None, bin_prefix(name)).packages:
+        if (
+            name is not None
+            and name not in _current_bin(state, None, state.top.bin_prefix(name)).packages
+        ):
             raise PublishError(f"{name} is not published in index {d}")
         resigned = _resign(
             state,

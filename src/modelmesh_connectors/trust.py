@@ -80,8 +80,7 @@ from modelmesh_connectors.metadata import (
 )
 
 DEFAULT_MAX_ROOT_ROTATIONS = 32  # new root versions accepted per update (FORMAT.md §3)
-_HEX2_RE = re.compile(r"[0-9a-f]{2}")
-_HEX4_RE = re.compile(r"[0-9a-f]{4}")
+_HEX_RE = re.compile(r"[0-9a-f]*")
 
 
 # -- pure per-file checks ------------------------------------------------------
@@ -309,14 +308,24 @@ def verify_index_top(
     return top
 
 
-def verify_group_node(ref: MetaRef, prefix: str, data: bytes, what: str | None = None) -> GroupNode:
+def verify_group_node(
+    ref: MetaRef,
+    prefix: str,
+    data: bytes,
+    what: str | None = None,
+    *,
+    group_chars: int,
+    bin_chars: int,
+) -> GroupNode:
     """Verify a group node against its pin in the index top.
 
     Args:
         ref: The pin from the verified index top.
-        prefix: The prefix the client followed (2 hex characters).
+        prefix: The prefix the client followed (``group_chars`` hex characters).
         data: The file bytes.
         what: Names the file in error messages.
+        group_chars: The verified index top's ``group_chars``.
+        bin_chars: The verified index top's ``bin_chars``.
 
     Returns:
         The group node.
@@ -324,13 +333,27 @@ def verify_group_node(ref: MetaRef, prefix: str, data: bytes, what: str | None =
     Raises:
         LengthMismatchError: Size differs from the pin (checked before parsing).
         HashMismatchError: SHA-256 differs from the pin (checked before parsing).
-        MetadataError: Not a valid group node, or its prefix is not ``prefix``.
+        MetadataError: Not a valid group node, another prefix, a prefix that is not
+            ``group_chars`` characters long, or a bin prefix that is not ``bin_chars``.
     """
-    what = what or f"group {prefix} ({ref.path})"
+    what = what or f"group {prefix!r} ({ref.path})"
     check_pinned(data, ref, what)
     group = parse_group(data, what)
+    if len(group.prefix) != group_chars:
+        raise MetadataError(
+            f"{what}: prefix: expected {group_chars} hex characters (the index top's "
+            f"group_chars), got {group.prefix!r}"
+        )
     if group.prefix != prefix:
         raise MetadataError(f"{what}: prefix: expected {prefix!r}, got {group.prefix!r}")
+    # A bin prefix of another length than the top declares would never be looked up
+    # (or would shadow a shorter one): the tree has one fan-out, chosen by the signed top.
+    for bp in group.bins:
+        if len(bp) != bin_chars:
+            raise MetadataError(
+                f"{what}: bins: expected prefixes of {bin_chars} hex characters (the index "
+                f"top's bin_chars), got {bp!r}"
+            )
     return group
 
 
@@ -339,7 +362,8 @@ def verify_bin_node(ref: MetaRef, prefix: str, data: bytes, what: str | None = N
 
     Args:
         ref: The pin from the verified group node.
-        prefix: The prefix the client followed (4 hex characters).
+        prefix: The prefix the client followed (the top's ``bin_chars`` hex characters,
+            a key of the verified group node).
         data: The file bytes.
         what: Names the file in error messages.
 
@@ -351,7 +375,7 @@ def verify_bin_node(ref: MetaRef, prefix: str, data: bytes, what: str | None = N
         HashMismatchError: SHA-256 differs from the pin (checked before parsing).
         MetadataError: Not a valid bin node, or its prefix is not ``prefix``.
     """
-    what = what or f"bin {prefix} ({ref.path})"
+    what = what or f"bin {prefix!r} ({ref.path})"
     check_pinned(data, ref, what)
     node = parse_bin(data, what)
     if node.prefix != prefix:
@@ -773,7 +797,7 @@ class TrustedState:
         """Verify the group node that the current index top pins under ``prefix``.
 
         Args:
-            prefix: Two hex characters (``group_prefix(name)``).
+            prefix: The top's ``group_chars`` hex characters (``index.group_prefix(name)``).
             data: The fetched ``meta/<sha256>.json`` bytes.
 
         Returns:
@@ -781,19 +805,25 @@ class TrustedState:
 
         Raises:
             RuntimeError: The current index top is not loaded.
-            ValueError: ``prefix`` is not 2 lowercase hex characters.
+            ValueError: ``prefix`` is not ``group_chars`` lowercase hex characters.
             ExpiredError: Root, timestamp or index top expired (beyond grace).
             ResolutionError: The index top has no group ``prefix`` (no such package).
             LengthMismatchError, HashMismatchError: Not the pinned bytes (checked first).
-            MetadataError: Not a valid group node, or another prefix.
+            MetadataError: Not a valid group node, another prefix, or prefix lengths other
+                than the top's ``group_chars`` and ``bin_chars``.
         """
-        if not _HEX2_RE.fullmatch(prefix):
-            raise ValueError(f"group prefix: expected 2 lowercase hex characters, got {prefix!r}")
         top = self._current_index()
+        if len(prefix) != top.group_chars or not _HEX_RE.fullmatch(prefix):
+            raise ValueError(
+                f"group prefix: expected {top.group_chars} lowercase hex characters (the "
+                f"index top's group_chars), got {prefix!r}"
+            )
         ref = top.groups.get(prefix)
         if ref is None:
-            raise ResolutionError(f"index top version {top.version} has no group {prefix}")
-        group = verify_group_node(ref, prefix, data)
+            raise ResolutionError(f"index top version {top.version} has no group {prefix!r}")
+        group = verify_group_node(
+            ref, prefix, data, group_chars=top.group_chars, bin_chars=top.bin_chars
+        )
         self._groups[prefix] = group
         return group
 
@@ -802,7 +832,7 @@ class TrustedState:
 
         Args:
             group: A group returned by :meth:`verify_group` for the current index top.
-            prefix: Four hex characters (``bin_prefix(name)``).
+            prefix: The top's ``bin_chars`` hex characters (``index.bin_prefix(name)``).
             data: The fetched ``meta/<sha256>.json`` bytes.
 
         Returns:
@@ -810,22 +840,25 @@ class TrustedState:
 
         Raises:
             RuntimeError: ``group`` was not verified against the current index top.
-            ValueError: ``prefix`` is not 4 lowercase hex characters.
+            ValueError: ``prefix`` is not ``bin_chars`` lowercase hex characters.
             ExpiredError: Root, timestamp or index top expired (beyond grace).
             ResolutionError: The group has no bin ``prefix`` (no such package).
             LengthMismatchError, HashMismatchError: Not the pinned bytes (checked first).
             MetadataError: Not a valid bin node, or another prefix.
         """
-        if not _HEX4_RE.fullmatch(prefix):
-            raise ValueError(f"bin prefix: expected 4 lowercase hex characters, got {prefix!r}")
-        self._current_index()
+        top = self._current_index()
+        if len(prefix) != top.bin_chars or not _HEX_RE.fullmatch(prefix):
+            raise ValueError(
+                f"bin prefix: expected {top.bin_chars} lowercase hex characters (the index "
+                f"top's bin_chars), got {prefix!r}"
+            )
         # Only a group verified against the current top may lead to a bin: a group kept
         # from an older index state would mix two states (mix-and-match).
         if self._groups.get(group.prefix) is not group:
             raise RuntimeError("group was not verified against the current index top")
         ref = group.bins.get(prefix)
         if ref is None:
-            raise ResolutionError(f"group {group.prefix} has no bin {prefix}")
+            raise ResolutionError(f"group {group.prefix!r} has no bin {prefix!r}")
         return verify_bin_node(ref, prefix, data)
 
     def verify_release(self, envelope: bytes | Mapping[str, Any] | Envelope) -> Release:

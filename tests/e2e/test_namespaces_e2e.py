@@ -31,8 +31,6 @@ from modelmesh_connectors.metadata import (
     ReleaseConnector,
     Timestamp,
     archive_path,
-    bin_prefix,
-    group_prefix,
     parse_bin,
     parse_group,
 )
@@ -112,7 +110,7 @@ class ScopedRepositorySimulator(RepositorySimulator):
         """List a release in the index with no publisher-side checks: archive, bin, group,
         a new top signed by the index key, then ``timestamp.json`` last."""
         state = repository.load_state(self.dir)
-        gp, bp = group_prefix(name), bin_prefix(name)
+        gp, bp = state.top.group_prefix(name), state.top.bin_prefix(name)
         group_ref = state.top.groups.get(gp)
         group = parse_group(self.read(group_ref.path)) if group_ref else GroupNode(gp, {})
         bin_ref = group.bins.get(bp)
@@ -123,7 +121,10 @@ class ScopedRepositorySimulator(RepositorySimulator):
         group_bytes = GroupNode(gp, {**group.bins, bp: new_bin_ref}).to_payload()
         new_group_ref = MetaRef.of(group_bytes)
         top = IndexTop(
-            state.top.version + 1, self.now + 365 * DAY, {**state.top.groups, gp: new_group_ref}
+            state.top.version + 1,
+            self.now + 365 * DAY,
+            {**state.top.groups, gp: new_group_ref},
+            *state.top.level,
         )
         top_bytes = sign(INDEX_TYPE, top.to_payload(), [self.index_key]).to_bytes()
         timestamp = Timestamp(

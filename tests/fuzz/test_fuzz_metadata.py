@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from modelmesh_connectors.envelope import RELEASE_TYPE, Envelope, Signature, parse_envelope
 from modelmesh_connectors.metadata import (
+    SHARDING_LEVELS,
     BinNode,
     BinRelease,
     GroupNode,
@@ -95,6 +96,8 @@ FIELD_NAMES = sorted(
         "sha256",
         "length",
         "groups",
+        "group_chars",
+        "bin_chars",
         "prefix",
         "bins",
         "packages",
@@ -220,9 +223,17 @@ def releases(draw: st.DrawFn) -> Release:
 
 @st.composite
 def group_nodes(draw: st.DrawFn) -> GroupNode:
-    prefix = draw(hex2)
+    group_chars, bin_chars = draw(st.sampled_from(SHARDING_LEVELS))
+    prefix = draw(hex2)[:group_chars]
     suffixes = draw(st.lists(hex2, max_size=5, unique=True))
-    return GroupNode(prefix, {prefix + s: draw(refs) for s in suffixes})
+    return GroupNode(prefix, {(prefix + s)[:bin_chars]: draw(refs) for s in suffixes})
+
+
+@st.composite
+def index_tops(draw: st.DrawFn) -> IndexTop:
+    group_chars, bin_chars = draw(st.sampled_from(SHARDING_LEVELS))
+    groups = draw(st.dictionaries(hex2.map(lambda p: p[:group_chars]), refs, max_size=4))
+    return IndexTop(draw(versions), draw(times), groups, group_chars, bin_chars)
 
 
 _SIG = Signature("ab" * 32, bytes(64))
@@ -231,7 +242,7 @@ _SIG = Signature("ab" * 32, bytes(64))
 @st.composite
 def bin_nodes(draw: st.DrawFn) -> BinNode:
     first = draw(names)
-    prefix = bin_prefix(first)
+    prefix = bin_prefix(first, draw(st.sampled_from([0, 2, 4])))
     packages: dict[str, tuple[BinRelease, ...]] = {}
     for name in [first, *draw(st.lists(names, max_size=3))]:
         if not name_hash(name).startswith(prefix):
@@ -275,7 +286,7 @@ objects_to_payloads = {
     "root": (roots(), parse_root),
     "timestamp": (st.builds(Timestamp, versions, times, versions, refs), parse_timestamp),
     "index": (
-        st.builds(IndexTop, versions, times, st.dictionaries(hex2, refs, max_size=4)),
+        index_tops(),
         parse_index_top,
     ),
     "group": (group_nodes(), parse_group),

@@ -25,7 +25,7 @@ from modelmesh_connectors.envelope import (
     verify_threshold,
 )
 from modelmesh_connectors.errors import SignatureError, TrustError
-from modelmesh_connectors.metadata import GroupNode, IndexTop, MetaRef, bin_prefix, group_prefix
+from modelmesh_connectors.metadata import GroupNode, IndexTop, MetaRef
 from modelmesh_connectors.trust import TrustedState
 from tests.fuzz.contract import run_parser
 from tests.fuzz.mutations import JSON_TOKENS, dumps, mutated, mutated_json
@@ -59,6 +59,8 @@ FIELDS = [
     "sha256",
     "length",
     "groups",
+    "group_chars",
+    "bin_chars",
     "prefix",
     "bins",
     "packages",
@@ -89,7 +91,10 @@ RELEASES = [
         signers=KEYS.publishers[0].keys,
     ),
 ]
-BUNDLES = [build_index(KEYS, RELEASES, top_version=v, timestamp_version=v) for v in (1, 2, 3)]
+LEVEL = (2, 4)  # the deepest fan-out: most prefix structure to damage
+BUNDLES = [
+    build_index(KEYS, RELEASES, top_version=v, timestamp_version=v, level=LEVEL) for v in (1, 2, 3)
+]
 ROOT1 = BUNDLES[0].root
 ROOTS = {n: signed_root(make_root(KEYS, version=n), KEYS.root) for n in (2, 3, 4)}
 SIG_FILES = [
@@ -227,7 +232,7 @@ def test_update_index(data: bytes, index_version: int, trusted: bool) -> None:
 
 def _state_pinning_group(prefix: str, group: bytes) -> TrustedState:
     top = envelope_bytes(
-        INDEX_TYPE, IndexTop(7, FAR, {prefix: MetaRef.of(group)}).to_payload(), KEYS.index
+        INDEX_TYPE, IndexTop(7, FAR, {prefix: MetaRef.of(group)}, *LEVEL).to_payload(), KEYS.index
     )
     state = fresh_state()
     state.update_timestamp(
@@ -237,8 +242,8 @@ def _state_pinning_group(prefix: str, group: bytes) -> TrustedState:
     return state
 
 
-GROUP_PREFIX = group_prefix(PACKAGE)
-BIN_PREFIX = bin_prefix(PACKAGE)
+GROUP_PREFIX = BUNDLES[0].group_prefix(PACKAGE)
+BIN_PREFIX = BUNDLES[0].bin_prefix(PACKAGE)
 SEED_GROUP = BUNDLES[0].group_bytes(PACKAGE)
 SEED_BIN = BUNDLES[0].bin_bytes(PACKAGE)
 

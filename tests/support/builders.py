@@ -41,11 +41,11 @@ from modelmesh_connectors.metadata import (
     Timestamp,
     archive_path,
     bin_prefix,
-    group_prefix,
     parse_group,
     parse_index_top,
     parse_timestamp,
 )
+from modelmesh_connectors.repository import sharding_level
 from modelmesh_connectors.trust import TrustedState
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -160,10 +160,14 @@ def root_bytes(keys: KeySet, *, version: int = 1, expires: datetime = FAR) -> by
 
 
 def make_top(
-    *, version: int = 1, expires: datetime = FAR, groups: Mapping[str, MetaRef] | None = None
+    *,
+    version: int = 1,
+    expires: datetime = FAR,
+    groups: Mapping[str, MetaRef] | None = None,
+    level: tuple[int, int] = (0, 0),
 ) -> IndexTop:
-    """An index top."""
-    return IndexTop(version, expires, dict(groups or {}))
+    """An index top with fan-out ``level`` = (group_chars, bin_chars)."""
+    return IndexTop(version, expires, dict(groups or {}), *level)
 
 
 def signed_top(top: IndexTop | bytes, signers: Iterable[SigningKey]) -> bytes:
@@ -245,17 +249,27 @@ class IndexBundle:
     top: bytes
     files: dict[str, bytes]  # index-relative path -> bytes, everything a server would host
 
+    @property
+    def index_top(self) -> IndexTop:
+        """The parsed index top (its fan-out gives the prefixes of a name)."""
+        return parse_index_top(parse_envelope(self.top).payload)
+
+    def group_prefix(self, name: str) -> str:
+        """The group prefix of package ``name`` in this index."""
+        return self.index_top.group_prefix(name)
+
+    def bin_prefix(self, name: str) -> str:
+        """The bin prefix of package ``name`` in this index."""
+        return self.index_top.bin_prefix(name)
+
     def group_bytes(self, name: str) -> bytes:
         """The group node file on the path of package ``name``."""
-        return self.files[self._top().groups[group_prefix(name)].path]
+        return self.files[self.index_top.groups[self.group_prefix(name)].path]
 
     def bin_bytes(self, name: str) -> bytes:
         """The bin node file on the path of package ``name``."""
         group = parse_group(self.group_bytes(name))
-        return self.files[group.bins[bin_prefix(name)].path]
-
-    def _top(self) -> IndexTop:
-        return parse_index_top(parse_envelope(self.top).payload)
+        return self.files[group.bins[self.bin_prefix(name)].path]
 
 
 def build_index(
@@ -268,6 +282,7 @@ def build_index(
     timestamp_version: int = 1,
     top_expires: datetime = FAR,
     timestamp_expires: datetime = FAR,
+    level: tuple[int, int] | None = None,
 ) -> IndexBundle:
     """Build a consistent index holding ``releases``.
 
@@ -280,10 +295,15 @@ def build_index(
         timestamp_version: Timestamp version.
         top_expires: Index top expiry.
         timestamp_expires: Timestamp expiry.
+        level: Fan-out (group_chars, bin_chars); default: the publisher's choice for the
+            number of package names (:func:`repository.sharding_level`).
 
     Returns:
         The bundle; ``files`` holds every file at its index path.
     """
+    if level is None:
+        level = sharding_level(len({spec.name for spec in releases}))
+    group_chars, bin_chars = level
     files: dict[str, bytes] = {}
     root = root if root is not None else root_bytes(keys)
     files["root/1.json"] = root
@@ -297,7 +317,7 @@ def build_index(
         env = signed_release(release, spec.signers if spec.signers is not None else keys.index)
         files[release.file] = spec.archive
         files[release.file + ".sig"] = env.to_bytes()
-        bp = bin_prefix(spec.name)
+        bp = bin_prefix(spec.name, bin_chars)
         packages.setdefault(bp, {}).setdefault(spec.name, []).append(
             BinRelease(spec.version, env, spec.yanked, spec.yanked_reason)
         )
@@ -306,14 +326,16 @@ def build_index(
         data = BinNode(bp, {n: tuple(e) for n, e in pkgs.items()}).to_payload()
         ref = MetaRef.of(data)
         files[ref.path] = data
-        bins_by_group.setdefault(bp[:2], {})[bp] = ref
+        bins_by_group.setdefault(bp[:group_chars], {})[bp] = ref
     groups: dict[str, MetaRef] = {}
     for gp, bins in bins_by_group.items():
         data = GroupNode(gp, bins).to_payload()
         ref = MetaRef.of(data)
         files[ref.path] = data
         groups[gp] = ref
-    top = signed_top(make_top(version=top_version, expires=top_expires, groups=groups), keys.index)
+    top = signed_top(
+        make_top(version=top_version, expires=top_expires, groups=groups, level=level), keys.index
+    )
     files[MetaRef.of(top).path] = top
     ts = signed_timestamp(
         make_timestamp(
@@ -358,7 +380,7 @@ def with_bin(bundle: IndexBundle, node: BinNode, *, keys: KeySet | None = None) 
     files = dict(bundle.files)
     top = parse_index_top(parse_envelope(bundle.top).payload)
     ts = parse_timestamp(parse_envelope(bundle.timestamp).payload)
-    gp = node.prefix[:2]
+    gp = node.prefix[: top.group_chars]
     old_group = parse_group(files[top.groups[gp].path]) if gp in top.groups else GroupNode(gp, {})
     bin_data = node.to_payload()
     files[MetaRef.of(bin_data).path] = bin_data
@@ -369,6 +391,7 @@ def with_bin(bundle: IndexBundle, node: BinNode, *, keys: KeySet | None = None) 
             version=top.version + 1,
             expires=top.expires,
             groups={**top.groups, gp: MetaRef.of(group_data)},
+            level=top.level,
         ),
         keys.index,
     )

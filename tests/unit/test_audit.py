@@ -10,7 +10,7 @@ import pytest
 
 from modelmesh_connectors.audit import AuditReport, audit_directory, audit_index, directory_reader
 from modelmesh_connectors.errors import DownloadError, NotFoundError
-from modelmesh_connectors.metadata import BinNode, BinRelease, archive_path, bin_prefix
+from modelmesh_connectors.metadata import BinNode, BinRelease, archive_path
 from tests.support.builders import (
     DAY,
     NOW,
@@ -57,8 +57,9 @@ def errors(report: AuditReport) -> dict[str, str]:
     return {f.path: f.message for f in report.errors}
 
 
-def test_clean_index_passes_every_check() -> None:
-    b = bundle()
+@pytest.mark.parametrize("level", [(0, 0), (0, 2), (2, 4)])
+def test_clean_index_passes_every_check(level: tuple[int, int]) -> None:
+    b = bundle(level=level)
     report = audit_index(reader(b.files), now=NOW)
     assert report.ok, report.to_json()
     paths = {f.path for f in report.findings}
@@ -98,7 +99,7 @@ def test_reports_every_failure_without_stopping() -> None:
 
 
 def test_tampered_bin_is_reported_and_other_bins_still_checked() -> None:
-    b = bundle()
+    b = bundle(level=(2, 4))  # NAME and other-pkg in different bins
     bin_path = next(p for p, d in b.files.items() if d == b.bin_bytes(NAME))
     b.files[bin_path] = b.files[bin_path].replace(b'"yanked":true', b'"yanked":false')
     report = audit_index(reader(b.files), now=NOW)
@@ -146,7 +147,7 @@ def test_bin_entry_with_release_of_other_version() -> None:
     b = build_index(keys, [ReleaseSpec(NAME, "1.0.0")])
     # A valid 1.0.0 release listed as 2.0.0: every signature checks out, the binding does not.
     env = signed_release(make_release(NAME, "1.0.0"), keys.index)
-    node = BinNode(bin_prefix(NAME), {NAME: (BinRelease("2.0.0", env),)})
+    node = BinNode(b.bin_prefix(NAME), {NAME: (BinRelease("2.0.0", env),)})
     b = with_bin(b, node)
     report = audit_index(reader(b.files), now=NOW)
     assert len(report.errors) == 1

@@ -279,23 +279,27 @@ def test_timestamp_rejects(path: str, value: Any, message: str) -> None:
         parse_timestamp(to_payload(obj))
 
 
-def test_index_top_round_trip() -> None:
-    top = make_top(version=12, groups={"3f": MetaRef("ab" * 32, 5120)})
+@pytest.mark.parametrize(("level", "prefix"), [((0, 0), ""), ((0, 2), ""), ((2, 4), "3f")])
+def test_index_top_round_trip(level: tuple[int, int], prefix: str) -> None:
+    top = make_top(version=12, groups={prefix: MetaRef("ab" * 32, 5120)}, level=level)
     assert parse_index_top(top.to_payload()) == top
+    assert json.loads(top.to_payload())["group_chars"] == level[0]
+    assert json.loads(top.to_payload())["bin_chars"] == level[1]
 
 
 @pytest.mark.parametrize(
     ("groups", "message"),
     [
-        ({"3F": {"sha256": "ab" * 32, "length": 1}}, "group prefix"),
-        ({"3": {"sha256": "ab" * 32, "length": 1}}, "group prefix"),
+        ({"3F": {"sha256": "ab" * 32, "length": 1}}, "groups: expected a prefix of 2"),
+        ({"3": {"sha256": "ab" * 32, "length": 1}}, "groups: expected a prefix of 2"),
+        ({"": {"sha256": "ab" * 32, "length": 1}}, "groups: expected a prefix of 2"),
         ({"3f": {"sha256": "ab" * 32}}, "missing field"),
         ({"3f": {"sha256": "ab" * 32, "length": 1, "x": 1}}, "unknown field"),
         ([], "groups: expected an object"),
     ],
 )
 def test_index_top_rejects(groups: Any, message: str) -> None:
-    obj = payload_dict(make_top())
+    obj = payload_dict(make_top(level=(2, 4)))
     obj["groups"] = groups
     with pytest.raises(MetadataError, match=message):
         parse_index_top(to_payload(obj))
@@ -304,8 +308,33 @@ def test_index_top_rejects(groups: Any, message: str) -> None:
 # -- nodes -----------------------------------------------------------------------
 
 
-def test_group_round_trip_and_checks() -> None:
-    group = GroupNode("3f", {"3fa2": MetaRef("ab" * 32, 900)})
+@pytest.mark.parametrize(
+    ("level", "level_message"),
+    [
+        ((2, 2), r"expected one of \(0, 0\), \(0, 2\), \(2, 4\), got \(2, 2\)"),
+        ((4, 4), "got \\(4, 4\\)"),
+        ((-1, 0), "group_chars: expected an integer >= 0"),
+        ((0, True), "bin_chars: expected an integer"),
+        ((0, "2"), "bin_chars: expected an integer"),
+    ],
+)
+def test_index_top_rejects_a_level_not_allowed(level: Any, level_message: str) -> None:
+    obj = payload_dict(make_top())
+    obj["group_chars"], obj["bin_chars"] = level
+    with pytest.raises(MetadataError, match=level_message):
+        parse_index_top(to_payload(obj))
+
+
+def test_index_top_of_a_single_group_has_only_the_empty_prefix() -> None:
+    obj = payload_dict(make_top(level=(0, 2)))
+    obj["groups"] = {"3f": {"sha256": "ab" * 32, "length": 1}}
+    with pytest.raises(MetadataError, match="groups: expected a prefix of 0 lowercase hex"):
+        parse_index_top(to_payload(obj))
+
+
+@pytest.mark.parametrize(("gp", "bp"), [("3f", "3fa2"), ("", "3f"), ("", "")])
+def test_group_round_trip_and_checks(gp: str, bp: str) -> None:
+    group = GroupNode(gp, {bp: MetaRef("ab" * 32, 900)})
     assert parse_group(group.to_payload()) == group
     bad = GroupNode("3f", {"40a2": MetaRef("ab" * 32, 900)}).to_payload()
     with pytest.raises(MetadataError, match="does not start with group prefix"):
@@ -314,14 +343,23 @@ def test_group_round_trip_and_checks() -> None:
         parse_group(json.dumps({"type": "bin", "prefix": "3f", "bins": {}}).encode())
 
 
-def make_bin(name: str = "acme-audit-log", **entry: Any) -> BinNode:
+def make_bin(name: str = "acme-audit-log", chars: int = 4, **entry: Any) -> BinNode:
     env = signed_release(make_release(name), make_keys(1))
-    return BinNode(bin_prefix(name), {name: (BinRelease("1.0.0", env, **entry),)})
+    return BinNode(bin_prefix(name, chars), {name: (BinRelease("1.0.0", env, **entry),)})
 
 
-def test_bin_round_trip() -> None:
-    node = make_bin(yanked=True, yanked_reason="CVE-2026-1")
+@pytest.mark.parametrize("chars", [0, 2, 4])
+def test_bin_round_trip(chars: int) -> None:
+    node = make_bin(chars=chars, yanked=True, yanked_reason="CVE-2026-1")
     assert parse_bin(node.to_payload()) == node
+
+
+@pytest.mark.parametrize("prefix", ["3", "3fa", "3fa2b", "3FA2", 7, None])
+def test_bin_rejects_a_prefix_of_no_level(prefix: Any) -> None:
+    obj = bin_dict()
+    obj["prefix"] = prefix
+    with pytest.raises(MetadataError, match="prefix: expected a prefix of 0 or 2 or 4"):
+        parse_bin(json.dumps(obj).encode())
 
 
 def bin_dict() -> dict[str, Any]:
@@ -357,7 +395,7 @@ def test_bin_rejects_bad_entry(field: str, value: Any, message: str) -> None:
 def test_bin_rejects_package_in_wrong_bin() -> None:
     obj = bin_dict()
     obj["packages"]["other-package"] = obj["packages"].pop("acme-audit-log")
-    assert bin_prefix("other-package") != obj["prefix"]
+    assert bin_prefix("other-package", 4) != obj["prefix"]
     with pytest.raises(MetadataError, match="does not start with bin prefix"):
         parse_bin(json.dumps(obj).encode())
 
@@ -443,8 +481,10 @@ def test_signed_release_envelope_payload_parses() -> None:
 def test_bin_path_helpers() -> None:
     h = hashlib.sha256(b"acme-audit-log").hexdigest()
     assert name_hash("acme-audit-log") == h
-    assert group_prefix("acme-audit-log") == h[:2]
-    assert bin_prefix("acme-audit-log") == h[:4]
+    assert group_prefix("acme-audit-log", 2) == h[:2]
+    assert bin_prefix("acme-audit-log", 4) == h[:4]
+    assert group_prefix("acme-audit-log", 0) == bin_prefix("acme-audit-log", 0) == ""
+    assert bin_prefix("acme-audit-log", 2) == h[:2]
     assert archive_path("a", "1.0") == "archives/a/a-1.0.zip"
 
 

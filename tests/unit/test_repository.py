@@ -25,8 +25,6 @@ from modelmesh_connectors.keys import SigningKey
 from modelmesh_connectors.metadata import (
     MetaRef,
     archive_path,
-    bin_prefix,
-    group_prefix,
     parse_bin,
     parse_group,
 )
@@ -133,10 +131,9 @@ class Repo:
     def releases(self, name: str = NAME) -> list[tuple[str, bool, str | None]]:
         state = self.client()
         assert state.index is not None
-        gref = state.index.groups[group_prefix(name)]
-        group = state.verify_group(group_prefix(name), (self.dir / gref.path).read_bytes())
-        bref = group.bins[bin_prefix(name)]
-        node = state.verify_bin(group, bin_prefix(name), (self.dir / bref.path).read_bytes())
+        gp, bp = state.index.group_prefix(name), state.index.bin_prefix(name)
+        group = state.verify_group(gp, (self.dir / state.index.groups[gp].path).read_bytes())
+        node = state.verify_bin(group, bp, (self.dir / group.bins[bp].path).read_bytes())
         out = []
         for entry in node.packages[name]:
             release = state.verify_bin_release(name, entry)
@@ -195,6 +192,7 @@ def test_init_layout_and_client_accepts(repo: Repo) -> None:
     assert state.index is not None
     assert state.index.version == 1
     assert dict(state.index.groups) == {}
+    assert state.index.level == (0, 0)
 
 
 def test_init_refuses_existing_index(repo: Repo) -> None:
@@ -258,9 +256,10 @@ def test_publish_writes_archive_sig_nodes_and_timestamp(repo: Repo) -> None:
     assert state.timestamp.version == 2
     assert state.index is not None
     assert state.index.version == 2
-    group_ref = state.index.groups[group_prefix(NAME)]
+    assert state.index.level == (0, 0)
+    group_ref = state.index.groups[state.index.group_prefix(NAME)]
     group = parse_group(files[group_ref.path])
-    node = parse_bin(files[group.bins[bin_prefix(NAME)].path])
+    node = parse_bin(files[group.bins[state.index.bin_prefix(NAME)].path])
     assert files[release.file + ".sig"] == node.packages[NAME][0].release.to_bytes()
     # Every meta file is content-addressed.
     for path, data in files.items():
@@ -524,6 +523,131 @@ def test_refresh_index(repo: Repo) -> None:
     assert repo.releases() == [("1.0.0", False, None)]
 
 
+# -- sharding level ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("packages", "level"),
+    [(0, (0, 0)), (256, (0, 0)), (257, (0, 2)), (16384, (0, 2)), (16385, (2, 4)), (10**6, (2, 4))],
+)
+def test_sharding_level_thresholds(packages: int, level: tuple[int, int]) -> None:
+    assert repository.sharding_level(packages) == level
+
+
+@pytest.fixture
+def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Levels change at 2 and 4 packages instead of 256 and 16384 (tests stay fast)."""
+    monkeypatch.setattr(repository, "SMALL_INDEX_MAX_PACKAGES", 2)
+    monkeypatch.setattr(repository, "MEDIUM_INDEX_MAX_PACKAGES", 4)
+
+
+def publish_package(repo: Repo, i: int, version: str = "1.0.0") -> None:
+    name = f"pkg-{i}"
+    repo.publish(
+        version,
+        f"{name} {version}".encode(),
+        inspect=inspector(name=name, version=version, connectors=(f"acme.{name}.v1",)),
+    )
+
+
+def resolve_all(state: TrustedState, repo: Repo, count: int) -> list[str]:
+    """Every package pkg-0 … pkg-<count-1> through ``state``'s verified top; their versions."""
+    assert state.index is not None
+    top = state.index
+    groups = {}
+    versions = []
+    for i in range(count):
+        name = f"pkg-{i}"
+        gp, bp = top.group_prefix(name), top.bin_prefix(name)
+        if gp not in groups:
+            groups[gp] = state.verify_group(gp, (repo.dir / top.groups[gp].path).read_bytes())
+        group = groups[gp]
+        assert all(len(p) == top.bin_chars for p in group.bins)
+        node = state.verify_bin(group, bp, (repo.dir / group.bins[bp].path).read_bytes())
+        versions += [state.verify_bin_release(name, e).version for e in node.packages[name]]
+    return versions
+
+
+@pytest.mark.usefixtures("small_thresholds")
+def test_publish_rebuilds_the_tree_when_the_package_count_crosses_a_threshold(
+    repo: Repo,
+) -> None:
+    expected = {1: (0, 0), 2: (0, 0), 3: (0, 2), 4: (0, 2), 5: (2, 4), 6: (2, 4)}
+    for count, level in expected.items():
+        before_files = repo.files()
+        before = repo.client()  # a client that loaded the previous state
+        before_ts = (repo.dir / "timestamp.json").read_bytes()
+        assert before.timestamp is not None
+        before_top = (repo.dir / before.timestamp.index.path).read_bytes()
+        publish_package(repo, count - 1)
+        state = repo.client()
+        assert state.index is not None
+        assert state.index.level == level, count
+        if level[0] == 0:
+            assert list(state.index.groups) == [""]
+        assert resolve_all(state, repo, count) == ["1.0.0"] * count
+        # The client that had the old state (as its rollback reference) accepts the new one.
+        again = TrustedState(repo.root_bytes, NOW)
+        again.load_trusted_timestamp(before_ts)
+        again.load_trusted_index(before_top)
+        again.update_timestamp((repo.dir / "timestamp.json").read_bytes())
+        assert again.timestamp is not None
+        again.update_index((repo.dir / again.timestamp.index.path).read_bytes())
+        assert resolve_all(again, repo, count) == ["1.0.0"] * count
+        # Published files never change: a reader mid-update still finds the old tree.
+        after_files = repo.files()
+        changed = [p for p, d in before_files.items() if after_files.get(p) != d]
+        assert changed == ["timestamp.json"]
+        report = audit_directory(repo.dir, now=NOW, trusted_root=repo.root_bytes)
+        assert report.ok, [(f.path, f.message) for f in report.errors]
+    # A new version of a known package does not change the count or the level.
+    publish_package(repo, 0, "1.1.0")
+    state = repo.client()
+    assert state.index is not None and state.index.level == (2, 4)
+    assert resolve_all(state, repo, 1) == ["1.0.0", "1.1.0"]
+
+
+@pytest.mark.usefixtures("small_thresholds")
+def test_only_a_level_change_rewrites_other_bins(repo: Repo) -> None:
+    for i in range(3):
+        publish_package(repo, i)
+    state = repo.client()
+    assert state.index is not None and state.index.level == (0, 2)
+    before = {p for p in repo.files() if p.startswith("meta/")}
+    publish_package(repo, 0, "2.0.0")  # same level: one bin, the group, the top
+    new = {p for p in repo.files() if p.startswith("meta/")} - before
+    assert len(new) == 3
+
+
+@pytest.mark.parametrize("operation", ["refresh", "yank", "resign"])
+def test_refresh_yank_and_resign_move_to_the_level_of_the_current_size(
+    repo: Repo, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    for i in range(3):
+        publish_package(repo, i)
+    state = repo.client()
+    assert state.index is not None and state.index.level == (0, 0)
+    # The thresholds change (a new release of the tooling): the next write re-levels.
+    monkeypatch.setattr(repository, "SMALL_INDEX_MAX_PACKAGES", 1)
+    monkeypatch.setattr(repository, "MEDIUM_INDEX_MAX_PACKAGES", 2)
+    keys = {"index_keys": repo.index_key, "timestamp_keys": repo.timestamp_key, "now": NOW}
+    if operation == "refresh":
+        repository.refresh_index(repo.dir, **keys)  # type: ignore[arg-type]
+    elif operation == "yank":
+        repository.yank(repo.dir, "pkg-1", "1.0.0", "bad", **keys)  # type: ignore[arg-type]
+    else:
+        # Nothing needs re-signing, so nothing is written and the level stays.
+        assert repository.resign_releases(repo.dir, release_keys=repo.index_key, **keys) == ()  # type: ignore[arg-type]
+        state = repo.client()
+        assert state.index is not None and state.index.level == (0, 0)
+        return
+    state = repo.client()
+    assert state.index is not None and state.index.level == (2, 4)
+    assert resolve_all(state, repo, 3) == ["1.0.0"] * 3
+    report = audit_directory(repo.dir, now=NOW, trusted_root=repo.root_bytes)
+    assert report.ok, [(f.path, f.message) for f in report.errors]
+
+
 # -- root management ---------------------------------------------------------------------
 
 
@@ -694,7 +818,7 @@ def bin_envelopes(repo: Repo, name: str = NAME) -> dict[str, bytes]:
     """Version -> the release envelope bytes the bin holds, through a client."""
     state = repo.client()
     assert state.index is not None
-    gp, bp = group_prefix(name), bin_prefix(name)
+    gp, bp = state.index.group_prefix(name), state.index.bin_prefix(name)
     group = state.verify_group(gp, (repo.dir / state.index.groups[gp].path).read_bytes())
     node = state.verify_bin(group, bp, (repo.dir / group.bins[bp].path).read_bytes())
     return {e.version: e.release.to_bytes() for e in node.packages[name]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -26,11 +27,11 @@ from modelmesh_connectors.errors import (
     SignatureError,
 )
 from modelmesh_connectors.metadata import (
+    BinNode,
     BinRelease,
     GroupNode,
     MetadataError,
     MetaRef,
-    bin_prefix,
     group_prefix,
     parse_group,
 )
@@ -542,8 +543,8 @@ def test_cached_top_reused_when_pin_unchanged(keys: KeySet) -> None:
     state = TrustedState(b.root, NOW)
     state.update_timestamp(b.timestamp)
     state.load_trusted_index(b.top)
-    group = state.verify_group(group_prefix(NAME), b.group_bytes(NAME))
-    assert group.prefix == group_prefix(NAME)
+    group = state.verify_group(b.group_prefix(NAME), b.group_bytes(NAME))
+    assert group.prefix == b.group_prefix(NAME) == ""  # one package: a single group
 
 
 def test_offline_use_notices_expired_trusted_copies(keys: KeySet) -> None:
@@ -552,7 +553,7 @@ def test_offline_use_notices_expired_trusted_copies(keys: KeySet) -> None:
     state.load_trusted_timestamp(b.timestamp)
     state.load_trusted_index(b.top)
     with pytest.raises(ExpiredError, match=r"timestamp\.json"):
-        state.verify_group(group_prefix(NAME), b.group_bytes(NAME))
+        state.verify_group(b.group_prefix(NAME), b.group_bytes(NAME))
 
 
 def test_update_index_requires_timestamp(keys: KeySet) -> None:
@@ -574,28 +575,29 @@ def test_no_timestamp_update_after_index(keys: KeySet) -> None:
 def test_group_and_bin_happy_path(keys: KeySet) -> None:
     b = build_index(keys, [ReleaseSpec(NAME, "1.0.0"), ReleaseSpec("other-pkg", "2.0")])
     state = client_update(b)
-    group = state.verify_group(group_prefix(NAME), b.group_bytes(NAME))
-    node = state.verify_bin(group, bin_prefix(NAME), b.bin_bytes(NAME))
+    group = state.verify_group(b.group_prefix(NAME), b.group_bytes(NAME))
+    node = state.verify_bin(group, b.bin_prefix(NAME), b.bin_bytes(NAME))
     assert [e.version for e in node.packages[NAME]] == ["1.0.0"]
 
 
 def test_group_bytes_not_matching_ref(keys: KeySet) -> None:
-    b = build_index(keys, [ReleaseSpec(NAME, "1.0.0"), ReleaseSpec("other-pkg", "2.0")])
+    specs = [ReleaseSpec(NAME, "1.0.0"), ReleaseSpec("other-pkg", "2.0")]
+    b = build_index(keys, specs, level=(2, 4))
     state = client_update(b)
-    assert group_prefix("other-pkg") != group_prefix(NAME)
+    assert b.group_prefix("other-pkg") != b.group_prefix(NAME)
     with pytest.raises((HashMismatchError, LengthMismatchError)):
-        state.verify_group(group_prefix(NAME), b.group_bytes("other-pkg"))
+        state.verify_group(b.group_prefix(NAME), b.group_bytes("other-pkg"))
     tampered = b.group_bytes(NAME).replace(b'"group"', b'"grouP"')
     with pytest.raises(HashMismatchError, match="sha256 mismatch for group"):
-        state.verify_group(group_prefix(NAME), tampered)
+        state.verify_group(b.group_prefix(NAME), tampered)
 
 
 def test_group_with_wrong_prefix_even_if_pinned(keys: KeySet) -> None:
     # The index role pinned a group whose own prefix disagrees with the path.
-    gp = group_prefix(NAME)
+    gp = group_prefix(NAME, 2)
     wrong = "00" if gp != "00" else "01"
     group = GroupNode(wrong, {}).to_payload()
-    top = signed_top(make_top(groups={gp: MetaRef.of(group)}), keys.index)
+    top = signed_top(make_top(groups={gp: MetaRef.of(group)}, level=(2, 4)), keys.index)
     b = build_index(keys)
     state = TrustedState(b.root, NOW)
     state.update_timestamp(ts_bytes(top, keys, version=2))
@@ -608,24 +610,29 @@ def test_missing_group_is_resolution_error(keys: KeySet) -> None:
     b = build_index(keys)
     state = client_update(b)
     with pytest.raises(ResolutionError, match="has no group"):
-        state.verify_group(group_prefix(NAME), b"{}")
+        state.verify_group(b.group_prefix(NAME), b"{}")
 
 
 def test_bad_prefix_arguments_are_misuse(keys: KeySet) -> None:
-    state = client_update(build_index(keys))
+    state = client_update(build_index(keys, level=(2, 4)))
     with pytest.raises(ValueError, match="2 lowercase hex"):
         state.verify_group("ABC", b"")
     with pytest.raises(ValueError, match="4 lowercase hex"):
         state.verify_bin(GroupNode("00", {}), "0", b"")
+    small = client_update(build_index(keys))  # (0, 0): only "" is a prefix
+    with pytest.raises(ValueError, match="0 lowercase hex"):
+        small.verify_group("00", b"")
+    with pytest.raises(ValueError, match="0 lowercase hex"):
+        small.verify_bin(GroupNode("", {}), "00", b"")
 
 
 def test_bin_bytes_not_matching_ref(keys: KeySet) -> None:
     b = build_index(keys, [ReleaseSpec(NAME, "1.0.0")])
     state = client_update(b)
-    group = state.verify_group(group_prefix(NAME), b.group_bytes(NAME))
+    group = state.verify_group(b.group_prefix(NAME), b.group_bytes(NAME))
     other = build_index(keys, [ReleaseSpec(NAME, "1.0.0"), ReleaseSpec(NAME, "1.1.0")])
     with pytest.raises((HashMismatchError, LengthMismatchError)):
-        state.verify_bin(group, bin_prefix(NAME), other.bin_bytes(NAME))
+        state.verify_bin(group, b.bin_prefix(NAME), other.bin_bytes(NAME))
 
 
 def test_bin_from_unverified_group_is_refused(keys: KeySet) -> None:
@@ -633,7 +640,7 @@ def test_bin_from_unverified_group_is_refused(keys: KeySet) -> None:
     state = client_update(b)
     forged = parse_group(b.group_bytes(NAME))  # parsed, not verified by this state
     with pytest.raises(RuntimeError, match="not verified against the current index top"):
-        state.verify_bin(forged, bin_prefix(NAME), b.bin_bytes(NAME))
+        state.verify_bin(forged, b.bin_prefix(NAME), b.bin_bytes(NAME))
 
 
 def test_bin_from_group_of_older_index_is_refused(keys: KeySet) -> None:
@@ -641,23 +648,133 @@ def test_bin_from_group_of_older_index_is_refused(keys: KeySet) -> None:
     state = TrustedState(old.root, NOW)
     state.load_trusted_timestamp(old.timestamp)
     state.load_trusted_index(old.top)
-    group = state.verify_group(group_prefix(NAME), old.group_bytes(NAME))
+    group = state.verify_group(old.group_prefix(NAME), old.group_bytes(NAME))
     new = build_index(keys, [ReleaseSpec(NAME, "1.1.0")], top_version=2, timestamp_version=2)
     state.update_timestamp(new.timestamp)
     state.update_index(new.top)
     with pytest.raises(RuntimeError, match="not verified"):
-        state.verify_bin(group, bin_prefix(NAME), old.bin_bytes(NAME))
+        state.verify_bin(group, old.bin_prefix(NAME), old.bin_bytes(NAME))
 
 
 def test_missing_bin_is_resolution_error(keys: KeySet) -> None:
-    b = build_index(keys, [ReleaseSpec(NAME, "1.0.0")])
+    b = build_index(keys, [ReleaseSpec(NAME, "1.0.0")], level=(2, 4))
     state = client_update(b)
-    group = state.verify_group(group_prefix(NAME), b.group_bytes(NAME))
+    group = state.verify_group(b.group_prefix(NAME), b.group_bytes(NAME))
     other_bin = next(
         f"{group.prefix}{i:02x}" for i in range(256) if f"{group.prefix}{i:02x}" not in group.bins
     )
     with pytest.raises(ResolutionError, match="has no bin"):
         state.verify_bin(group, other_bin, b"")
+
+
+# -- sharding levels -----------------------------------------------------------------
+
+
+def _state_with_top(keys: KeySet, top_payload: bytes) -> TrustedState:
+    """A state that has verified a hand-made top (signed by the index role)."""
+    top = signed_top(top_payload, keys.index)
+    state = TrustedState(build_index(keys).root, NOW)
+    state.update_timestamp(ts_bytes(top, keys, version=2))
+    state.update_index(top)
+    return state
+
+
+@pytest.mark.parametrize("level", [(0, 0), (0, 2), (2, 4)])
+def test_every_level_resolves(keys: KeySet, level: tuple[int, int]) -> None:
+    specs = [ReleaseSpec(f"pkg-{i}", "1.0") for i in range(20)]
+    b = build_index(keys, specs, level=level)
+    state = client_update(b)
+    assert state.index is not None and state.index.level == level
+    assert len(state.index.groups) == (
+        1 if level[0] == 0 else len({b.group_prefix(s.name) for s in specs})
+    )
+    for spec in specs:
+        group = state.verify_group(b.group_prefix(spec.name), b.group_bytes(spec.name))
+        assert all(len(bp) == level[1] for bp in group.bins)
+        node = state.verify_bin(group, b.bin_prefix(spec.name), b.bin_bytes(spec.name))
+        assert spec.name in node.packages
+
+
+@pytest.mark.parametrize(
+    ("group_chars", "bin_chars"), [(2, 2), (0, 4), (2, 0), (4, 4), (1, 2), (-1, 0), (True, 0)]
+)
+def test_top_with_an_invalid_level_is_refused(
+    keys: KeySet, group_chars: Any, bin_chars: Any
+) -> None:
+    obj = payload_dict(make_top())
+    obj["group_chars"], obj["bin_chars"] = group_chars, bin_chars
+    top = signed_top(to_payload(obj), keys.index)
+    state = TrustedState(build_index(keys).root, NOW)
+    state.update_timestamp(ts_bytes(top, keys, version=2))
+    with pytest.raises(MetadataError, match="group_chars|bin_chars"):
+        state.update_index(top)
+    assert state.index is None
+
+
+@pytest.mark.parametrize("missing", ["group_chars", "bin_chars"])
+def test_top_without_a_level_is_refused(keys: KeySet, missing: str) -> None:
+    obj = payload_dict(make_top())
+    del obj[missing]
+    with pytest.raises(MetadataError, match=f"missing field.*{missing}"):
+        _state_with_top(keys, to_payload(obj))
+
+
+@pytest.mark.parametrize(
+    ("level", "key"), [((0, 0), "3f"), ((0, 2), "3f"), ((2, 4), ""), ((2, 4), "3fa2")]
+)
+def test_top_whose_group_keys_disagree_with_its_level_is_refused(
+    keys: KeySet, level: tuple[int, int], key: str
+) -> None:
+    obj = payload_dict(make_top(level=level))
+    obj["groups"] = {key: MetaRef("ab" * 32, 10).to_json_obj()}
+    with pytest.raises(MetadataError, match="groups: expected a prefix of"):
+        _state_with_top(keys, to_payload(obj))
+
+
+@pytest.mark.parametrize(("level", "group_prefix_"), [((0, 2), "3f"), ((2, 4), "")])
+def test_group_whose_prefix_length_disagrees_with_the_top(
+    keys: KeySet, level: tuple[int, int], group_prefix_: str
+) -> None:
+    # Pinned under the right key, but the node's own prefix has the other level's length.
+    key = "3f" if level[0] == 2 else ""
+    group = GroupNode(group_prefix_, {}).to_payload()
+    state = _state_with_top(
+        keys, make_top(groups={key: MetaRef.of(group)}, level=level).to_payload()
+    )
+    with pytest.raises(MetadataError, match=f"expected {level[0]} hex characters"):
+        state.verify_group(key, group)
+
+
+@pytest.mark.parametrize(
+    ("level", "gp", "bp"),
+    [
+        ((0, 2), "", ""),  # too short
+        ((0, 2), "", "3fa2"),  # too long
+        ((2, 4), "3f", "3f"),  # too short
+        ((0, 0), "", "3f"),  # too long
+    ],
+)
+def test_group_with_a_bin_prefix_of_the_wrong_length_is_refused(
+    keys: KeySet, level: tuple[int, int], gp: str, bp: str
+) -> None:
+    group = GroupNode(gp, {bp: MetaRef("ab" * 32, 10)}).to_payload()
+    state = _state_with_top(
+        keys, make_top(groups={gp: MetaRef.of(group)}, level=level).to_payload()
+    )
+    with pytest.raises(MetadataError, match=f"prefixes of {level[1]} hex characters.*{bp!r}"):
+        state.verify_group(gp, group)
+
+
+def test_bin_node_whose_prefix_is_not_the_followed_one(keys: KeySet) -> None:
+    # A bin pinned under "3f" in a (0, 2) index that calls itself "" (the (0, 0) bin).
+    node = BinNode("", {}).to_payload()
+    group = GroupNode("", {"3f": MetaRef.of(node)}).to_payload()
+    state = _state_with_top(
+        keys, make_top(groups={"": MetaRef.of(group)}, level=(0, 2)).to_payload()
+    )
+    verified = state.verify_group("", group)
+    with pytest.raises(MetadataError, match="prefix: expected '3f', got ''"):
+        state.verify_bin(verified, "3f", node)
 
 
 # -- releases ----------------------------------------------------------------------
@@ -809,8 +926,8 @@ def test_full_client_flow_with_embedded_releases(keys: KeySet) -> None:
         [ReleaseSpec(NAME, "1.0.0"), ReleaseSpec(NAME, "1.1.0", yanked=True, yanked_reason="bug")],
     )
     state = client_update(b)
-    group = state.verify_group(group_prefix(NAME), b.group_bytes(NAME))
-    node = state.verify_bin(group, bin_prefix(NAME), b.bin_bytes(NAME))
+    group = state.verify_group(b.group_prefix(NAME), b.group_bytes(NAME))
+    node = state.verify_bin(group, b.bin_prefix(NAME), b.bin_bytes(NAME))
     versions = []
     for entry in node.packages[NAME]:
         release = state.verify_bin_release(NAME, entry)

@@ -1,0 +1,1 @@
+"""Adversarial suite: attacks, faults, concurrency and crashes against the real loader."""
