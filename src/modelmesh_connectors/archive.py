@@ -159,7 +159,13 @@ def read_zip(data: bytes, *, source: str, limits: ArchiveLimits | None = None) -
     limits = limits or ArchiveLimits()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        ValueError,
+        NotImplementedError,
+    ) as exc:
         raise ArchiveError(f"{source}: not a valid zip archive: {exc}") from exc
     with archive:
         infos = archive.infolist()

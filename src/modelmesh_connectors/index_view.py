@@ -25,7 +25,7 @@ from .errors import (
 )
 from .metadata import BinNode, BinRelease, GroupNode, MetaRef
 from .statestore import OriginMetadata
-from .trust import TrustedState, verify_anchor_root
+from .trust import TrustedState
 
 if TYPE_CHECKING:  # imported only where a download really happens (httpx is heavy)
     from .download import Fetcher
@@ -164,16 +164,31 @@ class IndexView:
         return self._state
 
     def _base_state(self) -> TrustedState:
-        """A state from the best local root: the stored copy, or the anchor if newer."""
-        anchor_root = verify_anchor_root(self._anchor)
-        stored = self._store.load_root()
-        if stored is not None:
+        """The shipped anchor, advanced through the stored root chain.
+
+        Every stored root is re-verified from the anchor (N+1 signed by N's and its own
+        threshold). Stops a root planted in the cache directory from replacing the shipped
+        trust root: a stored root counts only if the chain from ``keys/`` leads to it.
+        """
+        stored = self._store.load_root_versions()
+        state = TrustedState(
+            self._anchor,
+            self._now,
+            expiry_grace=self._grace,
+            max_root_rotations=MAX_ROOT_WALK + len(stored),
+        )
+        for version, data in stored:
+            if version <= state.root.version:
+                continue
+            if version != state.root.version + 1:
+                _log.warning("stored root chain has a gap before version %d; ignoring", version)
+                break
             try:
-                if verify_anchor_root(stored).version >= anchor_root.version:
-                    return TrustedState(stored, self._now, expiry_grace=self._grace)
+                state.update_root(data)
             except TrustError as exc:
-                _log.warning("ignoring the stored root, it does not verify: %s", exc)
-        return TrustedState(self._anchor, self._now, expiry_grace=self._grace)
+                _log.warning("ignoring the stored root chain, it does not verify: %s", exc)
+                return TrustedState(self._anchor, self._now, expiry_grace=self._grace)
+        return state
 
     def _with_local(self, state: TrustedState) -> bool:
         """Load the stored timestamp and top as the rollback reference; True if both load."""
@@ -234,12 +249,9 @@ class IndexView:
                     if isinstance(exc, DownloadError):
                         last_download = exc
                     continue
-                if update.roots:
-                    self._store.save_root(update.roots[-1])
-                elif self._store.load_root() is None:
-                    # Keep the trusted root with the rest of the state: a later run then
-                    # never goes back below it, even if the shipped file is replaced.
-                    self._store.save_root(self._anchor)
+                first = candidate.root.version - len(update.roots) + 1
+                for offset, data in enumerate(update.roots):
+                    self._store.save_root_version(first + offset, data)
                 self._store.save_timestamp(update.timestamp)
                 if update.top is not None:
                     self._store.save_index(update.top)

@@ -57,6 +57,7 @@ _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _ORIGIN_FILE: Final = "origin.txt"
 _STATE_FILE: Final = "state.json"
 _NODES_DIR: Final = "nodes"
+_ROOTS_DIR: Final = "roots"  # roots/<N>.json: the chain walked beyond the anchor
 
 _Role = Literal["root", "timestamp", "index"]
 
@@ -167,6 +168,44 @@ class OriginMetadata:
             self._lock.release()
 
     # -- signed files, exact bytes -----------------------------------------------
+
+    def save_root_version(self, version: int, data: bytes) -> None:
+        """Store root ``version`` (walked beyond the shipped anchor) as its exact bytes.
+
+        The chain is kept whole so every run re-verifies it from the anchor.
+
+        Raises:
+            LockTimeoutError: The origin lock was held too long.
+            CacheError: The file cannot be written.
+        """
+        if isinstance(version, bool) or version < 1:
+            raise ValueError(f"root version must be >= 1, got {version!r}")
+        with self.locked():
+            self._write(self._directory / _ROOTS_DIR / f"{version}.json", data)
+
+    def load_root_versions(self) -> list[tuple[int, bytes]]:
+        """Stored root versions and their bytes, in version order (unverified).
+
+        Raises:
+            CacheError: A file exists but cannot be read, or the directory belongs to
+                another origin.
+        """
+        directory = self._directory / _ROOTS_DIR
+        try:
+            names = [p.name for p in directory.iterdir()]
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise CacheError(f"cannot list {directory}: {exc}") from exc
+        out: list[tuple[int, bytes]] = []
+        for name in names:
+            stem, dot, ext = name.partition(".")
+            if ext != "json" or not dot or not stem.isdigit() or len(stem) > 9:
+                continue  # temp files and anything else are not roots
+            data = self._read(directory / name)
+            if data is not None:
+                out.append((int(stem), data))
+        return sorted(out)
 
     def load_root(self) -> bytes | None:
         """The last trusted root's exact bytes, or ``None``.

@@ -1240,13 +1240,6 @@ def test_cache_check_catches_unverified_files(tmp_path: Path) -> None:
         assert cache_problems({}, good, trusted, archives_allowed=False) != []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (cache write access, outside the suite's network threat model): "
-    "index_view.IndexView._base_state trusts metadata/<origin>/root.json on its own "
-    "self-signature (verify_anchor_root) when its version is >= the anchor's, without "
-    "chaining it to the shipped trust root; a root planted in the cache replaces the anchor",
-)
 def test_root_planted_in_cache_does_not_replace_the_anchor(tmp_path: Path, canary: Path) -> None:
     with Arena(tmp_path / "victim") as victim:
         victim.sim.publish("acme-audit-log", "1.0.0")
@@ -1266,7 +1259,9 @@ def test_root_planted_in_cache_does_not_replace_the_anchor(tmp_path: Path, canar
         for key in evil.root_keys[:2]:
             staged = staged.with_signature(key)  # signed by the attacker's keys only
         [origin] = (victim.sim.cache / "metadata").iterdir()
-        (origin / "root.json").write_bytes(staged.to_bytes())  # written into the cache
+        (origin / "root.json").write_bytes(staged.to_bytes())  # written into the cache,
+        (origin / "roots").mkdir(exist_ok=True)
+        (origin / "roots" / "2.json").write_bytes(staged.to_bytes())  # as the next chain link
         for name in ("timestamp.json", "index.json", "state.json"):
             (origin / name).unlink()
         shutil.copytree(evil.dir, victim.sim.dir, dirs_exist_ok=True)  # and served

@@ -48,8 +48,8 @@ def stored_root(sim: RepositorySimulator, cache: str = "cache") -> bytes:
     A store holding no root (never updated, or a store that keeps only walked roots) means
     the shipped anchor, root 1.
     """
-    data = MetadataStore(sim.tmp / cache).origin(sim.url).load_root()
-    return sim.root_bytes if data is None else data
+    versions = MetadataStore(sim.tmp / cache).origin(sim.url).load_root_versions()
+    return versions[-1][1] if versions else sim.root_bytes
 
 
 def stage(sim: RepositorySimulator, signers: Sequence[SigningKey], **changes: object) -> bytes:

@@ -417,3 +417,14 @@ def test_origins_lists_stored_state(store: MetadataStore) -> None:
 def test_negative_lock_timeout_is_misuse(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="lock_timeout"):
         MetadataStore(tmp_path, lock_timeout=float("nan"))
+
+
+def test_root_versions_round_trip_in_order(tmp_path: Path) -> None:
+    from modelmesh_connectors.statestore import MetadataStore
+
+    origin = MetadataStore(tmp_path).origin("https://index.example/")
+    assert origin.load_root_versions() == []
+    origin.save_root_version(3, b"three")
+    origin.save_root_version(2, b"two")
+    (origin.directory / "roots" / ".3.json.x.tmp").write_bytes(b"leftover")
+    assert origin.load_root_versions() == [(2, b"two"), (3, b"three")]
