@@ -411,7 +411,8 @@ class OriginMetadata:
         stamp = when.astimezone(UTC).isoformat().replace("+00:00", "Z")
         data = json.dumps({"last_refresh": stamp}, indent=1).encode("utf-8") + b"\n"
         with self.locked():
-            self._write(self._directory / _STATE_FILE, data)
+            # Not fsynced: losing the last refresh time only costs one extra online check.
+            self._write(self._directory / _STATE_FILE, data, durable=False)
 
     # -- internals -----------------------------------------------------------------
 
@@ -440,7 +441,7 @@ class OriginMetadata:
         except OSError as exc:
             raise CacheError(f"cannot read {path}: {exc}") from exc
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes, *, durable: bool = True) -> None:
         # Called under the lock: temp files of this name are leftovers of a dead writer.
         directory = path.parent
         try:
@@ -450,7 +451,7 @@ class OriginMetadata:
                 leftover.unlink(missing_ok=True)
         except OSError as exc:
             raise CacheError(f"cannot prepare {directory}: {exc}") from exc
-        _atomic_write(path, data)
+        _atomic_write(path, data, durable=durable)
 
     def _ensure_directory(self) -> None:
         try:
@@ -461,7 +462,10 @@ class OriginMetadata:
     def _claim_directory(self) -> None:
         """Under the lock: write origin.txt, or check it names this origin."""
         if self._stored_origin() is None:
-            _atomic_write(self._directory / _ORIGIN_FILE, (self._url + "\n").encode("utf-8"))
+            # Not fsynced: it only names the origin; a lost copy is written again.
+            _atomic_write(
+                self._directory / _ORIGIN_FILE, (self._url + "\n").encode("utf-8"), durable=False
+            )
         else:
             self._check_claim()
 
@@ -575,8 +579,8 @@ def _unlink(path: Path) -> None:
         raise CacheError(f"cannot remove {path}: {exc}") from exc
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     try:
-        write_atomic(path, data)
+        write_atomic(path, data, durable=durable)
     except OSError as exc:
         raise CacheError(f"cannot write {path}: {exc}") from exc
