@@ -479,14 +479,23 @@ class HttpFetcher:
                 f"{url} announces {declared} bytes, expected at most {max_length}"
             )
         written = 0
-        for chunk in response.iter_raw(self._config.chunk_size):
-            if written + len(chunk) > max_length:
-                # Stops endless-data and oversized responses at the cap.
-                raise LengthMismatchError(
-                    f"{url} sent more than the expected maximum of {max_length} bytes; aborted"
-                )
-            sink.write(chunk)
-            written += len(chunk)
+        # The transport's reads are passed on as they arrive, split only when larger than
+        # chunk_size: re-chunking every read to a fixed size would copy each byte again.
+        size = self._config.chunk_size
+        for read in response.iter_raw():
+            pieces = (
+                [read]
+                if len(read) <= size
+                else [read[i : i + size] for i in range(0, len(read), size)]
+            )
+            for chunk in pieces:
+                if written + len(chunk) > max_length:
+                    # Stops endless-data and oversized responses at the cap.
+                    raise LengthMismatchError(
+                        f"{url} sent more than the expected maximum of {max_length} bytes; aborted"
+                    )
+                sink.write(chunk)
+                written += len(chunk)
         if declared is not None and written != declared:
             raise _Transient(f"body ended after {written} of {declared} announced bytes")
         return written
