@@ -27,6 +27,7 @@ __all__ = [
 
 import contextlib
 import hashlib
+import io
 import logging
 import os
 import re
@@ -56,7 +57,6 @@ _logger = logging.getLogger("modelmesh_connectors.cache")
 
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _FANOUT_DIR = re.compile(r"[0-9a-f]{2}")
-_READ_CHUNK: Final = 1024 * 1024  # bytes hashed per read
 _MISSING: Final = "missing"
 
 
@@ -523,10 +523,10 @@ def _check_length(length: int) -> None:
         raise InvalidInput(f"expected a non-negative byte length, got {length!r}")
 
 
-def _open_entry(path: Path) -> BinaryIO:
+def _open_entry(path: Path) -> io.BufferedReader:
     # O_NOFOLLOW: an entry is a regular file we wrote, never a symlink to elsewhere.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
-    return os.fdopen(fd, "rb")
+    return io.BufferedReader(io.FileIO(fd, "rb"))
 
 
 def _entry_problem(path: Path, sha256: str, length: int | None) -> str | None:
@@ -541,11 +541,10 @@ def _entry_problem(path: Path, sha256: str, length: int | None) -> str | None:
         return "not a regular file"
     if length is not None and info.st_size != length:
         return f"expected {length} bytes, got {info.st_size}"
-    digest = hashlib.sha256()
     try:
         with _open_entry(path) as file:
-            while chunk := file.read(_READ_CHUNK):
-                digest.update(chunk)
+            # file_digest reads into one reused buffer and hashes without the GIL.
+            digest = hashlib.file_digest(file, "sha256")
     except FileNotFoundError:
         return _MISSING
     except OSError as exc:

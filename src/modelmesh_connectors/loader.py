@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .cache import ArchiveCache
 from .config import LoaderConfig, load_config, parse_config
 from .directory_fetcher import DirectoryFetcher, path_to_url
-from .envelope import Envelope, parse_envelope
 from .errors import (
     CacheError,
     ConfigError,
@@ -83,20 +82,6 @@ class ResolvedArchive:
     def origin(self) -> Origin:
         """The registry origin for packages loaded from this archive."""
         return Origin("package", f"{self.name}@{self.version} from {self.source}", self.signed_by)
-
-
-def _valid_signers(state: TrustedState, envelope: Envelope) -> tuple[str, ...]:
-    pae = envelope.pae()
-    keys = state.root.keys
-    return tuple(
-        sorted(
-            {
-                sig.keyid
-                for sig in envelope.signatures
-                if sig.keyid in keys and keys[sig.keyid].verify(sig.sig, pae)
-            }
-        )
-    )
 
 
 class Loader:
@@ -258,7 +243,7 @@ class Loader:
             _log.warning(choice.warning)
         entry = next(e for e in entries if e.version == choice.candidate.version)
         state = view.state()
-        release = state.verify_bin_release(spec.name, entry)
+        release, signers = state.verify_bin_release_signed(spec.name, entry)
         return ResolvedArchive(
             spec,
             release.name,
@@ -267,7 +252,7 @@ class Loader:
             release.length,
             tuple(view.archive_urls(release.file)),
             release,
-            _valid_signers(state, entry.release),
+            tuple(sorted(signers)),
             view.mirrors[0].url if view.mirrors else "cache",
         )
 
@@ -297,7 +282,7 @@ class Loader:
                 f"{spec.url} (sha256 pin)",
             )
         state = self._root_state()
-        release = state.verify_release(sig)
+        release, signers = state.verify_release_signed(sig)
         if spec.sha256 is not None and spec.sha256 != release.sha256:
             raise HashMismatchError(
                 f"{spec.url}: the configured pin sha256={spec.sha256} does not match the signed "
@@ -311,7 +296,7 @@ class Loader:
             release.length,
             ((spec.url, mirror),),
             release,
-            _valid_signers(state, parse_envelope(sig)),
+            tuple(sorted(signers)),
             spec.url,
         )
 
@@ -507,13 +492,13 @@ class Loader:
                 f"{spec.path}: require_signatures is on but {sig_path} cannot be read: {exc}"
             ) from exc
         state = self._root_state()
-        release = state.verify_release(sig)
+        release, signer_set = state.verify_release_signed(sig)
         package = open_local_package(spec.path)
         from .trust import check_archive
 
         check_archive(release, sha256=package.sha256, length=package.length)
         _check_manifest_matches(release, package)
-        signers = _valid_signers(state, parse_envelope(sig))
+        signers = tuple(sorted(signer_set))
         return package, Origin(
             "package", f"{release.name}@{release.version} from {spec.path}", signers
         )

@@ -30,6 +30,7 @@ __all__ = [
     "verify_index_top",
     "verify_next_root",
     "verify_release",
+    "verify_release_signed",
     "verify_timestamp",
 ]
 
@@ -404,6 +405,15 @@ def verify_release(
     envelope: bytes | Mapping[str, Any] | Envelope,
     what: str = "release",
 ) -> Release:
+    """Verify a release attestation; see :func:`verify_release_signed`."""
+    return verify_release_signed(root, envelope, what)[0]
+
+
+def verify_release_signed(
+    root: Root,
+    envelope: bytes | Mapping[str, Any] | Envelope,
+    what: str = "release",
+) -> tuple[Release, frozenset[str]]:
     """Verify a release attestation (a ``.zip.sig`` file or an envelope embedded in a bin).
 
     Accepted when a threshold of the index role signed it, or a threshold of one
@@ -415,7 +425,7 @@ def verify_release(
         what: Names the file in error messages.
 
     Returns:
-        The release.
+        The release and the key IDs whose valid signatures met the threshold.
 
     Raises:
         SignatureError: Malformed envelope, wrong type, or no role or publisher threshold.
@@ -429,7 +439,7 @@ def verify_release(
             f"{what}: expected payload type {RELEASE_TYPE!r}, got {env.payload_type!r}"
         )
     try:
-        verify_threshold(
+        index_signers = verify_threshold(
             env,
             expected_type=RELEASE_TYPE,
             keys=root.keys,
@@ -449,11 +459,11 @@ def verify_release(
                 f"publisher, got neither ({index_error.message})"
             ) from None
     else:
-        return parse_release(env.payload, what)
+        return parse_release(env.payload, what), index_signers
     release = parse_release(env.payload, what)
-    for publisher, _ in signers:
+    for publisher, valid_keys in signers:
         if all(publisher.covers(c.id) for c in release.connectors):
-            return release
+            return release, frozenset(valid_keys)
     # A publisher may only vouch for its own namespaces: one connector outside them
     # (e.g. a squatted 'modelmesh.*' ID) and the whole release is refused.
     publisher, valid = signers[0]
@@ -878,9 +888,15 @@ class TrustedState:
             MetadataError: Not a valid release.
             PolicyError: A publisher signed a connector outside its namespaces.
         """
+        return self.verify_release_signed(envelope)[0]
+
+    def verify_release_signed(
+        self, envelope: bytes | Mapping[str, Any] | Envelope
+    ) -> tuple[Release, frozenset[str]]:
+        """As :meth:`verify_release`, also returning the key IDs that met the threshold."""
         self._finish_root_walk()
         self._expiry(self._root_name(), self._root.expires)
-        return verify_release(self._root, envelope)
+        return verify_release_signed(self._root, envelope)
 
     def verify_bin_release(self, name: str, entry: BinRelease) -> Release:
         """Verify a bin entry's release and that it is the release the bin says it is.
@@ -897,10 +913,16 @@ class TrustedState:
             PolicyError: As :meth:`verify_release`, or the signed name or version is not
                 the one the bin lists (a valid release moved to another entry).
         """
-        release = self.verify_release(entry.release)
+        return self.verify_bin_release_signed(name, entry)[0]
+
+    def verify_bin_release_signed(
+        self, name: str, entry: BinRelease
+    ) -> tuple[Release, frozenset[str]]:
+        """As :meth:`verify_bin_release`, also returning the key IDs that met the threshold."""
+        release, signers = self.verify_release_signed(entry.release)
         if release.name != name or release.version != entry.version:
             raise PolicyError(
                 f"bin entry {name} {entry.version}: expected a release of {name} "
                 f"{entry.version}, got a release of {release.name} {release.version}"
             )
-        return release
+        return release, signers
