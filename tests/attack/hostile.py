@@ -148,6 +148,7 @@ def cache_problems(
     * ``metadata/<origin>/timestamp.json``: exactly the trusted ``timestamp.json``;
     * ``metadata/<origin>/index.json``: exactly the index top that timestamp pins;
     * ``metadata/<origin>/root.json``: exactly one of the trusted ``root/N.json``;
+    * ``metadata/<origin>/roots/<N>.json``: exactly the trusted ``root/<N>.json``;
     * ``metadata/<origin>/nodes/<hex>.json``: exactly the trusted ``meta/<hex>.json``;
     * ``origin.txt`` and ``state.json`` are bookkeeping;
     * a ``*.tmp`` file is never acceptable unless it was planted by the test.
@@ -199,6 +200,8 @@ def cache_problems(
                 ok = data == top
             elif name == "root.json":
                 ok = data in roots
+            elif "/roots/" in path:  # the stored chain: roots/<N>.json is exactly root/<N>.json
+                ok = trusted_index.get(f"root/{name}") == data
             elif "/nodes/" in path:
                 ok = trusted_index.get(f"meta/{name}") == data
             else:

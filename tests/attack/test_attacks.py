@@ -1210,11 +1210,12 @@ def test_control_loads_and_runs_canary(
         problems = cache_problems({}, arena.cache_files(), trusted, archives_allowed=True)
         assert problems == []
         if name.startswith("good-rotation"):
-            stored = list(arena.sim.cache.glob("metadata/*/root.json"))
-            assert len(stored) == 1
-            assert stored[0].read_bytes() == arena.sim.read(
-                "root/3.json" if "two" in name else "root/2.json"
-            )
+            # The walked chain is stored whole (re-verified from the anchor on every run).
+            stored = sorted(arena.sim.cache.glob("metadata/*/roots/*.json"))
+            expected = ["2.json", "3.json"] if "two" in name else ["2.json"]
+            assert [p.name for p in stored] == expected
+            for path in stored:
+                assert path.read_bytes() == arena.sim.read(f"root/{path.name}")
 
 
 def test_cache_check_catches_unverified_files(tmp_path: Path) -> None:
