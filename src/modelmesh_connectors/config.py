@@ -177,7 +177,7 @@ def _path(raw: Mapping[str, Any], key: str, base: Path) -> Path | None:
         raise ConfigError(f"connectors.{key}: expected a path string, got {value!r}")
     try:
         path = Path(value).expanduser()
-    except RuntimeError as exc:  # ~unknown-user
+    except (RuntimeError, ValueError) as exc:  # ~unknown-user, NUL in the user name
         raise ConfigError(f"connectors.{key}: cannot expand {value!r}: {exc}") from exc
     return path if path.is_absolute() else base / path
 

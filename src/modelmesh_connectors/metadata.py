@@ -183,7 +183,9 @@ def parse_time(text: str) -> datetime:
 
 def format_time(when: datetime) -> str:
     """Format an aware datetime as RFC 3339 UTC ``Z`` with whole seconds (truncating)."""
-    return _utc(when).strftime(_TIME_FORMAT)
+    t = _utc(when)
+    # Not strftime("%Y"): glibc does not zero-pad years below 1000, and parse_time needs 4 digits.
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
 
 
 def _utc(when: datetime) -> datetime:

@@ -108,7 +108,7 @@ def parse_package_spec(value: object, *, base_dir: Path | None = None) -> Packag
     if looks_like_path:
         try:
             path = Path(text).expanduser()
-        except RuntimeError as exc:  # ~unknown-user
+        except (RuntimeError, ValueError) as exc:  # ~unknown-user, NUL in the user name
             raise InvalidPackageSpec(f"{text!r}: cannot expand the home directory: {exc}") from exc
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path

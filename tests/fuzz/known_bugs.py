@@ -24,6 +24,7 @@ from pathlib import Path
 from modelmesh_connectors.config import load_config, parse_config
 from modelmesh_connectors.ids import parse_connector_id
 from modelmesh_connectors.manifest import parse_manifest
+from modelmesh_connectors.metadata import MetadataError
 from modelmesh_connectors.requirements import parse_package_spec
 from tests.fuzz.zips import RawEntry, build_raw_zip
 
@@ -44,7 +45,8 @@ class KnownBug:
     Attributes:
         key: Short name used in events and test IDs.
         targets: Fuzz targets that may hit it.
-        exc_types: Exact exception types (subclasses do not match).
+        exc_types: Exact exception types (subclasses do not match). A project error here
+            means the bug is that error being raised at all (a round-trip defect).
         frame: Part of the path of the frame that raises it (innermost, or any if ``anywhere``).
         message: Regex searched in ``str(exc)``.
         summary: One line for the report and the xfail reason.
@@ -100,6 +102,16 @@ def _zip_needing_version_12_7() -> bytes:
     data = bytearray(build_raw_zip([RawEntry(b"modelmesh-package.yaml", b"name: a\n", method=0)]))
     data[data.find(b"PK\x01\x02") + 6] = 0x7F
     return bytes(data)
+
+
+def _timestamp_round_trip(expires: bytes) -> object:
+    from modelmesh_connectors.metadata import parse_timestamp
+
+    payload = (
+        b'{"expires":"' + expires + b'","index":{"length":7,"sha256":"' + b"ab" * 32 + b'",'
+        b'"version":1},"spec":1,"type":"timestamp","version":1}'
+    )
+    return parse_timestamp(parse_timestamp(payload).to_payload())
 
 
 def _read_zip(data: bytes) -> object:
@@ -278,6 +290,43 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
             "OSError and ValueError"
         ),
         reproducers=(lambda: _read_zip(_zip_needing_version_12_7()),),
+    ),
+    KnownBug(
+        open=False,  # fixed in src; reproducers now run as regression tests
+        key="expanduser-null-byte",
+        targets=frozenset({"package_spec", "config", "load_config"}),
+        exc_types=(ValueError,),
+        frame="posixpath",
+        message="embedded null byte",
+        summary=(
+            "Path.expanduser() raises ValueError('embedded null byte') for '~' followed by a "
+            "NUL (the user lookup); the fixes for '~unknown-user' catch only RuntimeError, so "
+            "it escapes parse_package_spec, parse_config and load_config"
+        ),
+        reproducers=(
+            lambda: parse_package_spec("~\x00"),
+            lambda: parse_config({"cache_dir": "~\x00"}),
+            lambda: parse_config({"packages": ["~a\x00/pkg.zip"]}),
+            lambda: _load_config_bytes(b'connectors: {cache_dir: "~\\0"}\n'),
+        ),
+    ),
+    KnownBug(
+        open=False,  # fixed in src; reproducers now run as regression tests
+        key="format-time-short-year",
+        targets=frozenset({"metadata-round-trip"}),
+        exc_types=(MetadataError,),
+        frame="modelmesh_connectors/metadata.py",
+        message=r"expected an RFC 3339 UTC time.*got '\d{1,3}-",
+        summary=(
+            "parse_time accepts '0027-06-01T12:00:00Z' but format_time writes year 27 as "
+            "'27-06-01T12:00:00Z' (strftime %Y is not zero-padded on glibc), which parse_time "
+            "refuses: a parsed timestamp, top or root does not re-serialise to a valid file"
+        ),
+        reproducers=(
+            lambda: _timestamp_round_trip(b"0027-06-01T12:00:00Z"),
+            lambda: _timestamp_round_trip(b"0999-12-31T23:59:59Z"),
+        ),
+        anywhere=True,
     ),
 )
 

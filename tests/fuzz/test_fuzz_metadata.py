@@ -123,9 +123,13 @@ def check(kind: str, data: bytes) -> None:
     parser, _ = SEEDS[kind]
     outcome = run_parser("metadata", MetadataError, parser, data, f"fuzz {kind}")
     if outcome.value is not None:
-        # What parses re-serialises to a payload that parses to the same object.
+        # What parses re-serialises to a payload that parses to the same object. The
+        # re-parse goes through run_parser too, so an open known bug can be stepped over
+        # (it expects no error at all: any error here is a round-trip defect).
         payload = outcome.value.to_payload()
-        assert parser(payload).to_payload() == payload
+        again = run_parser("metadata-round-trip", (), parser, payload, f"fuzz {kind} again")
+        if again.known_bug is None:
+            assert again.value is not None and again.value.to_payload() == payload
 
 
 def test_seeds_parse() -> None:
@@ -187,8 +191,7 @@ def test_name_hash_random(value: Any) -> None:
 hex64 = st.binary(min_size=32, max_size=32).map(bytes.hex)
 hex2 = st.binary(min_size=1, max_size=1).map(bytes.hex)
 versions = st.integers(min_value=1, max_value=2**53)
-# Years below 1000 are left out: format_time writes them with fewer than four digits
-# (see README, "observations").
+# Years below 1000 are left out while known bug "format-time-short-year" is open.
 times = st.datetimes(
     min_value=datetime(1000, 1, 1),
     max_value=datetime(9999, 12, 31, 23, 59, 59),
