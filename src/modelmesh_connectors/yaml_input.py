@@ -45,7 +45,7 @@ def load_yaml(text: str) -> Any:
         raise YamlInputError(str(exc)) from exc
     except RecursionError as exc:
         raise YamlInputError("nesting is too deep") from exc
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
         # PyYAML's scalar constructors (dates, ints, bools) raise these directly.
         raise YamlInputError(f"invalid scalar value: {type(exc).__name__}: {exc}") from exc
 

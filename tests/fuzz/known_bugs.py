@@ -328,6 +328,24 @@ KNOWN_BUGS: tuple[KnownBug, ...] = (
         ),
         anywhere=True,
     ),
+    KnownBug(
+        open=False,  # fixed in src; reproducers now run as regression tests
+        key="yaml-timestamp-tag-attribute-error",
+        targets=frozenset({"manifest", "load_config"}),
+        exc_types=(AttributeError,),
+        frame="yaml/constructor.py",
+        message="groupdict",
+        summary=(
+            "an explicit !!timestamp tag on a scalar that is not a timestamp ('!!timestamp x') "
+            "makes yaml's constructor raise AttributeError (its regex match is None); "
+            "load_yaml converts ValueError/TypeError/KeyError/IndexError/OverflowError only"
+        ),
+        reproducers=(
+            lambda: parse_manifest(b"name: !!timestamp x\n", source="m.yaml"),
+            lambda: parse_manifest(b"!!timestamp", source="m.yaml"),
+            lambda: _load_config_bytes(b"connectors: {max_expired_age: !!timestamp 5m}\n"),
+        ),
+    ),
 )
 
 
