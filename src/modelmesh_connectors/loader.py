@@ -36,7 +36,7 @@ from .registry import ConnectorRegistry, Origin
 from .requirements import LocalSpec, PackageSpec, RequirementSpec, UrlSpec, parse_package_spec
 from .resolve import Candidate, choose
 from .statestore import MetadataStore
-from .trust import TrustedState
+from .trust import TrustedState, trust_root_id
 
 if TYPE_CHECKING:
     from .download import Fetcher, Sink
@@ -170,6 +170,7 @@ class Loader:
                     "connectors.trust_root: required to verify signed packages",
                     hint="point it at the shipped keys/root.json",
                 )
+            self.config.check_trust_root_placement()
             try:
                 self._anchor = self.config.trust_root.read_bytes()
             except OSError as exc:
@@ -193,10 +194,13 @@ class Loader:
                 raise ConfigError(
                     "connectors.index: a requirement needs an index (or a bundle) to resolve"
                 )
-            key = urls[0]
+            anchor = self.anchor()
+            # One record per trust root, whatever the mirror list: keyed by the first
+            # mirror's URL, a reordered list started with no rollback reference.
             self._view = IndexView(
-                anchor=self.anchor(),
-                store=self._store.origin(key),
+                anchor=anchor,
+                store=self._store.trust_root(trust_root_id(anchor)),
+                legacy=self._store.origins,
                 mirrors=[self._mirror(u) for u in urls],
                 now=self._now,
                 offline=self.config.offline,
