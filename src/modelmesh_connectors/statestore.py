@@ -619,11 +619,14 @@ class MetadataStore:
         for directory in self._directories():
             if not directory.name.startswith(_TRUST_PREFIX):
                 continue
-            claim = _read_claim(directory)
-            identity = claim.removeprefix(_TRUST_CLAIM) if claim else ""
-            if claim and claim.startswith(_TRUST_CLAIM) and _HEX_DIGEST.fullmatch(identity):
-                if trust_root_dir(identity) == directory.name:
-                    found.append(self.trust_root(identity))
+            claim = _read_claim(directory) or ""
+            identity = claim.removeprefix(_TRUST_CLAIM)
+            if (
+                claim.startswith(_TRUST_CLAIM)
+                and _HEX_DIGEST.fullmatch(identity)
+                and trust_root_dir(identity) == directory.name
+            ):
+                found.append(self.trust_root(identity))
         return sorted(found, key=lambda origin: origin.identity)
 
     def origin(self, index_url: str) -> OriginMetadata:
