@@ -329,8 +329,13 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Lo
 def _lies_inside(path: Path, directory: Path) -> bool:
     """Whether ``path`` is ``directory`` or below it, however either is spelled.
 
-    Errs on the side of "inside" only through real evidence (same resolved prefix, same
-    file identity); a path that cannot be resolved is compared as written.
+    Both sides are resolved (symlinks, ``..``) before their spellings are compared (case
+    folded where the platform folds it); then the file identity (device, inode) of every
+    ancestor of ``path`` is compared with ``directory``'s, which catches other spellings of
+    the same directory (case on a case-insensitive file system, a bind mount); last, a
+    hard-linked ``path`` is compared with the root copies a mirror carries
+    (``keys/root.json``, ``root/*.json``). A path that cannot be resolved at all counts as
+    outside: it cannot be read either, and reading it fails closed.
     """
     try:
         real = Path(os.path.realpath(path))

@@ -162,7 +162,10 @@ class Loader:
         """The shipped trust root bytes.
 
         Raises:
-            ConfigError: no ``trust_root`` configured, or it cannot be read.
+            ConfigError: no ``trust_root`` configured, or it lies inside the bundle, the
+                cache or a ``file://`` mirror (a trust root never comes from the medium it
+                is meant to check).
+            TrustError: it cannot be read.
         """
         if self._anchor is None:
             if self.config.trust_root is None:
@@ -183,8 +186,12 @@ class Loader:
     def view(self) -> IndexView:
         """The trusted index view (mirrors: ``index:`` URLs, then ``bundle:``).
 
+        Its local state is the record of the trust root (:func:`~.trust.trust_root_id` of
+        the anchor), shared by every mirror list, the bundle and offline mode.
+
         Raises:
-            ConfigError: neither an index nor a bundle is configured.
+            ConfigError: neither an index nor a bundle is configured; see :meth:`anchor`.
+            TrustError: the anchor cannot be read or does not verify.
         """
         if self._view is None:
             urls = list(self.config.index)
