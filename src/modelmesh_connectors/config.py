@@ -104,6 +104,45 @@ class LoaderConfig:
 
         return Path(user_cache_dir("modelmesh-connectors"))
 
+    def check_trust_root_placement(self) -> None:
+        """Refuse a trust root that lies inside a medium it is meant to check.
+
+        The ``bundle:`` directory, the cache directory and every ``file://`` index mirror
+        are untrusted media: a trust root read from one of them would let whoever swaps the
+        bundle (or writes the cache, or the mirror) swap the trust with it. Paths are
+        compared after resolving symlinks and ``..`` (a symlink from outside pointing inside
+        counts as inside), and by file identity, so another spelling of the same directory
+        (case on a case-insensitive file system, a bind mount) or a hard link to the copy a
+        mirror carries is caught too.
+
+        Raises:
+            ConfigError: The trust root lies inside one of them, naming which and how to
+                provision the root out of band.
+        """
+        if self.trust_root is None:
+            return
+        media: list[tuple[str, Path]] = []
+        if self.bundle is not None:
+            media.append(("the bundle directory (connectors.bundle)", self.bundle))
+        media.append(("the cache directory", self.resolved_cache_dir()))
+        for i, url in enumerate(self.index):
+            if url[:7].lower() == "file://":
+                from urllib.parse import unquote, urlsplit
+
+                local = Path(unquote(urlsplit(url).path))
+                media.append((f"the index mirror directory (connectors.index[{i}])", local))
+        for what, medium in media:
+            if _lies_inside(self.trust_root, medium):
+                raise ConfigError(
+                    f"connectors.trust_root: {self.trust_root} lies inside {what} {medium}; "
+                    "a trust root must never come from the medium it is meant to check "
+                    "(whoever can replace that medium could replace the trust with it)",
+                    hint="provision the trust root out of band: install keys/root.json with "
+                    "the deployment (configuration management, an OS package, a separate "
+                    "channel) at a path outside the bundle, the cache and every mirror, and "
+                    "compare its sha256 with the one 'modelmesh-connectors mirror' printed",
+                )
+
 
 _TOP_KEYS = {
     "packages",
@@ -285,6 +324,57 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Lo
     if config.locked and config.lock_file is None:
         config = LoaderConfig(**{**config.__dict__, "lock_file": base / "connectors.lock"})
     return config
+
+
+def _lies_inside(path: Path, directory: Path) -> bool:
+    """Whether ``path`` is ``directory`` or below it, however either is spelled.
+
+    Both sides are resolved (symlinks, ``..``) before their spellings are compared (case
+    folded where the platform folds it); then the file identity (device, inode) of every
+    ancestor of ``path`` is compared with ``directory``'s, which catches other spellings of
+    the same directory (case on a case-insensitive file system, a bind mount); last, a
+    hard-linked ``path`` is compared with the root copies a mirror carries
+    (``keys/root.json``, ``root/*.json``). A path that cannot be resolved at all counts as
+    outside: it cannot be read either, and reading it fails closed.
+    """
+    try:
+        real = Path(os.path.realpath(path))
+        real_dir = Path(os.path.realpath(directory))
+    except (OSError, ValueError):
+        return False
+    spelled, within = os.path.normcase(real), os.path.normcase(real_dir)
+    if spelled == within or spelled.startswith(within.rstrip(os.sep) + os.sep):
+        return True
+    try:
+        dir_id = _file_id(real_dir)
+    except OSError:
+        return False  # no such directory: nothing can lie inside it
+    for parent in (real, *real.parents):
+        try:
+            if _file_id(parent) == dir_id:  # the same directory under another name
+                return True
+        except OSError:
+            continue
+    try:
+        if real.stat().st_nlink > 1:  # a hard link to the copy a mirror carries
+            file_id = _file_id(real)
+            copies = [real_dir / "keys" / "root.json", *real_dir.glob("root/*.json")]
+            return any(_same_file(file_id, copy) for copy in copies)
+    except OSError:
+        return False
+    return False
+
+
+def _file_id(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_dev, st.st_ino
+
+
+def _same_file(file_id: tuple[int, int], other: Path) -> bool:
+    try:
+        return _file_id(other) == file_id
+    except OSError:
+        return False
 
 
 def load_config(path: str | Path) -> LoaderConfig:

@@ -4,7 +4,8 @@ This is the I/O shell around the sans-I/O :class:`~modelmesh_connectors.trust.Tr
 it feeds the trust core bytes from the local state store and from the mirrors, in the order
 FORMAT.md §4 prescribes, and persists what the core accepted. Mirrors are tried in order;
 a mirror that fails to answer or serves data that fails verification is skipped (it can
-delay a load, never poison it), and all mirrors share one rollback reference.
+delay a load, never poison it), and all mirrors share one rollback reference: the store is
+the record of the trust root (see :mod:`~modelmesh_connectors.statestore`), not of a mirror.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from .errors import (
+    CacheError,
     DownloadError,
     HashMismatchError,
     NotFoundError,
     ResolutionError,
     TrustError,
 )
-from .metadata import BinNode, BinRelease, GroupNode, MetaRef
+from .metadata import BinNode, BinRelease, GroupNode, MetaRef, Timestamp
 from .statestore import OriginMetadata
 from .trust import TrustedState
 
@@ -104,6 +106,9 @@ class IndexView:
         max_expired_age: Seconds expired metadata is tolerated offline (warned each use).
         metadata_max_age: Seconds a cached state is reused without asking a mirror.
         max_metadata_bytes: Cap for an index node.
+        legacy: Lists the URL-keyed records of earlier versions; when ``store`` holds no
+            rollback reference yet, the newest one that re-verifies from ``anchor`` is
+            migrated into it (see :meth:`_migrate_legacy`).
     """
 
     def __init__(
@@ -117,9 +122,11 @@ class IndexView:
         max_expired_age: float = 0.0,
         metadata_max_age: float = 300.0,
         max_metadata_bytes: int = 4 * 1024 * 1024,
+        legacy: Callable[[], Sequence[OriginMetadata]] | None = None,
     ) -> None:
         self._anchor = anchor
         self._store = store
+        self._legacy = legacy
         self._mirrors = [m for m in mirrors if not (offline and m.network)]
         self._now = now
         self._offline = offline
@@ -163,14 +170,17 @@ class IndexView:
             self._state = self._refresh()
         return self._state
 
-    def _base_state(self) -> TrustedState:
+    def _base_state(self, chain: list[tuple[int, bytes]] | None = None) -> TrustedState:
         """The shipped anchor, advanced through the stored root chain.
 
         Every stored root is re-verified from the anchor (N+1 signed by N's and its own
         threshold). Stops a root planted in the cache directory from replacing the shipped
         trust root: a stored root counts only if the chain from ``keys/`` leads to it.
+
+        Args:
+            chain: The stored chain to walk (default: this trust root's record's).
         """
-        stored = self._store.load_root_versions()
+        stored = self._store.load_root_versions() if chain is None else chain
         state = TrustedState(
             self._anchor,
             self._now,
@@ -189,6 +199,74 @@ class IndexView:
                 _log.warning("ignoring the stored root chain, it does not verify: %s", exc)
                 return TrustedState(self._anchor, self._now, expiry_grace=self._grace)
         return state
+
+    def _migrate_legacy(self) -> None:
+        """Adopt the rollback reference of a URL-keyed record of an earlier version.
+
+        Called under the lock when this trust root's record holds no timestamp. Every
+        legacy record is re-verified from the shipped anchor exactly like a stored state
+        (root chain, then timestamp and index top under the newest root); one that does not
+        verify is ignored with a warning (a planted or foreign record is never trusted
+        blindly). The highest verified timestamp wins, so migrating never lowers the
+        reference. Without a legacy record the client starts clean, and says so.
+        """
+        candidates = list(self._legacy()) if self._legacy is not None else []
+        anchor_version = TrustedState(self._anchor, self._now).root.version
+        best: tuple[OriginMetadata, Timestamp, _Update] | None = None
+        for legacy in candidates:
+            try:
+                ts_bytes = legacy.load_timestamp()
+                if ts_bytes is None:
+                    continue
+                chain = legacy.load_root_versions()
+                state = self._base_state(chain)
+                ts = state.load_trusted_timestamp(ts_bytes)
+            except (TrustError, CacheError) as exc:
+                _log.warning(
+                    "not migrating the stored state of %s (%s): it does not verify from the "
+                    "trust root: %s",
+                    legacy.url,
+                    legacy.directory,
+                    exc,
+                )
+                continue
+            top = legacy.load_index()
+            if top is not None:
+                try:
+                    state.load_trusted_index(top)
+                except TrustError as exc:
+                    _log.warning("not migrating the stored index top of %s: %s", legacy.url, exc)
+                    top = None
+            # _base_state accepted exactly the consecutive versions after the anchor's.
+            walked = [data for v, data in chain if anchor_version < v <= state.root.version]
+            if best is None or (ts.version, ts.index_version) > (
+                best[1].version,
+                best[1].index_version,
+            ):
+                best = (legacy, ts, _Update(walked, ts_bytes, top))
+        if best is None:
+            _log.info(
+                "no stored state for this trust root in %s%s: starting with no rollback "
+                "reference; the first refresh sets it",
+                self._store.directory,
+                " (no earlier record verified from the trust root)" if candidates else "",
+            )
+            return
+        legacy, ts, update = best
+        for offset, data in enumerate(update.roots):
+            self._store.save_root_version(anchor_version + 1 + offset, data)
+        self._store.save_timestamp(update.timestamp)
+        if update.top is not None:
+            self._store.save_index(update.top)
+            legacy.copy_nodes_to(self._store)
+        _log.warning(
+            "migrated the rollback reference (timestamp version %d) kept for %s in %s to "
+            "the trust root's record %s",
+            ts.version,
+            legacy.url,
+            legacy.directory,
+            self._store.directory,
+        )
 
     def _with_local(self, state: TrustedState) -> bool:
         """Load the stored timestamp and top as the rollback reference; True if both load."""
@@ -222,6 +300,9 @@ class IndexView:
 
     def _refresh(self) -> TrustedState:
         with self._store.locked():
+            if self._store.load_timestamp() is None:
+                # Never silently lose the reference kept under an earlier layout.
+                self._migrate_legacy()
             # Re-check under the lock: another process may have just refreshed.
             state = self._base_state()
             has_local = self._with_local(state)

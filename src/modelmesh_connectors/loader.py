@@ -36,7 +36,7 @@ from .registry import ConnectorRegistry, Origin
 from .requirements import LocalSpec, PackageSpec, RequirementSpec, UrlSpec, parse_package_spec
 from .resolve import Candidate, choose
 from .statestore import MetadataStore
-from .trust import TrustedState
+from .trust import TrustedState, trust_root_id
 
 if TYPE_CHECKING:
     from .download import Fetcher, Sink
@@ -162,7 +162,10 @@ class Loader:
         """The shipped trust root bytes.
 
         Raises:
-            ConfigError: no ``trust_root`` configured, or it cannot be read.
+            ConfigError: no ``trust_root`` configured, or it lies inside the bundle, the
+                cache or a ``file://`` mirror (a trust root never comes from the medium it
+                is meant to check).
+            TrustError: it cannot be read.
         """
         if self._anchor is None:
             if self.config.trust_root is None:
@@ -170,6 +173,7 @@ class Loader:
                     "connectors.trust_root: required to verify signed packages",
                     hint="point it at the shipped keys/root.json",
                 )
+            self.config.check_trust_root_placement()
             try:
                 self._anchor = self.config.trust_root.read_bytes()
             except OSError as exc:
@@ -182,8 +186,12 @@ class Loader:
     def view(self) -> IndexView:
         """The trusted index view (mirrors: ``index:`` URLs, then ``bundle:``).
 
+        Its local state is the record of the trust root (:func:`~.trust.trust_root_id` of
+        the anchor), shared by every mirror list, the bundle and offline mode.
+
         Raises:
-            ConfigError: neither an index nor a bundle is configured.
+            ConfigError: neither an index nor a bundle is configured; see :meth:`anchor`.
+            TrustError: the anchor cannot be read or does not verify.
         """
         if self._view is None:
             urls = list(self.config.index)
@@ -193,10 +201,13 @@ class Loader:
                 raise ConfigError(
                     "connectors.index: a requirement needs an index (or a bundle) to resolve"
                 )
-            key = urls[0]
+            anchor = self.anchor()
+            # One record per trust root, whatever the mirror list: keyed by the first
+            # mirror's URL, a reordered list started with no rollback reference.
             self._view = IndexView(
-                anchor=self.anchor(),
-                store=self._store.origin(key),
+                anchor=anchor,
+                store=self._store.trust_root(trust_root_id(anchor)),
+                legacy=self._store.origins,
                 mirrors=[self._mirror(u) for u in urls],
                 now=self._now,
                 offline=self.config.offline,

@@ -2,13 +2,20 @@
 
 The result is a valid index directory (root chain, timestamp, the index top, the group and bin
 nodes on the paths to the configured packages, their archives and detached signatures) plus
-the trust root under ``keys/root.json``. Any static server can serve it, or the loader can use
-it directly with ``bundle:`` — either way the same verification runs as online. A bin copied
-here may list releases whose archives were not copied; the loader then reports them missing.
+a copy of the trust root under ``keys/root.json``. Any static server can serve it, or the
+loader can use it directly with ``bundle:`` — either way the same verification runs as online.
+A bin copied here may list releases whose archives were not copied; the loader then reports
+them missing.
+
+The carried ``keys/root.json`` is for reference only and is **not** a trust anchor: whoever
+can swap the bundle can swap that file with it, so the loader refuses a ``trust_root`` inside
+the bundle. The isolated machine must get its trust root out of band; the report prints the
+copy's sha256 so an operator can compare it with the root provisioned there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -77,7 +84,13 @@ def make_mirror(config: LoaderConfig, target: Path, *, bundle: Path | None = Non
             _write(target, file + ".sig", sig)
             lines.append(f"{resolved.name} {resolved.version} ({len(data)} bytes)")
         if config.trust_root is not None:
-            _write(target, "keys/root.json", config.trust_root.read_bytes())
+            anchor = loader.anchor()
+            _write(target, "keys/root.json", anchor)
+            lines.append(
+                f"keys/root.json is a copy for reference, NOT a trust anchor: provision the "
+                f"trust root on the isolated machine out of band (outside the bundle) and "
+                f"check its sha256 is {hashlib.sha256(anchor).hexdigest()}"
+            )
         _write(target, "timestamp.json", ts)  # last, like a publish
     if bundle is not None:
         _tar(target, bundle)

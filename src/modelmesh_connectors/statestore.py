@@ -1,22 +1,34 @@
-"""The local record of what was last trusted, per index origin.
+"""The local record of what was last trusted, one record per trust root.
 
 Layout below the cache root::
 
-    metadata/<origin-id>/origin.txt          the normalized index URL (never credentials)
-    metadata/<origin-id>/.lock               sidecar lock taken by every write
-    metadata/<origin-id>/root.json           last trusted root, exact bytes received
-    metadata/<origin-id>/timestamp.json      last trusted timestamp, exact bytes
-    metadata/<origin-id>/index.json          last trusted index top, exact bytes
-    metadata/<origin-id>/nodes/<sha256>.json group and bin nodes, content-addressed
-    metadata/<origin-id>/state.json          {"last_refresh": "<RFC 3339 UTC>"}
+    metadata/trust-<id>/origin.txt          "trust-root:<identity>" (claims the directory)
+    metadata/trust-<id>/.lock               sidecar lock taken by every write
+    metadata/trust-<id>/roots/<N>.json      the root chain walked beyond the anchor, exact bytes
+    metadata/trust-<id>/timestamp.json      last trusted timestamp, exact bytes
+    metadata/trust-<id>/index.json          last trusted index top, exact bytes
+    metadata/trust-<id>/nodes/<sha256>.json group and bin nodes, content-addressed
+    metadata/trust-<id>/state.json          {"last_refresh": "<RFC 3339 UTC>"}
 
-``<origin-id>`` is the first 16 hex characters of the sha256 of the
-normalized index URL. Signed files are kept as the exact bytes received, so
-the trust core re-verifies them on every load rather than trusting this
-directory. Every write is a temp file plus ``os.replace`` (atomic on POSIX)
-under the origin's ``FileLock``; readers need no lock. The time of the last
-successful online refresh is stored as data in ``state.json``, never inferred
-from file modification times (which copies, backups and clock changes alter).
+``<identity>`` is :func:`~modelmesh_connectors.trust.trust_root_id` of the shipped anchor
+(the SHA-256 of its signed payload) and ``<id>`` its first 16 hex characters. The record is
+keyed by the trust root, never by a URL: every mirror of one index, its ``bundle:`` and
+offline mode share one rollback reference whatever the order or set of mirrors (keyed by
+the first mirror's URL, a reordered mirror list started the client with no reference and a
+stale but validly signed mirror rolled it back). Two different trust roots never share a
+record.
+
+Earlier versions keyed the record by the first index URL (``metadata/<origin-id>/`` with
+the normalized URL in ``origin.txt``, ``<origin-id>`` the first 16 hex characters of the
+sha256 of that URL; see :meth:`MetadataStore.origin`). Those directories are only read, to
+migrate their rollback reference after it re-verifies from the anchor (see
+:class:`~modelmesh_connectors.index_view.IndexView`); they are never written again.
+
+Signed files are kept as the exact bytes received, so the trust core re-verifies them on
+every load rather than trusting this directory. Every write is a temp file plus
+``os.replace`` (atomic on POSIX) under the record's ``FileLock``; readers need no lock.
+The time of the last successful online refresh is stored as data in ``state.json``, never
+inferred from file modification times (which copies, backups and clock changes alter).
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ __all__ = [
     "OriginMetadata",
     "normalize_index_url",
     "origin_id",
+    "trust_root_dir",
 ]
 
 import contextlib
@@ -58,6 +71,8 @@ _ORIGIN_FILE: Final = "origin.txt"
 _STATE_FILE: Final = "state.json"
 _NODES_DIR: Final = "nodes"
 _ROOTS_DIR: Final = "roots"  # roots/<N>.json: the chain walked beyond the anchor
+_TRUST_PREFIX: Final = "trust-"  # metadata/trust-<id>: the record of one trust root
+_TRUST_CLAIM: Final = "trust-root:"  # origin.txt of such a record: "trust-root:<identity>"
 
 _Role = Literal["root", "timestamp", "index"]
 
@@ -112,17 +127,38 @@ def origin_id(url: str) -> str:
     return hashlib.sha256(normalize_index_url(url).encode("utf-8")).hexdigest()[:16]
 
 
+def trust_root_dir(identity: str) -> str:
+    """The directory name of a trust root's record: ``trust-`` + 16 hex chars of its identity.
+
+    Args:
+        identity: :func:`~modelmesh_connectors.trust.trust_root_id` of the shipped anchor.
+
+    Returns:
+        ``trust-<16 lowercase hex>``.
+
+    Raises:
+        InvalidInput: ``identity`` is not 64 lowercase hex characters.
+    """
+    if not isinstance(identity, str) or _HEX_DIGEST.fullmatch(identity) is None:
+        raise InvalidInput(
+            f"expected a trust root identity (64 lowercase hex), got {identity!r:.80}"
+        )
+    return _TRUST_PREFIX + identity[:16]
+
+
 class OriginMetadata:
-    """Stored metadata of one index origin. Get it from :meth:`MetadataStore.origin`.
+    """Stored metadata of one trust root (or, read-only, of a legacy URL-keyed origin).
+
+    Get it from :meth:`MetadataStore.trust_root` (or :meth:`MetadataStore.origin`).
 
     Reads need no lock; every write takes the origin's lock. Hold
     :meth:`locked` around a read-check-write sequence to make it atomic with
     respect to other processes (writes inside it re-enter the same lock).
     """
 
-    def __init__(self, directory: Path, url: str, *, lock_timeout: float) -> None:
+    def __init__(self, directory: Path, identity: str, *, lock_timeout: float) -> None:
         self._directory = directory
-        self._url = url
+        self._url = identity
         self._lock_timeout = lock_timeout
         self._lock_path = directory / ".lock"
         # One lock object per origin: reentrant within a thread, exclusive across
@@ -130,13 +166,23 @@ class OriginMetadata:
         self._lock = FileLock(self._lock_path, timeout=lock_timeout)
 
     @property
-    def url(self) -> str:
-        """The normalized index URL."""
+    def identity(self) -> str:
+        """What the directory is claimed for: ``trust-root:<identity>``, or a legacy URL."""
         return self._url
 
     @property
+    def url(self) -> str:
+        """The normalized index URL of a legacy origin (else the same as :attr:`identity`)."""
+        return self._url
+
+    @property
+    def is_legacy(self) -> bool:
+        """True for a URL-keyed directory of an earlier version (read only to migrate it)."""
+        return not self._url.startswith(_TRUST_CLAIM)
+
+    @property
     def directory(self) -> Path:
-        """``root/metadata/<origin-id>``."""
+        """``root/metadata/trust-<id>`` (or a legacy ``root/metadata/<origin-id>``)."""
         return self._directory
 
     # -- locking -----------------------------------------------------------------
@@ -341,6 +387,29 @@ class OriginMetadata:
             raise CacheError(f"cannot list {directory}: {exc}") from exc
         return sorted(n for n in names if _HEX_DIGEST.fullmatch(n))
 
+    def copy_nodes_to(self, target: OriginMetadata) -> list[str]:
+        """Copy every stored node whose bytes hash to its name into ``target`` (migration).
+
+        Nothing is written here: a corrupt node is skipped, not removed.
+
+        Args:
+            target: The record to copy into.
+
+        Returns:
+            The copied digests, sorted.
+
+        Raises:
+            LockTimeoutError, CacheError: ``target`` cannot be written.
+        """
+        copied: list[str] = []
+        for digest in self.nodes():
+            data = self._read(self._node_path(digest))
+            if data is None or hashlib.sha256(data).hexdigest() != digest:
+                continue
+            target.save_node(digest, data)
+            copied.append(digest)
+        return copied
+
     def prune_nodes(self, keep: Set[str]) -> list[str]:
         """Remove every stored node whose digest is not in ``keep``.
 
@@ -515,8 +584,57 @@ class MetadataStore:
         """The cache root given to the constructor."""
         return self._root
 
+    def trust_root(self, identity: str) -> OriginMetadata:
+        """The record of one trust root (the same object for the same identity).
+
+        Every mirror, bundle and offline run of the index this root anchors shares it:
+        it holds the one rollback reference of that trust root.
+
+        Args:
+            identity: :func:`~modelmesh_connectors.trust.trust_root_id` of the shipped anchor.
+
+        Returns:
+            Its :class:`OriginMetadata`; nothing is created on disk until a write.
+
+        Raises:
+            InvalidInput: ``identity`` is not 64 lowercase hex characters.
+        """
+        name = trust_root_dir(identity)
+        with self._guard:
+            found = self._origins.get(name)
+            if found is None:
+                found = OriginMetadata(
+                    self._base / name, _TRUST_CLAIM + identity, lock_timeout=self._lock_timeout
+                )
+                self._origins[name] = found
+            return found
+
+    def trust_roots(self) -> list[OriginMetadata]:
+        """Every trust root with a stored record, sorted by identity.
+
+        Raises:
+            CacheError: The metadata directory cannot be listed.
+        """
+        found: list[OriginMetadata] = []
+        for directory in self._directories():
+            if not directory.name.startswith(_TRUST_PREFIX):
+                continue
+            claim = _read_claim(directory) or ""
+            identity = claim.removeprefix(_TRUST_CLAIM)
+            if (
+                claim.startswith(_TRUST_CLAIM)
+                and _HEX_DIGEST.fullmatch(identity)
+                and trust_root_dir(identity) == directory.name
+            ):
+                found.append(self.trust_root(identity))
+        return sorted(found, key=lambda origin: origin.identity)
+
     def origin(self, index_url: str) -> OriginMetadata:
-        """The store of one index origin (the same object for equal normalized URLs).
+        """The legacy URL-keyed store of one index origin (earlier versions' layout).
+
+        Read it only to migrate its rollback reference (after re-verifying it from the
+        anchor): state keyed by a URL is what let a reordered mirror list lose the
+        reference. New state lives in :meth:`trust_root`.
 
         Args:
             index_url: The index URL.
@@ -537,22 +655,17 @@ class MetadataStore:
             return found
 
     def origins(self) -> list[OriginMetadata]:
-        """Every origin with stored state, sorted by URL.
+        """Every legacy URL-keyed origin with stored state, sorted by URL (migration input).
 
         Raises:
             CacheError: The metadata directory cannot be listed.
         """
         found: list[OriginMetadata] = []
-        try:
-            if not self._base.is_dir():
-                return []
-            directories = sorted(p for p in self._base.iterdir() if p.is_dir())
-        except OSError as exc:
-            raise CacheError(f"cannot list {self._base}: {exc}") from exc
-        for directory in directories:
-            try:
-                url = (directory / _ORIGIN_FILE).read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError):
+        for directory in self._directories():
+            if directory.name.startswith(_TRUST_PREFIX):
+                continue
+            url = _read_claim(directory)
+            if url is None:
                 continue
             try:
                 if origin_id(url) != directory.name:
@@ -561,6 +674,21 @@ class MetadataStore:
                 continue
             found.append(self.origin(url))
         return sorted(found, key=lambda origin: origin.url)
+
+    def _directories(self) -> list[Path]:
+        try:
+            if not self._base.is_dir():
+                return []
+            return sorted(p for p in self._base.iterdir() if p.is_dir())
+        except OSError as exc:
+            raise CacheError(f"cannot list {self._base}: {exc}") from exc
+
+
+def _read_claim(directory: Path) -> str | None:
+    try:
+        return (directory / _ORIGIN_FILE).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _node_problem(data: bytes, sha256: str, length: int | None) -> str | None:

@@ -24,6 +24,7 @@ __all__ = [
     "check_archive",
     "check_expiry",
     "check_pinned",
+    "trust_root_id",
     "verify_anchor_root",
     "verify_bin_node",
     "verify_group_node",
@@ -183,6 +184,33 @@ def verify_anchor_root(data: bytes, what: str = "trusted root") -> Root:
         what=f"{what} (own root role)",
     )
     return root
+
+
+def trust_root_id(data: bytes, what: str = "trusted root") -> str:
+    """The identity of a shipped trust root: what the client's stored state is keyed by.
+
+    It is the SHA-256 of the anchor's signed payload (its version, keys, roles, thresholds
+    and publishers), not of the envelope: adding a signature to the same root keeps the
+    identity, any change to what it trusts makes a new one. It is computed from the
+    *shipped anchor*, never from a root reached by rotation, so every mirror, the bundle and
+    offline mode of one index share one rollback reference for as long as the deployment
+    ships the same anchor, whatever the mirror list says (stops a stale mirror listed first
+    from starting the client with no reference).
+
+    Args:
+        data: The shipped root file bytes.
+        what: Names the file in error messages.
+
+    Returns:
+        64 lowercase hex characters.
+
+    Raises:
+        SignatureError: Malformed envelope, wrong payload type, or not signed by a threshold
+            of its own root role (exactly as :func:`verify_anchor_root`).
+        MetadataError: The payload is not a valid root.
+    """
+    verify_anchor_root(data, what)
+    return hashlib.sha256(_envelope(data, what).payload).hexdigest()
 
 
 def verify_next_root(trusted: Root, data: bytes, what: str | None = None) -> Root:

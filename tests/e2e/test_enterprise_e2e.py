@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tarfile
@@ -13,7 +14,7 @@ import yaml
 
 from modelmesh_connectors import ConnectorRegistry, DownloadError, ResolutionError
 from modelmesh_connectors.cli import main
-from modelmesh_connectors.errors import ExpiredError, HashMismatchError
+from modelmesh_connectors.errors import ConfigError, ExpiredError, HashMismatchError
 from modelmesh_connectors.loader import build_registry
 from tests.support.http_server import LoopbackServer, Reply
 from tests.support.simulator import RepositorySimulator
@@ -59,22 +60,34 @@ def test_lock_then_locked_install_refuses_drift(sim: RepositorySimulator, tmp_pa
     assert json.loads((tmp_path / "connectors.lock").read_text())["packages"][0]["version"] == "1.2.0"
 
 
-def test_air_gap_walkthrough(sim: RepositorySimulator, tmp_path: Path) -> None:
+def test_air_gap_walkthrough(sim: RepositorySimulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     connected = _write_config(tmp_path / "connected.yaml", sim.config(["acme-audit-log==1.0.0"]))
     carry = tmp_path / "carry"
     assert main(["mirror", "--config", str(connected), "--to", str(carry), "--bundle", str(tmp_path / "bundle.tar")]) == 0
+    printed = capsys.readouterr().out
+    assert "NOT a trust anchor" in printed and "out of band" in printed
+    assert hashlib.sha256(sim.root_bytes).hexdigest() in printed  # the fingerprint to compare
     assert (carry / "keys" / "root.json").read_bytes() == sim.trust_root.read_bytes()
     assert (carry / "timestamp.json").read_bytes() == sim.read("timestamp.json")
     with tarfile.open(tmp_path / "bundle.tar") as tar:
         assert "timestamp.json" in tar.getnames()
     sim.server.stop()  # the isolated machine has no network at all
+    # The trust root was provisioned out of band (installed with the deployment), never
+    # taken from the bundle it is meant to check.
+    provisioned = tmp_path / "etc" / "modelmesh" / "root.json"
+    provisioned.parent.mkdir(parents=True)
+    provisioned.write_bytes(sim.root_bytes)
     isolated = {
         "packages": ["acme-audit-log==1.0.0"],
         "bundle": str(carry),
-        "trust_root": str(carry / "keys" / "root.json"),
+        "trust_root": str(provisioned),
         "cache_dir": str(tmp_path / "isolated-cache"),
         "offline": True,
     }
+    # The README's old advice, trust_root: carry/keys/root.json, is refused before any read.
+    with pytest.raises(ConfigError, match="lies inside the bundle directory"):
+        build_registry({**isolated, "trust_root": str(carry / "keys" / "root.json")})
+    assert not (tmp_path / "isolated-cache").exists()
     registry = build_registry(isolated)
     assert _version(registry) == "1.0.0"
     # tampering with the carried archive is caught exactly as online
@@ -88,7 +101,7 @@ def test_mirrored_directory_served_by_static_server(sim: RepositorySimulator, tm
     carry = tmp_path / "carry"
     main(["mirror", "--config", str(_write_config(tmp_path / "c.yaml", sim.config(["acme-audit-log"]))), "--to", str(carry)])
     with LoopbackServer(carry) as other:
-        cfg = {"packages": ["acme-audit-log"], "index": other.base_url + "/", "trust_root": str(carry / "keys/root.json"),
+        cfg = {"packages": ["acme-audit-log"], "index": other.base_url + "/", "trust_root": str(sim.trust_root),
                "cache_dir": str(tmp_path / "c3")}
         assert _version(build_registry(cfg)) == "1.1.0"
 

@@ -12,6 +12,7 @@ from modelmesh_connectors.cli import main
 from modelmesh_connectors.config import parse_config
 from modelmesh_connectors.loader import Loader
 from modelmesh_connectors.requirements import parse_package_spec
+from modelmesh_connectors.trust import trust_root_id
 from tests.support.simulator import RepositorySimulator
 
 
@@ -41,7 +42,11 @@ def test_install_load_and_cache_commands(sim: RepositorySimulator, tmp_path: Pat
     assert main(["load", "--config", str(config)]) == 0
     assert "ORIGIN" in capsys.readouterr().out
     assert main(["cache", "list", "--cache-dir", str(sim.cache)]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    listed = capsys.readouterr().out.strip().splitlines()
+    assert len([line for line in listed if not line.startswith("metadata ")]) == 2
+    # one metadata record, keyed by the trust root (not by the index URL)
+    [record] = [line for line in listed if line.startswith("metadata ")]
+    assert record.endswith("trust-root:" + trust_root_id(sim.root_bytes))
     # corrupt one cached archive: verify reports and removes it, exit 1
     victim = next((sim.cache / "archives").rglob("*"), None)
     victims = [p for p in (sim.cache / "archives").rglob("*") if p.is_file() and not p.name.endswith(".lock")]

@@ -22,7 +22,7 @@ from modelmesh_connectors.keys import SigningKey
 from modelmesh_connectors.loader import build_registry
 from modelmesh_connectors.metadata import Timestamp
 from modelmesh_connectors.statestore import MetadataStore
-from modelmesh_connectors.trust import verify_anchor_root, verify_release
+from modelmesh_connectors.trust import trust_root_id, verify_anchor_root, verify_release
 from tests.support.simulator import DAY, RepositorySimulator
 
 CONNECTOR = "acme.audit-log.v1"
@@ -48,7 +48,7 @@ def stored_root(sim: RepositorySimulator, cache: str = "cache") -> bytes:
     A store holding no root (never updated, or a store that keeps only walked roots) means
     the shipped anchor, root 1.
     """
-    versions = MetadataStore(sim.tmp / cache).origin(sim.url).load_root_versions()
+    versions = MetadataStore(sim.tmp / cache).trust_root(trust_root_id(sim.root_bytes)).load_root_versions()
     return versions[-1][1] if versions else sim.root_bytes
 
 
@@ -198,12 +198,12 @@ def test_a_client_with_cached_state_follows_each_rotation(sim: RepositorySimulat
     root_3 = sim.read("root/3.json")
     assert stored_root(sim) == root_3
     # A timestamp by the revoked T2: refused, the cached timestamp is kept.
-    stored_ts = MetadataStore(sim.cache).origin(sim.url).load_timestamp()
+    stored_ts = MetadataStore(sim.cache).trust_root(trust_root_id(sim.root_bytes)).load_timestamp()
     good_ts = sim.read("timestamp.json")
     sim.write("timestamp.json", timestamp_signed_by(sim, rotation.t2))
     with pytest.raises(SignatureError, match=r"timestamp\.json"):
         load(sim)
-    assert MetadataStore(sim.cache).origin(sim.url).load_timestamp() == stored_ts
+    assert MetadataStore(sim.cache).trust_root(trust_root_id(sim.root_bytes)).load_timestamp() == stored_ts
     sim.write("timestamp.json", good_ts)
     # Root 4 signed only by new keys: refused, the stored trusted root stays root 3.
     new_key = SigningKey.generate()

@@ -29,6 +29,7 @@ from modelmesh_connectors.statestore import (
     OriginMetadata,
     normalize_index_url,
     origin_id,
+    trust_root_dir,
 )
 
 URL = "https://connectors.example.test/index/"
@@ -428,3 +429,57 @@ def test_root_versions_round_trip_in_order(tmp_path: Path) -> None:
     origin.save_root_version(2, b"two")
     (origin.directory / "roots" / ".3.json.x.tmp").write_bytes(b"leftover")
     assert origin.load_root_versions() == [(2, b"two"), (3, b"three")]
+
+
+# -- records keyed by trust root ---------------------------------------------------------
+
+IDENTITY = hashlib.sha256(b"root payload").hexdigest()
+
+
+def test_trust_root_record_is_keyed_by_identity_not_url(store: MetadataStore) -> None:
+    record = store.trust_root(IDENTITY)
+    assert record is store.trust_root(IDENTITY)
+    assert record.directory == store.root / "metadata" / f"trust-{IDENTITY[:16]}"
+    assert trust_root_dir(IDENTITY) == f"trust-{IDENTITY[:16]}"
+    assert not record.is_legacy and store.origin(URL).is_legacy
+    record.save_timestamp(TIMESTAMP)
+    assert (record.directory / "origin.txt").read_text() == f"trust-root:{IDENTITY}\n"
+    assert MetadataStore(store.root).trust_root(IDENTITY).load_timestamp() == TIMESTAMP
+
+
+def test_trust_root_records_and_legacy_origins_are_listed_apart(store: MetadataStore) -> None:
+    other = hashlib.sha256(b"other root").hexdigest()
+    store.trust_root(IDENTITY).save_timestamp(TIMESTAMP)
+    store.trust_root(other).save_index(INDEX)
+    store.origin(URL).save_timestamp(TIMESTAMP)
+    assert [o.identity for o in store.trust_roots()] == sorted(
+        f"trust-root:{i}" for i in (IDENTITY, other)
+    )
+    assert [o.url for o in store.origins()] == [URL]
+
+
+def test_a_record_claimed_by_another_trust_root_is_refused(store: MetadataStore) -> None:
+    store.trust_root(IDENTITY).save_timestamp(TIMESTAMP)
+    claim = store.trust_root(IDENTITY).directory / "origin.txt"
+    claim.write_text("trust-root:" + "0" * 64 + "\n")
+    with pytest.raises(CacheError, match="belongs to"):
+        MetadataStore(store.root).trust_root(IDENTITY).load_timestamp()
+    assert store.trust_roots() == []  # a record whose claim does not match is not listed
+
+
+@pytest.mark.parametrize("bad", ["", "ABC", "0" * 63, "../" + "0" * 61, "g" * 64])
+def test_trust_root_identity_must_be_a_digest(store: MetadataStore, bad: str) -> None:
+    with pytest.raises(InvalidInput, match="trust root identity"):
+        store.trust_root(bad)
+
+
+def test_copy_nodes_to_skips_corrupt_nodes_without_writing_the_source(
+    store: MetadataStore, origin: OriginMetadata
+) -> None:
+    origin.save_node(NODE_SHA, NODE)
+    bad = hashlib.sha256(b"x").hexdigest()
+    (origin.directory / "nodes" / f"{bad}.json").write_bytes(b"not x")
+    record = store.trust_root(IDENTITY)
+    assert origin.copy_nodes_to(record) == [NODE_SHA]
+    assert record.load_node(NODE_SHA) == NODE
+    assert (origin.directory / "nodes" / f"{bad}.json").exists()  # the source is only read

@@ -39,6 +39,7 @@ from modelmesh_connectors.trust import (
     TrustedState,
     check_archive,
     check_expiry,
+    trust_root_id,
     verify_anchor_root,
     verify_next_root,
     verify_release,
@@ -76,6 +77,27 @@ def keys() -> KeySet:
 
 
 # -- anchor ----------------------------------------------------------------------
+
+
+def test_trust_root_id_is_the_anchor_payload_not_its_signatures(keys: KeySet) -> None:
+    """The state key: the same root with other signatures is the same trust root."""
+    root = make_root(keys)
+    two = signed_root(root, keys.root[:2])
+    three = signed_root(root, keys.root)
+    assert two != three
+    assert trust_root_id(two) == trust_root_id(three)
+    assert trust_root_id(two) == hashlib.sha256(root.to_payload()).hexdigest()
+    other_keys = KeySet.generate(root=3, root_threshold=2)
+    other = signed_root(make_root(other_keys), other_keys.root[:2])
+    assert trust_root_id(two) != trust_root_id(other)  # another trust root, another record
+    later = signed_root(make_root(keys, version=2), keys.root[:2])
+    assert trust_root_id(two) != trust_root_id(later)  # identity comes from the shipped anchor
+
+
+def test_trust_root_id_refuses_an_anchor_that_does_not_verify(keys: KeySet) -> None:
+    with pytest.raises(SignatureError, match="got 1 valid"):
+        trust_root_id(signed_root(make_root(keys), keys.root[:1]))
+
 
 
 def test_anchor_accepts_threshold_of_own_keys(keys: KeySet) -> None:

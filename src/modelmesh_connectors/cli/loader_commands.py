@@ -30,7 +30,11 @@ def register(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_load)
 
-    p = sub.add_parser("cache", help="inspect or clean the archive cache")
+    p = sub.add_parser(
+        "cache",
+        help="inspect or clean the archive cache (list also shows one metadata record per "
+        "trust root; prune never removes a record: it holds the rollback reference)",
+    )
     p.add_argument("action", choices=["list", "verify", "prune"])
     _config_args(p, required=False)
     p.set_defaults(handler=_cache)
@@ -144,8 +148,19 @@ def _cache(args: argparse.Namespace) -> int:
     cfg = _config(args)
     cache = ArchiveCache(cfg.resolved_cache_dir())
     if args.action == "list":
+        from ..statestore import MetadataStore
+
         for entry in cache.entries():
             print(f"{entry.sha256}  {entry.size}")
+        # State is keyed by trust root, never by URL: one record per root, whatever the mirrors.
+        store = MetadataStore(cfg.resolved_cache_dir())
+        for record in store.trust_roots():
+            print(f"metadata {record.directory.name}  {record.identity}")
+        for legacy in store.origins():
+            print(
+                f"metadata {legacy.directory.name}  legacy record of {legacy.url} (read only, "
+                "to migrate its rollback reference once it verifies from the trust root)"
+            )
         return 0
     if args.action == "verify":
         bad = cache.verify_all()
