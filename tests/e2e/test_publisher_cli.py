@@ -281,7 +281,7 @@ def test_console_script_keygen_and_encrypted_key_without_a_terminal(tmp_path: Pa
     staged = tmp_path / "staged.json"
     ok(
         "root", "init", "--root-key", tmp_path / "ts.pub.pem", "--index-key", tmp_path / "ts.pub.pem",
-        "--timestamp-key", tmp_path / "ts.pub.pem", "-o", staged,
+        "--timestamp-key", tmp_path / "ts.pub.pem", "--allow-shared-keys", "-o", staged,
     )
     refused = run_script("root", "sign", staged, "--key", key)
     assert refused.returncode == 1
@@ -374,7 +374,7 @@ def test_verify_over_http(site: Site, tmp_path: Path) -> None:
 def test_verify_against_another_trusted_root_fails(site: Site, tmp_path: Path) -> None:
     ok("keygen", tmp_path / "k.pem")
     pub, other = tmp_path / "k.pub.pem", tmp_path / "root.json"
-    ok("root", "init", "--root-key", pub, "--index-key", pub, "--timestamp-key", pub, "-o", other)
+    ok("root", "init", "--root-key", pub, "--index-key", pub, "--timestamp-key", pub, "--allow-shared-keys", "-o", other)
     ok("root", "sign", other, "--key", tmp_path / "k.pem")
     result = cli("verify", site.index, "--root", other)
     assert result.status == 1
