@@ -78,6 +78,18 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+def _key_start(text: str, colon: int) -> int:
+    """Offset of the opening quote of the key that ends before ``colon``."""
+    end = len(text[:colon].rstrip(" \t\r\n")) - 1  # the key's closing quote
+    start = text.rfind('"', 0, end)
+    while start > 0:
+        backslashes = start - len(text[:start].rstrip("\\"))
+        if backslashes % 2 == 0:  # not an escaped quote inside the key
+            break
+        start = text.rfind('"', 0, start)
+    return start
+
+
 def _line_col(text: str, offset: int) -> tuple[int, int]:
     line_start = text.rfind("\n", 0, offset) + 1
     return text.count("\n", 0, offset) + 1, offset - line_start + 1
@@ -112,7 +124,8 @@ def _locate_duplicate(text: str) -> str | None:
             s = s_and_end[0]
             first: dict[str, int] = {}
             for (key, _), start in zip(pairs, starts, strict=True):
-                colon = s.rfind(":", 0, start)  # only whitespace lies between key, ':', value
+                # Only whitespace lies between the key, ':' and the value.
+                colon = _key_start(s, s.rfind(":", 0, start))
                 if key in first:
                     (line, col), (line1, col1) = _line_col(s, colon), _line_col(s, first[key])
                     where = f"; columns {col} and {col1}" if line == line1 else ""
