@@ -148,10 +148,13 @@ def test_state_json_with_a_repeated_key_counts_as_never_refreshed(tmp_path: Path
         build_registry(config)
         [state] = list((arena.sim.cache / "metadata").glob("*/state.json"))
         recorded = json.loads(state.read_text())["last_refresh"]
-        # A repeated key (last: far in the future) must not make stale metadata look fresh.
-        state.write_text(
-            f'{{"last_refresh": "{recorded}", "last_refresh": "2999-01-01T00:00:00+00:00"}}'
-        )
+        # Control: the honest, fresh state is reused without a request.
         arena.sim.server.clear_requests()
+        build_registry(config)
+        assert not any(r.path.endswith("timestamp.json") for r in arena.sim.server.requests)
+        # A repeated key: a reader of the first sees a stale state, last-wins a fresh one.
+        state.write_text(
+            f'{{"last_refresh": "2000-01-01T00:00:00+00:00", "last_refresh": "{recorded}"}}'
+        )
         build_registry(config)
         assert any(r.path.endswith("timestamp.json") for r in arena.sim.server.requests)
