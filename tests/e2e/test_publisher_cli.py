@@ -669,7 +669,7 @@ def test_console_script_refuses_shared_role_keys_unless_allowed(site: Site, tmp_
 
 
 @pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
-@pytest.mark.parametrize("mode", [0o640, 0o604])
+@pytest.mark.parametrize("mode", [0o640, 0o604], ids=oct)
 def test_console_script_refuses_a_private_key_others_can_read(site: Site, tmp_path: Path, mode: int) -> None:
     index = site.copy(tmp_path / "index")
     key = tmp_path / "timestamp.pem"

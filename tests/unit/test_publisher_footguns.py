@@ -45,7 +45,7 @@ def keys(n: int) -> list[SigningKey]:
 
 
 @posix_only
-@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o620, 0o602, 0o660, 0o610, 0o601])
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o620, 0o602, 0o660, 0o610, 0o601], ids=oct)
 def test_private_key_readable_by_group_or_others_is_refused(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "k.pem"
     write_signing_key(path, SigningKey.generate(), None)
@@ -70,7 +70,7 @@ def test_private_key_refused_before_a_passphrase_is_asked(tmp_path: Path, monkey
 
 
 @posix_only
-@pytest.mark.parametrize("mode", [0o600, 0o400, 0o700])
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o700], ids=oct)
 def test_owner_only_private_key_is_read(tmp_path: Path, mode: int) -> None:
     key = SigningKey.generate()
     path = tmp_path / "k.pem"
@@ -360,3 +360,12 @@ def test_no_orphan_check_when_the_walk_failed(sim: RepositorySimulator) -> None:
     report = audit(sim)
     assert not report.ok
     assert report.warnings == ()
+
+
+def test_committed_index_warns_only_of_its_sources() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    report = audit_directory(repo / "index", trusted_root=(repo / "keys" / "root.json").read_bytes())
+    assert report.ok, report.to_json()
+    # No stray signature anywhere; the only unreferenced files are the demo packages' sources.
+    assert report.warnings
+    assert all(f.path.startswith("sources/") and f.message.startswith("orphan:") for f in report.warnings)
