@@ -301,3 +301,26 @@ def test_state_like_json_duplicates_refused() -> None:
     # statestore reads state.json through strict_json too.
     with pytest.raises(JSONFormatError, match="duplicate key 'last_refresh'"):
         strict_json(json.dumps({"last_refresh": "x"})[:-1].encode() + b', "last_refresh": "y"}')
+
+
+def test_console_script_reports_both_in_a_real_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cli = Path(sys.executable).with_name("modelmesh-connectors")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("providers: {}\nconnector:\n  require_signatures: true\n  packages: [./pkg]\n")
+    run = subprocess.run(
+        [str(cli), "load", "--config", str(typo)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr  # still loads (nothing): the warning is the signal
+    assert f"{typo}: top-level key 'connector' is not 'connectors' (did you mean 'connectors'?)" in run.stderr
+    doubled = tmp_path / "doubled.yaml"
+    doubled.write_text("connectors:\n  require_signatures: true\n  packages: []\n  require_signatures: false\n")
+    run = subprocess.run(
+        [str(cli), "load", "--config", str(doubled)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 1
+    assert run.stderr.splitlines()[0] == (
+        f"error: {doubled}: duplicate key 'require_signatures' at line 4 (first at line 2)"
+    )
