@@ -6,6 +6,17 @@ every release envelope, and every archive (hash, length, and its ``.zip.sig`` be
 byte-identical to the release embedded in the bin). It reports every failure instead of
 stopping at the first, using the same checks as the client (:mod:`trust`).
 
+Besides errors it reports *warnings*: things a client accepts but a publisher should not
+leave behind. A **stray signature** is one by a key that is not authorised for the file
+(not a key of its role, or of a publisher covering the release) or one that does not
+verify: it counts for nothing, so a signer who believes it added to a threshold did not,
+and a planted signature hides among real ones. An **orphan** is a file in a local index
+directory that nothing the current timestamp pins refers to (a leftover of a crashed
+publish, a file planted for a later attack, a misplaced archive); it is looked for only
+when every check passed (below a failed file, every pinned file would look unreferenced).
+Superseded ``meta/`` nodes whose name is their content's hash are expected (clients
+mid-update may still fetch them) and not reported.
+
 Files are read through one callable, ``read(relpath) -> bytes``, which raises
 :class:`~modelmesh_connectors.errors.NotFoundError` for a missing file; a local directory
 and a remote index differ only in that callable.
@@ -19,23 +30,28 @@ __all__ = [
     "Reader",
     "audit_directory",
     "audit_index",
+    "directory_files",
     "directory_reader",
+    "stray_signatures",
 ]
 
 import hashlib
 import json
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from modelmesh_connectors.envelope import parse_envelope
+from modelmesh_connectors.envelope import Envelope, parse_envelope
 from modelmesh_connectors.errors import ConnectorError, DownloadError, NotFoundError
+from modelmesh_connectors.keys import PublicKey
 from modelmesh_connectors.metadata import (
     BinNode,
     IndexTop,
+    Release,
     Root,
     Timestamp,
     archive_path,
@@ -55,6 +71,8 @@ from modelmesh_connectors.trust import (
 
 Reader = Callable[[str], bytes]
 _MAX_ROOT_VERSIONS = 10_000  # root files walked at most; bounds a hostile endless chain
+_LOCK_NAME = ".modelmesh-publish.lock"  # the publisher's lock file (repository.LOCK_NAME)
+_META_NODE = re.compile(r"meta/([0-9a-f]{64})\.json")
 
 
 @dataclass(frozen=True)
@@ -63,17 +81,24 @@ class Finding:
 
     Attributes:
         path: Index-relative file the check is about.
-        ok: Whether it passed.
+        ok: Whether it passed (a warning passes).
         message: What was checked, or what was expected and what was seen.
+        warning: Passed, but worth acting on (a stray signature, an orphan file).
     """
 
     path: str
     ok: bool
     message: str
+    warning: bool = False
+
+    @property
+    def level(self) -> str:
+        """``"error"``, ``"warning"`` or ``"ok"``."""
+        return "error" if not self.ok else "warning" if self.warning else "ok"
 
     def to_json_obj(self) -> dict[str, Any]:
-        """Return ``{"path", "ok", "message"}``."""
-        return {"path": self.path, "ok": self.ok, "message": self.message}
+        """Return ``{"path", "ok", "level", "message"}``."""
+        return {"path": self.path, "ok": self.ok, "level": self.level, "message": self.message}
 
 
 @dataclass(frozen=True)
@@ -96,12 +121,18 @@ class AuditReport:
         """The failed findings."""
         return tuple(f for f in self.findings if not f.ok)
 
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        """The findings that passed with a warning (stray signatures, orphan files)."""
+        return tuple(f for f in self.findings if f.ok and f.warning)
+
     def to_json_obj(self) -> dict[str, Any]:
         """Return a JSON-compatible summary with every finding."""
         return {
             "ok": self.ok,
             "checked": len(self.findings),
             "errors": len(self.errors),
+            "warnings": len(self.warnings),
             "findings": [f.to_json_obj() for f in self.findings],
         }
 
@@ -137,6 +168,53 @@ def directory_reader(directory: str | os.PathLike[str]) -> Reader:
     return read
 
 
+def directory_files(directory: str | os.PathLike[str]) -> list[str]:
+    """Every regular file under an index directory, as index-relative POSIX paths.
+
+    Symbolic links are listed too (as files) and never followed into directories.
+    """
+    base = Path(directory)
+    out: list[str] = []
+    for dirpath, _dirnames, filenames in os.walk(base):
+        for name in filenames:
+            out.append((Path(dirpath) / name).relative_to(base).as_posix())
+    return sorted(out)
+
+
+def stray_signatures(
+    envelope: Envelope, keys: Mapping[str, PublicKey], authorised: Collection[str], role: str
+) -> list[str]:
+    """Describe the signatures on ``envelope`` that count for nothing.
+
+    Args:
+        envelope: A parsed envelope (already verified to meet its threshold or not).
+        keys: Public keys by key ID.
+        authorised: The key IDs whose signatures may count for this file.
+        role: Names the authorised keys in messages (``"the timestamp role"``).
+
+    Returns:
+        One message per stray signature: a key outside ``authorised``, a signature by an
+        authorised key that does not verify, or a second signature by one key.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    signed = envelope.pae()
+    for entry in envelope.signatures:
+        if entry.keyid in seen:
+            out.append(f"key {entry.keyid} signed twice (the second signature counts for nothing)")
+            continue
+        seen.add(entry.keyid)
+        key = keys.get(entry.keyid)
+        if entry.keyid not in authorised or key is None:
+            out.append(
+                f"stray signature by key {entry.keyid}: expected a key of {role} "
+                f"({', '.join(sorted(authorised))}); it counts for nothing"
+            )
+        elif not key.verify(entry.sig, signed):
+            out.append(f"signature by key {entry.keyid} of {role} does not verify")
+    return out
+
+
 class _Audit:
     def __init__(
         self, read: Reader, now: datetime, grace: timedelta, trusted_root: bytes | None
@@ -146,6 +224,7 @@ class _Audit:
         self.grace = grace
         self.trusted_root = trusted_root
         self.findings: list[Finding] = []
+        self.referenced: set[str] = set()  # every path the walk asked for
 
     def ok(self, path: str, message: str) -> None:
         self.findings.append(Finding(path, True, message))
@@ -153,9 +232,27 @@ class _Audit:
     def error(self, path: str, message: str) -> None:
         self.findings.append(Finding(path, False, message))
 
+    def warn(self, path: str, message: str) -> None:
+        self.findings.append(Finding(path, True, message, warning=True))
+
+    def strays(
+        self,
+        path: str,
+        envelope: Envelope,
+        keys: Mapping[str, PublicKey],
+        authorised: Collection[str],
+        role: str,
+    ) -> None:
+        for message in stray_signatures(envelope, keys, authorised, role):
+            self.warn(path, message)
+
+    def read_tracked(self, path: str) -> bytes:
+        self.referenced.add(path)
+        return self.read(path)
+
     def fetch(self, path: str) -> bytes | None:
         try:
-            return self.read(path)
+            return self.read_tracked(path)
         except ConnectorError as e:
             self.error(path, f"cannot read: {e.message}")
             return None
@@ -184,14 +281,17 @@ class _Audit:
             self.error("root/1.json", f"expected root version 1, got {root.version}")
             return None
         self.ok("root/1.json", "root version 1 is signed by a threshold of its own root keys")
+        first_env = parse_envelope(first)
+        self.strays("root/1.json", first_env, root.keys, root.root.keyids, "root 1's root role")
         chain = [root]
-        payloads = [parse_envelope(first).payload]
+        payloads = [first_env.payload]
         broken_at: str | None = None
         for n in range(2, _MAX_ROOT_VERSIONS + 1):
             rel = f"root/{n}.json"
             try:
-                data = self.read(rel)
+                data = self.read_tracked(rel)
             except NotFoundError:
+                self.referenced.discard(rel)
                 break
             except ConnectorError as e:
                 self.error(rel, f"cannot read: {e.message}")
@@ -206,8 +306,17 @@ class _Audit:
                 self.error(rel, e.message)
                 broken_at = rel
                 continue
+            envelope = parse_envelope(data)
+            # Root N+1 is signed by root N's root keys and its own: both count.
+            self.strays(
+                rel,
+                envelope,
+                {**chain[-1].keys, **new.keys},
+                {*chain[-1].root.keyids, *new.root.keyids},
+                f"root {n - 1}'s or root {n}'s root role",
+            )
             chain.append(new)
-            payloads.append(parse_envelope(data).payload)
+            payloads.append(envelope.payload)
             self.ok(rel, f"root version {n} is signed by root {n - 1}'s and its own root keys")
         else:
             self.error(
@@ -258,6 +367,13 @@ class _Audit:
             f"timestamp version {ts.version} is signed by the timestamp role and pins index "
             f"version {ts.index_version}",
         )
+        self.strays(
+            "timestamp.json",
+            parse_envelope(data),
+            root.keys,
+            root.timestamp.keyids,
+            "the timestamp role",
+        )
         self.expiry("timestamp.json", "timestamp.json", ts.expires)
         return ts
 
@@ -272,6 +388,7 @@ class _Audit:
             self.error(rel, e.message)
             return None
         self.ok(rel, f"index top version {top.version} matches the timestamp pin and is signed")
+        self.strays(rel, parse_envelope(data), root.keys, root.index.keyids, "the index role")
         self.expiry(rel, f"index top {rel}", top.expires)
         return top
 
@@ -307,6 +424,7 @@ class _Audit:
             for entry in entries:
                 file = archive_path(name, entry.version)
                 sig_path = f"{file}.sig"
+                self.referenced.update((file, sig_path))  # listed, even if not verified
                 label = f"release {name} {entry.version}"
                 try:
                     release = verify_release(root, entry.release, f"{label} in {bin_path}")
@@ -322,6 +440,13 @@ class _Audit:
                     continue
                 yanked = f" (yanked: {entry.yanked_reason})" if entry.yanked else ""
                 self.ok(bin_path, f"{label} is signed by the index role or its publisher{yanked}")
+                self.strays(
+                    bin_path,
+                    entry.release,
+                    root.keys,
+                    _release_signers(root, release),
+                    f"the index role or a publisher covering {label}",
+                )
                 sig = self.fetch(sig_path)
                 if sig is not None:
                     if sig == entry.release.to_bytes():
@@ -345,6 +470,33 @@ class _Audit:
                     else:
                         self.ok(release.file, f"{label}: sha256 and length match the release")
 
+    def orphans(self, files: Iterable[str]) -> None:
+        for rel in sorted(set(files) - self.referenced - {_LOCK_NAME}):
+            if (m := _META_NODE.fullmatch(rel)) is not None:
+                try:
+                    data = self.read(rel)
+                except ConnectorError:
+                    data = None
+                if data is not None and hashlib.sha256(data).hexdigest() == m.group(1):
+                    # A superseded node, kept for clients that read during a publish; named
+                    # by its own hash, it is only ever fetched through a pin: harmless.
+                    continue
+            self.warn(
+                rel,
+                "orphan: nothing the current timestamp pins refers to this file (left by an "
+                "interrupted publish, misplaced, or planted?)",
+            )
+
+
+def _release_signers(root: Root, release: Release) -> set[str]:
+    """Key IDs whose signature may count on ``release``: the index role's and those of
+    every publisher whose namespaces cover all its connectors."""
+    keyids = set(root.index.keyids)
+    for publisher in root.publishers:
+        if all(publisher.covers(c.id) for c in release.connectors):
+            keyids.update(publisher.keyids)
+    return keyids
+
 
 def audit_index(
     read: Reader,
@@ -352,6 +504,7 @@ def audit_index(
     now: datetime,
     trusted_root: bytes | None = None,
     expiry_grace: timedelta = timedelta(0),
+    files: Iterable[str] | None = None,
 ) -> AuditReport:
     """Audit a whole index through ``read``.
 
@@ -362,9 +515,13 @@ def audit_index(
         trusted_root: Root file bytes the index must agree with (e.g. ``keys/root.json``);
             its version in the index's chain must have the same payload.
         expiry_grace: Tolerated lateness of expiries (reported, not failed).
+        files: Every file the index holds (index-relative paths), when they can be listed
+            (a local directory): those nothing refers to are reported as orphans (when
+            every other check passed).
 
     Returns:
-        The report; ``report.ok`` is False if any check failed.
+        The report; ``report.ok`` is False if any check failed. Stray signatures and
+        orphan files are warnings (``report.warnings``): they do not fail it.
 
     Raises:
         ValueError: ``now`` is naive.
@@ -373,12 +530,17 @@ def audit_index(
         raise ValueError(f"now: expected a timezone-aware datetime, got {now!r}")
     audit = _Audit(read, now, expiry_grace, trusted_root)
     root = audit.roots()
+    top: IndexTop | None = None
     if root is not None:
         ts = audit.timestamp(root)
         if ts is not None:
             top = audit.top(root, ts)
             if top is not None:
                 audit.tree(root, top)
+    if files is not None and top is not None and not any(not f.ok for f in audit.findings):
+        # Only after a complete walk: below a file that failed, every pinned file would
+        # look unreferenced (the report has failed already; fix that first).
+        audit.orphans(files)
     return AuditReport(tuple(audit.findings))
 
 
@@ -398,11 +560,12 @@ def audit_directory(
         expiry_grace: Tolerated lateness of expiries.
 
     Returns:
-        The report.
+        The report, with orphan files (listed from the directory) as warnings.
     """
     return audit_index(
         directory_reader(directory),
         now=now or datetime.now(UTC),
         trusted_root=trusted_root,
         expiry_grace=expiry_grace,
+        files=directory_files(directory),
     )

@@ -41,11 +41,14 @@ class LoadedMesh:
 def _read(config: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None]:
     if isinstance(config, Mapping):
         return copy.deepcopy(dict(config)), None
-    from .yaml_input import YamlInputError, load_yaml
+    from .yaml_input import DuplicateKeyError, YamlInputError, load_yaml
 
     path = Path(config)
     try:
-        data = load_yaml(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8"), source=str(path)) or {}
+    except DuplicateKeyError as exc:
+        # ModelMesh's own reader keeps the last value; a repeated key is refused here.
+        raise ConfigError(f"{path}: {exc}", hint="keep one of the two lines") from exc
     except (OSError, UnicodeDecodeError, YamlInputError) as exc:
         raise ConfigError(f"{path}: cannot read ModelMesh configuration: {exc}") from exc
     if not isinstance(data, dict):
@@ -80,7 +83,8 @@ def load_mesh(config: str | Path | Mapping[str, Any]) -> LoadedMesh:
     from .loader import build_registry
 
     raw, base = _read(config)
-    registry = build_registry(parse_config(raw, base_dir=base))
+    source = None if isinstance(config, Mapping) else str(config)
+    registry = build_registry(parse_config(raw, base_dir=base, source=source))
     packaged = {
         info.id
         for info in registry.list_connectors()

@@ -7,6 +7,8 @@ keys are reported (a typo like ``require_signature`` must not silently weaken po
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
 import os
 import re
@@ -17,7 +19,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .requirements import InvalidPackageSpec, LocalSpec, PackageSpec, parse_package_spec
-from .yaml_input import YamlInputError, load_yaml, short_repr
+from .yaml_input import DuplicateKeyError, YamlInputError, load_yaml, short_repr
 
 __all__ = [
     "CACHE_ENV",
@@ -165,6 +167,11 @@ _TOP_KEYS = {
     "concurrency",
 }
 _TIMEOUT_KEYS = {"connect", "read"}
+_SECTION = "connectors"
+_TYPO_CUTOFF = (
+    0.88  # difflib ratio: 'connector' 0.95, 'connectros' 0.9 warn; 'connections' 0.86 not
+)
+_log = logging.getLogger(__name__)
 
 
 def parse_duration(value: object, *, key: str) -> float:
@@ -239,12 +246,60 @@ def _index(raw: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> LoaderConfig:
+def _warn_misspelled_section(data: Mapping[Any, Any], source: str | None) -> None:
+    """Warn about top-level keys that look like a misspelled ``connectors:``.
+
+    ``connector:`` or ``Connectors:`` is not the section, so without this warning a
+    configuration meant to load (and verify) packages loads none and exits 0. A flat
+    section whose keys include one that is not a section key is not read as a section
+    either (it is taken for a ModelMesh file without ``connectors:``): warned the same way.
+    """
+    where = f"{source}: " if source else ""
+    keys = [k for k in data if isinstance(k, str)]
+    for key in keys:
+        if key != _SECTION and difflib.get_close_matches(
+            key.lower(), [_SECTION], n=1, cutoff=_TYPO_CUTOFF
+        ):
+            _log.warning(
+                "%stop-level key %r is not %r (did you mean %r?); it is ignored%s",
+                where,
+                key,
+                _SECTION,
+                _SECTION,
+                "" if _SECTION in data else ", so no connectors are configured",
+            )
+    if _SECTION in data:
+        return
+    known = [k for k in keys if k in _TOP_KEYS]
+    unknown = [k for k in data if k not in _TOP_KEYS]
+    if known and unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), sorted(_TOP_KEYS), n=1)
+            hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        _log.warning(
+            "%sno %r section: the top-level keys %s are connectors settings, but %s %s not, "
+            "so none of them is read and no connectors are configured",
+            where,
+            _SECTION,
+            sorted(known),
+            ", ".join(hints),
+            "is" if len(unknown) == 1 else "are",
+        )
+
+
+def parse_config(
+    data: Mapping[str, Any], *, base_dir: Path | None = None, source: str | None = None
+) -> LoaderConfig:
     """Parse a whole ModelMesh config (with ``connectors:``) or just the section.
+
+    A top-level key that looks like a misspelled ``connectors`` (``connector``,
+    ``Connectors``, ``conectors``) is logged as a warning with the suggestion.
 
     Args:
         data: The mapping.
         base_dir: Directory relative paths are resolved against (default: cwd).
+        source: The file the mapping was read from, named in warnings.
 
     Returns:
         The parsed configuration.
@@ -255,6 +310,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: Path | None = None) -> Lo
     base = base_dir or Path.cwd()
     if not isinstance(data, Mapping):
         raise ConfigError(f"configuration must be a mapping, got {type(data).__name__}")
+    _warn_misspelled_section(data, source)
     raw: Any = (
         data.get("connectors", {})
         if "connectors" in data
@@ -381,7 +437,8 @@ def load_config(path: str | Path) -> LoaderConfig:
     """Read a YAML file and parse its ``connectors:`` section (paths relative to the file).
 
     Raises:
-        ConfigError: unreadable file, invalid YAML, or an invalid section.
+        ConfigError: unreadable file, invalid YAML (a key repeated in one mapping too,
+            naming both lines), or an invalid section.
     """
     p = Path(path)
     try:
@@ -391,12 +448,15 @@ def load_config(path: str | Path) -> LoaderConfig:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: configuration is not UTF-8: {exc}") from exc
     try:
-        data = load_yaml(text) or {}
+        data = load_yaml(text, source=str(p)) or {}
+    except DuplicateKeyError as exc:
+        # Last-wins would let a later line silently undo a setting (require_signatures).
+        raise ConfigError(f"{p}: {exc}", hint="keep one of the two lines") from exc
     except YamlInputError as exc:
         raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
     if not isinstance(data, Mapping):
         raise ConfigError(f"{p}: configuration must be a mapping")
     try:
-        return parse_config(data, base_dir=p.resolve().parent)
+        return parse_config(data, base_dir=p.resolve().parent, source=str(p))
     except ConfigError as exc:
         raise ConfigError(f"{p}: {exc.message}", hint=exc.hint) from exc

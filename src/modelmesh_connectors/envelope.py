@@ -34,6 +34,8 @@ __all__ = [
 import base64
 import binascii
 import json
+import json.decoder
+import json.scanner
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -61,14 +63,93 @@ class JSONFormatError(InvalidInput):
     """Bytes are not strict JSON (bad UTF-8, duplicate key, float, NaN, too deep)."""
 
 
+class _DuplicateKey(ValueError):
+    """A JSON object repeats a key (found on the fast path, located afterwards)."""
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
-        # Two parsers may keep different copies of a duplicated key; refuse both.
+        # Two parsers may keep different copies of a duplicated key, and a reader of the
+        # file sees the first while json keeps the last: refuse both.
         if key in obj:
-            raise ValueError(f"duplicate key {key!r}")
+            raise _DuplicateKey(f"duplicate key {key!r}")
         obj[key] = value
     return obj
+
+
+def _key_start(text: str, colon: int) -> int:
+    """Offset of the opening quote of the key that ends before ``colon``."""
+    end = len(text[:colon].rstrip(" \t\r\n")) - 1  # the key's closing quote
+    start = text.rfind('"', 0, end)
+    while start > 0:
+        backslashes = start - len(text[:start].rstrip("\\"))
+        if backslashes % 2 == 0:  # not an escaped quote inside the key
+            break
+        start = text.rfind('"', 0, start)
+    return start
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _locate_duplicate(text: str) -> str | None:
+    """Name the first duplicated key and both its lines, by parsing ``text`` again.
+
+    Only run after the fast C parser found a duplicate: this pure-Python pass records where
+    each value of each object starts, and so where the colon after each key is.
+    """
+
+    class _Found(Exception):
+        def __init__(self, message: str) -> None:
+            self.message = message
+
+    def parse_object(
+        s_and_end: tuple[str, int],
+        strict: bool,
+        scan_once: Any,
+        object_hook: Any,
+        object_pairs_hook: Any,
+        memo: Any,
+    ) -> Any:
+        starts: list[int] = []  # offset of each value of this object, in order
+
+        def scan_value(s: str, idx: int) -> Any:
+            starts.append(idx)
+            return scan_once(s, idx)
+
+        def pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+            s = s_and_end[0]
+            first: dict[str, int] = {}
+            for (key, _), start in zip(pairs, starts, strict=True):
+                # Only whitespace lies between the key, ':' and the value.
+                colon = _key_start(s, s.rfind(":", 0, start))
+                if key in first:
+                    (line, col), (line1, col1) = _line_col(s, colon), _line_col(s, first[key])
+                    where = f"; columns {col} and {col1}" if line == line1 else ""
+                    raise _Found(
+                        f"duplicate key {key!r} at line {line} (first at line {line1}){where}"
+                    )
+                first[key] = colon
+            return dict(pairs)
+
+        # typeshed does not declare the pure-Python parser pieces used here.
+        return json.decoder.JSONObject(  # type: ignore[attr-defined]
+            s_and_end, strict, scan_value, object_hook, pairs_hook, memo
+        )
+
+    decoder = json.JSONDecoder()
+    decoder.parse_object = parse_object  # type: ignore[attr-defined]
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[attr-defined]
+    try:
+        decoder.decode(text)
+    except _Found as found:
+        return found.message
+    except (ValueError, RecursionError):
+        return None
+    return None
 
 
 def _reject_float(text: str) -> Any:
@@ -105,6 +186,9 @@ def strict_json(data: bytes) -> Any:
         )
     except RecursionError as e:
         raise JSONFormatError("expected JSON, got nesting too deep to parse") from e
+    except _DuplicateKey as e:
+        located = _locate_duplicate(text) or str(e)
+        raise JSONFormatError(f"expected strict JSON, got: {located}") from e
     except ValueError as e:  # includes JSONDecodeError and the int digit limit
         raise JSONFormatError(f"expected strict JSON, got: {e}") from e
 

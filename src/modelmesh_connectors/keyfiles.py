@@ -2,7 +2,8 @@
 
 Private keys are written with mode 0600 by an exclusive create, so a key never exists,
 even for a moment, with wider permissions, and an existing key (or a symlink planted
-where the key should go) is never overwritten. Passphrases come from an environment
+where the key should go) is never overwritten. A private key file that group or others
+may access is refused when read, as ssh does. Passphrases come from an environment
 variable or an interactive prompt, never from a command-line argument, where they would
 leak into shell history and ``ps`` output.
 """
@@ -21,6 +22,7 @@ __all__ = [
 import contextlib
 import getpass
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from modelmesh_connectors.keys import InvalidKeyError, PublicKey, SigningKey, is
 # The name of an environment variable, not a secret.
 DEFAULT_PASSPHRASE_ENV = "MODELMESH_KEY_PASSPHRASE"  # noqa: S105
 _MAX_KEY_FILE_BYTES = 64 * 1024  # key files are < 1 KiB; a larger file is not a key
+_PRIVATE_MODE_MASK = 0o077  # any group or other permission bit on a private key file
 
 
 class KeyFileError(InvalidKeyError):
@@ -58,9 +61,28 @@ def _exclusive_write(path: Path, data: bytes, mode: int) -> None:
         raise KeyFileError(f"key file {path} cannot be written: {e.strerror or e}") from e
 
 
-def _read(path: Path) -> bytes:
+def _check_private_mode(path: Path, mode: int) -> None:
+    """Refuse a private key file that group or others may access (as ssh does).
+
+    A key another local user can read is a key that user holds: signing with it silently
+    would keep using a key that may already be copied. POSIX only (Windows has no modes).
+    """
+    if os.name != "posix" or not stat.S_IMODE(mode) & _PRIVATE_MODE_MASK:
+        return
+    raise KeyFileError(
+        f"key file {path}: expected permissions 0600 (owner only), got "
+        f"{stat.S_IMODE(mode):04o}: a private key that group or others can access is "
+        "refused",
+        hint=f"run 'chmod 600 {path}' (and consider the key exposed if others could read it)",
+    )
+
+
+def _read(path: Path, *, private: bool = False) -> bytes:
     try:
         with path.open("rb") as f:
+            if private:
+                # fstat on the open file: the file checked is the file read (no swap between).
+                _check_private_mode(path, os.fstat(f.fileno()).st_mode)
             data = f.read(_MAX_KEY_FILE_BYTES + 1)
     except OSError as e:
         raise KeyFileError(f"key file {path} cannot be read: {e.strerror or e}") from e
@@ -121,12 +143,13 @@ def read_signing_key(
         The signing key.
 
     Raises:
-        KeyFileError: The file cannot be read.
+        KeyFileError: The file cannot be read, or (POSIX) group or others have any
+            permission on it (hint: ``chmod 600``).
         InvalidKeyError: The file is not an Ed25519 PKCS#8 key, the passphrase is wrong, or
             the key is encrypted and no passphrase is available.
     """
     p = Path(path)
-    data = _read(p)
+    data = _read(p, private=True)
     passphrase: bytes | None = None
     if is_encrypted_pem(data):
         text = os.environ.get(passphrase_env) if passphrase_env else None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .atomic_write import write_atomic
+from .envelope import strict_json
 from .errors import ConfigError, HashMismatchError, ResolutionError
 
 if TYPE_CHECKING:
@@ -112,7 +113,8 @@ class LockFile:
             ConfigError: missing or malformed, naming the problem.
         """
         try:
-            doc = json.loads(path.read_bytes())
+            # Strict: a duplicated key (two sha256 pins for one entry) is an error, not last-wins.
+            doc = strict_json(path.read_bytes())
         except OSError as exc:
             raise ConfigError(
                 f"{path}: cannot read the lock file: {exc}",

@@ -18,7 +18,7 @@ from packaging.version import InvalidVersion, Version
 from .connector_types import ConnectorType, InvalidConnectorType, parse_connector_type
 from .errors import ManifestError
 from .ids import InvalidConnectorId, parse_connector_id
-from .yaml_input import YamlInputError, load_yaml, short_repr
+from .yaml_input import DuplicateKeyError, YamlInputError, load_yaml, short_repr
 
 __all__ = [
     "MANIFEST_NAME",
@@ -147,9 +147,12 @@ def parse_manifest(data: bytes, *, source: str) -> Manifest:
     if len(data) > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{source}: manifest is {len(data)} bytes, over the 64 KiB cap")
     try:
-        raw = load_yaml(data.decode("utf-8"))
+        raw = load_yaml(data.decode("utf-8"), source=source)
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{source}: manifest is not UTF-8: {exc}") from exc
+    except DuplicateKeyError as exc:
+        # Two 'connectors:' (or 'requires-modelmesh:') keys: a reviewer may read the first.
+        raise ManifestError(f"{source}: {exc}") from exc
     except YamlInputError as exc:
         raise ManifestError(f"{source}: manifest is not valid YAML: {exc}") from exc
     if not isinstance(raw, Mapping):

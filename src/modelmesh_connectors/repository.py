@@ -1235,6 +1235,25 @@ class PublisherSpec:
     namespaces: tuple[str, ...]
 
 
+def _refuse_shared_keys(groups: Sequence[tuple[str, Sequence[PublicKey]]]) -> None:
+    """Raise when one key ID appears in two of the named key groups."""
+    owners: dict[str, list[str]] = {}
+    for name, group in groups:
+        for keyid in dict.fromkeys(k.keyid for k in group):  # a key twice in one role: parse_root
+            owners.setdefault(keyid, []).append(name)
+    shared = {keyid: names for keyid, names in owners.items() if len(names) > 1}
+    if shared:
+        described = "; ".join(
+            f"key {keyid} is in {' and '.join(names)}" for keyid, names in shared.items()
+        )
+        raise PublishError(
+            f"cannot stage root: expected separate keys for each role and publisher, got "
+            f"{described}",
+            hint="generate a key per role ('modelmesh-connectors keygen'), or pass "
+            "--allow-shared-keys (allow_shared_keys=True) if sharing is intended",
+        )
+
+
 def root_init(
     *,
     root_keys: Sequence[PublicKey],
@@ -1246,8 +1265,15 @@ def root_init(
     expires: datetime,
     publishers: Sequence[PublisherSpec] = (),
     version: int = 1,
+    allow_shared_keys: bool = False,
 ) -> Envelope:
     """Stage an unsigned root from public keys and thresholds.
+
+    Each role and each publisher gets keys of its own: one key in two places (root and
+    index, index and timestamp, a publisher's key that is also an index key, two
+    publishers sharing a key) joins what the roles keep apart — whoever holds it signs
+    for both, and the online timestamp key that also signs the index lets a stolen server
+    key publish packages. Refused unless ``allow_shared_keys`` says it is meant.
 
     Args:
         root_keys: Root role keys.
@@ -1259,6 +1285,7 @@ def root_init(
         expires: Root expiry (aware).
         publishers: Scoped publishers.
         version: Root version (1 for a new index; N+1 for a rotation).
+        allow_shared_keys: Accept one key in several roles or publishers.
 
     Returns:
         An envelope with no signatures yet; write ``to_bytes()`` and pass the file to
@@ -1266,7 +1293,9 @@ def root_init(
 
     Raises:
         PublishError: The root would be invalid (a threshold above the number of keys,
-            a key listed twice in a role, a bad namespace, …).
+            a key listed twice in a role, a bad namespace, …), or one key serves two
+            roles or publishers and ``allow_shared_keys`` is false (naming the key and
+            the roles).
     """
     keys: dict[str, PublicKey] = {}
 
@@ -1290,23 +1319,47 @@ def root_init(
         parse_root(payload, f"staged root version {version}")
     except MetadataError as e:
         raise PublishError(f"cannot stage root: {e.message}") from e
+    if not allow_shared_keys:
+        _refuse_shared_keys(
+            [
+                ("root", root_keys),
+                ("index", index_keys),
+                ("timestamp", timestamp_keys),
+                *((f"publisher {p.name!r}", p.keys) for p in publishers),
+            ]
+        )
     return Envelope(ROOT_TYPE, payload, ())
 
 
-def root_sign(staged_path: str | os.PathLike[str], key: SigningKey) -> Envelope:
+def root_sign(
+    staged_path: str | os.PathLike[str],
+    key: SigningKey,
+    *,
+    index: str | os.PathLike[str] | None = None,
+) -> Envelope:
     """Add (or replace) one key's signature on a staged root file, in place.
+
+    Only a key whose signature counts is accepted: a root key of the staged root, or, for
+    a rotation to version N+1 with ``index`` given, a root key of the index's root N. Any
+    other signature would ship in the published root as a stray one that counts for
+    nothing, while the signer believes it signed (and a threshold may be short by one).
 
     Args:
         staged_path: The staged root file.
         key: A root key of the new root or of the current root (for a rotation).
+        index: The index directory whose current root N the staged root N+1 follows;
+            needed when ``key`` is a root key of root N only (a key being rotated out).
 
     Returns:
         The newly signed envelope (also written back atomically).
 
     Raises:
-        PublishError: The file cannot be read or written.
+        PublishError: The file cannot be read or written, or ``key`` is not a root key
+            of the staged root (nor of root N of ``index``); the message names the key ID
+            and the root keys, and nothing is written.
         SignatureError: The file is not a root envelope.
         MetadataError: Its payload is not a valid root.
+        TrustError: The root chain of ``index`` fails verification.
     """
     path = Path(staged_path)
     try:
@@ -1319,7 +1372,23 @@ def root_sign(staged_path: str | os.PathLike[str], key: SigningKey) -> Envelope:
             f"staged root {path}: expected payload type {ROOT_TYPE!r}, got "
             f"{envelope.payload_type!r}"
         )
-    parse_root(envelope.payload, f"staged root {path}")
+    staged = parse_root(envelope.payload, f"staged root {path}")
+    allowed = {f"root {staged.version}": staged.root.keyids}
+    if index is not None:
+        _, roots = _load_root_chain(Path(index))
+        current = roots[-1]
+        if staged.version == current.version + 1:
+            allowed[f"root {current.version} of {index}"] = current.root.keyids
+    if not any(key.keyid in keyids for keyids in allowed.values()):
+        listed = "; ".join(f"{name}: {_listing(keyids)}" for name, keyids in allowed.items())
+        raise PublishError(
+            f"staged root {path}: expected a root key, got key {key.keyid} (root keys of "
+            f"{listed}); its signature would count for nothing",
+            hint="sign with a root key; for a rotation, a key of the current root signs with "
+            "--index DIR"
+            if index is None and staged.version > 1
+            else "sign with one of the root keys listed",
+        )
     signed = envelope.with_signature(key)
     _write_replace(path.parent, path.name, signed.to_bytes())
     return signed
@@ -1336,6 +1405,7 @@ def root_rotate(
     timestamp_keys: Sequence[PublicKey] | None = None,
     timestamp_threshold: int | None = None,
     publishers: Sequence[PublisherSpec] | None = None,
+    allow_shared_keys: bool = False,
 ) -> Envelope:
     """Stage root version N+1 from the index's current root N with the given changes.
 
@@ -1349,13 +1419,16 @@ def root_rotate(
         index_keys, index_threshold: New index role.
         timestamp_keys, timestamp_threshold: New timestamp role.
         publishers: New publisher list (empty to remove all).
+        allow_shared_keys: Accept one key in several roles or publishers (see
+            :func:`root_init`).
 
     Returns:
         The unsigned staged envelope; it needs a threshold of signatures of root N's root
         role *and* of its own root role (:func:`root_sign`).
 
     Raises:
-        PublishError: The root chain cannot be read, or the new root would be invalid.
+        PublishError: The root chain cannot be read, the new root would be invalid, or
+            one key would serve two roles or publishers without ``allow_shared_keys``.
         TrustError: The root chain fails verification.
     """
     _, roots = _load_root_chain(Path(directory))
@@ -1386,6 +1459,7 @@ def root_rotate(
         expires=expires,
         publishers=publishers,
         version=current.version + 1,
+        allow_shared_keys=allow_shared_keys,
     )
 
 

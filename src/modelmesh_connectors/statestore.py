@@ -56,6 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 from filelock import FileLock, Timeout
 
 from modelmesh_connectors.atomic_write import write_atomic
+from modelmesh_connectors.envelope import strict_json
 from modelmesh_connectors.errors import (
     CacheError,
     HashMismatchError,
@@ -452,7 +453,7 @@ class OriginMetadata:
             _logger.warning("cannot read %s (%s); treating the index as never refreshed", path, exc)
             return None
         try:
-            state = json.loads(data)
+            state = strict_json(data)  # a duplicated key is malformed, not last-wins
             value = state["last_refresh"]
             if not isinstance(value, str):
                 raise TypeError(f"last_refresh is {type(value).__name__}, expected a string")

@@ -281,7 +281,7 @@ def test_console_script_keygen_and_encrypted_key_without_a_terminal(tmp_path: Pa
     staged = tmp_path / "staged.json"
     ok(
         "root", "init", "--root-key", tmp_path / "ts.pub.pem", "--index-key", tmp_path / "ts.pub.pem",
-        "--timestamp-key", tmp_path / "ts.pub.pem", "-o", staged,
+        "--timestamp-key", tmp_path / "ts.pub.pem", "--allow-shared-keys", "-o", staged,
     )
     refused = run_script("root", "sign", staged, "--key", key)
     assert refused.returncode == 1
@@ -374,7 +374,7 @@ def test_verify_over_http(site: Site, tmp_path: Path) -> None:
 def test_verify_against_another_trusted_root_fails(site: Site, tmp_path: Path) -> None:
     ok("keygen", tmp_path / "k.pem")
     pub, other = tmp_path / "k.pub.pem", tmp_path / "root.json"
-    ok("root", "init", "--root-key", pub, "--index-key", pub, "--timestamp-key", pub, "-o", other)
+    ok("root", "init", "--root-key", pub, "--index-key", pub, "--timestamp-key", pub, "--allow-shared-keys", "-o", other)
     ok("root", "sign", other, "--key", tmp_path / "k.pem")
     result = cli("verify", site.index, "--root", other)
     assert result.status == 1
@@ -605,3 +605,122 @@ def test_errors_are_one_line_not_tracebacks(site: Site, tmp_path: Path) -> None:
 def _no_passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test depends on a passphrase from the developer's environment."""
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+
+
+# -- publisher footguns (in a real process: exit status, stderr, file modes) ---------------------
+
+
+def test_console_script_root_sign_refuses_a_key_that_is_not_a_root_key(site: Site, tmp_path: Path) -> None:
+    staged = tmp_path / "staged.json"
+    ok(
+        "root", "init", *[a for k in ROOT_KEYS for a in ("--root-key", site.pub(k))],
+        "--index-key", site.pub("index"), "--timestamp-key", site.pub("timestamp"), "-o", staged,
+    )
+    before = staged.read_bytes()
+    refused = run_script("root", "sign", staged, "--key", site.key("index"))
+    assert refused.returncode == 1, refused
+    index_id = read_public_key(site.pub("index")).keyid
+    [error, hint] = refused.stderr.splitlines()
+    assert error.startswith(f"error: staged root {staged}: expected a root key, got key {index_id} (root keys of root 1: ")
+    for name in ROOT_KEYS:
+        assert read_public_key(site.pub(name)).keyid in error
+    assert hint.startswith("hint: ")
+    assert staged.read_bytes() == before  # no stray signature written
+    assert run_script("root", "sign", staged, "--key", site.key("root-3")).returncode == 0
+
+
+def test_console_script_root_sign_rotation_with_a_retiring_key(site: Site, tmp_path: Path) -> None:
+    index = site.copy(tmp_path / "index")
+    for name in ("new-1", "new-2"):
+        ok("keygen", tmp_path / f"{name}.pem")
+    staged = tmp_path / "root-2.json"
+    ok("root", "rotate", "--index", index, "--root-key", tmp_path / "new-1.pub.pem",
+       "--root-key", tmp_path / "new-2.pub.pem", "--root-threshold", 2, "-o", staged)
+    # root-1 is in root 1 only: refused without --index (hint names it), accepted with it.
+    refused = run_script("root", "sign", staged, "--key", site.key("root-1"))
+    assert refused.returncode == 1 and "--index DIR" in refused.stderr
+    for key in (site.key("root-1"), site.key("root-2")):
+        assert run_script("root", "sign", staged, "--key", key, "--index", index).returncode == 0
+    for key in (tmp_path / "new-1.pem", tmp_path / "new-2.pem"):
+        ok("root", "sign", staged, "--key", key)
+    assert ok("root", "publish", staged, "--index", index).out.startswith("published root version 2")
+
+
+def test_console_script_refuses_shared_role_keys_unless_allowed(site: Site, tmp_path: Path) -> None:
+    staged = tmp_path / "staged.json"
+    args = [
+        "root", "init", "--root-key", site.pub("root-1"), "--index-key", site.pub("timestamp"),
+        "--timestamp-key", site.pub("timestamp"), "-o", staged,
+    ]
+    refused = run_script(*args)
+    assert refused.returncode == 1
+    ts_id = read_public_key(site.pub("timestamp")).keyid
+    assert f"key {ts_id} is in index and timestamp" in refused.stderr
+    assert "--allow-shared-keys" in refused.stderr
+    assert not staged.exists()
+    made = run_script(*args, "--allow-shared-keys")
+    assert made.returncode == 0, made.stderr
+    # A rotation that gives the index role a root key: refused the same way.
+    index = site.copy(tmp_path / "index")
+    refused = run_script("root", "rotate", "--index", index, "--index-key", site.pub("root-1"), "-o", tmp_path / "r2.json")
+    assert refused.returncode == 1
+    assert f"key {read_public_key(site.pub('root-1')).keyid} is in root and index" in refused.stderr
+    assert not (tmp_path / "r2.json").exists()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize("mode", [0o640, 0o604], ids=oct)
+def test_console_script_refuses_a_private_key_others_can_read(site: Site, tmp_path: Path, mode: int) -> None:
+    index = site.copy(tmp_path / "index")
+    key = tmp_path / "timestamp.pem"
+    shutil.copyfile(site.key("timestamp"), key)
+    key.chmod(mode)
+    before = (index / "timestamp.json").read_bytes()
+    refused = run_script("timestamp", "--index", index, "--timestamp-key", key)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        f"error: key file {key}: expected permissions 0600 (owner only), got {mode:04o}: a private "
+        "key that group or others can access is refused",
+        f"hint: run 'chmod 600 {key}' (and consider the key exposed if others could read it)",
+    ]
+    assert (index / "timestamp.json").read_bytes() == before
+    key.chmod(0o600)
+    assert run_script("timestamp", "--index", index, "--timestamp-key", key).returncode == 0
+
+
+def test_console_script_verify_warns_of_stray_signatures_and_orphans(site: Site, tmp_path: Path) -> None:
+    from modelmesh_connectors.envelope import TIMESTAMP_TYPE, parse_envelope, sign
+    from modelmesh_connectors.keyfiles import read_signing_key
+
+    index = site.copy(tmp_path / "index")
+    clean = run_script("verify", index, "--root", site.root)
+    assert clean.returncode == 0 and "WARN" not in clean.stdout
+    assert clean.stdout.rstrip().endswith(" 0 error(s)")
+    env = parse_envelope((index / "timestamp.json").read_bytes())
+    stray = read_signing_key(site.key("root-1"))  # a real key, of the wrong role
+    signers = [read_signing_key(site.key("timestamp")), stray]
+    (index / "timestamp.json").write_bytes(sign(TIMESTAMP_TYPE, env.payload, signers).to_bytes())
+    (index / "archives" / "acme-audit-log" / "acme-audit-log-9.0.0.zip").write_bytes(b"planted")
+
+    text = run_script("verify", index, "--root", site.root)
+    assert text.returncode == 0, text  # warnings do not fail the audit
+    warned = [line for line in text.stdout.splitlines() if line.startswith("WARN ")]
+    assert warned == [
+        f"WARN  timestamp.json: stray signature by key {stray.keyid}: expected a key of the "
+        f"timestamp role ({signers[0].keyid}); it counts for nothing",
+        "WARN  archives/acme-audit-log/acme-audit-log-9.0.0.zip: orphan: nothing the current "
+        "timestamp pins refers to this file (left by an interrupted publish, misplaced, or planted?)",
+    ]
+    assert re.search(r"^verified: \d+ checks, 0 error\(s\), 2 warning\(s\)$", text.stdout.splitlines()[-1])
+
+    as_json = run_script("verify", index, "--root", site.root, "--json")
+    assert as_json.returncode == 0
+    report = json.loads(as_json.stdout)
+    assert (report["ok"], report["errors"], report["warnings"]) == (True, 0, 2)
+    levels = {f["path"]: f["level"] for f in report["findings"] if f["level"] != "ok"}
+    assert levels == {"timestamp.json": "warning", "archives/acme-audit-log/acme-audit-log-9.0.0.zip": "warning"}
+    # An error still fails, and its level says so.
+    flip(index / "archives/acme-audit-log/acme-audit-log-1.1.0.zip", 100)
+    broken = json.loads(run_script("verify", index, "--root", site.root, "--json").stdout)
+    assert broken["ok"] is False
+    assert {f["level"] for f in broken["findings"] if not f["ok"]} == {"error"}

@@ -49,6 +49,11 @@ def register(sub: Any) -> None:
     p = rsub.add_parser("sign", help="add one key holder's signature to a staged root")
     p.add_argument("staged", type=Path)
     p.add_argument("--key", type=Path, required=True, help="private root key file")
+    p.add_argument(
+        "--index",
+        type=Path,
+        help="index directory (rotation: lets a root key of its current root sign root N+1)",
+    )
     p.set_defaults(handler=_root_sign)
     p = rsub.add_parser("rotate", help="stage root N+1 from an index's current root")
     p.add_argument("--index", type=Path, required=True, help="index directory")
@@ -114,7 +119,11 @@ def register(sub: Any) -> None:
     _signer_args(p)
     p.set_defaults(handler=_resign)
 
-    p = sub.add_parser("verify", help="audit an index: every signature, expiry, hash and length")
+    p = sub.add_parser(
+        "verify",
+        help="audit an index: every signature, expiry, hash and length; warn of stray "
+        "signatures and orphan files",
+    )
     p.add_argument("location", help="index directory or http(s) URL")
     p.add_argument("--root", type=Path, required=True, help="trusted root (keys/root.json)")
     p.add_argument("--json", action="store_true")
@@ -142,6 +151,11 @@ def _role_args(p: argparse.ArgumentParser, *, required: bool) -> None:
         default=[],
         metavar="NAME:NS[,NS]:PUB[,PUB]",
         help="namespace-scoped publisher (threshold 1)",
+    )
+    p.add_argument(
+        "--allow-shared-keys",
+        action="store_true",
+        help="accept one key in several roles or publishers (refused by default)",
     )
 
 
@@ -244,6 +258,7 @@ def _root_init(args: argparse.Namespace) -> int:
         timestamp_threshold=args.timestamp_threshold,
         expires=_now() + _days(args.expires, "expires"),
         publishers=_publishers(args.publisher),
+        allow_shared_keys=args.allow_shared_keys,
     )
     _write_new(args.output, staged.to_bytes(), "staged root")
     print(f"staged root version 1 in {args.output}; each root key holder runs 'root sign'")
@@ -251,7 +266,7 @@ def _root_init(args: argparse.Namespace) -> int:
 
 
 def _root_sign(args: argparse.Namespace) -> int:
-    env = repository.root_sign(args.staged, read_signing_key(args.key))
+    env = repository.root_sign(args.staged, read_signing_key(args.key), index=args.index)
     print(f"{args.staged}: {len(env.signatures)} signature(s)")
     return 0
 
@@ -267,6 +282,7 @@ def _root_rotate(args: argparse.Namespace) -> int:
         timestamp_keys=_public(args.timestamp_key),
         timestamp_threshold=args.timestamp_threshold,
         publishers=_publishers(args.publisher) if args.publisher else None,
+        allow_shared_keys=args.allow_shared_keys,
     )
     _write_new(args.output, staged.to_bytes(), "staged root")
     print(f"staged the next root in {args.output}; old AND new root key holders sign it")
@@ -382,13 +398,13 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         print(report.to_json())
     else:
+        marks = {"ok": "ok   ", "warning": "WARN ", "error": "ERROR"}
         for finding in report.findings:
-            mark = "ok   " if finding.ok else "ERROR"
-            print(f"{mark} {finding.path}: {finding.message}")
-        errors = len(report.errors)
+            print(f"{marks[finding.level]} {finding.path}: {finding.message}")
+        warnings = len(report.warnings)
         print(
             f"{'verified' if report.ok else 'FAILED'}: {len(report.findings)} checks, "
-            f"{errors} error(s)"
+            f"{len(report.errors)} error(s)" + (f", {warnings} warning(s)" if warnings else "")
         )
     return 0 if report.ok else 1
 
