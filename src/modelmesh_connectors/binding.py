@@ -21,6 +21,8 @@ import re
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlsplit
 
+from packaging.version import InvalidVersion, Version
+
 from .errors import PolicyError
 from .metadata import Release
 
@@ -96,6 +98,10 @@ def url_file_name(url: str) -> str:
 def bind_release(release: Release, file_name: str, *, where: str) -> None:
     """The verified release must be the one ``file_name`` names.
 
+    A file name states one name and version only because versions are normalized PEP 440
+    (no ``-``, as every manifest's must be): ``a-b-1.0.zip`` is ``a-b`` 1.0, never ``a``
+    ``b-1.0``. So the version is what follows the last ``-``.
+
     Args:
         release: The release whose signature verified.
         file_name: The file name the entry used (from :func:`url_file_name`, or a local
@@ -103,16 +109,28 @@ def bind_release(release: Release, file_name: str, *, where: str) -> None:
         where: The entry, for the message.
 
     Raises:
-        PolicyError: the signed file name differs, or the name and version the release
-            states are not the ones the file name states.
+        PolicyError: the signed file name differs, the release's version is not a
+            normalized PEP 440 version, or the name and version the release states are
+            not the ones the file name states.
     """
     signed = PurePosixPath(release.file).name
-    stated = f"{release.name}-{release.version}.zip"
-    if file_name != signed or file_name != stated:
+    stem = file_name[: -len(".zip")] if file_name.endswith(".zip") else ""
+    stated_name, _, stated_version = stem.rpartition("-")
+    try:
+        normalized = str(Version(release.version))
+    except InvalidVersion:
+        normalized = None
+    if normalized != release.version:
         raise PolicyError(
-            f"{where}: the entry names {file_name!r} but the signature there is for "
-            f"{release.name} {release.version} ({signed!r}); a signed release served under "
-            "another release's name (downgrade or substitution) is refused",
+            f"{where}: the signed release {release.name} {release.version!r} has no normalized "
+            "PEP 440 version, so no file name can state its name and version unambiguously"
+        )
+    if file_name != signed or (stated_name, stated_version) != (release.name, release.version):
+        raise PolicyError(
+            f"{where}: the entry names {file_name!r} ({stated_name or '?'} "
+            f"{stated_version or '?'}) but the signature there is for {release.name} "
+            f"{release.version} ({signed!r}); a signed release served under another "
+            "release's name (downgrade or substitution) is refused",
             hint="use the URL of the release you mean, or load it by requirement from the index",
         )
 
