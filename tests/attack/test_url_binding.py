@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 import yaml
 
-from modelmesh_connectors import loader as loader_module
 from modelmesh_connectors.cli import main
 from modelmesh_connectors.envelope import RELEASE_TYPE, Envelope, parse_envelope, sign
 from modelmesh_connectors.errors import (
@@ -62,6 +61,7 @@ CANARY_ZIP = archive_path(CANARY_NAME, "1.0.0")
 NEWER = "1.1.0"  # a newer canary release the index lists
 HOSTILE = "6.6.6"
 GHOST = "ghost-canary"  # a package name the index does not list
+SIG_CAP = 64 * 1024  # bytes: loader.MAX_SIGNATURE_BYTES as documented in SECURITY.md
 DEV_SINK = [("dev.sink.v1", "observability", "dev_sink.sink:Sink")]
 
 
@@ -431,8 +431,9 @@ def _sig_reply(reply: Callable[[bytes], Reply]) -> Callable[[Arena], Attempt]:
 
 
 def _padded(genuine: bytes) -> bytes:
-    # The genuine envelope plus JSON whitespace: without the cap it would parse and verify.
-    return genuine + b" " * (loader_module.MAX_SIGNATURE_BYTES + 1 - len(genuine))
+    # The genuine envelope plus JSON whitespace to one byte over the 64 KiB cap: without the
+    # cap it would parse and verify (a fixed size, so a raised cap makes this row fail).
+    return genuine + b" " * (SIG_CAP + 1 - len(genuine))
 
 
 def _online_grace(arena: Arena) -> Attempt:
