@@ -264,6 +264,12 @@ def _local_renamed(arena: Arena) -> Attempt:
     )
 
 
+def _local_sig_over_cap(arena: Arena) -> Attempt:
+    local = _local_zip(arena)
+    local.with_name(local.name + ".sig").write_bytes(_padded(arena.sim.read(CANARY_ZIP + ".sig")))
+    return Attempt(str(local), PolicyError, "signature cap", overrides={"require_signatures": True})
+
+
 BINDING = [
     Case("bind-url-downgrade-to-older-listed-release", _downgrade, _newer),
     Case("bind-url-downgrade-to-yanked-release", _downgrade, _newer_old_yanked),
@@ -323,6 +329,7 @@ BINDING = [
         _canary,
     ),
     Case("bind-local-signed-zip-renamed", _local_renamed, _canary),
+    Case("len-local-sig-over-cap", _local_sig_over_cap, _canary),
 ]
 
 
@@ -629,7 +636,7 @@ def test_lock_command_pins_url_and_local_entries(
             arena.sim.build_archive("dev-sink", "0.1.0", connectors=DEV_SINK).read_bytes()
         )
         dev = _dev_dir(arena)
-        lock_path = _lock_with_cli(arena, [acme_url, str(local), str(dev)])
+        lock_path = _lock_with_cli(arena, [acme_url, str(local), str(dev)], metadata_max_age=0)
         doc = json.loads(lock_path.read_text())
         assert doc["lock-version"] == 2
         pins = {e["name"]: e for e in doc["packages"]}
@@ -664,6 +671,15 @@ def test_lock_command_pins_url_and_local_entries(
         assert not canary.exists()
         opted = {**locked, "packages": [str(dev)], "allow_unpinned_directories": True}
         assert CANARY_ID in {i.id for i in build_registry(opted).list_connectors()}
+
+        # `install --locked` honours the lock too (the loader reads it, not only build_registry).
+        arena.sim.publish("acme-audit-log", "1.1.0")
+        config = arena.tmp / "mesh.yaml"
+        capsys.readouterr()
+        install = ["install", "acme-audit-log==1.1.0", "--config", str(config)]
+        assert main([*install, "--locked"]) != 0  # only the pinned 1.0.0 is a candidate
+        assert "available: 1.0.0" in capsys.readouterr().err
+        assert main(install) == 0  # the control: unlocked, 1.1.0 installs
 
         # `lock` without --upgrade keeps the local zip's pin; --upgrade moves it.
         local.write_bytes(
