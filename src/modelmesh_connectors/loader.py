@@ -632,9 +632,7 @@ class Loader:
                 f"{spec.path}: require_signatures is on but {sig_path} cannot be read: {exc}"
             ) from exc
         if len(sig) > MAX_SIGNATURE_BYTES:
-            raise PolicyError(
-                f"{sig_path}: over the {MAX_SIGNATURE_BYTES}-byte signature cap"
-            )
+            raise PolicyError(f"{sig_path}: over the {MAX_SIGNATURE_BYTES}-byte signature cap")
         state = self._root_state()
         release, signer_set = state.verify_release_signed(sig)
         # The same binding as for URLs: a signed zip renamed to another release's name

@@ -257,11 +257,8 @@ class LockFile:
     def local_entry(self, pin: LockEntry) -> LockEntry | None:
         """The entry naming the same local path (relative paths: from the lock's directory)."""
         base = self.path.parent if self.path is not None else Path.cwd()
-        for entry in self.entries:
-            if entry.kind == pin.kind and entry.path is not None:
-                if _absolute(entry.path, base) == pin.path:
-                    return entry
-        return None
+        same_kind = (e for e in self.entries if e.kind == pin.kind and e.path is not None)
+        return next((e for e in same_kind if _absolute(e.path or "", base) == pin.path), None)
 
     def check_local(self, pin: LockEntry) -> None:
         """Refuse a local package the lock does not pin exactly.
