@@ -75,6 +75,8 @@ class LoaderConfig:
         prereleases: Allow pre-releases when resolving requirements.
         locked: Install exactly what the lock file pins, refuse anything else.
         lock_file: The lock file path.
+        allow_unpinned_directories: With ``locked``, load a local directory the lock names
+            (a directory has no fixed bytes to pin; off: every directory is refused).
         bundle: A local mirror/bundle directory used as an index source.
         network: Network settings.
         base_dir: Directory relative paths were resolved against.
@@ -91,6 +93,7 @@ class LoaderConfig:
     prereleases: bool = False
     locked: bool = False
     lock_file: Path | None = None
+    allow_unpinned_directories: bool = False
     bundle: Path | None = None
     network: NetworkConfig = field(default_factory=NetworkConfig)
     base_dir: Path = field(default_factory=Path.cwd)
@@ -158,6 +161,7 @@ _TOP_KEYS = {
     "prereleases",
     "locked",
     "lock_file",
+    "allow_unpinned_directories",
     "bundle",
     "timeouts",
     "retries",
@@ -365,6 +369,7 @@ def parse_config(
         prereleases=_bool(raw, "prereleases", False),
         locked=_bool(raw, "locked", False),
         lock_file=_path(raw, "lock_file", base),
+        allow_unpinned_directories=_bool(raw, "allow_unpinned_directories", False),
         bundle=_path(raw, "bundle", base),
         network=network,
         base_dir=base,

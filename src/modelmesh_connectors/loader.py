@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .binding import bind_release, url_file_name, url_is_under
 from .cache import ArchiveCache
 from .config import LoaderConfig, load_config, parse_config
 from .directory_fetcher import DirectoryFetcher, path_to_url
@@ -27,6 +29,7 @@ from .errors import (
     HashMismatchError,
     NotFoundError,
     PolicyError,
+    ResolutionError,
     TrustError,
 )
 from .index_view import IndexView, Mirror
@@ -40,7 +43,7 @@ from .trust import TrustedState, trust_root_id
 
 if TYPE_CHECKING:
     from .download import Fetcher, Sink
-    from .lockfile import LockPolicy
+    from .lockfile import LockEntry, LockPolicy
 
 __all__ = ["Loader", "ResolvedArchive", "build_registry"]
 
@@ -134,8 +137,13 @@ class Loader:
 
     def _http_fetcher(self) -> Fetcher:
         if self.config.offline:
-            # Defence in depth: offline mode must never open a socket.
-            raise PolicyError("offline mode: no network request may be made")
+            # The only guard: every network fetch (archive URLs and their .sig, network
+            # mirrors) asks for the fetcher here, so offline mode never opens a socket.
+            raise PolicyError(
+                "offline mode: no network request may be made",
+                hint="offline, packages come from the cache or a bundle: load them by "
+                "requirement; an archive URL entry needs the network",
+            )
         if self._http is None:
             from .download import DownloadConfig, HttpFetcher
 
@@ -231,6 +239,7 @@ class Loader:
         Raises:
             ResolutionError, TrustError, DownloadError, PolicyError: see the messages.
         """
+        self._apply_configured_lock()
         if isinstance(spec, LocalSpec):
             return spec
         if isinstance(spec, RequirementSpec):
@@ -268,9 +277,12 @@ class Loader:
         )
 
     def _resolve_url(self, spec: UrlSpec) -> ResolvedArchive:
+        # Refuse an ambiguous path before any request: the name must be unambiguous.
+        file_name = url_file_name(spec.url)
         fetcher = self._fetcher_for(spec.url)
         mirror = self._mirror(spec.url.rsplit("/", 1)[0] + "/")
         try:
+            # Capped: a hostile server's endless .sig ends in LengthMismatchError.
             sig = fetcher.fetch_bytes(spec.url + ".sig", max_length=MAX_SIGNATURE_BYTES)
         except NotFoundError:
             if spec.sha256 is None or self.config.require_signatures:
@@ -280,10 +292,9 @@ class Loader:
                     "signed index",
                 ) from None
             _log.warning("%s has no signature; trusting the configured sha256 pin", spec.url)
-            name = spec.url.rsplit("/", 1)[-1]
             return ResolvedArchive(
                 spec,
-                name,
+                file_name,
                 "?",
                 spec.sha256,
                 None,
@@ -294,11 +305,15 @@ class Loader:
             )
         state = self._root_state()
         release, signers = state.verify_release_signed(sig)
+        # Any release the keys ever signed verifies; only this binds it to the entry.
+        bind_release(release, file_name, where=spec.url)
         if spec.sha256 is not None and spec.sha256 != release.sha256:
             raise HashMismatchError(
                 f"{spec.url}: the configured pin sha256={spec.sha256} does not match the signed "
                 f"sha256 {release.sha256}"
             )
+        if self.config.index or self.config.bundle:
+            self._check_url_against_index(spec, release)
         return ResolvedArchive(
             spec,
             release.name,
@@ -310,6 +325,72 @@ class Loader:
             tuple(sorted(signers)),
             spec.url,
         )
+
+    def _index_bases(self) -> list[str]:
+        bases = list(self.config.index)
+        if self.config.bundle is not None:
+            bases.append(path_to_url(self.config.bundle))
+        return bases
+
+    def _check_url_against_index(self, spec: UrlSpec, release: Release) -> None:
+        """With an index configured, a signed URL entry must be a release the index lists.
+
+        The index is authoritative for every name it lists, wherever the URL points: the
+        release must be listed under that name and version with the same sha256 and length
+        (a removed or replaced release cannot come back through another host), and a yanked
+        one loads only when the entry pins its hash. A URL into a configured index must name
+        a package the index lists at all; a URL elsewhere may carry a package the index does
+        not know (a publisher's own host), bound by name, version and signature alone.
+
+        Raises:
+            ResolutionError: not listed, or yanked and not pinned by hash.
+            HashMismatchError: listed with another sha256 or length.
+            TrustError, DownloadError: the index state or its nodes fail.
+        """
+        view = self.view()
+        into_index = any(url_is_under(spec.url, base) for base in self._index_bases())
+        try:
+            entries = view.releases(release.name)
+        except ResolutionError:
+            if into_index:
+                raise ResolutionError(
+                    f"{spec.url}: {release.name} {release.version} is signed, but the current "
+                    f"index this URL points into does not list {release.name} at all"
+                ) from None
+            _log.info(
+                "%s: %s is not in the index; bound by name, version and signature only",
+                spec.url,
+                release.name,
+            )
+            return
+        entry = next((e for e in entries if e.version == release.version), None)
+        if entry is None:
+            listed = ", ".join(e.version for e in entries) or "none"
+            raise ResolutionError(
+                f"{spec.url}: {release.name} {release.version} is signed, but the current "
+                f"index does not list that version (listed: {listed}); a release removed from "
+                "the index is not loaded from elsewhere"
+            )
+        listed_release = view.state().verify_bin_release(release.name, entry)
+        if (listed_release.sha256, listed_release.length) != (release.sha256, release.length):
+            raise HashMismatchError(
+                f"{spec.url}: {release.name} {release.version}: the index lists sha256 "
+                f"{listed_release.sha256} ({listed_release.length} bytes), the URL's signature "
+                f"says {release.sha256} ({release.length} bytes)"
+            )
+        if entry.yanked:
+            reason = f": {entry.yanked_reason}" if entry.yanked_reason else ""
+            if spec.sha256 is None:
+                raise ResolutionError(
+                    f"{spec.url}: {release.name} {release.version} is yanked{reason}",
+                    hint=f"pin it with '#sha256={release.sha256}' to load it anyway",
+                )
+            _log.warning(
+                "%s %s is yanked%s (used because pinned by hash)",
+                release.name,
+                release.version,
+                reason,
+            )
 
     # -- download -----------------------------------------------------------------------------
 
@@ -437,8 +518,25 @@ class Loader:
         """Install exactly what ``lock`` pins; refuse anything else."""
         self._lock = lock
 
+    def _apply_configured_lock(self) -> None:
+        """With ``locked: true``, read the lock before the first entry resolves.
+
+        Every way in (a whole run, ``install``, ``registry.load_package``, ``mirror``)
+        passes here, so none of them can load something the lock does not pin.
+
+        Raises:
+            ConfigError: no lock file configured, or it cannot be read.
+        """
+        if self.config.locked and self._lock is None:
+            from .lockfile import LockFile
+
+            if self.config.lock_file is None:
+                raise ConfigError("connectors.lock_file: required with locked: true")
+            self._lock = LockFile.read(self.config.lock_file)
+
     def resolve_all(self, specs: Sequence[PackageSpec]) -> list[ResolvedArchive | LocalSpec]:
         """Resolve every entry (metadata only; sequential, one index refresh)."""
+        self._apply_configured_lock()
         names = sorted({s.name for s in specs if isinstance(s, RequirementSpec)})
         if len(names) > 1:
             view = self.view()
@@ -488,6 +586,47 @@ class Loader:
         return out
 
     def _local_package(self, spec: LocalSpec) -> tuple[Package, Origin]:
+        package, origin = self._open_local(spec)
+        if self._lock is not None:
+            self._lock.check_local(self._local_pin(spec, package, origin))
+        return package, origin
+
+    def pin_local(self, spec: LocalSpec) -> LockEntry:
+        """Read (and, under ``require_signatures``, verify) a local entry; return its pin.
+
+        Raises:
+            PolicyError, TrustError, PackageError: as loading it would.
+        """
+        package, origin = self._open_local(spec)
+        return self._local_pin(spec, package, origin)
+
+    def _local_pin(self, spec: LocalSpec, package: Package, origin: Origin) -> LockEntry:
+        from .lockfile import LockEntry
+
+        # Absolute, normalized, symlinks not resolved: the path the configuration names.
+        key = os.path.abspath(spec.path)
+        return LockEntry(
+            package.manifest.name,
+            package.manifest.version,
+            package.sha256,
+            package.length,
+            key,
+            "local",
+            origin.signed_by,
+            kind="local-zip" if package.is_archive else "directory",
+            path=key,
+        )
+
+    def _open_local(self, spec: LocalSpec) -> tuple[Package, Origin]:
+        if spec.path.is_dir() and self.config.locked and not self.config.allow_unpinned_directories:
+            # A directory has no fixed bytes to pin: 'locked' would silently load whatever
+            # the tree holds today.
+            raise PolicyError(
+                f"{spec.path}: locked mode loads only pinned packages, and a directory is not "
+                "pinned",
+                hint="pack it (modelmesh-connectors pack) and lock the zip, or opt in with "
+                "'allow_unpinned_directories: true' (the lock must still name the directory)",
+            )
         if not self.config.require_signatures:
             return open_local_package(spec.path), Origin("local", str(spec.path.resolve()))
         if spec.path.is_dir() or spec.path.suffix.lower() != ".zip":
@@ -497,13 +636,19 @@ class Loader:
             )
         sig_path = spec.path.with_name(spec.path.name + ".sig")
         try:
-            sig = sig_path.read_bytes()
+            with open(sig_path, "rb") as handle:
+                sig = handle.read(MAX_SIGNATURE_BYTES + 1)
         except OSError as exc:
             raise PolicyError(
                 f"{spec.path}: require_signatures is on but {sig_path} cannot be read: {exc}"
             ) from exc
+        if len(sig) > MAX_SIGNATURE_BYTES:
+            raise PolicyError(f"{sig_path}: over the {MAX_SIGNATURE_BYTES}-byte signature cap")
         state = self._root_state()
         release, signer_set = state.verify_release_signed(sig)
+        # The same binding as for URLs: a signed zip renamed to another release's name
+        # (an older one, another package) is refused.
+        bind_release(release, spec.path.name, where=str(spec.path))
         package = open_local_package(spec.path)
         from .trust import check_archive
 
@@ -603,13 +748,7 @@ def build_registry(
     loader = Loader(cfg, now=now, fetcher=fetcher)
     registry = ConnectorRegistry(source=loader, require_signatures=cfg.require_signatures)
     with loader:
-        if cfg.locked:
-            from .lockfile import LockFile
-
-            if cfg.lock_file is None:
-                raise ConfigError("connectors.lock_file: required with locked: true")
-            loader.use_lock(LockFile.read(cfg.lock_file))
-        loaded = loader.load(cfg.packages)
+        loaded = loader.load(cfg.packages)  # reads the lock first when locked: true
         for package, origin in loaded:
             registry.add_package(package, origin)
     return registry

@@ -253,7 +253,13 @@ class ConnectorRegistry:
                 nothing — on any error no connector of the package is registered and none
                 of its modules stays imported.
         """
-        if self._is_local(path):
+        if self._is_local(path) and self._source is not None:
+            # Through the loader like a configured entry: it verifies a signed zip under
+            # require_signatures and refuses what a lock (locked: true) does not pin.
+            text = str(path)
+            here = text if text.startswith("~") or Path(text).is_absolute() else Path.cwd() / text
+            package, origin = self._source.fetch_package(str(here))
+        elif self._is_local(path):
             if self._require_signatures:
                 from .errors import PolicyError
 

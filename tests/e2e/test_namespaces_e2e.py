@@ -100,11 +100,14 @@ class ScopedRepositorySimulator(RepositorySimulator):
         )
 
     def place_detached(self, archive: Path, envelope: Envelope, name: str) -> str:
-        """Put an archive and its ``.zip.sig`` on the server, outside the index; its URL."""
+        """Put an archive and its ``.zip.sig`` on the server, outside the index; its URL.
+
+        The URL names the server as ``localhost``: another host than the configured index
+        (a URL *into* the index must name a release the index lists)."""
         rel = f"loose/{name}/{archive.name}"
         self.server.add_file("/" + rel, archive.read_bytes())
         self.server.add_file("/" + rel + ".sig", envelope.to_bytes())
-        return self.url + rel
+        return self.server.url("/" + rel, host="localhost")
 
     def place_in_bin(self, archive: Path, envelope: Envelope, name: str, version: str) -> None:
         """List a release in the index with no publisher-side checks: archive, bin, group,

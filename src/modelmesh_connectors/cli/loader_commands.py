@@ -12,7 +12,7 @@ from typing import Any
 from ..config import LoaderConfig, load_config, parse_config
 from ..errors import ConfigError
 from ..loader import Loader, build_registry
-from ..requirements import parse_package_spec
+from ..requirements import LocalSpec, parse_package_spec
 from .package_commands import print_table
 
 __all__ = ["register"]
@@ -184,17 +184,33 @@ def _lock(args: argparse.Namespace) -> int:
     cfg = _config(args)
     out = args.output or (cfg.lock_file or cfg.base_dir / "connectors.lock")
     existing = LockFile.read(out) if out.exists() and args.upgrade != "*" else None
+    partial: _PartialLock | None = None
     with Loader(LoaderConfig(**{**cfg.__dict__, "locked": False})) as loader:
         if existing is not None:
-            keep = LockFile(tuple(e for e in existing.entries if e.name != args.upgrade))
-            loader.use_lock(_PartialLock(keep))
-        resolved = [r for r in loader.resolve_all(cfg.packages) if isinstance(r, ResolvedArchive)]
+            keep = LockFile(tuple(e for e in existing.entries if e.name != args.upgrade), out)
+            partial = _PartialLock(keep)
+            loader.use_lock(partial)
+        everything = loader.resolve_all(cfg.packages)
+        resolved = [r for r in everything if isinstance(r, ResolvedArchive)]
         for r in resolved:
             loader.fetch_archive(r)  # a lock only pins what verified end to end
-    lock = LockFile.from_resolved(resolved)
+        # Local entries are pinned too (zips by hash): locked mode refuses what is not here.
+        local = [loader.pin_local(s) for s in everything if isinstance(s, LocalSpec)]
+        for pin in local:
+            if partial is not None:
+                partial.check_local(pin)  # a changed local zip moves only with --upgrade
+    lock = LockFile.from_resolved(resolved, local, base=out.parent)
     lock.write(out)
     for e in lock.entries:
-        print(f"{e.name}=={e.version} sha256={e.sha256}")
+        if e.kind == "directory":
+            print(
+                f"{e.name}=={e.version} directory {e.path} (named, not pinned: locked mode loads "
+                "it only with allow_unpinned_directories: true)"
+            )
+        elif e.kind == "local-zip":
+            print(f"{e.name}=={e.version} {e.path} sha256={e.sha256}")
+        else:
+            print(f"{e.name}=={e.version} sha256={e.sha256}")
     print(f"wrote {out}")
     return 0
 
@@ -207,9 +223,13 @@ class _PartialLock:
 
     def pinned_version(self, name: str) -> str | None:
         for e in self._lock.entries:
-            if e.name == name:
+            if e.kind == "archive" and e.name == name:
                 return str(e.version)
         return None
+
+    def check_local(self, pin: Any) -> None:
+        if self._lock.local_entry(pin) is not None:
+            self._lock.check_local(pin)
 
     def check(self, resolved: Any) -> None:
         if self.pinned_version(resolved.name) is not None:
