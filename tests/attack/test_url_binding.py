@@ -684,7 +684,7 @@ def test_lock_command_pins_url_and_local_entries(
         # `lock` without --upgrade keeps the local zip's pin; --upgrade moves it.
         local.write_bytes(
             arena.sim.build_archive(
-                "dev-sink", "0.1.0", connectors=DEV_SINK, extra_manifest="description: changed\n"
+                "dev-sink", "0.1.0", connectors=DEV_SINK, extra_manifest="# changed after locking\n"
             ).read_bytes()
         )
         config = arena.tmp / "mesh.yaml"
