@@ -237,7 +237,7 @@ def _part_problem(part: str) -> str | None:
         return "a path part ends with '.' or a space (Windows drops it: two names, one file)"
     stem = part.split(".", 1)[0].rstrip(" ").casefold()
     if stem in _DEVICE_NAMES:
-        return f"{stem.upper()!r} is a reserved device name on Windows"
+        return f"{_show(stem.upper())} is a reserved device name on Windows"
     if _SHORT_NAME.search(part.split(".", 1)[0]):
         return "a path part looks like a Windows 8.3 short name (it may alias another file)"
     return None
