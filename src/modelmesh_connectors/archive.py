@@ -662,8 +662,8 @@ def _check_local(data: bytes, entry: _Entry, expected: int, cd_offset: int, sour
         extra_len,
     ) = _LOCAL.unpack_from(data, at)
     name_at = at + _LOCAL.size
-    extra_at = name_at + name_len
-    data_at = extra_at + extra_len
+    extra_at: int = name_at + name_len
+    data_at: int = extra_at + extra_len
     if data_at > cd_offset:
         raise _entry_format(source, raw, "local header runs into the central directory")
     local_name = data[name_at:extra_at]
