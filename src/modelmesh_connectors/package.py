@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 
 from .archive import ArchiveLimits, PackageFiles, read_directory, read_zip
 from .builtins import modelmesh_version
-from .errors import ArchiveError, PackageError
+from .errors import ArchiveLimitError, PackageError
 from .manifest import MANIFEST_NAME, Manifest, parse_manifest
 
 __all__ = [
@@ -98,7 +98,7 @@ def open_local_package(path: str | Path, *, limits: ArchiveLimits | None = None)
     except OSError as exc:
         raise PackageError(f"{p}: cannot read: {exc}") from exc
     if len(data) > MAX_ARCHIVE_BYTES:
-        raise ArchiveError(f"{p}: over the {MAX_ARCHIVE_BYTES}-byte archive cap")
+        raise ArchiveLimitError(f"{p}: over the {MAX_ARCHIVE_BYTES}-byte archive cap")
     return package_from_bytes(data, source=str(p), limits=limits)
 
 

@@ -478,3 +478,22 @@ def test_unicode_path_extra_is_what_makes_two_programs() -> None:
     data = zip_of(entry("pkg/a.py", EVIL, extra=_unicode_path_extra(b"pkg/a.py")))()
     with pytest.raises(UnsafeNameError, match=r"entry 'pkg/a.py': Info-ZIP Unicode Path"):
         read_zip(data, source="t.zip")
+
+
+def test_reader_asks_no_zip_library_what_a_name_is() -> None:
+    """The reader parses the structure itself: ``zipfile``'s view differs by version."""
+    import ast
+    import inspect
+
+    import modelmesh_connectors.archive as archive
+
+    tree = ast.parse(inspect.getsource(archive))
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in (
+            node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")]
+        )
+    }
+    assert not imported & {"zipfile", "zipimport", "shutil"}, imported
