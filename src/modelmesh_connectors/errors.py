@@ -19,7 +19,13 @@ split by where the failure comes from::
     ├── ResolutionError                 the user's request cannot be met by the index
     ├── PublishError                    the index directory cannot be changed as asked
     ├── PackageError                    a package archive or directory is bad
-    │   ├── ArchiveError                an unsafe or malformed zip entry
+    │   ├── ArchiveError                an unsafe or malformed zip entry or package directory
+    │   │   ├── ArchiveFormatError      the zip structure is malformed or could be read two ways
+    │   │   ├── UnsafeNameError         an entry name not one file on every reader and platform
+    │   │   ├── ForbiddenEntryError     an entry no package may hold (link, bytecode, VCS …)
+    │   │   ├── NameCollisionError      two entries that are one file somewhere
+    │   │   ├── ManifestPlacementError  not exactly one manifest, at the root
+    │   │   └── ArchiveLimitError       over an entry-count or size cap (bombs)
     │   ├── ManifestError               ``modelmesh-package.yaml`` is invalid
     │   └── PackageImportError          the package's code failed to import or mis-behaved
     ├── RegistryError                   registry misuse
@@ -38,6 +44,8 @@ from __future__ import annotations
 
 __all__ = [
     "ArchiveError",
+    "ArchiveFormatError",
+    "ArchiveLimitError",
     "CacheError",
     "ConfigError",
     "ConnectorError",
@@ -45,11 +53,14 @@ __all__ = [
     "DownloadError",
     "DuplicateConnectorError",
     "ExpiredError",
+    "ForbiddenEntryError",
     "HashMismatchError",
     "InvalidInput",
     "LengthMismatchError",
     "LockTimeoutError",
     "ManifestError",
+    "ManifestPlacementError",
+    "NameCollisionError",
     "NotFoundError",
     "PackageError",
     "PackageImportError",
@@ -62,6 +73,7 @@ __all__ = [
     "SignatureError",
     "TrustError",
     "UnknownConnectorError",
+    "UnsafeNameError",
 ]
 
 
@@ -166,6 +178,35 @@ class PackageError(ConnectorError):
 
 class ArchiveError(PackageError):
     """A zip archive is malformed or contains an unsafe entry."""
+
+
+class ArchiveFormatError(ArchiveError):
+    """The zip's structure is malformed, or different readers could read it differently.
+
+    Prefix or trailing data, comments, gaps or overlaps between entries, a local header that
+    disagrees with the central directory, zip64, data descriptors, encryption, unknown extra
+    fields, sizes or CRCs that lie.
+    """
+
+
+class UnsafeNameError(ArchiveError):
+    """An entry name that is not one and the same file on every reader and platform."""
+
+
+class ForbiddenEntryError(ArchiveError):
+    """An entry no package may hold: a link, bytecode, a native module, VCS metadata."""
+
+
+class NameCollisionError(ArchiveError):
+    """Two entries that are one file somewhere (duplicate, case-fold or file/directory)."""
+
+
+class ManifestPlacementError(ArchiveError):
+    """Not exactly one ``modelmesh-package.yaml``, at the package root."""
+
+
+class ArchiveLimitError(ArchiveError):
+    """Over the entry-count or size caps (decompression bombs)."""
 
 
 class ManifestError(PackageError, InvalidInput):

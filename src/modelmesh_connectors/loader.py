@@ -34,7 +34,7 @@ from .errors import (
 )
 from .index_view import IndexView, Mirror
 from .metadata import Release
-from .package import Package, open_local_package, package_from_bytes
+from .package import Package, open_local_package, package_from_bytes, read_local_zip
 from .registry import ConnectorRegistry, Origin
 from .requirements import LocalSpec, PackageSpec, RequirementSpec, UrlSpec, parse_package_spec
 from .resolve import Candidate, choose
@@ -649,10 +649,12 @@ class Loader:
         # The same binding as for URLs: a signed zip renamed to another release's name
         # (an older one, another package) is refused.
         bind_release(release, spec.path.name, where=str(spec.path))
-        package = open_local_package(spec.path)
+        # Verify, then parse: the zip reader only sees bytes that match the signature.
+        data = read_local_zip(spec.path)
         from .trust import check_archive
 
-        check_archive(release, sha256=package.sha256, length=package.length)
+        check_archive(release, sha256=hashlib.sha256(data).hexdigest(), length=len(data))
+        package = package_from_bytes(data, source=str(spec.path))
         _check_manifest_matches(release, package)
         signers = tuple(sorted(signer_set))
         return package, Origin(

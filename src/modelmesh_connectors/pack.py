@@ -22,7 +22,9 @@ def pack_to_bytes(source: Path, *, limits: ArchiveLimits | None = None) -> tuple
     """Pack a package directory into zip bytes.
 
     Entries are sorted, timestamps and permissions fixed, and the result is read back
-    through the safe reader, so a packed archive always passes the loader's checks.
+    through the safe reader, so a packed archive always passes the loader's checks: the
+    directory is judged by the same name rules as a zip (docs/FORMAT.md §6), and ``pack``
+    never writes what a reader refuses.
 
     Args:
         source: Directory holding ``modelmesh-package.yaml`` at its root.
@@ -32,7 +34,10 @@ def pack_to_bytes(source: Path, *, limits: ArchiveLimits | None = None) -> tuple
         The archive bytes and the default file name ``<name>-<version>.zip``.
 
     Raises:
-        ArchiveError, ManifestError: the directory is not a valid package.
+        ArchiveError: the directory is not a valid package (one of its subclasses names the
+            rule: ``UnsafeNameError``, ``ForbiddenEntryError``, ``NameCollisionError``,
+            ``ManifestPlacementError``, ``ArchiveLimitError``).
+        ManifestError: the manifest is invalid.
     """
     files = read_directory(source, limits=limits)
     manifest = parse_manifest(files[MANIFEST_NAME], source=f"{source}/{MANIFEST_NAME}")

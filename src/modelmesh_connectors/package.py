@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 
 from .archive import ArchiveLimits, PackageFiles, read_directory, read_zip
 from .builtins import modelmesh_version
-from .errors import ArchiveError, PackageError
+from .errors import ArchiveLimitError, PackageError
 from .manifest import MANIFEST_NAME, Manifest, parse_manifest
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "inspect_archive",
     "open_local_package",
     "package_from_bytes",
+    "read_local_zip",
     "tree_digest",
 ]
 
@@ -88,6 +89,19 @@ def open_local_package(path: str | Path, *, limits: ArchiveLimits | None = None)
         files = read_directory(p, limits=limits)
         size = sum(len(v) for v in files.values())
         return Package(_manifest(files), files, tree_digest(files), size, str(p), False)
+    return package_from_bytes(read_local_zip(p), source=str(p), limits=limits)
+
+
+def read_local_zip(path: str | Path) -> bytes:
+    """Read a local ``.zip`` file's bytes, capped, without parsing them.
+
+    Lets a caller verify the bytes (signature, hash) before the zip reader sees them.
+
+    Raises:
+        PackageError: the path does not exist, is not a ``.zip`` or cannot be read.
+        ArchiveLimitError: the file is over ``MAX_ARCHIVE_BYTES``.
+    """
+    p = Path(path)
     if not p.exists():
         raise PackageError(f"{p}: no such file or directory")
     if p.suffix.lower() != ".zip":
@@ -98,8 +112,8 @@ def open_local_package(path: str | Path, *, limits: ArchiveLimits | None = None)
     except OSError as exc:
         raise PackageError(f"{p}: cannot read: {exc}") from exc
     if len(data) > MAX_ARCHIVE_BYTES:
-        raise ArchiveError(f"{p}: over the {MAX_ARCHIVE_BYTES}-byte archive cap")
-    return package_from_bytes(data, source=str(p), limits=limits)
+        raise ArchiveLimitError(f"{p}: over the {MAX_ARCHIVE_BYTES}-byte archive cap")
+    return data
 
 
 def inspect_archive(path: str | Path) -> Package:

@@ -22,7 +22,9 @@ import hashlib
 import json
 import shutil
 import stat
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,17 +45,23 @@ from modelmesh_connectors.envelope import (
 )
 from modelmesh_connectors.errors import (
     ArchiveError,
+    ArchiveFormatError,
+    ArchiveLimitError,
     ConnectorError,
     DownloadError,
     ExpiredError,
+    ForbiddenEntryError,
     HashMismatchError,
     LengthMismatchError,
+    ManifestPlacementError,
+    NameCollisionError,
     PackageImportError,
     PolicyError,
     RollbackError,
     RootRotationError,
     SignatureError,
     TrustError,
+    UnsafeNameError,
 )
 from modelmesh_connectors.keys import SigningKey
 from modelmesh_connectors.loader import build_registry
@@ -843,28 +851,58 @@ def _canary_source() -> bytes:
     return dict(canary_entries(HOSTILE))["demo_canary/canary.py"]
 
 
-def _zip_case(id: str, build: Callable[[], bytes], match: str) -> Case:
+def _unicode_path_entry() -> zipfile.ZipInfo:
+    # Named notes.txt in the header; its Info-ZIP Unicode Path extra field (0x7075) names it
+    # demo_canary/canary.py. Python 3.11 reads notes.txt, 3.12+ reads a second canary.py.
+    info = zipfile.ZipInfo("demo_canary/notes.txt")
+    other = b"demo_canary/canary.py"
+    payload = b"\x01" + struct.pack("<I", zlib.crc32(info.filename.encode())) + other
+    info.extra = struct.pack("<HH", 0x7075, len(payload)) + payload
+    return info
+
+
+def _zip_case(id: str, build: Callable[[], bytes], match: str, error: type[ArchiveError]) -> Case:
     return _case(
         id,
-        lambda a: Attempt(HOSTILE_SPEC, ArchiveError, match, archives_allowed=True),
+        lambda a: Attempt(HOSTILE_SPEC, error, match, archives_allowed=True),
         _hostile(build),
     )
 
 
 EVIL = b"open('/tmp/pwned', 'w').write('x')\n"
 ARCHIVES = [
-    _zip_case("zip-traversal", _with(("../evil.py", EVIL)), "traversal"),
-    _zip_case("zip-traversal-nested", _with(("demo_canary/../../evil.py", EVIL)), "traversal"),
-    _zip_case("zip-absolute-path", _with(("/tmp/evil.py", EVIL)), "absolute path"),
-    _zip_case("zip-drive-letter", _with(("C:/evil.py", EVIL)), "drive-letter"),
-    _zip_case("zip-backslash", _with(("demo_canary\\..\\..\\evil.py", EVIL)), "backslash"),
-    _zip_case("zip-symlink", _with((_symlink_entry(), b"/etc/passwd")), "symlink"),
-    _zip_case("zip-duplicate-entry", _with(("demo_canary/canary.py", EVIL)), "duplicate"),
-    _zip_case("zip-case-fold-collision", _with(("demo_canary/Canary.py", EVIL)), "case-folding"),
+    _zip_case("zip-traversal", _with(("../evil.py", EVIL)), "traversal", UnsafeNameError),
+    _zip_case(
+        "zip-traversal-nested",
+        _with(("demo_canary/../../evil.py", EVIL)),
+        "traversal",
+        UnsafeNameError,
+    ),
+    _zip_case("zip-absolute-path", _with(("/tmp/evil.py", EVIL)), "absolute path", UnsafeNameError),
+    _zip_case("zip-drive-letter", _with(("C:/evil.py", EVIL)), "drive-letter", UnsafeNameError),
+    _zip_case(
+        "zip-backslash", _with(("demo_canary\\..\\..\\evil.py", EVIL)), "backslash", UnsafeNameError
+    ),
+    _zip_case(
+        "zip-symlink", _with((_symlink_entry(), b"/etc/passwd")), "symlink", ForbiddenEntryError
+    ),
+    _zip_case(
+        "zip-duplicate-entry",
+        _with(("demo_canary/canary.py", EVIL)),
+        "duplicate",
+        NameCollisionError,
+    ),
+    _zip_case(
+        "zip-case-fold-collision",
+        _with(("demo_canary/Canary.py", EVIL)),
+        "case-folding",
+        NameCollisionError,
+    ),
     _zip_case(
         "zip-lying-size-smaller",
         lambda: patch_zip_entry(_with()(), "demo_canary/canary.py", file_size=10),
         "canary.py",
+        ArchiveFormatError,
     ),
     _zip_case(
         "zip-lying-size-larger",
@@ -872,10 +910,26 @@ ARCHIVES = [
             _with()(), "demo_canary/canary.py", file_size=len(_canary_source()) + 1000
         ),
         "canary.py",
+        ArchiveFormatError,
     ),
-    _zip_case("zip-bomb", _with(("demo_canary/bomb.bin", b"\0" * (17 * 1024 * 1024))), "bomb"),
-    _zip_case("zip-encrypted-entry", _patched("demo_canary/canary.py", flags=0x1), "encrypted"),
-    _zip_case("zip-no-manifest", _with(drop="modelmesh-package.yaml"), "no modelmesh-package"),
+    _zip_case(
+        "zip-bomb",
+        _with(("demo_canary/bomb.bin", b"\0" * (17 * 1024 * 1024))),
+        "bomb",
+        ArchiveLimitError,
+    ),
+    _zip_case(
+        "zip-encrypted-entry",
+        _patched("demo_canary/canary.py", flags=0x1),
+        "encrypted",
+        ArchiveFormatError,
+    ),
+    _zip_case(
+        "zip-no-manifest",
+        _with(drop="modelmesh-package.yaml"),
+        "no modelmesh-package",
+        ManifestPlacementError,
+    ),
     _zip_case(
         "zip-manifest-not-at-root",
         _with(
@@ -883,12 +937,32 @@ ARCHIVES = [
             drop="modelmesh-package.yaml",
         ),
         "must be at the root",
+        ManifestPlacementError,
     ),
-    _zip_case("zip-unsupported-compression", _with((_bzip2_entry(), EVIL)), "compression method"),
     _zip_case(
-        "zip-file-and-directory-clash", _with(("demo_canary/canary.py/x.py", EVIL)), "directory"
+        "zip-unsupported-compression",
+        _with((_bzip2_entry(), EVIL)),
+        "compression method",
+        ArchiveFormatError,
     ),
-    _zip_case("zip-not-a-zip", lambda: b"MZ\x90\x00 signed, but not a zip" * 20, "not a valid zip"),
+    _zip_case(
+        "zip-file-and-directory-clash",
+        _with(("demo_canary/canary.py/x.py", EVIL)),
+        "directory",
+        NameCollisionError,
+    ),
+    _zip_case(
+        "zip-not-a-zip",
+        lambda: b"MZ\x90\x00 signed, but not a zip" * 20,
+        "not a valid zip",
+        ArchiveFormatError,
+    ),
+    _zip_case(
+        "zip-unicode-path-extra",
+        _with((_unicode_path_entry(), EVIL)),
+        "entry 'demo_canary/notes.txt': Info-ZIP Unicode Path",
+        UnsafeNameError,
+    ),
 ]
 
 

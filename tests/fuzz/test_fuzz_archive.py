@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import stat
+import struct
 import tempfile
 import unicodedata
 import warnings
@@ -30,21 +31,84 @@ MANIFEST = (
 SLOW = [HealthCheck.too_slow, HealthCheck.data_too_large]
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
+# -- the rules of docs/FORMAT.md §5, written from the spec (not from archive.py) ------------
+
+_BAD_CATEGORIES = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}
+_DEVICES = {"con", "prn", "aux", "nul", "conin$", "conout$"} | {
+    p + d for p in ("com", "lpt") for d in "0123456789\u00b9\u00b2\u00b3"
+}
+_VCS = {
+    ".git", ".hg", ".svn", ".bzr", "_darcs", ".gitattributes", ".gitmodules", ".hgsub",
+    ".hgsubstate",
+}  # fmt: skip
+_CODE = (".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".sl", ".pth")
+ACCEPTED_EXTRAS = {0x000A, 0x5455, 0x5855, 0x7855, 0x7875, 0xCAFE, 0xD935}
+
+
+def _char_ok(c: str) -> bool:
+    if c == " ":
+        return True
+    for db in (unicodedata, unicodedata.ucd_3_2_0):
+        if db.category(c) in _BAD_CATEGORIES or db.category(c) == "Zs":
+            return False
+    return True
+
+
+def _part_ok(part: str) -> bool:
+    stem = part.split(".")[0]
+    return (
+        part not in ("", ".", "..")
+        and not any(c in part for c in '"*:<>?|\\/')
+        and not part.endswith((".", " "))
+        and stem.rstrip(" ").casefold() not in _DEVICES
+        and re.search("~[0-9]+$", stem) is None
+        and len(part.encode()) <= 255
+    )
+
 
 def is_safe_name(name: str) -> bool:
-    """The entry-name rules of archive.py's docstring, written from the spec."""
-    trimmed = name[:-1] if name.endswith("/") else name
-    return bool(
-        name
-        and "\\" not in name
-        and not name.startswith("/")
-        and not _DRIVE.match(name)
-        and not any(ord(c) < 32 or ord(c) == 127 for c in name)
-        and all(
-            part not in ("", ".", "..") and unicodedata.normalize("NFC", part) == part
-            for part in trimmed.split("/")
-        )
-    )
+    """R3-R8, R10, R11 (name part) of FORMAT.md §5, for one decoded name."""
+    is_dir = name.endswith("/")
+    trimmed = name[:-1] if is_dir else name
+    if not name or len(name.encode("utf-8", "surrogatepass")) > 1024:
+        return False
+    if not all(_char_ok(c) for c in name) or "\\" in name or name.startswith("/"):
+        return False
+    if _DRIVE.match(name):
+        return False
+    parts = trimmed.split("/")
+    for i, part in enumerate(parts):
+        nfkc = unicodedata.normalize("NFKC", part)
+        if not _part_ok(part) or not _part_ok(nfkc):
+            return False
+        if unicodedata.normalize("NFC", part) != part:
+            return False
+        for key in (part.casefold(), nfkc.casefold()):
+            if key in _VCS or key == "__pycache__":
+                return False
+            if i == len(parts) - 1 and not is_dir and key.endswith(_CODE):
+                return False
+        if part.casefold() == MANIFEST_NAME and trimmed != MANIFEST_NAME:
+            return False
+    return True
+
+
+def _extras_ok(extra: bytes) -> bool:
+    ids: list[int] = []
+    at = 0
+    while at < len(extra):
+        if at + 4 > len(extra):
+            return False
+        header_id, size = struct.unpack_from("<HH", extra, at)
+        if at + 4 + size > len(extra):
+            return False
+        ids.append(header_id)
+        at += 4 + size
+    return len(set(ids)) == len(ids) and set(ids) <= ACCEPTED_EXTRAS
+
+
+def _fold(name: str) -> str:
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 def check_read_zip(data: bytes, limits: ArchiveLimits | None = None) -> Outcome[PackageFiles]:
@@ -170,48 +234,69 @@ def write_with_zipfile(entries: list[tuple[str, bytes, int | None, int, int]]) -
 def expected_outcome(data: bytes) -> tuple[bool, dict[str, bytes] | None]:
     """Judge an archive from what ``zipfile`` sees in it: (must refuse, files if accepted).
 
-    Only rules stated in archive.py's docstrings are modelled. ``files`` is None when the
-    contents cannot be predicted (an entry ``zipfile`` itself cannot read), and then only
-    the "must refuse" half of the judgement is checked.
+    Only rules stated in docs/FORMAT.md §5 are modelled, from ``zipfile``'s view plus the
+    raw bytes it keeps (``orig_filename``, ``extra``, the local header at ``header_offset``).
+    ``files`` is None when the contents cannot be predicted (an entry ``zipfile`` itself
+    cannot read), and then only the "must refuse" half of the judgement is checked.
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except Exception:
         return True, None
-    kinds: dict[str, str] = {}
-    folded: set[str] = set()
+    if archive.comment:
+        return True, None
+    nodes: dict[str, tuple[str, bool]] = {}
+    names: list[tuple[str, bool]] = []
     infos = archive.infolist()
     for info in infos:
-        name = info.filename
-        # Encrypted (bit 0) and strongly encrypted (bit 6) entries cannot be read.
-        if not is_safe_name(name) or info.flag_bits & 0x41:
+        raw_name = info.orig_filename  # before zipfile cuts it at a NUL
+        if "\x00" in raw_name:
             return True, None
-        trimmed = name[:-1] if name.endswith("/") else name
-        is_dir = name.endswith("/")
+        if not info.flag_bits & 0x800 and not raw_name.isascii():
+            return True, None  # decoded as cp437: non-ASCII without the UTF-8 flag
+        if not is_safe_name(raw_name) or info.flag_bits & ~0x806:
+            return True, None
+        if not _extras_ok(info.extra) or info.comment:
+            return True, None
+        # The local header must name the entry with the same bytes.
+        raw = raw_name.encode("utf-8" if info.flag_bits & 0x800 else "ascii")
+        at = info.header_offset
+        local_len = int.from_bytes(data[at + 26 : at + 28], "little")
+        if data[at + 30 : at + 30 + local_len] != raw:
+            return True, None
+        is_dir = raw_name.endswith("/")
         mode = info.external_attr >> 16
-        if info.create_system == 3 and stat.S_IFMT(mode):
-            if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
-                return True, None
-            # A directory mode makes a directory; a regular mode leaves the name to decide.
-            is_dir = is_dir or stat.S_ISDIR(mode)
-        if not is_dir and info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        kind = stat.S_IFMT(mode)
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
             return True, None
-        if trimmed in kinds or trimmed.casefold() in folded:
+        if (kind and (kind == stat.S_IFDIR) != is_dir) or mode & 0o7000:
             return True, None
-        kinds[trimmed] = "dir" if is_dir else "file"
-        folded.add(trimmed.casefold())
-    for name in kinds:
-        parts = name.split("/")
-        if any(kinds.get("/".join(parts[:i])) == "file" for i in range(1, len(parts))):
+        if info.external_attr & 0x10 and not is_dir:
             return True, None
-    if kinds.get(MANIFEST_NAME) != "file":
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            return True, None
+        if is_dir and info.file_size:
+            return True, None
+        trimmed = raw_name[:-1] if is_dir else raw_name
+        if (trimmed, is_dir) in names:
+            return True, None
+        names.append((trimmed, is_dir))
+        parts = trimmed.split("/")
+        for i in range(1, len(parts) + 1):
+            node = "/".join(parts[:i])
+            node_is_dir = i < len(parts) or is_dir
+            seen = nodes.get(_fold(node))
+            if seen is None:
+                nodes[_fold(node)] = (node, node_is_dir)
+            elif seen != (node, True) or not node_is_dir:
+                return True, None  # case-fold collision, file/directory clash, duplicate
+    if (MANIFEST_NAME, False) not in names:
         return True, None
     files: dict[str, bytes] = {}
     for info in infos:
-        name = info.filename[:-1] if info.filename.endswith("/") else info.filename
-        if kinds[name] == "file":
+        if not info.filename.endswith("/"):
             try:
-                files[name] = archive.read(info)
+                files[info.filename] = archive.read(info)
             except Exception:
                 return False, None
     return False, files
@@ -326,7 +411,7 @@ def test_mutated_valid_packages(data: bytes) -> None:
 
 _path_segments = st.from_regex(
     r"[a-z0-9\u00e9\u00fc\u0436][a-z0-9_.\u00e9\u00fc\u0436-]{0,7}", fullmatch=True
-).filter(lambda s: s not in (".", "..") and not s.endswith((".pyc", ".pyo")) and s != MANIFEST_NAME)
+).filter(lambda s: is_safe_name(s) and s != MANIFEST_NAME)
 
 
 @st.composite
