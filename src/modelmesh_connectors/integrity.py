@@ -110,9 +110,7 @@ def fingerprint() -> Fingerprint:
         for name in names:
             if hasattr(module, name):
                 out[f"{module.__name__}.{name}"] = (id(getattr(module, name)),)
-    out["sys.modules"] = tuple(
-        id(sys.modules.get(f"{__package__}.{short}")) for short in _MODULES
-    )
+    out["sys.modules"] = tuple(id(sys.modules.get(f"{__package__}.{short}")) for short in _MODULES)
     return out
 
 
