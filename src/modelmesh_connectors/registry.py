@@ -58,6 +58,8 @@ __all__ = ["ConnectorRegistry", "Origin", "PackageSource"]
 
 _log = logging.getLogger("modelmesh_connectors.registry")
 
+_BUILTIN_IDS = frozenset(b.id for b in BUILTINS)
+
 
 @dataclass(frozen=True)
 class Origin:
@@ -519,6 +521,13 @@ class ConnectorRegistry:
                 )
             for conn in manifest.connectors:
                 self._check_free(conn.id, origin)
+                if conn.id in _BUILTIN_IDS:
+                    # Reserved even in a registry without built-ins: a package must never be
+                    # able to stand in for ModelMesh's own connector under its ID.
+                    raise DuplicateConnectorError(
+                        f"connector ID {conn.id!r} is a ModelMesh built-in; {origin} cannot "
+                        "declare it (built-in IDs are reserved in every registry)"
+                    )
                 if conn.id in claimed:
                     raise DuplicateConnectorError(
                         f"connector ID {conn.id!r} is declared by {claimed[conn.id]} and by "

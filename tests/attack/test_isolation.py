@@ -682,3 +682,23 @@ def test_an_entry_that_is_not_the_packages_own_code_is_refused(
     assert type(caught.value) is PackageImportError
     assert "not by this package's verified code" in str(caught.value)
     assert private_modules() == before
+
+
+def test_builtin_ids_are_reserved_even_without_builtins(arena: Arena, canary: Path) -> None:
+    data = crafted_zip(
+        [
+            (n, d.replace(b"id: demo.canary.v1", b"id: openai.llm.v1"))
+            for n, d in canary_entries(HOSTILE)
+        ]
+    )
+    reserved = (("openai.llm.v1", "observability"),)
+    force_publish(arena.sim, data, release=release_for(data, version=HOSTILE, connectors=reserved))
+    bare = ConnectorRegistry(include_builtins=False)
+    archive = arena.tmp / "reserved.zip"
+    archive.write_bytes(data)
+    with pytest.raises(ConnectorError) as caught:
+        bare.load_package(str(archive))
+    assert type(caught.value) is DuplicateConnectorError
+    assert "built-in" in str(caught.value)
+    assert bare.list_connectors() == []
+    assert not canary.exists()
