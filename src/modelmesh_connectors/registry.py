@@ -469,10 +469,11 @@ class ConnectorRegistry:
 
     def _refuse(self, namespace: str, what: str, *, loads: bool = False) -> None:
         """Record and refuse an attempt by package code to register or load something."""
-        self._violations.append((namespace, what))
+        record = f"a load of {what}" if loads else what
+        self._violations.append((namespace, record))
         loading = _LOADING.get()
         if loading is not None and loading.namespace == namespace:
-            loading.violations.append(what)
+            loading.violations.append(record)
         owner = self._owners.get(namespace) or self._pending.get(namespace)
         if loading is not None and loading.namespace == namespace:
             label, declared = loading.package, loading.declared
@@ -554,15 +555,20 @@ class ConnectorRegistry:
             imported = import_package(manifest, package.files, package.sha256)
         try:
             if loading.violations:
+                loads = [v for v in loading.violations if v.startswith("a load of ")]
                 own = [v for v in loading.violations if v in loading.declared]
-                undeclared = [v for v in loading.violations if v not in loading.declared]
+                undeclared = [v for v in loading.violations if v not in [*loads, *own]]
                 parts = []
                 if undeclared:
-                    parts.append("undeclared connector(s) " + ", ".join(undeclared))
+                    parts.append("register undeclared connector(s) " + ", ".join(undeclared))
                 if own:
-                    parts.append("its own declared connector(s) " + ", ".join(own) + " itself")
+                    parts.append(
+                        "register its own declared connector(s) " + ", ".join(own) + " itself"
+                    )
+                if loads:
+                    parts.append("make " + ", ".join(loads))
                 raise PackageImportError(
-                    f"package {loading.package} tried to register {' and '.join(parts)} "
+                    f"package {loading.package} tried to {' and '.join(parts)} "
                     "during its import; only the registry registers a package's connectors, "
                     "exactly those its manifest declares",
                     hint="remove the register() call (or the upstream table change) from the "

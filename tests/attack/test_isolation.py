@@ -227,9 +227,7 @@ for _o in _gc.get_objects():
 """
 
 
-def test_registering_its_own_declared_id_at_import_is_refused(
-    arena: Arena, canary: Path
-) -> None:
+def test_registering_its_own_declared_id_at_import_is_refused(arena: Arena, canary: Path) -> None:
     spec = _publish_hostile_canary(arena, OWN_ID_AT_IMPORT)
     existing = build_registry(arena.sim.config([]))
     listed = existing.list_connectors()
@@ -350,9 +348,7 @@ def test_a_thread_started_by_a_package_cannot_register_later(
     assert registry.origin(CANARY_ID).kind == "package"
 
 
-def test_a_package_thread_meets_a_frozen_registry(
-    arena: Arena, canary: Path, result: Path
-) -> None:
+def test_a_package_thread_meets_a_frozen_registry(arena: Arena, canary: Path, result: Path) -> None:
     code = LATER_FROM_A_THREAD.format(impl="Canary", cid="evil.backdoor.v1", pool=False)
     spec = _publish_hostile_canary(arena, code)
     registry = ConnectorRegistry.from_config(arena.sim.config([spec]), freeze=True)
@@ -662,9 +658,7 @@ def test_control_a_late_load_with_untouched_code_works(arena: Arena, canary: Pat
     assert registry.load_package(VICTIM) == [VICTIM_ID]
 
 
-def test_an_entry_that_is_not_the_packages_own_code_is_refused(
-    arena: Arena, canary: Path
-) -> None:
+def test_an_entry_that_is_not_the_packages_own_code_is_refused(arena: Arena, canary: Path) -> None:
     """A manifest entry re-exporting someone else's class would credit it to this signer."""
     source = (
         "from modelmesh.connectors.observability.null_connector import "
@@ -702,3 +696,32 @@ def test_builtin_ids_are_reserved_even_without_builtins(arena: Arena, canary: Pa
     assert "built-in" in str(caught.value)
     assert bare.list_connectors() == []
     assert not canary.exists()
+
+
+LOAD_AT_IMPORT = """
+import gc as _gc
+from modelmesh_connectors import ConnectorRegistry as _Registry
+for _o in _gc.get_objects():
+    if isinstance(_o, _Registry):
+        try:
+            _o.load_package({path!r})
+        except Exception:
+            pass
+"""
+
+
+def test_package_code_cannot_load_packages(arena: Arena, canary: Path, tmp_path: Path) -> None:
+    """Only the application loads packages: a package loading another is refused."""
+    other = arena.sim.build_archive(
+        "acme-other",
+        "1.0.0",
+        connectors=[("acme.other.v1", "observability", "acme_other.sink:Sink")],
+    )
+    spec = _publish_hostile_canary(arena, LOAD_AT_IMPORT.format(path=str(other)))
+    existing = build_registry(arena.sim.config([]))
+    listed = existing.list_connectors()
+    with pytest.raises(ConnectorError) as caught:
+        existing.load_package(spec)
+    assert type(caught.value) is PackageImportError
+    assert "make a load of package" in str(caught.value)
+    assert existing.list_connectors() == listed
