@@ -341,6 +341,12 @@ def calling_package(frame: FrameType | None = None) -> str | None:
     A thread a package started runs the package's function at the bottom of its stack, so a
     call into the registry from it is attributed to the package even when the object it
     passes is not the package's own.
+
+    Args:
+        frame: Where to start walking outwards (default: the caller's frame).
+
+    Returns:
+        The namespace (``_mmpkg_…``), or ``None`` when no package frame is on the stack.
     """
     frame = frame if frame is not None else sys._getframe(1)
     while frame is not None:
