@@ -6,6 +6,10 @@ own flat registry, instantiated without arguments; a pre-set instance wins). The
 ``connectors.packages`` through the verified loader, instantiates package connectors named in
 those places with their ``config:`` mapping, and hands ModelMesh ready instances. Built-in IDs
 are left to ModelMesh exactly as before.
+
+Start-up follows the safe pattern of docs/SECURITY.md: every package is verified before any
+is imported, the registry is frozen once they are registered, and ModelMesh's own connector
+table is checked against its built-in classes before ModelMesh resolves any ID from it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .connector_types import ConnectorType
-from .errors import ConfigError, ConnectorTypeError
+from .errors import ConfigError, ConnectorTypeError, LibraryTamperedError
 from .registry import ConnectorRegistry
 
 __all__ = ["LoadedMesh", "load_mesh"]
@@ -64,6 +68,29 @@ def _instantiate(registry: ConnectorRegistry, cid: str, kind: ConnectorType, set
     return cls(settings) if settings is not None else cls()
 
 
+def _check_upstream(registry: ConnectorRegistry) -> None:
+    """ModelMesh's flat table must hold exactly its built-in classes.
+
+    Stops a loaded package (say, from a thread it started) rebinding a built-in ID in the
+    table ModelMesh resolves ``connector:`` strings through, after the import-time guard.
+    """
+    from modelmesh.connectors import CONNECTOR_REGISTRY
+
+    builtins = {i.id for i in registry.list_connectors() if registry.origin(i.id).kind == "builtin"}
+    for cid, cls in list(CONNECTOR_REGISTRY.items()):
+        if cid not in builtins:
+            raise LibraryTamperedError(
+                f"modelmesh.connectors.CONNECTOR_REGISTRY holds {cid!r}, which is not a "
+                "ModelMesh built-in (added by code running in the process)"
+            )
+        expected = registry.get_connector(cid)
+        if cls is not expected:
+            raise LibraryTamperedError(
+                f"modelmesh.connectors.CONNECTOR_REGISTRY[{cid!r}] is {cls!r}, expected "
+                f"ModelMesh's built-in {expected!r} (rebound by code running in the process)"
+            )
+
+
 def load_mesh(config: str | Path | Mapping[str, Any]) -> LoadedMesh:
     """Load a ModelMesh YAML (or mapping), its verified packages, and return a ready mesh.
 
@@ -71,11 +98,12 @@ def load_mesh(config: str | Path | Mapping[str, Any]) -> LoadedMesh:
         config: Path to the ModelMesh YAML file, or the parsed mapping.
 
     Returns:
-        The mesh, its client and the registry.
+        The mesh, its client and the registry (frozen: nothing more can be registered).
 
     Raises:
         ConfigError: invalid configuration.
         ConnectorError: a package fails to resolve, verify or load.
+        LibraryTamperedError: ModelMesh's connector table no longer holds its built-ins.
     """
     from modelmesh import MeshConfig, ModelMesh
 
@@ -84,7 +112,7 @@ def load_mesh(config: str | Path | Mapping[str, Any]) -> LoadedMesh:
 
     raw, base = _read(config)
     source = None if isinstance(config, Mapping) else str(config)
-    registry = build_registry(parse_config(raw, base_dir=base, source=source))
+    registry = build_registry(parse_config(raw, base_dir=base, source=source), freeze=True)
     packaged = {
         info.id
         for info in registry.list_connectors()
@@ -110,5 +138,6 @@ def load_mesh(config: str | Path | Mapping[str, Any]) -> LoadedMesh:
             ConnectorType.OBSERVABILITY,
             observability.get("config"),
         )
+    _check_upstream(registry)
     mesh.initialize(MeshConfig.from_dict(raw))
     return LoadedMesh(mesh, mesh.get_client(), registry)

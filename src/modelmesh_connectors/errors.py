@@ -31,7 +31,9 @@ split by where the failure comes from::
     ├── RegistryError                   registry misuse
     │   ├── DuplicateConnectorError     an ID is already registered
     │   ├── ConnectorTypeError          implementation does not fit its connector type
-    │   └── UnknownConnectorError       (also a ``KeyError``) no connector with that ID
+    │   ├── UnknownConnectorError       (also a ``KeyError``) no connector with that ID
+    │   ├── RegistryFrozenError         ``register``/``load_package`` after ``freeze()``
+    │   └── LibraryTamperedError        the verifying code was rebound after packages ran
     └── ConfigError                     the ``connectors:`` configuration is invalid
 
 Invalid *strings* (a connector ID, a requirement, a manifest field) raise
@@ -57,6 +59,7 @@ __all__ = [
     "HashMismatchError",
     "InvalidInput",
     "LengthMismatchError",
+    "LibraryTamperedError",
     "LockTimeoutError",
     "ManifestError",
     "ManifestPlacementError",
@@ -67,6 +70,7 @@ __all__ = [
     "PolicyError",
     "PublishError",
     "RegistryError",
+    "RegistryFrozenError",
     "ResolutionError",
     "RollbackError",
     "RootRotationError",
@@ -238,6 +242,14 @@ class UnknownConnectorError(RegistryError, KeyError):
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message and add quotes.
         return self.message
+
+
+class RegistryFrozenError(RegistryError):
+    """The registry was frozen after start-up; nothing more may be registered or loaded."""
+
+
+class LibraryTamperedError(RegistryError):
+    """Code of modelmesh-connectors was rebound after package code ran; no load is trusted."""
 
 
 # -- configuration -------------------------------------------------------------

@@ -736,11 +736,19 @@ def build_registry(
     *,
     now: datetime | None = None,
     fetcher: Fetcher | None = None,
+    freeze: bool = False,
 ) -> ConnectorRegistry:
     """A registry with the built-ins and every configured package, all or nothing.
 
-    Every archive is resolved, downloaded and verified before the first import; a failure
-    anywhere leaves no registry (and so nothing registered) behind.
+    Every archive is resolved, downloaded and verified — and every manifest checked against
+    the registry — before the first import; a failure anywhere leaves no registry (and so
+    nothing registered) behind, and no package's code has run unless all were verified.
+
+    Args:
+        config: A YAML path, a mapping or a parsed configuration.
+        now: Reference time (default: the current clock).
+        fetcher: Replace the network seam (unit tests).
+        freeze: Freeze the registry once everything is registered.
 
     Raises:
         ConfigError: invalid configuration.
@@ -751,6 +759,6 @@ def build_registry(
     registry = ConnectorRegistry(source=loader, require_signatures=cfg.require_signatures)
     with loader:
         loaded = loader.load(cfg.packages)  # reads the lock first when locked: true
-        for package, origin in loaded:
-            registry.add_package(package, origin)
+        # One batch: no package is imported until every package passed every check.
+        registry.add_packages(loaded, freeze=freeze)
     return registry

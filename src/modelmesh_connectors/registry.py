@@ -1,12 +1,23 @@
-"""``ConnectorRegistry``: ModelMesh's built-ins (imported lazily) plus loaded packages."""
+"""``ConnectorRegistry``: ModelMesh's built-ins (imported lazily) plus loaded packages.
+
+One package cannot act for another: a package's code may only ever be registered under the
+IDs its verified manifest declares, and only by the registry itself when it loads the
+package. Every ``register``/``load_package`` call is attributed to a package when the object
+passed in, or any frame on the calling stack, is that package's code
+(:func:`importer.owner_of`, :func:`importer.calling_package`) — from any thread, at any time
+— and such calls are refused. A batch of packages is checked whole (IDs, environment) before
+the first of them is imported, and registered whole or not at all. :meth:`freeze` ends all
+registration once start-up is done.
+"""
 
 from __future__ import annotations
 
 import contextvars
 import difflib
+import logging
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +33,32 @@ from .connector_types import (
 )
 from .errors import (
     DuplicateConnectorError,
+    LibraryTamperedError,
     PackageError,
     PackageImportError,
+    RegistryFrozenError,
     UnknownConnectorError,
 )
 from .ids import parse_connector_id
-from .importer import import_package, unload
+from .importer import (
+    ImportedPackage,
+    calling_package,
+    import_package,
+    namespace_for,
+    owner_of,
+    unload,
+)
+from .integrity import Fingerprint, changes, fingerprint
 from .package import Package, check_environment, open_local_package
 
 if TYPE_CHECKING:
     from .config import LoaderConfig
 
 __all__ = ["ConnectorRegistry", "Origin", "PackageSource"]
+
+_log = logging.getLogger("modelmesh_connectors.registry")
+
+_BUILTIN_IDS = frozenset(b.id for b in BUILTINS)
 
 
 @dataclass(frozen=True)
@@ -78,8 +103,17 @@ class _Entry:
 @dataclass(frozen=True)
 class _Loading:
     package: str
+    namespace: str
     declared: frozenset[str]
     violations: list[str]
+
+
+@dataclass(frozen=True)
+class _Owner:
+    """A package namespace this registry imported: its label and its declared IDs."""
+
+    package: str
+    declared: frozenset[str]
 
 
 _LOADING: contextvars.ContextVar[_Loading | None] = contextvars.ContextVar(
@@ -112,6 +146,12 @@ class ConnectorRegistry:
         self._packages: dict[tuple[str, str], tuple[str, list[str], str]] = {}
         self._source = source
         self._require_signatures = require_signatures
+        self._frozen = False
+        self._owners: dict[str, _Owner] = {}  # namespaces registered here
+        self._pending: dict[str, _Owner] = {}  # namespaces of the batch being imported
+        self._violations: list[tuple[str, str]] = []
+        # What the verifying code was bound to before this registry first ran package code.
+        self._baseline: Fingerprint | None = None
         if include_builtins:
             for builtin in BUILTINS:
                 info = ConnectorInfo(builtin.id, builtin.connector_type, "", builtin.description)
@@ -123,13 +163,18 @@ class ConnectorRegistry:
 
     @classmethod
     def from_config(
-        cls, config: str | Path | Mapping[str, Any] | LoaderConfig
+        cls, config: str | Path | Mapping[str, Any] | LoaderConfig, *, freeze: bool = False
     ) -> ConnectorRegistry:
         """Build a registry with the built-ins and every package a configuration lists.
+
+        Every package is downloaded and verified (hash, signature, manifest) before the
+        first one is imported.
 
         Args:
             config: A YAML file path, a mapping (a whole ModelMesh config or just its
                 ``connectors:`` section), or a parsed ``LoaderConfig``.
+            freeze: Freeze the registry once the packages are registered (see
+                :meth:`freeze`); the safe pattern for a long-running process.
 
         Returns:
             The registry, with every package loaded (all packages or none).
@@ -140,7 +185,7 @@ class ConnectorRegistry:
         """
         from .loader import build_registry
 
-        return build_registry(config)
+        return build_registry(config, freeze=freeze)
 
     # -- the seed's API --------------------------------------------------------------------
 
@@ -164,19 +209,18 @@ class ConnectorRegistry:
             description: Description (default: first line of the docstring).
 
         Raises:
+            RegistryFrozenError: the registry was frozen.
             InvalidConnectorId: malformed ID.
             DuplicateConnectorError: the ID is taken (names both origins).
             ConnectorTypeError: the type cannot be worked out or does not fit.
-            PackageImportError: called by a loading package for an ID it did not declare.
+            PackageImportError: the implementation or the caller is a package's code: a
+                package's connectors are registered by the registry alone, under the IDs
+                its manifest declares.
         """
-        loading = _LOADING.get()
-        if loading is not None and str(connector_id) not in loading.declared:
-            # Stops a package smuggling in connectors its signed manifest does not declare.
-            loading.violations.append(str(connector_id))
-            raise PackageImportError(
-                f"package {loading.package} tried to register {connector_id!r}, which its "
-                "manifest does not declare"
-            )
+        self._check_open(f"register {connector_id!r}")
+        actor = self._actor(implementation)
+        if actor is not None:
+            self._refuse(actor, str(connector_id))
         cid = str(parse_connector_id(connector_id))
         if connector_type is None:
             kind = classify(implementation)
@@ -190,6 +234,7 @@ class ConnectorRegistry:
         module = getattr(implementation, "__module__", "?")
         origin = Origin("runtime", f"{module}.{getattr(implementation, '__qualname__', '')}")
         with self._lock:
+            self._check_open(f"register {cid!r}")  # frozen while we waited for the lock
             self._check_free(cid, origin)
             self._entries[cid] = _Entry(info, origin, implementation=implementation, loaded=True)
 
@@ -200,6 +245,8 @@ class ConnectorRegistry:
 
         Raises:
             UnknownConnectorError: (a ``KeyError``) with close matches suggested.
+            LibraryTamperedError: a built-in ID resolves to a package's code (ModelMesh's
+                module was rebound by code running in the process).
         """
         with self._lock:
             entry = self._entries.get(connector_id)
@@ -209,7 +256,15 @@ class ConnectorRegistry:
                 raise UnknownConnectorError(f"no connector registered as {connector_id!r}{hint}")
             if not entry.loaded:
                 assert entry.builtin is not None
-                entry.implementation = entry.builtin.load()
+                implementation = entry.builtin.load()
+                owner = owner_of(implementation)
+                if owner is not None:
+                    # Stops a package replacing a built-in by rebinding ModelMesh's module.
+                    raise LibraryTamperedError(
+                        f"built-in connector {connector_id!r} resolves to code of package "
+                        f"namespace {owner}, expected ModelMesh's own class"
+                    )
+                entry.implementation = implementation
                 entry.loaded = True
             return entry.implementation
 
@@ -249,10 +304,18 @@ class ConnectorRegistry:
             again is a no-op that returns the same IDs.
 
         Raises:
+            RegistryFrozenError: the registry was frozen.
+            LibraryTamperedError: this library's verifying code was rebound since this
+                registry first imported package code (checked before anything is fetched).
             PackageError, TrustError, DownloadError, ResolutionError, RegistryError: all or
                 nothing — on any error no connector of the package is registered and none
                 of its modules stays imported.
         """
+        self._check_open(f"load {path!r}")
+        actor = calling_package(sys._getframe(1))
+        if actor is not None:
+            self._refuse(actor, f"package {path!r}", loads=True)
+        self._check_untampered()
         if self._is_local(path) and self._source is not None:
             # Through the loader like a configured entry: it verifies a signed zip under
             # require_signatures and refuses what a lock (locked: true) does not pin.
@@ -281,6 +344,22 @@ class ConnectorRegistry:
 
     # -- extensions ------------------------------------------------------------------------
 
+    @property
+    def frozen(self) -> bool:
+        """Whether :meth:`freeze` was called."""
+        return self._frozen
+
+    def freeze(self) -> None:
+        """Refuse every later ``register``, ``load_package`` and ``add_package(s)``.
+
+        Call it once start-up has loaded everything the configuration lists: from then on
+        no code — a package's background thread included — can add or replace a connector
+        through the registry's API, and no late load can run verification code that a
+        loaded package may have rebound. Freezing is permanent.
+        """
+        with self._lock:
+            self._frozen = True
+
     def origin(self, connector_id: str) -> Origin:
         """Where a connector came from (for ``load`` tables and audits)."""
         with self._lock:
@@ -299,54 +378,235 @@ class ConnectorRegistry:
             The registered IDs.
 
         Raises:
-            See :meth:`load_package`.
+            See :meth:`add_packages`.
         """
-        manifest = package.manifest
-        ids = [c.id for c in manifest.connectors]
-        key = (manifest.name, manifest.version)
+        [ids] = self.add_packages([(package, origin)])
+        return ids
+
+    def add_packages(
+        self, packages: Sequence[tuple[Package, Origin]], *, freeze: bool = False
+    ) -> list[list[str]]:
+        """Import checked packages and register all their connectors, or none at all.
+
+        Every package is checked (ID clashes with the registry and with each other,
+        ``requires-modelmesh`` and dependencies) before the first one is imported, so a
+        package that cannot be registered never lets an earlier one's code run. If any
+        import or post-import check fails, every package of the batch is unloaded.
+
+        Args:
+            packages: ``(package, origin)`` pairs whose bytes were read and verified.
+            freeze: Freeze the registry in the same step (no window in which code started
+                by the packages could register anything).
+
+        Returns:
+            The registered IDs of each package, in order.
+
+        Raises:
+            RegistryFrozenError: the registry was frozen.
+            LibraryTamperedError: this library's verifying code was rebound since this
+                registry first imported package code.
+            PackageError, RegistryError: see :meth:`load_package`; nothing is registered.
+        """
+        actor = calling_package(sys._getframe(1))
+        if actor is not None:
+            self._refuse(actor, "packages", loads=True)
         with self._lock:
-            known = self._packages.get(key)
-            if known is not None:
-                if known[0] == package.sha256:
-                    return list(known[1])
-                raise PackageError(
-                    f"{manifest.name} {manifest.version} is already loaded from {known[2]} with "
-                    f"different content (sha256 {known[0][:12]}…, now {package.sha256[:12]}…)"
-                )
-            for cid in ids:
-                self._check_free(cid, origin)
-            check_environment(manifest)
-            loading = _Loading(f"{manifest.name} {manifest.version}", frozenset(ids), [])
-            with self._watch(loading):
-                imported = import_package(manifest, package.files, package.sha256)
+            self._check_open("add packages")
+            self._check_untampered()
+            plan = self._plan(packages)
+            if plan and self._baseline is None:
+                self._baseline = fingerprint()  # before the first byte of package code runs
+            done: list[tuple[Package, Origin, ImportedPackage]] = []
             try:
-                if loading.violations:
+                for package, origin in plan:
+                    done.append((package, origin, self._import(package, origin)))
+                namespaces = {imported.namespace for _, _, imported in done}
+                late = [v for v in self._violations if v[0] in namespaces]
+                if late:  # e.g. a thread started by one package, during a later import
                     raise PackageImportError(
-                        f"package {loading.package} tried to register undeclared connector(s) "
-                        + ", ".join(loading.violations)
+                        "package code tried to register "
+                        + ", ".join(f"{what} (from {ns})" for ns, what in late)
+                        + " while the packages were loading"
                     )
-                for conn in manifest.connectors:
-                    check_implements(
-                        imported.classes[conn.id],
-                        conn.type,
-                        what=f"{manifest.name} {manifest.version}: connector {conn.id}",
-                    )
-                for cid in ids:  # re-check: the package's import ran arbitrary code
-                    self._check_free(cid, origin)
             except BaseException:
-                unload(imported.namespace)
+                for _, _, imported in done:
+                    unload(imported.namespace)
                 raise
-            for conn in manifest.connectors:
-                info = ConnectorInfo(
-                    conn.id, conn.type, manifest.version, conn.description or manifest.description
-                )
-                self._entries[conn.id] = _Entry(
-                    info, origin, implementation=imported.classes[conn.id], loaded=True
-                )
-            self._packages[key] = (package.sha256, ids, str(origin))
-        return list(ids)
+            finally:
+                self._pending.clear()
+            for package, origin, imported in done:
+                self._commit(package, origin, imported)
+            if freeze:
+                self._frozen = True
+            return [
+                list(self._packages[(p.manifest.name, p.manifest.version)][1]) for p, _ in packages
+            ]
 
     # -- internals -------------------------------------------------------------------------
+
+    def _check_open(self, what: str) -> None:
+        if self._frozen:
+            raise RegistryFrozenError(
+                f"cannot {what}: the registry is frozen",
+                hint="load every package at start-up (connectors.packages), before freeze()",
+            )
+
+    def _check_untampered(self) -> None:
+        """Refuse to verify anything with code rebound since package code first ran here."""
+        if self._baseline is None:
+            return
+        changed = changes(self._baseline)
+        if changed:
+            raise LibraryTamperedError(
+                "modelmesh-connectors' verifying code was rebound after package code ran in "
+                f"this process: {', '.join(changed[:5])}"
+                + (f" and {len(changed) - 5} more" if len(changed) > 5 else ""),
+                hint="load every package at start-up from the configuration, then freeze()",
+            )
+
+    def _actor(self, implementation: Any) -> str | None:
+        """The package namespace behind a ``register`` call, if package code is involved."""
+        loading = _LOADING.get()
+        return (
+            owner_of(implementation)
+            or calling_package(sys._getframe(2))
+            or (loading.namespace if loading is not None else None)
+        )
+
+    def _refuse(self, namespace: str, what: str, *, loads: bool = False) -> None:
+        """Record and refuse an attempt by package code to register or load something."""
+        record = f"a load of {what}" if loads else what
+        self._violations.append((namespace, record))
+        loading = _LOADING.get()
+        if loading is not None and loading.namespace == namespace:
+            loading.violations.append(record)
+        owner = self._owners.get(namespace) or self._pending.get(namespace)
+        if loading is not None and loading.namespace == namespace:
+            label, declared = loading.package, loading.declared
+        elif owner is not None:
+            label, declared = owner.package, owner.declared
+        else:
+            label, declared = namespace, frozenset()
+        _log.warning("refused: package %s tried to register or load %s", label, what)
+        if loads:
+            raise PackageImportError(
+                f"package {label} tried to load {what}; only the application loads packages"
+            )
+        if what in declared:
+            raise PackageImportError(
+                f"package {label} tried to register its own connector {what!r} itself; the "
+                "registry registers the connectors a manifest declares",
+                hint="remove the register() call from the package",
+            )
+        if owner is None and (loading is None or loading.namespace != namespace):
+            raise PackageImportError(
+                f"code of package namespace {namespace} tried to register {what!r}; that "
+                "package is not loaded in this registry (stale or unloaded package code)"
+            )
+        raise PackageImportError(
+            f"package {label} tried to register {what!r}, which its manifest does not declare"
+        )
+
+    def _plan(self, packages: Sequence[tuple[Package, Origin]]) -> list[tuple[Package, Origin]]:
+        """Check a whole batch before any import; return the packages still to import."""
+        todo: list[tuple[Package, Origin]] = []
+        claimed: dict[str, Origin] = {}
+        seen: dict[tuple[str, str], str] = {}
+        for package, origin in packages:
+            manifest = package.manifest
+            key = (manifest.name, manifest.version)
+            known = self._packages.get(key)
+            where = known[2] if known is not None else None
+            digest = known[0] if known is not None else seen.get(key)
+            if digest is not None:
+                if digest == package.sha256:
+                    continue  # the identical package again: a no-op
+                raise PackageError(
+                    f"{manifest.name} {manifest.version} is already loaded from "
+                    f"{where or 'this batch'} with different content (sha256 {digest[:12]}…, "
+                    f"now {package.sha256[:12]}…)"
+                )
+            for conn in manifest.connectors:
+                self._check_free(conn.id, origin)
+                if conn.id in _BUILTIN_IDS:
+                    # Reserved even in a registry without built-ins: a package must never be
+                    # able to stand in for ModelMesh's own connector under its ID.
+                    raise DuplicateConnectorError(
+                        f"connector ID {conn.id!r} is a ModelMesh built-in; {origin} cannot "
+                        "declare it (built-in IDs are reserved in every registry)"
+                    )
+                if conn.id in claimed:
+                    raise DuplicateConnectorError(
+                        f"connector ID {conn.id!r} is declared by {claimed[conn.id]} and by "
+                        f"{origin}; an ID can be registered once"
+                    )
+                claimed[conn.id] = origin
+            check_environment(manifest)
+            seen[key] = package.sha256
+            todo.append((package, origin))
+        return todo
+
+    def _import(self, package: Package, origin: Origin) -> ImportedPackage:
+        """Import one planned package and check what its code did (caller holds the lock)."""
+        manifest = package.manifest
+        ids = [c.id for c in manifest.connectors]
+        loading = _Loading(
+            f"{manifest.name} {manifest.version}",
+            namespace_for(manifest, package.sha256),
+            frozenset(ids),
+            [],
+        )
+        self._pending[loading.namespace] = _Owner(loading.package, loading.declared)
+        with self._watch(loading):
+            imported = import_package(manifest, package.files, package.sha256)
+        try:
+            if loading.violations:
+                loads = [v for v in loading.violations if v.startswith("a load of ")]
+                own = [v for v in loading.violations if v in loading.declared]
+                undeclared = [v for v in loading.violations if v not in [*loads, *own]]
+                parts = []
+                if undeclared:
+                    parts.append("register undeclared connector(s) " + ", ".join(undeclared))
+                if own:
+                    parts.append(
+                        "register its own declared connector(s) " + ", ".join(own) + " itself"
+                    )
+                if loads:
+                    parts.append("make " + ", ".join(loads))
+                raise PackageImportError(
+                    f"package {loading.package} tried to {' and '.join(parts)} "
+                    "during its import; only the registry registers a package's connectors, "
+                    "exactly those its manifest declares",
+                    hint="remove the register() call (or the upstream table change) from the "
+                    "package",
+                )
+            for conn in manifest.connectors:
+                check_implements(
+                    imported.classes[conn.id],
+                    conn.type,
+                    what=f"{manifest.name} {manifest.version}: connector {conn.id}",
+                )
+            for cid in ids:  # re-check: the package's import ran arbitrary code
+                self._check_free(cid, origin)
+        except BaseException:
+            unload(imported.namespace)
+            raise
+        return imported
+
+    def _commit(self, package: Package, origin: Origin, imported: ImportedPackage) -> None:
+        manifest = package.manifest
+        ids = [c.id for c in manifest.connectors]
+        for conn in manifest.connectors:
+            info = ConnectorInfo(
+                conn.id, conn.type, manifest.version, conn.description or manifest.description
+            )
+            self._entries[conn.id] = _Entry(
+                info, origin, implementation=imported.classes[conn.id], loaded=True
+            )
+        self._owners[imported.namespace] = _Owner(
+            f"{manifest.name} {manifest.version}", frozenset(ids)
+        )
+        self._packages[(manifest.name, manifest.version)] = (package.sha256, ids, str(origin))
 
     def _is_local(self, path: str) -> bool:
         """A local path per the config grammar; a bare existing name is local only without

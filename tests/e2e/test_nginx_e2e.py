@@ -4,7 +4,10 @@ FORMAT.md promises that any static web server can host an index. This runs Debia
 (``scripts/ci_services.sh`` installs it) with a minimal generated configuration: one server
 block with ``root <index>;`` on a free loopback port, every log, pid and temp file in the
 test's temporary directory, no daemonising. The test skips only when there is no nginx
-binary, or nginx cannot start here; a configuration nginx rejects is a failure.
+binary and it is not running in CI (``CI=true``: ``.ci/run`` installs nginx, so a missing
+binary there is a failure). An installed nginx that rejects the configuration or cannot
+start is always a failure, with the end of its error log: a skip would hide a broken
+end-to-end test behind a green run.
 
 The committed index is served as checked out (``sources/`` included, which is harmless), and
 verified against the committed ``keys/root.json``: exactly what a deployment does.
@@ -93,11 +96,17 @@ class Nginx:
         return paths
 
 
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
 def _nginx_binary() -> str:
     found = shutil.which("nginx") or next(
         (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
     )
     if found is None:
+        if _in_ci():
+            pytest.fail("nginx is not installed, but CI=true: .ci/run runs scripts/ci_services.sh")
         pytest.skip("nginx is not installed (scripts/ci_services.sh installs it)")
     return found
 
@@ -192,7 +201,7 @@ def _run_nginx(root: Path, tmp: Path) -> Iterator[Nginx]:
         last_log = (tmp / "error.log").read_text(encoding="utf-8", errors="replace")
         if "Address already in use" not in last_log:
             break
-    pytest.skip(f"nginx cannot start here; its error log ends with:\n{last_log[-2000:]}")
+    pytest.fail(f"nginx is installed but cannot start; its error log ends with:\n{last_log[-2000:]}")
 
 
 @pytest.fixture
@@ -270,3 +279,50 @@ def test_warm_refresh_and_yanked_pin_through_nginx(
         pinned = build_registry(_config(served_index, nginx, cache, "acme-audit-log==1.0.0"))
     assert _versions(pinned)["acme.audit-log.v1"] == "1.0.0"
     assert "yanked: superseded by 1.1.0" in caplog.text
+
+
+# -- the harness itself: an nginx that cannot run is a failure, never a silent skip -------------
+
+
+def _no_nginx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+
+
+@pytest.mark.parametrize("ci", ["true", "1"])
+def test_missing_nginx_fails_in_ci(monkeypatch: pytest.MonkeyPatch, ci: str) -> None:
+    _no_nginx(monkeypatch)
+    monkeypatch.setenv("CI", ci)
+    # Catch a skip too: it must fail the assertion below, not pass as a skip.
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception), match="CI") as outcome:
+        _nginx_binary()
+    assert outcome.type is pytest.fail.Exception, outcome.value
+
+
+def test_missing_nginx_skips_outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_nginx(monkeypatch)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        _nginx_binary()
+
+
+def test_installed_nginx_that_cannot_start_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fake = tmp_path / "bin" / "nginx"
+    fake.parent.mkdir()
+    # Answers -V and -t like nginx, then exits at once when asked to serve.
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *-V*|*" -t"*) exit 0;; esac\n'
+        'for a in "$@"; do last="$a"; done\n'
+        'echo "[emerg] cannot start (test double)" >> "$last"\n'
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: str(fake))
+    # Catch a skip too: it must fail the assertion below, not pass as a skip.
+    outcomes = (pytest.fail.Exception, pytest.skip.Exception)
+    with pytest.raises(outcomes, match="cannot start") as outcome, _run_nginx(tmp_path, tmp_path):
+        pass
+    assert outcome.type is pytest.fail.Exception, outcome.value

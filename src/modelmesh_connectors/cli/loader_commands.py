@@ -119,7 +119,7 @@ class _ProgressBar:
 
 
 def _load(args: argparse.Namespace) -> int:
-    registry = build_registry(_config(args))
+    registry = build_registry(_config(args), freeze=True)
     rows: list[dict[str, Any]] = []
     for info in registry.list_connectors():
         origin = registry.origin(info.id)
