@@ -102,5 +102,12 @@ export async function load(url: string, context: object, nextLoad: NextLoad): Pr
   if (!/\.m?js$/.test(path)) {
     throw new Error(`${url}: only ES modules (.mjs, .js) can be imported from a package`);
   }
-  return { format: "module", source, shortCircuit: true };
+  let text: string;
+  try {
+    // Handed back as text: typed arrays do not survive the hooks thread's reply on Node 20.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(source);
+  } catch {
+    throw new Error(`${url}: module source is not UTF-8`);
+  }
+  return { format: "module", source: text, shortCircuit: true };
 }
