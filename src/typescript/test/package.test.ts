@@ -138,6 +138,7 @@ describe("connector IDs and types", () => {
     class Secret {
       get(): void {}
     }
+    // biome-ignore lint/complexity/noStaticOnlyClass: a rotation bundle exposes its parts as statics
     class Bundle {
       static deactivation = 1;
       static recovery = 2;
