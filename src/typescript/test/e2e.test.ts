@@ -19,9 +19,17 @@ import { zipFiles } from "./support/zip-writer.js";
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 const NOW = new Date("2026-01-01T00:00:00Z");
 
+const made: string[] = [];
 function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), "mmc-ts-"));
+  const dir = mkdtempSync(join(tmpdir(), "mmc-ts-"));
+  made.push(dir);
+  return dir;
 }
+after(() => {
+  for (const dir of made) {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
   await assert.rejects(promise, (err: unknown) => {

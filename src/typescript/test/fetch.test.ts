@@ -1,7 +1,7 @@
 /** The network seam against a real loopback server: caps, timeouts, status mapping, policy. */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -87,5 +87,6 @@ describe("HttpFetcher", () => {
       "trust.hash",
     );
     assert.deepEqual(readdirSync(join(root, "archives")), [`${sha256(data)}.zip`]);
+    rmSync(root, { recursive: true, force: true });
   });
 });

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -43,6 +43,7 @@ test("the runner fails a vector whose expectation is wrong", async () => {
   const path = join(mkdtempSync(join(tmpdir(), "mmc-vec-")), "bad.json");
   writeFileSync(path, JSON.stringify(sample));
   await assert.rejects(runVectorFile(path), /expected error trust.rollback/);
+  rmSync(join(path, ".."), { recursive: true, force: true });
 });
 
 describe("repository vectors (tests/vectors)", () => {
