@@ -1,0 +1,167 @@
+/**
+ * The `connectors:` configuration, read with the same keys as the Python client
+ * (`config.py`). Unknown keys are errors: a typo must never silently weaken a policy.
+ * Keys the TypeScript client does not implement yet are refused by name, not ignored.
+ */
+
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+
+import { ConfigError, describe } from "../errors.js";
+import type { FetchConfig } from "./fetch.js";
+import { defaultCacheDir, type LoaderOptions } from "./loader.js";
+
+const KNOWN = new Set([
+  "index",
+  "trust_root",
+  "cache_dir",
+  "timeouts",
+  "retries",
+  "allow_http",
+  "metadata_max_age",
+  "prereleases",
+  "packages",
+]);
+const NOT_YET = new Set([
+  "require_signatures",
+  "ca_bundle",
+  "offline",
+  "max_expired_age",
+  "locked",
+  "lock_file",
+  "bundle",
+]);
+
+/** A parsed configuration: loader options plus the packages to load. */
+export interface ConnectorsConfig {
+  readonly loader: LoaderOptions;
+  readonly packages: readonly string[];
+}
+
+function invalid(message: string): ConfigError {
+  return new ConfigError("config.invalid", `connectors configuration: ${message}`);
+}
+
+/** Seconds from `10`, `10s`, `5m`, `1h`, `500ms`. */
+export function parseDurationMs(value: unknown, field: string): number {
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0) {
+    return value * 1000;
+  }
+  const m = typeof value === "string" ? /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?$/.exec(value.trim()) : null;
+  if (m === null) {
+    throw invalid(`${field}: expected a duration like 10s or 5m, got ${JSON.stringify(value)}`);
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  return Number(m[1]) * unit;
+}
+
+function bool(value: unknown, field: string): boolean {
+  if (typeof value !== "boolean") {
+    throw invalid(`${field}: expected true or false, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Read a configuration: a YAML file path, a whole ModelMesh config object holding a
+ * `connectors` mapping, or the `connectors` mapping itself.
+ *
+ * @throws ConfigError (`config.invalid`).
+ */
+export function readConfig(config: string | Record<string, unknown>): ConnectorsConfig {
+  let raw: unknown = config;
+  let base = process.cwd();
+  if (typeof config === "string") {
+    try {
+      raw = parseYaml(readFileSync(config, "utf8"), { version: "1.1", uniqueKeys: true, maxAliasCount: 0 });
+    } catch (err) {
+      throw invalid(`cannot read ${config}: ${describe(err)}`);
+    }
+    base = dirname(resolve(config));
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw invalid("expected a mapping");
+  }
+  let section = raw as Record<string, unknown>;
+  if ("connectors" in section && typeof section["connectors"] === "object") {
+    section = section["connectors"] as Record<string, unknown>;
+  }
+  for (const key of Object.keys(section)) {
+    if (NOT_YET.has(key)) {
+      throw invalid(`'${key}' is not supported by the TypeScript client yet`);
+    }
+    if (!KNOWN.has(key)) {
+      throw invalid(`unknown key '${key}'; allowed: ${[...KNOWN].sort().join(", ")}`);
+    }
+  }
+  const rawIndex = section["index"] ?? [];
+  const index = typeof rawIndex === "string" ? [rawIndex] : rawIndex;
+  if (!Array.isArray(index) || !index.every((u) => typeof u === "string")) {
+    throw invalid("index: expected a URL or a list of URLs");
+  }
+  const rootPath = section["trust_root"];
+  if (typeof rootPath !== "string") {
+    throw invalid("trust_root: expected the path of the shipped root.json");
+  }
+  let trustRoot: Uint8Array;
+  const rootFile = isAbsolute(rootPath) ? rootPath : resolve(base, rootPath);
+  try {
+    trustRoot = readFileSync(rootFile);
+  } catch (err) {
+    throw invalid(`trust_root: cannot read ${rootFile}: ${describe(err)}`);
+  }
+  const cacheRaw = section["cache_dir"];
+  if (cacheRaw !== undefined && typeof cacheRaw !== "string") {
+    throw invalid("cache_dir: expected a path");
+  }
+  const cacheDir = cacheRaw === undefined ? defaultCacheDir() : resolve(base, cacheRaw.replace(/^~(?=\/)/, process.env["HOME"] ?? "~"));
+  const fetch: { -readonly [K in keyof FetchConfig]?: FetchConfig[K] } = {};
+  const timeouts = section["timeouts"];
+  if (timeouts !== undefined) {
+    if (typeof timeouts !== "object" || timeouts === null) {
+      throw invalid("timeouts: expected a mapping {connect, read, total}");
+    }
+    for (const [k, v] of Object.entries(timeouts)) {
+      if (k === "connect") {
+        fetch.connectTimeoutMs = parseDurationMs(v, "timeouts.connect");
+      } else if (k === "read") {
+        fetch.readTimeoutMs = parseDurationMs(v, "timeouts.read");
+      } else if (k === "total") {
+        fetch.totalTimeoutMs = parseDurationMs(v, "timeouts.total");
+      } else {
+        throw invalid(`timeouts: unknown key '${k}'`);
+      }
+    }
+  }
+  if (section["retries"] !== undefined) {
+    const r = section["retries"];
+    if (typeof r !== "number" || !Number.isInteger(r) || r < 0) {
+      throw invalid("retries: expected an integer >= 0");
+    }
+    fetch.retries = r;
+  }
+  if (section["allow_http"] !== undefined) {
+    fetch.allowHttp = bool(section["allow_http"], "allow_http");
+  }
+  const packages = section["packages"] ?? [];
+  if (!Array.isArray(packages) || !packages.every((p) => typeof p === "string")) {
+    throw invalid("packages: expected a list of strings");
+  }
+  const resolvedPackages = packages.map((p: string) =>
+    (p.startsWith("./") || p.startsWith("../")) && !isAbsolute(p) ? resolve(base, p) : p,
+  );
+  return {
+    loader: {
+      index,
+      trustRoot,
+      cacheDir,
+      fetch,
+      prereleases: section["prereleases"] === undefined ? false : bool(section["prereleases"], "prereleases"),
+      ...(section["metadata_max_age"] === undefined
+        ? {}
+        : { metadataMaxAgeMs: parseDurationMs(section["metadata_max_age"], "metadata_max_age") }),
+    },
+    packages: resolvedPackages,
+  };
+}

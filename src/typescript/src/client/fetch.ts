@@ -1,0 +1,305 @@
+/**
+ * The one network seam: turn a URL into a bounded stream of bytes (as `download.py`).
+ *
+ * {@link HttpFetcher} applies the URL policy before any connection (HTTPS only; plain HTTP
+ * only to a loopback host unless allowed) and on every redirect hop (no https → http
+ * downgrade); streams the body into a {@link Sink} and aborts the moment more than
+ * `maxLength` bytes arrive; enforces a connect timeout, a read (idle) timeout and a total
+ * deadline; retries transient failures (connection errors, timeouts, truncated bodies, 5xx,
+ * 429) a bounded number of times; and maps every foreign error to the project's tree.
+ * Tests can swap in any object that satisfies {@link Fetcher}.
+ */
+
+import http from "node:http";
+import https from "node:https";
+import { isIP } from "node:net";
+
+import { DownloadError, describe } from "../errors.js";
+
+/** How {@link HttpFetcher} talks to the network. */
+export interface FetchConfig {
+  /** Milliseconds to establish a TCP (and TLS) connection. */
+  readonly connectTimeoutMs: number;
+  /** Milliseconds of silence allowed between two received chunks. */
+  readonly readTimeoutMs: number;
+  /** Milliseconds one attempt may take in total, headers and body. */
+  readonly totalTimeoutMs: number;
+  /** Extra attempts after the first, for transient failures only. */
+  readonly retries: number;
+  /** Milliseconds before the first retry; doubles per retry. */
+  readonly backoffMs: number;
+  /** Allow plain http:// to non-loopback hosts (unsafe). */
+  readonly allowHttp: boolean;
+  /** Redirect hops followed per attempt. */
+  readonly maxRedirects: number;
+  /** User-Agent request header. */
+  readonly userAgent: string;
+}
+
+export const DEFAULT_FETCH_CONFIG: FetchConfig = {
+  connectTimeoutMs: 10_000,
+  readTimeoutMs: 30_000,
+  totalTimeoutMs: 300_000,
+  retries: 2,
+  backoffMs: 250,
+  allowHttp: false,
+  maxRedirects: 5,
+  userAgent: "modelmesh-connectors-ts/0.1",
+};
+
+/** Where a fetcher writes a body, chunk by chunk. */
+export interface Sink {
+  /** Accept the next chunk exactly as received; throw to abort. */
+  write(chunk: Uint8Array): void;
+  /** Forget what was written (a retry starts over). */
+  reset(): void;
+}
+
+/** Anything that turns a URL into bounded bytes. */
+export interface Fetcher {
+  /**
+   * @throws DownloadError `download.not-found` (404/410), `download.length` (over the cap),
+   *   `download.timeout`, `download.url-policy`, `download.encoding`, `download.failed`.
+   */
+  fetchBytes(url: string, maxLength: number): Promise<Uint8Array>;
+  /** Stream the body into `sink`; returns the number of bytes written. Errors as above. */
+  fetchTo(url: string, sink: Sink, maxLength: number): Promise<number>;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  if (h === "localhost") {
+    return true;
+  }
+  if (isIP(h) === 4) {
+    return h.startsWith("127.");
+  }
+  return isIP(h) === 6 && (h === "::1" || h === "0:0:0:0:0:0:0:1");
+}
+
+/**
+ * Refuse URLs the fetcher must never connect to.
+ *
+ * @throws DownloadError (`download.url-policy`) Scheme or host not allowed.
+ */
+export function checkUrlPolicy(url: string, allowHttp: boolean): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DownloadError("download.url-policy", `refusing to fetch ${JSON.stringify(url)}: not a valid URL`);
+  }
+  if (!parsed.hostname) {
+    throw new DownloadError("download.url-policy", `refusing to fetch ${url}: expected an absolute URL with a host`);
+  }
+  if (parsed.protocol === "https:") {
+    return parsed;
+  }
+  if (parsed.protocol === "http:") {
+    // Plain HTTP lets anyone on the path rewrite responses; signatures still protect
+    // metadata, but not availability, so only loopback is allowed by default.
+    if (allowHttp || isLoopback(parsed.hostname)) {
+      return parsed;
+    }
+    throw new DownloadError(
+      "download.url-policy",
+      `refusing plain http:// to non-loopback host '${parsed.hostname}' in ${url}: expected https://`,
+      { hint: "use an https:// index URL, or set allow_http" },
+    );
+  }
+  throw new DownloadError(
+    "download.url-policy",
+    `refusing to fetch ${url}: unsupported URL scheme '${parsed.protocol}', expected https (or http to a loopback host)`,
+  );
+}
+
+/** A failure worth retrying; never escapes this module. */
+class Transient extends Error {}
+
+class BufferSink implements Sink {
+  chunks: Uint8Array[] = [];
+  write(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+  }
+  reset(): void {
+    this.chunks = [];
+  }
+}
+
+type Outcome = { redirect: string } | { written: number };
+
+/** The real fetcher over node:http / node:https. */
+export class HttpFetcher implements Fetcher {
+  readonly config: FetchConfig;
+
+  constructor(config: Partial<FetchConfig> = {}) {
+    this.config = { ...DEFAULT_FETCH_CONFIG, ...config };
+  }
+
+  async fetchBytes(url: string, maxLength: number): Promise<Uint8Array> {
+    const sink = new BufferSink();
+    await this.fetchTo(url, sink, maxLength);
+    return Buffer.concat(sink.chunks);
+  }
+
+  async fetchTo(url: string, sink: Sink, maxLength: number): Promise<number> {
+    checkUrlPolicy(url, this.config.allowHttp);
+    let last: Transient | null = null;
+    for (let attempt = 0; attempt <= this.config.retries; attempt++) {
+      if (attempt > 0) {
+        sink.reset();
+        await new Promise((r) => setTimeout(r, this.config.backoffMs * 2 ** (attempt - 1)));
+      }
+      try {
+        return await this.attempt(url, sink, maxLength);
+      } catch (err) {
+        if (!(err instanceof Transient)) {
+          throw err;
+        }
+        last = err;
+      }
+    }
+    const timeout = /timed out|deadline/.test(last?.message ?? "");
+    throw new DownloadError(
+      timeout ? "download.timeout" : "download.failed",
+      `cannot fetch ${url} after ${this.config.retries + 1} attempt(s): ${last?.message}`,
+      { cause: last },
+    );
+  }
+
+  private async attempt(url: string, sink: Sink, maxLength: number): Promise<number> {
+    let current = url;
+    for (let hop = 0; hop <= this.config.maxRedirects; hop++) {
+      const outcome = await this.request(current, sink, maxLength);
+      if ("written" in outcome) {
+        return outcome.written;
+      }
+      const target = checkUrlPolicy(outcome.redirect, this.config.allowHttp);
+      if (new URL(current).protocol === "https:" && target.protocol !== "https:") {
+        throw new DownloadError(
+          "download.url-policy",
+          `refusing redirect from ${current} to ${target.href}: expected https, got a downgrade to plain http`,
+        );
+      }
+      current = target.href;
+    }
+    throw new DownloadError(
+      "download.failed",
+      `too many redirects fetching ${url}: expected at most ${this.config.maxRedirects}`,
+    );
+  }
+
+  private request(url: string, sink: Sink, maxLength: number): Promise<Outcome> {
+    const cfg = this.config;
+    const parsed = new URL(url);
+    const lib = parsed.protocol === "https:" ? https : http;
+    return new Promise<Outcome>((resolve, reject) => {
+      let settled = false;
+      const timers: NodeJS.Timeout[] = [];
+      const finish = (err: Error | null, value?: Outcome): void => {
+        if (settled) {
+          return;
+        }
+        settled = true;
+        for (const t of timers) {
+          clearTimeout(t);
+        }
+        if (err) {
+          req.destroy();
+          reject(err);
+        } else {
+          resolve(value as Outcome);
+        }
+      };
+      const req = lib.get(
+        parsed,
+        {
+          agent: false,
+          headers: { "user-agent": cfg.userAgent, "accept-encoding": "identity" },
+        },
+        (res) => {
+          const status = res.statusCode ?? 0;
+          if (REDIRECTS.has(status)) {
+            res.resume();
+            const location = res.headers.location;
+            if (!location) {
+              finish(new DownloadError("download.failed", `${url} answered HTTP ${status} without a Location header`));
+              return;
+            }
+            finish(null, { redirect: new URL(location, url).href });
+            return;
+          }
+          if (status !== 200) {
+            res.resume();
+            const reason = `HTTP ${status} ${res.statusMessage ?? ""}`.trimEnd();
+            if (status === 404 || status === 410) {
+              finish(new DownloadError("download.not-found", `${url} does not exist: expected HTTP 200, got ${reason}`));
+            } else if (status === 429 || (status >= 500 && status <= 599)) {
+              finish(new Transient(reason));
+            } else {
+              finish(new DownloadError("download.failed", `cannot fetch ${url}: expected HTTP 200, got ${reason}`));
+            }
+            return;
+          }
+          const encoding = (res.headers["content-encoding"] ?? "identity").trim().toLowerCase();
+          if (encoding !== "" && encoding !== "identity") {
+            finish(
+              new DownloadError(
+                "download.encoding",
+                `${url} was sent with Content-Encoding '${encoding}', expected identity (hashes are over the exact file bytes)`,
+                { hint: "configure the server or CDN not to compress these files" },
+              ),
+            );
+            return;
+          }
+          const declaredText = res.headers["content-length"];
+          const declared = declaredText !== undefined && /^[0-9]+$/.test(declaredText) ? Number(declaredText) : null;
+          if (declared !== null && declared > maxLength) {
+            // Refuse before reading a byte.
+            finish(new DownloadError("download.length", `${url} announces ${declared} bytes, expected at most ${maxLength}`));
+            return;
+          }
+          let written = 0;
+          res.on("data", (chunk: Buffer) => {
+            if (settled) {
+              return;
+            }
+            if (written + chunk.length > maxLength) {
+              // Stops endless-data and oversized responses at the cap.
+              finish(new DownloadError("download.length", `${url} sent more than the expected maximum of ${maxLength} bytes; aborted`));
+              return;
+            }
+            try {
+              sink.write(chunk);
+            } catch (err) {
+              finish(err as Error);
+              return;
+            }
+            written += chunk.length;
+          });
+          res.on("end", () => {
+            if (declared !== null && written !== declared) {
+              finish(new Transient(`body ended after ${written} of ${declared} announced bytes`));
+            } else {
+              finish(null, { written });
+            }
+          });
+          res.on("error", (err) => finish(new Transient(`reading the body failed: ${describe(err)}`)));
+          res.on("aborted", () => finish(new Transient("the connection was closed mid-body")));
+        },
+      );
+      req.on("socket", (socket) => {
+        if (socket.connecting) {
+          const t = setTimeout(() => finish(new Transient(`connecting to ${parsed.host} timed out after ${cfg.connectTimeoutMs} ms`)), cfg.connectTimeoutMs);
+          timers.push(t);
+          socket.once("connect", () => clearTimeout(t));
+        }
+      });
+      req.setTimeout(cfg.readTimeoutMs, () => finish(new Transient(`no data from ${parsed.host} for ${cfg.readTimeoutMs} ms (read timed out)`)));
+      timers.push(setTimeout(() => finish(new Transient(`${url} passed the total deadline of ${cfg.totalTimeoutMs} ms`)), cfg.totalTimeoutMs));
+      req.on("error", (err) => finish(new Transient(`${describe(err)}`)));
+    });
+  }
+}

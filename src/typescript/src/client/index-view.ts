@@ -1,0 +1,343 @@
+/**
+ * One run's trusted view of a signed index: refresh once, then look packages up
+ * (as `index_view.py`).
+ *
+ * The I/O shell around the sans-I/O {@link TrustedState}: it feeds the trust core bytes from
+ * the local state store and from the mirrors in FORMAT.md §4 order, and persists only what
+ * the core accepted. Mirrors are tried in order; one that fails or serves data that fails
+ * verification is skipped (it can delay a load, never poison it), and all mirrors share one
+ * rollback reference.
+ */
+
+import { DownloadError, ResolutionError, TrustError } from "../errors.js";
+import { type BinRelease, type GroupNode, MetaRef, nameHash } from "../trust/metadata.js";
+import { TrustedState } from "../trust/state.js";
+import type { Fetcher } from "./fetch.js";
+import type { OriginState } from "./statestore.js";
+
+export const MAX_ROOT_BYTES = 512 * 1024; // bytes; a root lists a few dozen keys
+export const MAX_TIMESTAMP_BYTES = 16 * 1024; // bytes; FORMAT.md §4
+export const MAX_ROOT_WALK = 32; // root versions per update (bounded walk)
+
+/** Options of an {@link IndexView}. */
+export interface IndexViewOptions {
+  /** The shipped trust root bytes (`keys/root.json`). */
+  readonly anchor: Uint8Array;
+  /** Local state for this index. */
+  readonly store: OriginState;
+  /** Base URLs ending in `/`, in order of preference. */
+  readonly mirrors: readonly string[];
+  readonly fetcher: Fetcher;
+  /** Reference time for every expiry check. */
+  readonly now: Date;
+  /** Milliseconds a cached state is reused without asking a mirror (default 5 min). */
+  readonly metadataMaxAgeMs?: number;
+  /** Largest index node accepted, bytes (default 4 MiB). */
+  readonly maxNodeBytes?: number;
+  /** Called with each warning (skipped mirror, discarded local copy). */
+  readonly warn?: (message: string) => void;
+}
+
+interface Update {
+  roots: Uint8Array[];
+  timestamp: Uint8Array;
+  top: Uint8Array | null;
+}
+
+/** The trusted state of one index for one run. */
+export class IndexView {
+  private state: TrustedState | null = null;
+  private servedBy: string | null = null;
+  private readonly groups = new Map<string, Promise<GroupNode>>();
+  private readonly releasesByName = new Map<string, readonly BinRelease[]>();
+  private readonly maxAgeMs: number;
+  private readonly maxNode: number;
+  private readonly warn: (message: string) => void;
+
+  constructor(private readonly opts: IndexViewOptions) {
+    this.maxAgeMs = opts.metadataMaxAgeMs ?? 300_000;
+    this.maxNode = opts.maxNodeBytes ?? 4 * 1024 * 1024;
+    this.warn = opts.warn ?? (() => undefined);
+  }
+
+  /**
+   * The trusted state, refreshing it on first use.
+   *
+   * @throws TrustError Every mirror served data that failed verification (the first such
+   *   error, with the others in its message).
+   * @throws DownloadError No mirror could be reached.
+   */
+  async trusted(): Promise<TrustedState> {
+    if (this.state === null) {
+      this.state = await this.refresh();
+    }
+    return this.state;
+  }
+
+  /** The anchor advanced through the stored root chain (each stored root re-verified). */
+  private baseState(): TrustedState {
+    const stored = this.opts.store.loadRootVersions();
+    const state = new TrustedState(this.opts.anchor, this.opts.now, {
+      maxRootRotations: MAX_ROOT_WALK + stored.length,
+    });
+    for (const [version, data] of stored) {
+      if (version <= state.root.version) {
+        continue;
+      }
+      if (version !== state.root.version + 1) {
+        this.warn(`stored root chain has a gap before version ${version}; ignoring the rest`);
+        break;
+      }
+      try {
+        state.updateRoot(data);
+      } catch (err) {
+        if (!(err instanceof TrustError)) {
+          throw err;
+        }
+        this.warn(`ignoring the stored root chain, it does not verify: ${err.message}`);
+        return new TrustedState(this.opts.anchor, this.opts.now);
+      }
+    }
+    return state;
+  }
+
+  /** Load the stored timestamp and top as the rollback reference; true if both load. */
+  private withLocal(state: TrustedState): boolean {
+    const ts = this.opts.store.loadTimestamp();
+    if (ts === null) {
+      return false;
+    }
+    try {
+      state.loadTrustedTimestamp(ts);
+    } catch (err) {
+      if (!(err instanceof TrustError)) {
+        throw err;
+      }
+      this.warn(`discarding the stored timestamp: ${err.message}`);
+      return false;
+    }
+    const top = this.opts.store.loadIndex();
+    if (top === null) {
+      return false;
+    }
+    try {
+      state.loadTrustedIndex(top);
+    } catch (err) {
+      if (!(err instanceof TrustError)) {
+        throw err;
+      }
+      this.warn(`discarding the stored index top: ${err.message}`);
+      return false;
+    }
+    return true;
+  }
+
+  private cachedIsFresh(state: TrustedState): boolean {
+    const last = this.opts.store.lastRefresh();
+    const now = this.opts.now.getTime();
+    if (state.timestamp === null || state.index === null || last === null) {
+      return false;
+    }
+    const age = now - last.getTime();
+    if (age < 0 || age > this.maxAgeMs) {
+      return false;
+    }
+    return state.timestamp.expires.getTime() > now && state.index.expires.getTime() > now;
+  }
+
+  private async refresh(): Promise<TrustedState> {
+    {
+      const state = this.baseState();
+      if (this.withLocal(state) && this.cachedIsFresh(state)) {
+        return state;
+      }
+    }
+    if (this.opts.mirrors.length === 0) {
+      throw new DownloadError("download.failed", "no index mirror is configured and no fresh state is cached");
+    }
+    let firstTrust: TrustError | null = null;
+    let lastDownload: DownloadError | null = null;
+    const failures: string[] = [];
+    for (const mirror of this.opts.mirrors) {
+      const candidate = this.baseState();
+      let update: Update;
+      try {
+        update = await this.update(candidate, mirror);
+      } catch (err) {
+        if (!(err instanceof TrustError || err instanceof DownloadError)) {
+          throw err;
+        }
+        this.warn(`mirror ${mirror} failed: ${err.message}`);
+        failures.push(`${mirror}: ${err.message}`);
+        if (err instanceof TrustError) {
+          firstTrust ??= err;
+        } else {
+          lastDownload = err;
+        }
+        continue;
+      }
+      const first = candidate.root.version - update.roots.length + 1;
+      for (const [i, data] of update.roots.entries()) {
+        this.opts.store.saveRootVersion(first + i, data);
+      }
+      this.opts.store.saveTimestamp(update.timestamp);
+      if (update.top !== null) {
+        this.opts.store.saveIndex(update.top);
+      }
+      this.opts.store.recordRefresh(this.opts.now);
+      this.servedBy = mirror;
+      return candidate;
+    }
+    const all = `all ${this.opts.mirrors.length} mirror(s) failed: ${failures.join("; ")}`;
+    if (firstTrust !== null) {
+      throw new TrustError(firstTrust.code, `${firstTrust.message} (${all})`, {
+        hint: firstTrust.hint,
+        cause: firstTrust,
+      });
+    }
+    throw new DownloadError(lastDownload?.code ?? "download.failed", `no index mirror could be read: ${all}`, {
+      hint: "check the index URLs and the network",
+      cause: lastDownload,
+    });
+  }
+
+  /** Root walk, timestamp and top from one mirror (FORMAT.md §4 steps 1-3). */
+  private async update(state: TrustedState, mirror: string): Promise<Update> {
+    const f = this.opts.fetcher;
+    const roots: Uint8Array[] = [];
+    for (let i = 0; i <= MAX_ROOT_WALK; i++) {
+      let data: Uint8Array;
+      try {
+        data = await f.fetchBytes(`${mirror}root/${state.root.version + 1}.json`, MAX_ROOT_BYTES);
+      } catch (err) {
+        if (err instanceof DownloadError && err.code === "download.not-found") {
+          break;
+        }
+        throw err;
+      }
+      try {
+        state.updateRoot(data); // throws past MAX_ROOT_WALK steps (bounded walk)
+      } catch (err) {
+        // Reaching the bound is not a failure of the roots walked so far (FORMAT.md §3).
+        if (err instanceof TrustError && err.code === "trust.root-rotation" && roots.length >= MAX_ROOT_WALK) {
+          break;
+        }
+        throw err;
+      }
+      roots.push(data);
+    }
+    // The rollback reference is loaded after the walk, checked with the newest root; a copy
+    // no longer signed by trusted keys after a rotation is dropped.
+    this.withLocal(state);
+    const tsBytes = await f.fetchBytes(`${mirror}timestamp.json`, MAX_TIMESTAMP_BYTES);
+    const previous = state.timestamp !== null && state.index !== null ? state.timestamp.index : null;
+    const ts = state.updateTimestamp(tsBytes);
+    let top: Uint8Array | null = null;
+    if (!ts.index.equals(previous)) {
+      top = await f.fetchBytes(`${mirror}${ts.index.path}`, ts.index.length);
+      state.updateIndex(top);
+    }
+    return { roots, timestamp: tsBytes, top };
+  }
+
+  /**
+   * Every release the index lists for `name` (verified bin entries, envelopes not yet).
+   *
+   * @throws ResolutionError (`resolution.no-package`) The index has no package `name`.
+   * @throws TrustError, DownloadError As {@link trusted}, or a node fails verification.
+   */
+  async releases(name: string): Promise<readonly BinRelease[]> {
+    const known = this.releasesByName.get(name);
+    if (known !== undefined) {
+      return known;
+    }
+    const state = await this.trusted();
+    const top = state.index;
+    if (top === null) {
+      throw new TrustError("trust.metadata", "no index top is trusted");
+    }
+    // The fan-out comes from the verified top: it changes as the index grows.
+    const h = nameHash(name);
+    const gp = h.slice(0, top.groupChars);
+    const bp = h.slice(0, top.binChars);
+    const missing = () => new ResolutionError("resolution.no-package", `the index has no package named '${name}'`);
+    const gref = top.groups.get(gp);
+    if (gref === undefined) {
+      throw missing();
+    }
+    let groupPromise = this.groups.get(gp);
+    if (groupPromise === undefined) {
+      groupPromise = this.node(gref).then((data) => state.verifyGroup(gp, data));
+      this.groups.set(gp, groupPromise);
+      groupPromise.catch(() => this.groups.delete(gp));
+    }
+    const group = await groupPromise;
+    const bref = group.bins.get(bp);
+    if (bref === undefined) {
+      throw missing();
+    }
+    const bin = state.verifyBin(group, bp, await this.node(bref));
+    const found = bin.packages.get(name);
+    if (found === undefined) {
+      throw missing();
+    }
+    this.releasesByName.set(name, found);
+    return found;
+  }
+
+  /** A node's bytes: from the store (re-hashed), else from the first mirror that has it. */
+  private async node(ref: MetaRef): Promise<Uint8Array> {
+    const cached = this.opts.store.loadNode(ref.sha256, ref.length);
+    if (cached !== null) {
+      return cached;
+    }
+    if (ref.length > this.maxNode) {
+      throw new TrustError(
+        "trust.length",
+        `${ref.path}: signed length ${ref.length} is over the metadata cap ${this.maxNode} bytes`,
+      );
+    }
+    const errors: string[] = [];
+    let firstTrust: TrustError | null = null;
+    for (const mirror of this.orderedMirrors()) {
+      try {
+        const data = await this.opts.fetcher.fetchBytes(`${mirror}${ref.path}`, ref.length);
+        // Check before persisting: a mirror's wrong bytes must never enter the store.
+        const got = MetaRef.of(data);
+        if (!got.equals(ref)) {
+          throw new TrustError(
+            "trust.hash",
+            `${mirror}${ref.path}: expected sha256 ${ref.sha256} and ${ref.length} bytes, got ${got.sha256} and ${got.length} bytes`,
+          );
+        }
+        this.opts.store.saveNode(ref.sha256, data);
+        return data;
+      } catch (err) {
+        if (!(err instanceof TrustError || err instanceof DownloadError)) {
+          throw err;
+        }
+        errors.push(err.message);
+        if (err instanceof TrustError) {
+          firstTrust ??= err;
+        }
+      }
+    }
+    if (firstTrust !== null) {
+      throw new TrustError(firstTrust.code, `${ref.path}: every mirror failed: ${errors.join("; ")}`);
+    }
+    throw new DownloadError("download.failed", `${ref.path}: no mirror served it: ${errors.join("; ")}`);
+  }
+
+  private orderedMirrors(): string[] {
+    const all = [...this.opts.mirrors];
+    if (this.servedBy === null) {
+      return all;
+    }
+    return [this.servedBy, ...all.filter((m) => m !== this.servedBy)];
+  }
+
+  /** URLs of an archive on every mirror, the one that served the state first. */
+  archiveUrls(file: string): string[] {
+    return this.orderedMirrors().map((m) => `${m}${file}`);
+  }
+}

@@ -1,0 +1,285 @@
+/**
+ * The orchestrator (as `loader.py`): resolve a package entry against the index or a signed
+ * URL, download it into the cache with the signed length and hash, and return the checked
+ * package. It never imports or registers anything: the registry does that.
+ */
+
+import { join } from "node:path";
+
+import { ConfigError, DownloadError, PackageError, TrustError } from "../errors.js";
+import { type Package, packageFromBytes } from "../package/package.js";
+import { sha256Hex } from "../trust/keys.js";
+import type { Release } from "../trust/metadata.js";
+import { checkArchive, TrustedState } from "../trust/state.js";
+import { ArchiveCache } from "./cache.js";
+import { type FetchConfig, type Fetcher, HttpFetcher, type Sink } from "./fetch.js";
+import { IndexView } from "./index-view.js";
+import { parsePackageSpec, type RequirementSpec, type UrlSpec } from "./requirements.js";
+import { choose } from "./resolve.js";
+import { normalizeIndexUrl, OriginState } from "./statestore.js";
+
+export const MAX_SIGNATURE_BYTES = 64 * 1024; // bytes of a detached .zip.sig
+export const MAX_PINNED_ARCHIVE_BYTES = 256 * 1024 * 1024; // bytes of an unsigned, pinned archive
+
+/** Options of a {@link Loader}: one per concern, units in the names. */
+export interface LoaderOptions {
+  /** Index base URLs (mirrors), tried in order. */
+  readonly index?: readonly string[];
+  /** The shipped trust root bytes (`keys/root.json`). */
+  readonly trustRoot: Uint8Array;
+  /** Cache root: `archives/` and `metadata/` below it. */
+  readonly cacheDir: string;
+  /** Network bounds. */
+  readonly fetch?: Partial<FetchConfig>;
+  /** Replace the network seam (tests). */
+  readonly fetcher?: Fetcher;
+  /** Choose pre-releases. */
+  readonly prereleases?: boolean;
+  /** Milliseconds a cached index state is reused without a request (default 5 min). */
+  readonly metadataMaxAgeMs?: number;
+  /** The clock (default: the system clock). */
+  readonly now?: () => Date;
+  /** Receives warnings (yanked release chosen, mirror skipped …). */
+  readonly warn?: (message: string) => void;
+}
+
+/** Where a registered connector came from. */
+export interface Origin {
+  /** `local` (a directory or zip on disk), `package` (verified) or `runtime` (register()). */
+  readonly kind: "local" | "package" | "runtime";
+  /** Human description (path, `name@version`, URL). */
+  readonly detail: string;
+  /** Key IDs that signed the package's release, when verified. */
+  readonly signedBy: readonly string[];
+}
+
+/** Exactly which archive answers a package entry. */
+export interface ResolvedArchive {
+  readonly name: string;
+  readonly version: string;
+  readonly sha256: string;
+  /** Signed length, or null for an unsigned archive pinned by hash only. */
+  readonly length: number | null;
+  readonly urls: readonly string[];
+  readonly release: Release | null;
+  readonly signers: readonly string[];
+}
+
+/**
+ * The signed release must describe the manifest inside the archive exactly: stops a key
+ * scoped to one namespace from signing a release whose archive declares another's IDs.
+ *
+ * @throws TrustError (`trust.policy`).
+ */
+export function checkManifestMatches(release: Release, pkg: Package): void {
+  const m = pkg.manifest;
+  const signed = release.connectors.map((c) => `${c.id}:${c.type}`).sort();
+  const declared = m.connectors.map((c) => `${c.id}:${c.type}`).sort();
+  if (
+    release.name !== m.name ||
+    release.version !== m.version ||
+    JSON.stringify(signed) !== JSON.stringify(declared)
+  ) {
+    throw new TrustError(
+      "trust.policy",
+      `${release.name} ${release.version}: the signed release declares ${JSON.stringify(signed)} but the archive's manifest is ${m.name} ${m.version} declaring ${JSON.stringify(declared)}`,
+    );
+  }
+}
+
+/** Resolves, downloads and verifies remote packages. */
+export class Loader {
+  readonly cache: ArchiveCache;
+  private readonly fetcher: Fetcher;
+  private readonly mirrors: string[];
+  private readonly now: () => Date;
+  private readonly warn: (message: string) => void;
+  private viewCache: IndexView | null = null;
+
+  constructor(private readonly opts: LoaderOptions) {
+    this.mirrors = (opts.index ?? []).map(normalizeIndexUrl);
+    this.fetcher = opts.fetcher ?? new HttpFetcher(opts.fetch ?? {});
+    this.cache = new ArchiveCache(opts.cacheDir);
+    this.now = opts.now ?? (() => new Date());
+    this.warn = opts.warn ?? ((m) => process.emitWarning(m, "ModelMeshConnectors"));
+  }
+
+  /** The trusted view of the configured index (refreshed once per loader). */
+  view(): IndexView {
+    if (this.mirrors.length === 0) {
+      throw new ConfigError("config.invalid", "no index is configured", {
+        hint: "set 'index' to the signed index URL",
+      });
+    }
+    if (this.viewCache === null) {
+      this.viewCache = new IndexView({
+        anchor: this.opts.trustRoot,
+        store: new OriginState(this.opts.cacheDir, this.mirrors[0] as string),
+        mirrors: this.mirrors,
+        fetcher: this.fetcher,
+        now: this.now(),
+        warn: this.warn,
+        ...(this.opts.metadataMaxAgeMs === undefined ? {} : { metadataMaxAgeMs: this.opts.metadataMaxAgeMs }),
+      });
+    }
+    return this.viewCache;
+  }
+
+  private async rootState(): Promise<TrustedState> {
+    if (this.mirrors.length > 0) {
+      return this.view().trusted();
+    }
+    return new TrustedState(this.opts.trustRoot, this.now());
+  }
+
+  /**
+   * Decide exactly which archive answers an entry, verifying its signature.
+   *
+   * @throws ResolutionError, TrustError, DownloadError, ConfigError.
+   */
+  async resolve(spec: RequirementSpec | UrlSpec): Promise<ResolvedArchive> {
+    return spec.kind === "requirement" ? this.resolveRequirement(spec) : this.resolveUrl(spec);
+  }
+
+  private async resolveRequirement(spec: RequirementSpec): Promise<ResolvedArchive> {
+    const view = this.view();
+    const entries = await view.releases(spec.name);
+    const choice = choose(spec, entries, this.opts.prereleases ?? false);
+    if (choice.warning !== null) {
+      this.warn(choice.warning);
+    }
+    const entry = entries.find((e) => e.version === choice.candidate.version);
+    if (entry === undefined) {
+      throw new Error("unreachable: the choice comes from the entries");
+    }
+    const { release, signers } = (await view.trusted()).verifyBinRelease(spec.name, entry);
+    return {
+      name: release.name,
+      version: release.version,
+      sha256: release.sha256,
+      length: release.length,
+      urls: view.archiveUrls(release.file),
+      release,
+      signers: [...signers].sort(),
+    };
+  }
+
+  private async resolveUrl(spec: UrlSpec): Promise<ResolvedArchive> {
+    let sig: Uint8Array;
+    try {
+      sig = await this.fetcher.fetchBytes(`${spec.url}.sig`, MAX_SIGNATURE_BYTES);
+    } catch (err) {
+      if (!(err instanceof DownloadError && err.code === "download.not-found")) {
+        throw err;
+      }
+      if (spec.sha256 === null) {
+        throw new TrustError("trust.no-signature", `${spec.url}: no detached signature at ${spec.url}.sig`, {
+          hint: "pin the URL with '#sha256=<hex>' or load the package through the signed index",
+        });
+      }
+      this.warn(`${spec.url} has no signature; trusting the configured sha256 pin`);
+      const name = spec.url.split("/").pop() ?? spec.url;
+      return { name, version: "?", sha256: spec.sha256, length: null, urls: [spec.url], release: null, signers: [] };
+    }
+    const { release, signers } = (await this.rootState()).verifyRelease(sig);
+    if (spec.sha256 !== null && spec.sha256 !== release.sha256) {
+      throw new TrustError(
+        "trust.hash",
+        `${spec.url}: the configured pin sha256=${spec.sha256} does not match the signed sha256 ${release.sha256}`,
+      );
+    }
+    return {
+      name: release.name,
+      version: release.version,
+      sha256: release.sha256,
+      length: release.length,
+      urls: [spec.url],
+      release,
+      signers: [...signers].sort(),
+    };
+  }
+
+  /**
+   * The archive's verified bytes, from the cache or the first mirror that serves them.
+   *
+   * @throws TrustError `trust.hash`/`trust.length` (every mirror served wrong bytes),
+   *   DownloadError, CacheError.
+   */
+  async fetchArchive(resolved: ResolvedArchive): Promise<Uint8Array> {
+    const length = resolved.length;
+    if (length === null) {
+      return this.fetchPinned(resolved);
+    }
+    const cached = this.cache.readVerified(resolved.sha256, length);
+    if (cached !== null) {
+      return cached;
+    }
+    const label = `${resolved.name} ${resolved.version}`;
+    const errors: string[] = [];
+    let firstTrust: TrustError | null = null;
+    for (const url of resolved.urls) {
+      try {
+        return await this.cache.fetch(resolved.sha256, length, label, async (sink: Sink) => {
+          await this.fetcher.fetchTo(url, sink, length);
+        });
+      } catch (err) {
+        if (!(err instanceof TrustError || err instanceof DownloadError)) {
+          throw err;
+        }
+        this.warn(`archive ${url} failed: ${err.message}`);
+        errors.push(`${url}: ${err.message}`);
+        if (err instanceof TrustError) {
+          firstTrust ??= err;
+        }
+      }
+    }
+    if (firstTrust !== null) {
+      throw new TrustError(firstTrust.code, `${label}: ${firstTrust.message}`, { cause: firstTrust });
+    }
+    throw new DownloadError("download.failed", `${label}: no mirror served it: ${errors.join("; ")}`);
+  }
+
+  private async fetchPinned(resolved: ResolvedArchive): Promise<Uint8Array> {
+    const url = resolved.urls[0] as string;
+    const data = await this.fetcher.fetchBytes(url, MAX_PINNED_ARCHIVE_BYTES);
+    const got = sha256Hex(data);
+    if (got !== resolved.sha256) {
+      throw new TrustError("trust.hash", `${url}: sha256 mismatch: the configured pin is ${resolved.sha256}, got ${got}`);
+    }
+    return this.cache.fetch(resolved.sha256, data.length, url, async (sink) => sink.write(data));
+  }
+
+  /**
+   * Resolve, download and verify one `loadPackage` argument that is not a local path.
+   *
+   * @throws Any ConnectorError; nothing is imported.
+   */
+  async fetchPackage(text: string): Promise<{ pkg: Package; origin: Origin }> {
+    const spec = parsePackageSpec(text);
+    if (spec.kind === "local") {
+      throw new PackageError("package.io", `${text} is a local path, not a remote package`);
+    }
+    const resolved = await this.resolve(spec);
+    const data = await this.fetchArchive(resolved);
+    const pkg = await packageFromBytes(data, `${resolved.name}-${resolved.version}.zip`);
+    if (resolved.release !== null) {
+      checkManifestMatches(resolved.release, pkg);
+      checkArchive(resolved.release, pkg.sha256, pkg.length);
+    }
+    const detail =
+      resolved.release !== null
+        ? `${resolved.release.name}@${resolved.release.version} from ${spec.kind === "url" ? spec.url : (this.mirrors[0] ?? "")}`
+        : `${spec.kind === "url" ? spec.url : text} (sha256 pin)`;
+    return { pkg, origin: { kind: "package", detail, signedBy: resolved.signers } };
+  }
+}
+
+/** The default cache root: `$MODELMESH_CONNECTORS_CACHE`, else `~/.cache/modelmesh-connectors`. */
+export function defaultCacheDir(): string {
+  const env = process.env["MODELMESH_CONNECTORS_CACHE"];
+  if (env) {
+    return env;
+  }
+  const base = process.env["XDG_CACHE_HOME"] ?? join(process.env["HOME"] ?? ".", ".cache");
+  return join(base, "modelmesh-connectors");
+}
