@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cache import ArchiveCache
 from .config import LoaderConfig, load_config, parse_config
+from .credentials import redact_url
 from .directory_fetcher import DirectoryFetcher, path_to_url
 from .errors import (
     CacheError,
@@ -29,6 +30,7 @@ from .errors import (
     PolicyError,
     TrustError,
 )
+from .failover import Failover
 from .index_view import IndexView, Mirror
 from .metadata import Release
 from .package import Package, open_local_package, package_from_bytes
@@ -137,19 +139,29 @@ class Loader:
             # Defence in depth: offline mode must never open a socket.
             raise PolicyError("offline mode: no network request may be made")
         if self._http is None:
+            from .credentials import load_credentials
             from .download import DownloadConfig, HttpFetcher
 
             net = self.config.network
+            # The run deadline counts from here (the first request) to close().
             self._http = HttpFetcher(
                 DownloadConfig(
                     connect_timeout=net.connect_timeout,
                     read_timeout=net.read_timeout,
+                    transfer_timeout=net.transfer_timeout,
+                    min_rate=net.min_rate,
+                    run_timeout=net.run_timeout,
                     retries=net.retries,
                     allow_http=net.allow_http,
                     ca_bundle=str(net.ca_bundle) if net.ca_bundle else None,
-                )
+                ),
+                credentials=load_credentials(dict(net.auth), netrc_file=net.netrc),
             )
         return self._http
+
+    def _failover(self) -> Failover:
+        """Rounds over the mirror list: unreachable or timed-out mirrors get ``retries`` more."""
+        return Failover(retries=self.config.network.retries)
 
     def _fetcher_for(self, url: str) -> Fetcher:
         return self._local if url.startswith("file://") else self._http_fetcher()
@@ -203,6 +215,7 @@ class Loader:
                 max_expired_age=self.config.max_expired_age,
                 metadata_max_age=self.config.metadata_max_age,
                 max_metadata_bytes=self.config.network.max_metadata_bytes,
+                failover=self._failover(),
             )
         return self._view
 
@@ -253,7 +266,7 @@ class Loader:
             tuple(view.archive_urls(release.file)),
             release,
             tuple(sorted(signers)),
-            view.mirrors[0].url if view.mirrors else "cache",
+            redact_url(view.mirrors[0].url) if view.mirrors else "cache",
         )
 
     def _resolve_url(self, spec: UrlSpec) -> ResolvedArchive:
@@ -264,11 +277,14 @@ class Loader:
         except NotFoundError:
             if spec.sha256 is None or self.config.require_signatures:
                 raise TrustError(
-                    f"{spec.url}: no detached signature at {spec.url}.sig",
+                    f"{redact_url(spec.url)}: no detached signature at "
+                    f"{redact_url(spec.url + '.sig')}",
                     hint="pin the URL with '#sha256=<hex>' or load the package through the "
                     "signed index",
                 ) from None
-            _log.warning("%s has no signature; trusting the configured sha256 pin", spec.url)
+            _log.warning(
+                "%s has no signature; trusting the configured sha256 pin", redact_url(spec.url)
+            )
             name = spec.url.rsplit("/", 1)[-1]
             return ResolvedArchive(
                 spec,
@@ -279,13 +295,14 @@ class Loader:
                 ((spec.url, mirror),),
                 None,
                 (),
-                f"{spec.url} (sha256 pin)",
+                f"{redact_url(spec.url)} (sha256 pin)",
             )
         state = self._root_state()
         release, signers = state.verify_release_signed(sig)
         if spec.sha256 is not None and spec.sha256 != release.sha256:
             raise HashMismatchError(
-                f"{spec.url}: the configured pin sha256={spec.sha256} does not match the signed "
+                f"{redact_url(spec.url)}: the configured pin sha256={spec.sha256} does not match "
+                "the signed "
                 f"sha256 {release.sha256}"
             )
         return ResolvedArchive(
@@ -297,7 +314,7 @@ class Loader:
             ((spec.url, mirror),),
             release,
             tuple(sorted(signers)),
-            spec.url,
+            redact_url(spec.url),
         )
 
     # -- download -----------------------------------------------------------------------------
@@ -358,7 +375,8 @@ class Loader:
         assert length is not None
         errors: list[str] = []
         first_trust: TrustError | None = None
-        for url, mirror in resolved.urls:
+        rounds = self._failover().start()
+        for url, mirror in rounds.over(resolved.urls):
             if self.config.offline and mirror.network:
                 continue
             fetcher = self._fetcher_for(url)
@@ -372,14 +390,15 @@ class Loader:
             try:
                 path = self.cache.fetch(resolved.sha256, length, write_into)
             except (TrustError, DownloadError) as exc:
-                _log.warning("archive %s failed: %s", url, exc)
-                errors.append(f"{url}: {exc}")
+                rounds.failed((url, mirror), exc)
+                _log.warning("archive %s failed: %s", redact_url(url), exc)
+                errors.append(f"{redact_url(url)}: {exc}")
                 if isinstance(exc, TrustError) and first_trust is None:
                     first_trust = exc
                 if keep is not None:
                     keep.clear()
                 continue
-            _log.info("%s %s from %s", resolved.name, resolved.version, url)
+            _log.info("%s %s from %s", resolved.name, resolved.version, redact_url(url))
             return path
         if first_trust is not None:
             raise type(first_trust)(
@@ -415,7 +434,8 @@ class Loader:
         got = hashlib.sha256(data).hexdigest()
         if got != resolved.sha256:
             raise HashMismatchError(
-                f"{url}: sha256 mismatch: the configured pin is {resolved.sha256}, got {got}"
+                f"{redact_url(url)}: sha256 mismatch: the configured pin is {resolved.sha256}, "
+                f"got {got}"
             )
         self.cache.fetch(resolved.sha256, len(data), lambda sink: sink.write(data))
         return data

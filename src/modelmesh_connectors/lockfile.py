@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .atomic_write import write_atomic
+from .credentials import redact_url
 from .errors import ConfigError, HashMismatchError, ResolutionError
 
 if TYPE_CHECKING:
@@ -68,7 +69,10 @@ class LockEntry:
 
 def _spec_text(resolved: ResolvedArchive) -> str:
     spec = resolved.spec
-    text = getattr(spec, "text", None) or getattr(spec, "url", None)
+    text = getattr(spec, "text", None)
+    if text is None:
+        # A lock file is committed and shared: credentials in the URL never go into it.
+        text = redact_url(str(getattr(spec, "url", "")))
     return str(text)
 
 
@@ -83,7 +87,15 @@ class LockFile:
     def from_resolved(cls, resolved: Sequence[ResolvedArchive]) -> LockFile:
         """Pin what a resolution chose."""
         entries = [
-            LockEntry(r.name, r.version, r.sha256, r.length, _spec_text(r), r.source, r.signed_by)
+            LockEntry(
+                r.name,
+                r.version,
+                r.sha256,
+                r.length,
+                _spec_text(r),
+                redact_url(r.source),
+                r.signed_by,
+            )
             for r in resolved
         ]
         return cls(tuple(sorted(entries, key=lambda e: e.name)))
