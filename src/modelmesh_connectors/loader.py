@@ -375,6 +375,7 @@ class Loader:
         assert length is not None
         errors: list[str] = []
         first_trust: TrustError | None = None
+        last_download: DownloadError | None = None
         rounds = self._failover().start()
         for url, mirror in rounds.over(resolved.urls):
             if self.config.offline and mirror.network:
@@ -395,6 +396,8 @@ class Loader:
                 errors.append(f"{redact_url(url)}: {exc}")
                 if isinstance(exc, TrustError) and first_trust is None:
                     first_trust = exc
+                if isinstance(exc, DownloadError):
+                    last_download = exc
                 if keep is not None:
                     keep.clear()
                 continue
@@ -413,7 +416,7 @@ class Loader:
             )
         raise DownloadError(
             f"{resolved.name} {resolved.version}: no mirror served it: " + "; ".join(errors)
-        )
+        ) from last_download
 
     def _fetch_pinned(self, resolved: ResolvedArchive) -> bytes:
         """An unsigned archive trusted by its configured ``#sha256=`` pin alone.
