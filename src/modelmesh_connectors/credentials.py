@@ -235,11 +235,14 @@ def load_credentials(
         by_origin[origin] = "Bearer " + token.strip()
     hosts: dict[str, tuple[str, str]] = {}
     if netrc_file is not False:
-        hosts = _netrc_hosts(None if netrc_file in (None, True) else Path(str(netrc_file)), env)
+        explicit = None if netrc_file in (None, True) else Path(str(netrc_file))
+        hosts = _netrc_hosts(explicit, env)
     return Credentials(by_origin, hosts)
 
 
 def _netrc_hosts(path: Path | None, env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Host entries of a netrc file; a configured file must parse, the implicit one may not."""
+    explicit = path is not None
     if path is None:
         configured = env.get("NETRC")
         path = Path(configured).expanduser() if configured else Path.home() / ".netrc"
@@ -247,11 +250,15 @@ def _netrc_hosts(path: Path | None, env: Mapping[str, str]) -> dict[str, tuple[s
         return {}
     try:
         parsed = netrc.netrc(str(path))
-    except netrc.NetrcParseError as exc:
+    except (netrc.NetrcParseError, OSError, UnicodeDecodeError) as exc:
         # exc.msg may quote a token of the file (a password): show file and line only.
-        raise ConfigError(f"{path}: cannot parse the netrc file (line {exc.lineno})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the netrc file: {type(exc).__name__}") from None
+        line = getattr(exc, "lineno", None)
+        where = f"{path}: cannot read the netrc file" + (f" (line {line})" if line else "")
+        if explicit:
+            raise ConfigError(where, hint="fix the file named by connectors.netrc") from None
+        # An unrelated ~/.netrc the loader cannot parse must not break public indexes.
+        _log.warning("%s; netrc credentials are not used", where)
+        return {}
     out: dict[str, tuple[str, str]] = {}
     for host, (login, _account, password) in parsed.hosts.items():
         if host == "default":  # the catch-all entry would send a password to any host

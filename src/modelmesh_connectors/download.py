@@ -551,7 +551,7 @@ class HttpFetcher:
         if transfer.expired():
             raise transfer.timeout_error("not started")
         previous = getattr(_DEADLINE, "end", None)
-        _DEADLINE.end = transfer.end
+        _DEADLINE.end, _DEADLINE.limited = transfer.end, False
         try:
             return self._fetch(transfer, sink, max_length)
         finally:

@@ -179,3 +179,14 @@ def test_invalid_index_url_error_hides_user_info() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config({"index": ["ftp://u:secret-x@h.example/"]})
     assert "secret-x" not in str(info.value)
+
+
+def test_an_unparsable_implicit_netrc_is_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine a.example login u password secret-x bogus token\n")
+    creds = load_credentials({}, environ={"NETRC": str(netrc)})
+    assert creds.netrc_hosts == {}
+    assert "cannot read the netrc file" in caplog.text
+    assert "secret-x" not in caplog.text
