@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlsplit
 
 from packaging.version import InvalidVersion, Version
 
+from .credentials import redact_url
 from .errors import PolicyError
 from .metadata import Release
 
@@ -36,7 +37,7 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 def _refuse(url: str, why: str) -> PolicyError:
     return PolicyError(
-        f"{url[:200]}: refusing an archive URL whose path is ambiguous: {why}",
+        f"{redact_url(url)[:200]}: refusing an archive URL whose path is ambiguous: {why}",
         hint="write the URL's path plainly, e.g. https://host/dir/<name>-<version>.zip",
     )
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .credentials import parse_origin, redact_url
 from .errors import ConfigError
 from .requirements import InvalidPackageSpec, LocalSpec, PackageSpec, parse_package_spec
 from .yaml_input import DuplicateKeyError, YamlInputError, load_yaml, short_repr
@@ -28,12 +29,16 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "parse_index_urls",
+    "parse_rate",
 ]
 
 CACHE_ENV = "MODELMESH_CONNECTORS_CACHE"
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib)?\s*(?:/\s*s)?", re.IGNORECASE)
+_RATE_UNITS = {"": 1.0, "b": 1.0, "kb": 1e3, "kib": 1024.0, "mb": 1e6, "mib": 1024.0**2}
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,16 @@ class NetworkConfig:
     Attributes:
         connect_timeout: Seconds to establish a connection.
         read_timeout: Seconds without a byte before a read fails.
-        retries: Extra attempts for transient failures.
+        transfer_timeout: Seconds one file may take, on top of its length at ``min_rate``.
+        min_rate: Bytes per second a transfer must average (with ``transfer_timeout``,
+            the deadline of a file of ``n`` bytes is ``transfer_timeout + n / min_rate``).
+        run_timeout: Seconds one whole run (``load``, ``install``, ``lock`` …) may spend on
+            the network, counted from its first request.
+        retries: Extra attempts for transient failures; extra rounds over the mirrors for
+            unreachable or timed-out ones.
+        auth: (origin, environment variable) pairs: a bearer token for that origin only.
+        netrc: Use netrc credentials (``$NETRC`` or ``~/.netrc``), or this netrc file;
+            False: none.
         allow_http: Permit plain http:// to non-loopback hosts (off: MITM risk).
         ca_bundle: PEM bundle of trusted CAs for HTTPS (private CA), or None for defaults.
         max_metadata_bytes: Cap for timestamp/index/node downloads, in bytes.
@@ -52,11 +66,16 @@ class NetworkConfig:
 
     connect_timeout: float = 10.0  # seconds
     read_timeout: float = 30.0  # seconds
+    transfer_timeout: float = 60.0  # seconds per file, plus length / min_rate
+    min_rate: float = 10 * 1024.0  # bytes per second
+    run_timeout: float = 30 * 60.0  # seconds per run
     retries: int = 3  # attempts after the first
     allow_http: bool = False
     ca_bundle: Path | None = None
     max_metadata_bytes: int = 4 * 1024 * 1024  # bytes
     concurrency: int = 8  # parallel archive downloads
+    auth: tuple[tuple[str, str], ...] = ()  # (origin, token environment variable)
+    netrc: bool | Path = True
 
 
 @dataclass(frozen=True)
@@ -169,8 +188,11 @@ _TOP_KEYS = {
     "ca_bundle",
     "max_metadata_bytes",
     "concurrency",
+    "auth",
+    "netrc",
 }
-_TIMEOUT_KEYS = {"connect", "read"}
+_TIMEOUT_KEYS = {"connect", "read", "transfer", "min_rate", "run"}
+_AUTH_KEYS = {"token_env"}
 _SECTION = "connectors"
 _TYPO_CUTOFF = (
     0.88  # difflib ratio: 'connector' 0.95, 'connectros' 0.9 warn; 'connections' 0.86 not
@@ -203,6 +225,80 @@ def parse_duration(value: object, *, key: str) -> float:
             f"connectors.{key}: must be a finite, non-negative duration, got {short_repr(value)}"
         )
     return seconds
+
+
+def parse_rate(value: object, *, key: str) -> float:
+    """Bytes per second from a number or a string like ``10KiB/s``, ``1MB/s``, ``500``.
+
+    Raises:
+        ConfigError: naming the key.
+    """
+    rate: float
+    if isinstance(value, bool):
+        raise ConfigError(f"connectors.{key}: expected a rate, got {value!r}")
+    if isinstance(value, int | float):
+        rate = float(value)
+    elif isinstance(value, str) and len(value) < 40 and (m := _RATE.fullmatch(value.strip())):
+        rate = float(m.group(1)) * _RATE_UNITS[(m.group(2) or "").lower()]
+    else:
+        raise ConfigError(
+            f"connectors.{key}: expected a rate in bytes per second like 10240, '10KiB/s' or "
+            f"'1MB/s', got {short_repr(value)}"
+        )
+    if not math.isfinite(rate) or rate <= 0:
+        raise ConfigError(
+            f"connectors.{key}: must be a finite rate > 0 bytes per second, got {short_repr(value)}"
+        )
+    return rate
+
+
+def _positive_duration(value: object, *, key: str) -> float:
+    seconds = parse_duration(value, key=key)
+    if seconds <= 0:
+        raise ConfigError(f"connectors.{key}: must be > 0 seconds, got {short_repr(value)}")
+    return seconds
+
+
+def _auth(raw: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    value = raw.get("auth")
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            "connectors.auth: expected a mapping of origin to {token_env: VARIABLE}, "
+            f"got {type(value).__name__}"
+        )
+    out: dict[str, str] = {}
+    for origin_text, entry in value.items():
+        key = f"connectors.auth[{redact_url(str(origin_text))!r}]"
+        if not isinstance(origin_text, str):
+            raise ConfigError(f"{key}: expected an origin string like https://host")
+        origin = parse_origin(origin_text, key=key)
+        if not isinstance(entry, Mapping) or set(map(str, entry)) - _AUTH_KEYS or not entry:
+            raise ConfigError(
+                f"{key}: expected {{token_env: VARIABLE}} (the name of an environment "
+                "variable holding a bearer token, never the token itself)"
+            )
+        variable = entry.get("token_env")
+        if not isinstance(variable, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", variable):
+            raise ConfigError(
+                f"{key}.token_env: expected an environment variable name, got a "
+                f"{type(variable).__name__}",
+                hint="put the token in the environment and name the variable here",
+            )
+        if origin in out:
+            raise ConfigError(f"{key}: the origin {origin} is configured twice")
+        out[origin] = variable
+    return tuple(sorted(out.items()))
+
+
+def _netrc(raw: Mapping[str, Any], base: Path) -> bool | Path:
+    value = raw.get("netrc", True)
+    if isinstance(value, bool):
+        return value
+    path = _path(raw, "netrc", base)
+    assert path is not None  # value is not None here
+    return path
 
 
 def _bool(raw: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -242,12 +338,30 @@ def _index(raw: Mapping[str, Any]) -> tuple[str, ...]:
     out: list[str] = []
     for i, url in enumerate(urls):
         if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
+            shown = redact_url(url) if isinstance(url, str) else url
             raise ConfigError(
                 f"connectors.index[{i}]: expected an https:// (or loopback http://) URL, "
-                f"got {url!r}"
+                f"got {shown!r}"
+            )
+        if "?" in url or "#" in url:
+            # Paths are appended to an index URL; a query would end up inside them, and
+            # a secret in it (token=…) in every log line and in the state directory.
+            raise ConfigError(
+                f"connectors.index[{i}]: an index URL cannot carry a query or fragment, "
+                f"got {redact_url(url)!r}",
+                hint="put credentials in 'auth:', netrc, or user info (https://user:pass@host/)",
             )
         out.append(url.rstrip("/") + "/")
     return tuple(out)
+
+
+def parse_index_urls(value: object) -> tuple[str, ...]:
+    """Validate index URLs given outside the file (``--index``) exactly like ``index:``.
+
+    Raises:
+        ConfigError: naming the entry.
+    """
+    return _index({"index": value})
 
 
 def _warn_misspelled_section(data: Mapping[Any, Any], source: str | None) -> None:
@@ -339,15 +453,23 @@ def parse_config(
     timeouts = raw.get("timeouts", {}) or {}
     if not isinstance(timeouts, Mapping) or set(timeouts) - _TIMEOUT_KEYS:
         raise ConfigError(
-            f"connectors.timeouts: expected a mapping with keys connect/read, got {timeouts!r}"
+            "connectors.timeouts: expected a mapping with keys "
+            f"{'/'.join(sorted(_TIMEOUT_KEYS))}, got {short_repr(timeouts)}"
         )
     defaults = NetworkConfig()
     network = NetworkConfig(
-        connect_timeout=parse_duration(
+        connect_timeout=_positive_duration(
             timeouts.get("connect", defaults.connect_timeout), key="timeouts.connect"
         ),
-        read_timeout=parse_duration(
+        read_timeout=_positive_duration(
             timeouts.get("read", defaults.read_timeout), key="timeouts.read"
+        ),
+        transfer_timeout=_positive_duration(
+            timeouts.get("transfer", defaults.transfer_timeout), key="timeouts.transfer"
+        ),
+        min_rate=parse_rate(timeouts.get("min_rate", defaults.min_rate), key="timeouts.min_rate"),
+        run_timeout=_positive_duration(
+            timeouts.get("run", defaults.run_timeout), key="timeouts.run"
         ),
         retries=_int(raw, "retries", defaults.retries, minimum=0),
         allow_http=_bool(raw, "allow_http", False),
@@ -356,6 +478,8 @@ def parse_config(
             raw, "max_metadata_bytes", defaults.max_metadata_bytes, minimum=1024
         ),
         concurrency=_int(raw, "concurrency", defaults.concurrency, minimum=1),
+        auth=_auth(raw),
+        netrc=_netrc(raw, base),
     )
     config = LoaderConfig(
         packages=tuple(packages),

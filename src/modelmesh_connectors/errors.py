@@ -13,7 +13,9 @@ split by where the failure comes from::
     │   ├── LengthMismatchError         size of received bytes differs from the signed one
     │   └── PolicyError                 signed, but not allowed (namespace scope, plain HTTP …)
     ├── DownloadError                   the network failed (after retries)
-    │   └── NotFoundError               the server answered 404 / 410
+    │   ├── NotFoundError               the server answered 404 / 410
+    │   ├── UnreachableError            no connection (refused, unreachable, DNS): next mirror now
+    │   └── TransferTimeoutError        a transfer, or the whole run, passed its deadline
     ├── CacheError                      the local cache cannot be read or written
     │   └── LockTimeoutError            another process holds an entry's lock too long
     ├── ResolutionError                 the user's request cannot be met by the index
@@ -75,8 +77,10 @@ __all__ = [
     "RollbackError",
     "RootRotationError",
     "SignatureError",
+    "TransferTimeoutError",
     "TrustError",
     "UnknownConnectorError",
+    "UnreachableError",
     "UnsafeNameError",
 ]
 
@@ -146,6 +150,43 @@ class DownloadError(ConnectorError):
 
 class NotFoundError(DownloadError):
     """The server answered that the file does not exist (404/410)."""
+
+
+class UnreachableError(DownloadError):
+    """No connection could be made: refused, unreachable, DNS failure, connect timeout.
+
+    Never retried against the same URL: the loader moves on to the next mirror at once
+    (a dead mirror costs nothing) and only comes back to it in a later round.
+    """
+
+
+class TransferTimeoutError(DownloadError):
+    """A transfer did not finish within its deadline (or the run's), or went silent.
+
+    Args:
+        message: What was expected and what was seen.
+        url: The URL, credentials redacted.
+        received: Body bytes received by the attempt that timed out.
+        deadline: The allowance in seconds that ran out.
+        run: True when it was the whole run's deadline (no further round can help).
+        hint: Optional action the user can take.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        received: int = 0,
+        deadline: float = 0.0,
+        run: bool = False,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.url = url
+        self.received = received
+        self.deadline = deadline
+        self.run = run
 
 
 # -- cache ---------------------------------------------------------------------

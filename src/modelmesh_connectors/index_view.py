@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from .credentials import redact_url
 from .errors import (
     CacheError,
     DownloadError,
@@ -25,6 +26,7 @@ from .errors import (
     ResolutionError,
     TrustError,
 )
+from .failover import Failover
 from .metadata import BinNode, BinRelease, GroupNode, MetaRef, Timestamp
 from .statestore import OriginMetadata
 from .trust import TrustedState
@@ -109,6 +111,8 @@ class IndexView:
         legacy: Lists the URL-keyed records of earlier versions; when ``store`` holds no
             rollback reference yet, the newest one that re-verifies from ``anchor`` is
             migrated into it (see :meth:`_migrate_legacy`).
+        failover: Rounds over the mirrors (default: each mirror once); an unreachable or
+            timed-out mirror is passed over at once, never waited on.
     """
 
     def __init__(
@@ -123,6 +127,7 @@ class IndexView:
         metadata_max_age: float = 300.0,
         max_metadata_bytes: int = 4 * 1024 * 1024,
         legacy: Callable[[], Sequence[OriginMetadata]] | None = None,
+        failover: Failover | None = None,
     ) -> None:
         self._anchor = anchor
         self._store = store
@@ -133,6 +138,7 @@ class IndexView:
         self._grace = timedelta(seconds=max_expired_age) if offline else timedelta(0)
         self._max_age = timedelta(seconds=metadata_max_age)
         self._max_node = max_metadata_bytes
+        self._failover = failover if failover is not None else Failover()
         self._state: TrustedState | None = None
         self._served_by: str | None = None
         self._releases: dict[str, tuple[BinRelease, ...]] = {}
@@ -318,13 +324,15 @@ class IndexView:
             first_trust: TrustError | None = None
             last_download: DownloadError | None = None
             failures: list[str] = []
-            for mirror in self._mirrors:
+            rounds = self._failover.start()
+            for mirror in rounds.over(self._mirrors):
                 candidate = self._base_state()
                 try:
                     update = self._update(candidate, mirror)
                 except (TrustError, DownloadError) as exc:
-                    _log.warning("mirror %s failed: %s", mirror.url, exc)
-                    failures.append(f"{mirror.url}: {exc}")
+                    rounds.failed(mirror, exc)
+                    _log.warning("mirror %s failed: %s", redact_url(mirror.url), exc)
+                    failures.append(f"{redact_url(mirror.url)}: {exc}")
                     if isinstance(exc, TrustError) and first_trust is None:
                         first_trust = exc
                     if isinstance(exc, DownloadError):
@@ -338,7 +346,7 @@ class IndexView:
                     self._store.save_index(update.top)
                 self._store.record_refresh(self._now)
                 self._served_by = mirror.url
-                _log.info("index state from %s", mirror.url)
+                _log.info("index state from %s", redact_url(mirror.url))
                 self._warn_grace(candidate)
                 return candidate
             if first_trust is not None:
@@ -434,7 +442,8 @@ class IndexView:
             )
         errors: list[str] = []
         first_trust: TrustError | None = None
-        for mirror in self._ordered_mirrors():
+        rounds = self._failover.start()
+        for mirror in rounds.over(self._ordered_mirrors()):
             try:
                 data = mirror.fetcher().fetch_bytes(
                     f"{mirror.url}{ref.path}", max_length=ref.length
@@ -443,14 +452,15 @@ class IndexView:
                 got = MetaRef.of(data)
                 if got != ref:
                     raise HashMismatchError(
-                        f"{mirror.url}{ref.path}: expected sha256 {ref.sha256} and "
+                        f"{redact_url(mirror.url + ref.path)}: expected sha256 {ref.sha256} and "
                         f"{ref.length} bytes, got {got.sha256} and {got.length} bytes"
                     )
             except (DownloadError, TrustError) as exc:
+                rounds.failed(mirror, exc)
                 errors.append(str(exc))
                 if isinstance(exc, TrustError) and first_trust is None:
                     first_trust = exc
-                _log.warning("mirror %s failed for %s: %s", mirror.url, ref.path, exc)
+                _log.warning("mirror %s failed for %s: %s", redact_url(mirror.url), ref.path, exc)
                 continue
             self._store.save_node(ref.sha256, data)
             return data

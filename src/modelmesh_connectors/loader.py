@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .binding import bind_release, url_file_name, url_is_under
 from .cache import ArchiveCache
 from .config import LoaderConfig, load_config, parse_config
+from .credentials import redact_url
 from .directory_fetcher import DirectoryFetcher, path_to_url
 from .errors import (
     CacheError,
@@ -32,6 +33,7 @@ from .errors import (
     ResolutionError,
     TrustError,
 )
+from .failover import Failover
 from .index_view import IndexView, Mirror
 from .metadata import Release
 from .package import Package, open_local_package, package_from_bytes, read_local_zip
@@ -145,19 +147,29 @@ class Loader:
                 "requirement; an archive URL entry needs the network",
             )
         if self._http is None:
+            from .credentials import load_credentials
             from .download import DownloadConfig, HttpFetcher
 
             net = self.config.network
+            # The run deadline counts from here (the first request) to close().
             self._http = HttpFetcher(
                 DownloadConfig(
                     connect_timeout=net.connect_timeout,
                     read_timeout=net.read_timeout,
+                    transfer_timeout=net.transfer_timeout,
+                    min_rate=net.min_rate,
+                    run_timeout=net.run_timeout,
                     retries=net.retries,
                     allow_http=net.allow_http,
                     ca_bundle=str(net.ca_bundle) if net.ca_bundle else None,
-                )
+                ),
+                credentials=load_credentials(dict(net.auth), netrc_file=net.netrc),
             )
         return self._http
+
+    def _failover(self) -> Failover:
+        """Rounds over the mirror list: unreachable or timed-out mirrors get ``retries`` more."""
+        return Failover(retries=self.config.network.retries)
 
     def _fetcher_for(self, url: str) -> Fetcher:
         return self._local if url.startswith("file://") else self._http_fetcher()
@@ -222,6 +234,7 @@ class Loader:
                 max_expired_age=self.config.max_expired_age,
                 metadata_max_age=self.config.metadata_max_age,
                 max_metadata_bytes=self.config.network.max_metadata_bytes,
+                failover=self._failover(),
             )
         return self._view
 
@@ -273,7 +286,7 @@ class Loader:
             tuple(view.archive_urls(release.file)),
             release,
             tuple(sorted(signers)),
-            view.mirrors[0].url if view.mirrors else "cache",
+            redact_url(view.mirrors[0].url) if view.mirrors else "cache",
         )
 
     def _resolve_url(self, spec: UrlSpec) -> ResolvedArchive:
@@ -287,11 +300,14 @@ class Loader:
         except NotFoundError:
             if spec.sha256 is None or self.config.require_signatures:
                 raise TrustError(
-                    f"{spec.url}: no detached signature at {spec.url}.sig",
+                    f"{redact_url(spec.url)}: no detached signature at "
+                    f"{redact_url(spec.url + '.sig')}",
                     hint="pin the URL with '#sha256=<hex>' or load the package through the "
                     "signed index",
                 ) from None
-            _log.warning("%s has no signature; trusting the configured sha256 pin", spec.url)
+            _log.warning(
+                "%s has no signature; trusting the configured sha256 pin", redact_url(spec.url)
+            )
             return ResolvedArchive(
                 spec,
                 file_name,
@@ -301,15 +317,16 @@ class Loader:
                 ((spec.url, mirror),),
                 None,
                 (),
-                f"{spec.url} (sha256 pin)",
+                f"{redact_url(spec.url)} (sha256 pin)",
             )
         state = self._root_state()
         release, signers = state.verify_release_signed(sig)
         # Any release the keys ever signed verifies; only this binds it to the entry.
-        bind_release(release, file_name, where=spec.url)
+        bind_release(release, file_name, where=redact_url(spec.url))
         if spec.sha256 is not None and spec.sha256 != release.sha256:
             raise HashMismatchError(
-                f"{spec.url}: the configured pin sha256={spec.sha256} does not match the signed "
+                f"{redact_url(spec.url)}: the configured pin sha256={spec.sha256} does not match "
+                "the signed "
                 f"sha256 {release.sha256}"
             )
         if self.config.index or self.config.bundle:
@@ -323,7 +340,7 @@ class Loader:
             ((spec.url, mirror),),
             release,
             tuple(sorted(signers)),
-            spec.url,
+            redact_url(spec.url),
         )
 
     def _index_bases(self) -> list[str]:
@@ -347,6 +364,7 @@ class Loader:
             HashMismatchError: listed with another sha256 or length.
             TrustError, DownloadError: the index state or its nodes fail.
         """
+        where = redact_url(spec.url)  # messages and logs never carry credentials
         view = self.view()
         into_index = any(url_is_under(spec.url, base) for base in self._index_bases())
         try:
@@ -354,12 +372,12 @@ class Loader:
         except ResolutionError:
             if into_index:
                 raise ResolutionError(
-                    f"{spec.url}: {release.name} {release.version} is signed, but the current "
+                    f"{where}: {release.name} {release.version} is signed, but the current "
                     f"index this URL points into does not list {release.name} at all"
                 ) from None
             _log.info(
                 "%s: %s is not in the index; bound by name, version and signature only",
-                spec.url,
+                where,
                 release.name,
             )
             return
@@ -367,14 +385,14 @@ class Loader:
         if entry is None:
             listed = ", ".join(e.version for e in entries) or "none"
             raise ResolutionError(
-                f"{spec.url}: {release.name} {release.version} is signed, but the current "
+                f"{where}: {release.name} {release.version} is signed, but the current "
                 f"index does not list that version (listed: {listed}); a release removed from "
                 "the index is not loaded from elsewhere"
             )
         listed_release = view.state().verify_bin_release(release.name, entry)
         if (listed_release.sha256, listed_release.length) != (release.sha256, release.length):
             raise HashMismatchError(
-                f"{spec.url}: {release.name} {release.version}: the index lists sha256 "
+                f"{where}: {release.name} {release.version}: the index lists sha256 "
                 f"{listed_release.sha256} ({listed_release.length} bytes), the URL's signature "
                 f"says {release.sha256} ({release.length} bytes)"
             )
@@ -382,7 +400,7 @@ class Loader:
             reason = f": {entry.yanked_reason}" if entry.yanked_reason else ""
             if spec.sha256 is None:
                 raise ResolutionError(
-                    f"{spec.url}: {release.name} {release.version} is yanked{reason}",
+                    f"{where}: {release.name} {release.version} is yanked{reason}",
                     hint=f"pin it with '#sha256={release.sha256}' to load it anyway",
                 )
             _log.warning(
@@ -450,7 +468,9 @@ class Loader:
         assert length is not None
         errors: list[str] = []
         first_trust: TrustError | None = None
-        for url, mirror in resolved.urls:
+        last_download: DownloadError | None = None
+        rounds = self._failover().start()
+        for url, mirror in rounds.over(resolved.urls):
             if self.config.offline and mirror.network:
                 continue
             fetcher = self._fetcher_for(url)
@@ -464,14 +484,17 @@ class Loader:
             try:
                 path = self.cache.fetch(resolved.sha256, length, write_into)
             except (TrustError, DownloadError) as exc:
-                _log.warning("archive %s failed: %s", url, exc)
-                errors.append(f"{url}: {exc}")
+                rounds.failed((url, mirror), exc)
+                _log.warning("archive %s failed: %s", redact_url(url), exc)
+                errors.append(f"{redact_url(url)}: {exc}")
                 if isinstance(exc, TrustError) and first_trust is None:
                     first_trust = exc
+                if isinstance(exc, DownloadError):
+                    last_download = exc
                 if keep is not None:
                     keep.clear()
                 continue
-            _log.info("%s %s from %s", resolved.name, resolved.version, url)
+            _log.info("%s %s from %s", resolved.name, resolved.version, redact_url(url))
             return path
         if first_trust is not None:
             raise type(first_trust)(
@@ -486,7 +509,7 @@ class Loader:
             )
         raise DownloadError(
             f"{resolved.name} {resolved.version}: no mirror served it: " + "; ".join(errors)
-        )
+        ) from last_download
 
     def _fetch_pinned(self, resolved: ResolvedArchive) -> bytes:
         """An unsigned archive trusted by its configured ``#sha256=`` pin alone.
@@ -507,7 +530,8 @@ class Loader:
         got = hashlib.sha256(data).hexdigest()
         if got != resolved.sha256:
             raise HashMismatchError(
-                f"{url}: sha256 mismatch: the configured pin is {resolved.sha256}, got {got}"
+                f"{redact_url(url)}: sha256 mismatch: the configured pin is {resolved.sha256}, "
+                f"got {got}"
             )
         self.cache.fetch(resolved.sha256, len(data), lambda sink: sink.write(data))
         return data

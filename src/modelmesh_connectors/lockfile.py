@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .atomic_write import write_atomic
+from .credentials import redact_url
 from .envelope import strict_json
 from .errors import ConfigError, HashMismatchError, ResolutionError
 
@@ -114,7 +115,10 @@ def _portable(path: str, base: Path | None) -> str:
 
 def _spec_text(resolved: ResolvedArchive) -> str:
     spec = resolved.spec
-    text = getattr(spec, "text", None) or getattr(spec, "url", None)
+    text = getattr(spec, "text", None)
+    if text is None:
+        # A lock file is committed and shared: credentials in the URL never go into it.
+        text = redact_url(str(getattr(spec, "url", "")))
     return str(text)
 
 
@@ -145,7 +149,15 @@ class LockFile:
             The lock (not yet written).
         """
         entries = [
-            LockEntry(r.name, r.version, r.sha256, r.length, _spec_text(r), r.source, r.signed_by)
+            LockEntry(
+                r.name,
+                r.version,
+                r.sha256,
+                r.length,
+                _spec_text(r),
+                redact_url(r.source),
+                r.signed_by,
+            )
             for r in resolved
         ]
         for pin in local:

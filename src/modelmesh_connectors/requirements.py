@@ -11,6 +11,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
+from .credentials import redact_text, redact_url
 from .errors import InvalidInput
 from .manifest import is_normalized_name
 
@@ -87,20 +88,22 @@ def parse_package_spec(value: object, *, base_dir: Path | None = None) -> Packag
             url, fragment = urldefrag(text)
             urlsplit(url).port  # noqa: B018 - validates host and port syntax
         except ValueError as exc:
-            raise InvalidPackageSpec(f"{text[:200]!r} is not a valid URL: {exc}") from exc
+            raise InvalidPackageSpec(
+                f"{redact_url(text)[:200]!r} is not a valid URL: {redact_text(str(exc))}"
+            ) from None
         sha: str | None = None
         if fragment:
             key, _, digest = fragment.partition("=")
             if key != "sha256" or not _HEX64.fullmatch(digest):
                 raise InvalidPackageSpec(
-                    f"{text!r}: URL fragment must be '#sha256=<64 lowercase hex>', got "
+                    f"{redact_url(text)!r}: URL fragment must be '#sha256=<64 lowercase hex>', got "
                     f"'#{fragment}'"
                 )
             sha = digest
         return UrlSpec(url, sha)
     if "://" in text:
         raise InvalidPackageSpec(
-            f"{text!r}: only https:// (or http:// to loopback) URLs are supported"
+            f"{redact_url(text)!r}: only https:// (or http:// to loopback) URLs are supported"
         )
     looks_like_path = (
         "/" in text or text.startswith(".") or lowered.endswith(".zip") or text.startswith("~")

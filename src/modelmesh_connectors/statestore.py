@@ -56,6 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 from filelock import FileLock, Timeout
 
 from modelmesh_connectors.atomic_write import write_atomic
+from modelmesh_connectors.credentials import redact_url
 from modelmesh_connectors.envelope import strict_json
 from modelmesh_connectors.errors import (
     CacheError,
@@ -99,11 +100,11 @@ def normalize_index_url(url: str) -> str:
         host = parts.hostname or ""
         port = parts.port
     except ValueError as exc:
-        raise InvalidInput(f"invalid index URL {url!r}: {exc}") from exc
+        raise InvalidInput(f"invalid index URL {redact_url(url)!r}: {exc}") from None
     if not scheme:
-        raise InvalidInput(f"expected an absolute index URL with a scheme, got {url!r}")
+        raise InvalidInput(f"expected an absolute index URL with a scheme, got {redact_url(url)!r}")
     if scheme in _DEFAULT_PORTS and not host:
-        raise InvalidInput(f"expected an index URL with a host, got {url!r}")
+        raise InvalidInput(f"expected an index URL with a host, got {redact_url(url)!r}")
     netloc = f"[{host}]" if ":" in host else host
     if port is not None and port != _DEFAULT_PORTS.get(scheme):
         netloc += f":{port}"

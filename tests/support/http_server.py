@@ -21,7 +21,9 @@ prove retries *and* connection reuse). A :class:`Reply` describes the
 response and any fault to inject: ``delay`` before the status line, a lying
 ``content_length``, ``chunked``/``close`` framing, ``truncate_at`` (graceful
 close mid-body), ``reset_at`` (TCP RST mid-body), ``stall_at`` + ``stall``
-(go silent mid-body), ``endless`` (stream forever until the client leaves).
+(go silent mid-body), ``endless`` (stream forever until the client leaves), ``drip`` (one body byte
+per interval). Set :attr:`LoopbackServer.authorize` to answer 401 to requests
+it rejects (private-index tests).
 
 Pass an :class:`ssl.SSLContext` (e.g. from ``trustme``) as ``ssl_context`` to
 serve HTTPS; handshakes happen in the handler thread, so a client that
@@ -102,6 +104,7 @@ class Reply:
     stall_at: int | None = None  # send this many body bytes, then go silent for `stall`
     stall: float = 0.0  # seconds of silence for stall_at (cut short when the server stops)
     endless: bool = False  # repeat `body` (or 64 KiB of "x") until the client goes away
+    drip: float = 0.0  # seconds between body bytes: send the body one byte at a time
     close: bool = False  # send "Connection: close" and end the connection after this reply
 
     def __post_init__(self) -> None:
@@ -154,6 +157,8 @@ class LoopbackServer:
         self._files: dict[str, bytes] = {}
         self._scripts: dict[str, deque[Reply]] = {}
         self._responders: dict[str, Responder] = {}
+        # When set, a request it rejects is answered 401 (after being recorded).
+        self.authorize: Callable[[RecordedRequest], bool] | None = None
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -289,6 +294,8 @@ class LoopbackServer:
             self._requests.append(request)
 
     def _reply_for(self, request: RecordedRequest) -> Reply:
+        if self.authorize is not None and not self.authorize(request):
+            return Reply.error(401, headers={"WWW-Authenticate": 'Basic realm="index"'})
         with self._lock:
             responder = self._responders.get(request.path)
             queue = self._scripts.get(request.path)
@@ -458,6 +465,15 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.stall_at is not None:
             send(body[: reply.stall_at])
             stopping.wait(reply.stall)
+            self.close_connection = True
+            return
+        if reply.drip:
+            # Slow drip: each byte arrives well within any read timeout.
+            for i in range(len(body)):
+                if stopping.wait(reply.drip):
+                    break
+                send(body[i : i + 1])
+                self.wfile.flush()
             self.close_connection = True
             return
         send(body)

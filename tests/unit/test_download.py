@@ -25,6 +25,8 @@ from modelmesh_connectors.errors import (
     LengthMismatchError,
     NotFoundError,
     PolicyError,
+    TransferTimeoutError,
+    UnreachableError,
 )
 from tests.support.http_server import LoopbackServer, Reply
 
@@ -330,11 +332,13 @@ def test_stall_before_headers_times_out(server: LoopbackServer) -> None:
     started = time.monotonic()
     with (
         HttpFetcher(fast(read_timeout=0.2, retries=1)) as fetcher,
-        pytest.raises(DownloadError, match="ReadTimeout"),
+        pytest.raises(TransferTimeoutError, match="ReadTimeout") as info,
     ):
         fetcher.fetch_bytes(server.url("/slow"), max_length=100)
     assert time.monotonic() - started < 2.0
-    assert server.request_count("/slow") == 2
+    # A silent server is not retried: the mirror loop moves on to the next mirror.
+    assert server.request_count("/slow") == 1
+    assert info.value.received == 0
 
 
 def test_stall_mid_body_times_out(server: LoopbackServer) -> None:
@@ -342,18 +346,23 @@ def test_stall_mid_body_times_out(server: LoopbackServer) -> None:
     started = time.monotonic()
     with (
         HttpFetcher(fast(read_timeout=0.2, retries=1)) as fetcher,
-        pytest.raises(DownloadError, match="ReadTimeout"),
+        pytest.raises(TransferTimeoutError, match="ReadTimeout") as info,
     ):
         fetcher.fetch_bytes(server.url("/stall"), max_length=100_000)
     assert time.monotonic() - started < 2.0
+    assert info.value.received == 2000
 
 
-def test_connection_refused_is_retried_then_reported() -> None:
+def test_connection_refused_fails_at_once_without_retry(sleeps: list[float]) -> None:
     url = f"http://127.0.0.1:{free_loopback_port()}/x"
-    with HttpFetcher(fast(retries=2)) as fetcher, pytest.raises(DownloadError) as info:
+    started = time.monotonic()
+    with HttpFetcher(fast(retries=2)) as fetcher, pytest.raises(UnreachableError) as info:
         fetcher.fetch_bytes(url, max_length=10)
     assert "ConnectError" in str(info.value)
-    assert "after 3 attempt(s)" in str(info.value)
+    assert url in str(info.value)
+    # A dead mirror costs nothing: no backoff; the mirror loop goes round instead.
+    assert sleeps == []
+    assert time.monotonic() - started < 0.5
 
 
 # -- length caps --------------------------------------------------------------------

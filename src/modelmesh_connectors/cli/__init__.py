@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from ..credentials import redact_text
 from ..errors import ConnectorError
 from . import package_commands
 
@@ -51,22 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _RedactingFormatter(logging.Formatter):
+    """Last line of defence: no log line shows URL user info, whoever logged it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
+        level=logging.DEBUG if args.verbose else logging.WARNING, handlers=[handler]
     )
     try:
         status: int = args.handler(args)
     except ConnectorError as exc:
         if args.verbose:
             raise
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"error: {redact_text(exc.message)}", file=sys.stderr)
         if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+            print(f"hint: {redact_text(exc.hint)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..config import LoaderConfig, load_config, parse_config
+from ..config import LoaderConfig, load_config, parse_config, parse_index_urls
 from ..errors import ConfigError
 from ..loader import Loader, build_registry
 from ..requirements import LocalSpec, parse_package_spec
@@ -71,7 +71,7 @@ def _config(args: argparse.Namespace) -> LoaderConfig:
     base = load_config(args.config) if args.config else parse_config({})
     overrides: dict[str, Any] = {}
     if args.index:
-        overrides["index"] = tuple(u.rstrip("/") + "/" for u in args.index)
+        overrides["index"] = parse_index_urls(list(args.index))
     if args.trust_root:
         overrides["trust_root"] = args.trust_root.resolve()
     if args.cache_dir:
