@@ -57,7 +57,7 @@ from bench_server import ServedBytes, ServerProcess
 from bench_tuf import TufRepo, build_tuf_repository, tuf_cold, tuf_install_one, tuf_warm_online
 from modelmesh_connectors import ConnectorRegistry
 from modelmesh_connectors.builtins import BUILTINS
-from modelmesh_connectors.download import DownloadConfig
+from modelmesh_connectors.client.fetch import DownloadConfig
 
 KIB = 1024
 MIB = 1024 * 1024

@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from bench_packages import BIG_LIMITS, BenchArchive
-from modelmesh_connectors.config import LoaderConfig, parse_config
-from modelmesh_connectors.envelope import INDEX_TYPE, RELEASE_TYPE, TIMESTAMP_TYPE, sign
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.loader import Loader
-from modelmesh_connectors.metadata import (
+from modelmesh_connectors.client.config import LoaderConfig, parse_config
+from modelmesh_connectors.client.loader import Loader
+from modelmesh_connectors.index.envelope import (
+    INDEX_TYPE,
+    RELEASE_TYPE,
+    TIMESTAMP_TYPE,
+    sign,
+)
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import (
     BinNode,
     BinRelease,
     GroupNode,
@@ -35,8 +40,13 @@ from modelmesh_connectors.metadata import (
     archive_path,
     bin_prefix,
 )
-from modelmesh_connectors.package import Package, package_from_bytes
-from modelmesh_connectors.repository import init_repository, publish, root_init, sharding_level
+from modelmesh_connectors.package.package import Package, package_from_bytes
+from modelmesh_connectors.publish.repository import (
+    init_repository,
+    publish,
+    root_init,
+    sharding_level,
+)
 
 __all__ = [
     "OursIndex",

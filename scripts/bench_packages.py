@@ -3,7 +3,7 @@
 Each package is what a real connector looks like (a ``modelmesh-package.yaml`` declaring one
 observability connector, an ``__init__.py``, a sink module) plus incompressible payload files
 that bring the archive to the target size. Archives are packed with the project's own
-:func:`modelmesh_connectors.pack.pack_to_bytes`, so every one of them passes the loader's checks;
+:func:`modelmesh_connectors.package.pack.pack_to_bytes`, so every one of them passes the loader's checks;
 the same files are then published into both indexes.
 """
 
@@ -16,8 +16,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelmesh_connectors.archive import ArchiveLimits
-from modelmesh_connectors.pack import pack_to_bytes
+from modelmesh_connectors.package.archive import ArchiveLimits
+from modelmesh_connectors.package.pack import pack_to_bytes
 
 __all__ = ["BIG_LIMITS", "BenchArchive", "build_archives"]
 

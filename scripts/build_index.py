@@ -16,9 +16,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from modelmesh_connectors import repository
-from modelmesh_connectors.keyfiles import read_signing_key
-from modelmesh_connectors.pack import pack_to_bytes
+from modelmesh_connectors.package.pack import pack_to_bytes
+from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish.keyfiles import read_signing_key
 
 ROOT = Path(__file__).resolve().parent.parent
 INDEX = ROOT / "index"
@@ -90,7 +90,7 @@ def _drop_superseded_nodes() -> int:
     A live index keeps them for clients that read mid-publish; the committed demo index has
     no such readers, and keeping only reachable files means every committed byte is checked.
     """
-    from modelmesh_connectors.metadata import parse_group
+    from modelmesh_connectors.index.metadata import parse_group
 
     state = repository.load_state(INDEX)
     keep = {state.timestamp.index.path}

@@ -11,8 +11,7 @@ Public API::
 
 from __future__ import annotations
 
-from .connector_types import ConnectorInfo, ConnectorType
-from .errors import (
+from modelmesh_connectors.errors import (
     ArchiveError,
     CacheError,
     ConfigError,
@@ -31,7 +30,9 @@ from .errors import (
     TrustError,
     UnknownConnectorError,
 )
-from .registry import ConnectorRegistry, Origin
+from modelmesh_connectors.package.connector_types import ConnectorInfo, ConnectorType
+from modelmesh_connectors.package.origin import Origin
+from modelmesh_connectors.registry import ConnectorRegistry
 
 __all__ = [
     "ArchiveError",

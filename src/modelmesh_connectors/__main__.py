@@ -1,5 +1,5 @@
 """``python -m modelmesh_connectors`` runs the CLI."""
 
-from .cli import main
+from modelmesh_connectors.cli import main
 
 raise SystemExit(main())

@@ -20,9 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .connector_types import ConnectorType
-from .errors import ConfigError, ConnectorTypeError, LibraryTamperedError
-from .registry import ConnectorRegistry
+from modelmesh_connectors.errors import (
+    ConfigError,
+    ConnectorTypeError,
+    LibraryTamperedError,
+)
+from modelmesh_connectors.package.connector_types import ConnectorType
+from modelmesh_connectors.registry import ConnectorRegistry
 
 __all__ = ["LoadedMesh", "load_mesh"]
 
@@ -45,7 +49,11 @@ class LoadedMesh:
 def _read(config: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Path | None]:
     if isinstance(config, Mapping):
         return copy.deepcopy(dict(config)), None
-    from .yaml_input import DuplicateKeyError, YamlInputError, load_yaml
+    from modelmesh_connectors._internal.strict_yaml import (
+        DuplicateKeyError,
+        YamlInputError,
+        load_yaml,
+    )
 
     path = Path(config)
     try:
@@ -107,8 +115,8 @@ def load_mesh(config: str | Path | Mapping[str, Any]) -> LoadedMesh:
     """
     from modelmesh import MeshConfig, ModelMesh
 
-    from .config import parse_config
-    from .loader import build_registry
+    from modelmesh_connectors.client.config import parse_config
+    from modelmesh_connectors.registry import build_registry
 
     raw, base = _read(config)
     source = None if isinstance(config, Mapping) else str(config)

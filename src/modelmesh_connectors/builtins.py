@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from functools import cache
 
-from .connector_types import ConnectorType as _T
+from modelmesh_connectors.package.connector_types import ConnectorType as _T
 
-__all__ = ["BUILTINS", "MODELMESH_DISTRIBUTION", "Builtin", "modelmesh_version"]
+__all__ = ["BUILTINS", "Builtin"]
 
-MODELMESH_DISTRIBUTION = "modelmesh-lite"
 _PACKAGE = "modelmesh.connectors."
 
 
@@ -43,17 +41,6 @@ class Builtin:
         """Import and return the implementation class."""
         cls: type = getattr(importlib.import_module(_PACKAGE + self.module), self.attribute)
         return cls
-
-
-@cache
-def modelmesh_version() -> str:
-    """The installed ModelMesh version (the version of every built-in)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(MODELMESH_DISTRIBUTION)
-    except PackageNotFoundError:  # pragma: no cover - modelmesh-lite is a dependency
-        return "0"
 
 
 _B = Builtin

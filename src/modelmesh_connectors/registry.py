@@ -23,15 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .builtins import BUILTINS, Builtin, modelmesh_version
-from .connector_types import (
-    ConnectorInfo,
-    ConnectorType,
-    check_implements,
-    classify,
-    parse_connector_type,
+from modelmesh_connectors._internal.integrity import (
+    Fingerprint,
+    changes,
+    fingerprint,
 )
-from .errors import (
+from modelmesh_connectors.builtins import BUILTINS, Builtin
+from modelmesh_connectors.errors import (
     DuplicateConnectorError,
     LibraryTamperedError,
     PackageError,
@@ -39,8 +37,15 @@ from .errors import (
     RegistryFrozenError,
     UnknownConnectorError,
 )
-from .ids import parse_connector_id
-from .importer import (
+from modelmesh_connectors.package.connector_types import (
+    ConnectorInfo,
+    ConnectorType,
+    check_implements,
+    classify,
+    parse_connector_type,
+)
+from modelmesh_connectors.package.ids import parse_connector_id
+from modelmesh_connectors.package.importer import (
     ImportedPackage,
     calling_package,
     import_package,
@@ -48,39 +53,25 @@ from .importer import (
     owner_of,
     unload,
 )
-from .integrity import Fingerprint, changes, fingerprint
-from .package import Package, check_environment, open_local_package
+from modelmesh_connectors.package.origin import Origin
+from modelmesh_connectors.package.package import (
+    Package,
+    check_environment,
+    modelmesh_version,
+    open_local_package,
+)
 
 if TYPE_CHECKING:
-    from .config import LoaderConfig
+    from datetime import datetime
 
-__all__ = ["ConnectorRegistry", "Origin", "PackageSource"]
+    from modelmesh_connectors.client.config import LoaderConfig
+    from modelmesh_connectors.client.fetch import Fetcher
+
+__all__ = ["ConnectorRegistry", "Origin", "PackageSource", "build_registry"]
 
 _log = logging.getLogger("modelmesh_connectors.registry")
 
 _BUILTIN_IDS = frozenset(b.id for b in BUILTINS)
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a registered connector came from.
-
-    Attributes:
-        kind: ``builtin``, ``local`` (a directory or zip on disk), ``package`` (verified
-            from an index or signed URL) or ``runtime`` (``register`` called by code).
-        detail: Human description (path, ``name@version``, URL).
-        signed_by: Key IDs that signed the package's release, when verified.
-    """
-
-    kind: str
-    detail: str
-    signed_by: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        text = f"{self.kind} {self.detail}".strip()
-        if self.signed_by:
-            text += " signed by " + ", ".join(k[:16] for k in self.signed_by)
-        return text
 
 
 class PackageSource(Protocol):
@@ -183,8 +174,6 @@ class ConnectorRegistry:
             ConfigError: invalid configuration.
             ConnectorError: any package fails to resolve, verify or load.
         """
-        from .loader import build_registry
-
         return build_registry(config, freeze=freeze)
 
     # -- the seed's API --------------------------------------------------------------------
@@ -324,7 +313,7 @@ class ConnectorRegistry:
             package, origin = self._source.fetch_package(str(here))
         elif self._is_local(path):
             if self._require_signatures:
-                from .errors import PolicyError
+                from modelmesh_connectors.errors import PolicyError
 
                 raise PolicyError(
                     f"{path}: require_signatures is on, so an unsigned local package is refused",
@@ -611,7 +600,12 @@ class ConnectorRegistry:
     def _is_local(self, path: str) -> bool:
         """A local path per the config grammar; a bare existing name is local only without
         an index (with one, ``acme-audit-log`` is a requirement even if such a folder exists)."""
-        from .requirements import InvalidPackageSpec, LocalSpec, RequirementSpec, parse_package_spec
+        from modelmesh_connectors.package.requirements import (
+            InvalidPackageSpec,
+            LocalSpec,
+            RequirementSpec,
+            parse_package_spec,
+        )
 
         text = str(path)
         try:
@@ -649,3 +643,46 @@ class ConnectorRegistry:
                 table.clear()
                 table.update(before)
                 loading.violations.extend(added)
+
+
+def build_registry(
+    config: str | Path | Mapping[str, Any] | LoaderConfig,
+    *,
+    now: datetime | None = None,
+    fetcher: Fetcher | None = None,
+    freeze: bool = False,
+) -> ConnectorRegistry:
+    """A registry with the built-ins and every configured package, all or nothing.
+
+    Every archive is resolved, downloaded and verified — and every manifest checked against
+    the registry — before the first import; a failure anywhere leaves no registry (and so
+    nothing registered) behind, and no package's code has run unless all were verified.
+
+    Args:
+        config: A YAML path, a mapping or a parsed configuration.
+        now: Reference time (default: the current clock).
+        fetcher: Replace the network seam (unit tests).
+        freeze: Freeze the registry once everything is registered.
+
+    Raises:
+        ConfigError: invalid configuration.
+        ConnectorError: any package fails to resolve, verify or load.
+    """
+    # The client is imported here, not at module top: a registry that never loads a package
+    # (the common start-up path) must not pay for httpx, yaml and the trust core.
+    from modelmesh_connectors.client.config import LoaderConfig, load_config, parse_config
+    from modelmesh_connectors.client.loader import Loader
+
+    if isinstance(config, LoaderConfig):
+        cfg = config
+    elif isinstance(config, Mapping):
+        cfg = parse_config(config)
+    else:
+        cfg = load_config(config)
+    loader = Loader(cfg, now=now, fetcher=fetcher)
+    registry = ConnectorRegistry(source=loader, require_signatures=cfg.require_signatures)
+    with loader:
+        loaded = loader.load(cfg.packages)  # reads the lock first when locked: true
+        # One batch: no package is imported until every package passed every check.
+        registry.add_packages(loaded, freeze=freeze)
+    return registry

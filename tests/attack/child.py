@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     if crash:
         _stop_dead_before_replace(crash, Path(os.environ["MMC_CRASH_SIGNAL"]))
     from modelmesh_connectors.errors import ConnectorError
-    from modelmesh_connectors.loader import build_registry
+    from modelmesh_connectors.registry import build_registry
 
     if len(argv) > 3:
         Path(argv[2]).touch()

@@ -36,9 +36,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from modelmesh_connectors import repository
-from modelmesh_connectors.config import parse_config
-from modelmesh_connectors.envelope import (
+from modelmesh_connectors.client.config import parse_config
+from modelmesh_connectors.client.loader import Loader
+from modelmesh_connectors.index.envelope import (
     INDEX_TYPE,
     RELEASE_TYPE,
     ROOT_TYPE,
@@ -47,9 +47,8 @@ from modelmesh_connectors.envelope import (
     parse_envelope,
     sign,
 )
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.loader import Loader
-from modelmesh_connectors.metadata import (
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import (
     BinNode,
     BinRelease,
     GroupNode,
@@ -64,7 +63,8 @@ from modelmesh_connectors.metadata import (
     parse_bin,
     parse_group,
 )
-from modelmesh_connectors.pack import pack_to_bytes
+from modelmesh_connectors.package.pack import pack_to_bytes
+from modelmesh_connectors.publish import repository
 from tests.support.simulator import RepositorySimulator
 
 __all__ = [

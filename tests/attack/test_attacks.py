@@ -33,16 +33,6 @@ from typing import Any
 
 import pytest
 
-from modelmesh_connectors import repository
-from modelmesh_connectors.envelope import (
-    ROOT_TYPE,
-    TIMESTAMP_TYPE,
-    Envelope,
-    canonical_json,
-    pae,
-    parse_envelope,
-    sign,
-)
 from modelmesh_connectors.errors import (
     ArchiveError,
     ArchiveFormatError,
@@ -63,9 +53,17 @@ from modelmesh_connectors.errors import (
     TrustError,
     UnsafeNameError,
 )
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.loader import build_registry
-from modelmesh_connectors.metadata import (
+from modelmesh_connectors.index.envelope import (
+    ROOT_TYPE,
+    TIMESTAMP_TYPE,
+    Envelope,
+    canonical_json,
+    pae,
+    parse_envelope,
+    sign,
+)
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import (
     MetadataError,
     MetaRef,
     Timestamp,
@@ -73,6 +71,8 @@ from modelmesh_connectors.metadata import (
     parse_group,
     parse_timestamp,
 )
+from modelmesh_connectors.publish import repository
+from modelmesh_connectors.registry import build_registry
 from tests.attack.hostile import (
     CANARY_ID,
     CANARY_NAME,

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock, Timeout
 
-from modelmesh_connectors.loader import build_registry
+from modelmesh_connectors.registry import build_registry
 from tests.attack.hostile import (
     CANARY_ENV,
     CANARY_ID,

@@ -26,10 +26,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmesh_connectors.credentials import Credentials, load_credentials
-from modelmesh_connectors.download import DownloadConfig, HttpFetcher
-from modelmesh_connectors.errors import ConfigError, DownloadError, PolicyError
-from modelmesh_connectors.loader import build_registry
+from modelmesh_connectors.client.credentials import Credentials, load_credentials
+from modelmesh_connectors.client.fetch import DownloadConfig, HttpFetcher
+from modelmesh_connectors.errors import (
+    ConfigError,
+    DownloadError,
+    PolicyError,
+)
+from modelmesh_connectors.registry import build_registry
 from tests.support.http_server import LoopbackServer, Reply
 from tests.support.simulator import RepositorySimulator
 

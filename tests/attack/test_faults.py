@@ -36,7 +36,7 @@ from modelmesh_connectors.errors import (
     LengthMismatchError,
     SignatureError,
 )
-from modelmesh_connectors.loader import build_registry
+from modelmesh_connectors.registry import build_registry
 from tests.attack.hostile import cache_problems, rename_problems, snapshot_files, watch_renames
 from tests.support.http_server import RecordedRequest, Reply
 from tests.support.simulator import RepositorySimulator

@@ -42,10 +42,10 @@ from modelmesh_connectors.errors import (
     RegistryFrozenError,
     SignatureError,
 )
-from modelmesh_connectors.importer import owner_of
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.loader import build_registry
-from modelmesh_connectors.metadata import archive_path
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import archive_path
+from modelmesh_connectors.package.importer import owner_of
+from modelmesh_connectors.registry import build_registry
 from tests.attack.hostile import (
     CANARY_ID,
     CANARY_NAME,
@@ -594,7 +594,7 @@ def test_a_frozen_registry_refuses_register_and_load(arena: Arena, canary: Path)
 PATCH_VERIFICATION = """
 import os as _os
 from modelmesh_connectors import trust as _trust
-from modelmesh_connectors.metadata import parse_release as _parse
+from modelmesh_connectors.index.metadata import parse_release as _parse
 
 
 def _accept(self, name, entry):
@@ -610,7 +610,7 @@ _trust.TrustedState.verify_bin_release_signed = _accept
 
 @pytest.fixture
 def restore_trust() -> Iterator[None]:
-    from modelmesh_connectors import trust
+    from modelmesh_connectors.index import trust
 
     saved = dict(vars(trust.TrustedState))
     try:

@@ -26,10 +26,14 @@ from typing import Any
 
 import pytest
 
-from modelmesh_connectors.errors import DownloadError, TransferTimeoutError, UnreachableError
-from modelmesh_connectors.failover import Failover
-from modelmesh_connectors.index_view import MAX_ROOT_BYTES
-from modelmesh_connectors.loader import build_registry
+from modelmesh_connectors.client.failover import Failover
+from modelmesh_connectors.client.updater import MAX_ROOT_BYTES
+from modelmesh_connectors.errors import (
+    DownloadError,
+    TransferTimeoutError,
+    UnreachableError,
+)
+from modelmesh_connectors.registry import build_registry
 from tests.support.http_server import LoopbackServer, Reply
 from tests.support.simulator import RepositorySimulator
 

@@ -26,14 +26,22 @@ from typing import Any
 
 import pytest
 
-from modelmesh_connectors.directory_fetcher import path_to_url
-from modelmesh_connectors.envelope import TIMESTAMP_TYPE, sign
-from modelmesh_connectors.errors import ConnectorError, DownloadError, RollbackError
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.loader import build_registry
-from modelmesh_connectors.metadata import Timestamp
-from modelmesh_connectors.statestore import MetadataStore, normalize_index_url, origin_id
-from modelmesh_connectors.trust import trust_root_id
+from modelmesh_connectors.client.file_fetch import path_to_url
+from modelmesh_connectors.client.state import (
+    MetadataStore,
+    normalize_index_url,
+    origin_id,
+)
+from modelmesh_connectors.errors import (
+    ConnectorError,
+    DownloadError,
+    RollbackError,
+)
+from modelmesh_connectors.index.envelope import TIMESTAMP_TYPE, sign
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import Timestamp
+from modelmesh_connectors.index.trust import trust_root_id
+from modelmesh_connectors.registry import build_registry
 from tests.attack.hostile import (
     CANARY_ID,
     CANARY_NAME,
@@ -157,7 +165,7 @@ def test_stale_mirror_cannot_roll_back(
     stage.sim.server.script("/timestamp.json", Reply.error(503))  # A is down for the attack
     cfg = _without_none(make(stage))
     if name == "stale-file-url-mirror":
-        from modelmesh_connectors.config import LoaderConfig, parse_config
+        from modelmesh_connectors.client.config import LoaderConfig, parse_config
 
         # file:// index URLs are not accepted in YAML; the API (and the CLI's --index) is.
         base = parse_config({**cfg, "index": stage.a})
@@ -243,8 +251,8 @@ def test_legacy_record_migrates_offline_with_its_nodes(stage: Stage) -> None:
 
 
 def _forged_timestamp(sim: RepositorySimulator, key: SigningKey, version: int) -> bytes:
-    from modelmesh_connectors.envelope import parse_envelope
-    from modelmesh_connectors.metadata import parse_timestamp
+    from modelmesh_connectors.index.envelope import parse_envelope
+    from modelmesh_connectors.index.metadata import parse_timestamp
 
     pin = parse_timestamp(parse_envelope(sim.read("timestamp.json")).payload).index
     forged = Timestamp(version, sim.now + 400 * DAY, 9999, pin)

@@ -18,10 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmesh_connectors import ConfigError, ConnectorError, ManifestError, PolicyError
-from modelmesh_connectors.loader import build_registry
-from modelmesh_connectors.lockfile import LockFile
-from modelmesh_connectors.metadata import archive_path
+from modelmesh_connectors import (
+    ConfigError,
+    ConnectorError,
+    ManifestError,
+    PolicyError,
+)
+from modelmesh_connectors.client.lockfile import LockFile
+from modelmesh_connectors.index.metadata import archive_path
+from modelmesh_connectors.registry import build_registry
 from tests.attack.hostile import (
     CANARY_ID,
     CANARY_NAME,

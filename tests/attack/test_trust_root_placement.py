@@ -20,10 +20,14 @@ from typing import Any
 
 import pytest
 
-from modelmesh_connectors.config import LoaderConfig, parse_config
-from modelmesh_connectors.directory_fetcher import path_to_url
-from modelmesh_connectors.errors import ConfigError, ConnectorError, SignatureError
-from modelmesh_connectors.loader import build_registry
+from modelmesh_connectors.client.config import LoaderConfig, parse_config
+from modelmesh_connectors.client.file_fetch import path_to_url
+from modelmesh_connectors.errors import (
+    ConfigError,
+    ConnectorError,
+    SignatureError,
+)
+from modelmesh_connectors.registry import build_registry
 from tests.attack.hostile import (
     CANARY_ID,
     CANARY_NAME,

@@ -26,7 +26,6 @@ import pytest
 import yaml
 
 from modelmesh_connectors.cli import main
-from modelmesh_connectors.envelope import RELEASE_TYPE, Envelope, parse_envelope, sign
 from modelmesh_connectors.errors import (
     ConnectorError,
     ExpiredError,
@@ -36,8 +35,14 @@ from modelmesh_connectors.errors import (
     ResolutionError,
     SignatureError,
 )
-from modelmesh_connectors.loader import build_registry
-from modelmesh_connectors.metadata import archive_path
+from modelmesh_connectors.index.envelope import (
+    RELEASE_TYPE,
+    Envelope,
+    parse_envelope,
+    sign,
+)
+from modelmesh_connectors.index.metadata import archive_path
+from modelmesh_connectors.registry import build_registry
 from tests.attack.hostile import (
     CANARY_ID,
     CANARY_NAME,
@@ -697,7 +702,7 @@ def test_lock_command_pins_url_and_local_entries(
 
 
 def test_lock_format_1_still_reads(tmp_path: Path) -> None:
-    from modelmesh_connectors.lockfile import LockFile
+    from modelmesh_connectors.client.lockfile import LockFile
 
     path = tmp_path / "connectors.lock"
     entry = {

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import TrustError
-from modelmesh_connectors.audit import audit_directory
-from modelmesh_connectors.loader import build_registry
-from modelmesh_connectors.metadata import MetadataError
+from modelmesh_connectors.index.metadata import MetadataError
+from modelmesh_connectors.publish.audit import audit_directory
+from modelmesh_connectors.registry import build_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ["modelmesh-echo-provider", "acme-audit-log", "demo-weighted-rotation"]

@@ -12,10 +12,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from modelmesh_connectors import ConnectorRegistry, DownloadError, ResolutionError
+from modelmesh_connectors import (
+    ConnectorRegistry,
+    DownloadError,
+    ResolutionError,
+)
 from modelmesh_connectors.cli import main
-from modelmesh_connectors.errors import ConfigError, ExpiredError, HashMismatchError
-from modelmesh_connectors.loader import build_registry
+from modelmesh_connectors.errors import (
+    ConfigError,
+    ExpiredError,
+    HashMismatchError,
+)
+from modelmesh_connectors.registry import build_registry
 from tests.support.http_server import LoopbackServer, Reply
 from tests.support.simulator import RepositorySimulator
 

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from modelmesh_connectors.cli import main
-from modelmesh_connectors.config import parse_config
-from modelmesh_connectors.loader import Loader
-from modelmesh_connectors.requirements import parse_package_spec
-from modelmesh_connectors.trust import trust_root_id
+from modelmesh_connectors.client.config import parse_config
+from modelmesh_connectors.client.loader import Loader
+from modelmesh_connectors.index.trust import trust_root_id
+from modelmesh_connectors.package.requirements import parse_package_spec
 from tests.support.simulator import RepositorySimulator
 
 

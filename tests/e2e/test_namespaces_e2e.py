@@ -17,11 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from modelmesh_connectors import ConnectorRegistry, PolicyError, repository
-from modelmesh_connectors.envelope import INDEX_TYPE, RELEASE_TYPE, TIMESTAMP_TYPE, Envelope, sign
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.loader import build_registry
-from modelmesh_connectors.metadata import (
+from modelmesh_connectors import ConnectorRegistry, PolicyError
+from modelmesh_connectors.index.envelope import (
+    INDEX_TYPE,
+    RELEASE_TYPE,
+    TIMESTAMP_TYPE,
+    Envelope,
+    sign,
+)
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import (
     BinNode,
     BinRelease,
     GroupNode,
@@ -34,7 +39,9 @@ from modelmesh_connectors.metadata import (
     parse_bin,
     parse_group,
 )
-from modelmesh_connectors.repository import PublisherSpec
+from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish.repository import PublisherSpec
+from modelmesh_connectors.registry import build_registry
 from tests.support.packages import OBSERVABILITY_SOURCE
 from tests.support.simulator import DAY, RepositorySimulator
 

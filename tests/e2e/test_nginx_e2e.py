@@ -31,8 +31,8 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import ConnectorRegistry
-from modelmesh_connectors.loader import build_registry
-from modelmesh_connectors.trust import verify_anchor_root
+from modelmesh_connectors.index.trust import verify_anchor_root
+from modelmesh_connectors.registry import build_registry
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED_INDEX = REPO / "index"

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from modelmesh_connectors.audit import audit_directory
 from modelmesh_connectors.cli import build_parser, main
-from modelmesh_connectors.keyfiles import read_public_key
+from modelmesh_connectors.publish.audit import audit_directory
+from modelmesh_connectors.publish.keyfiles import read_public_key
 from tests.support.http_server import LoopbackServer
 from tests.support.packages import OBSERVABILITY_SOURCE, make_package
 
@@ -689,8 +689,12 @@ def test_console_script_refuses_a_private_key_others_can_read(site: Site, tmp_pa
 
 
 def test_console_script_verify_warns_of_stray_signatures_and_orphans(site: Site, tmp_path: Path) -> None:
-    from modelmesh_connectors.envelope import TIMESTAMP_TYPE, parse_envelope, sign
-    from modelmesh_connectors.keyfiles import read_signing_key
+    from modelmesh_connectors.index.envelope import (
+        TIMESTAMP_TYPE,
+        parse_envelope,
+        sign,
+    )
+    from modelmesh_connectors.publish.keyfiles import read_signing_key
 
     index = site.copy(tmp_path / "index")
     clean = run_script("verify", index, "--root", site.root)

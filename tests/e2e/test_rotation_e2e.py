@@ -14,15 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from modelmesh_connectors import repository
-from modelmesh_connectors.audit import audit_directory
-from modelmesh_connectors.envelope import TIMESTAMP_TYPE, sign
+from modelmesh_connectors.client.state import MetadataStore
 from modelmesh_connectors.errors import SignatureError
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.loader import build_registry
-from modelmesh_connectors.metadata import Timestamp
-from modelmesh_connectors.statestore import MetadataStore
-from modelmesh_connectors.trust import trust_root_id, verify_anchor_root, verify_release
+from modelmesh_connectors.index.envelope import TIMESTAMP_TYPE, sign
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import Timestamp
+from modelmesh_connectors.index.trust import (
+    trust_root_id,
+    verify_anchor_root,
+    verify_release,
+)
+from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish.audit import audit_directory
+from modelmesh_connectors.registry import build_registry
 from tests.support.simulator import DAY, RepositorySimulator
 
 CONNECTOR = "acme.audit-log.v1"

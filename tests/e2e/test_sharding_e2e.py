@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from modelmesh_connectors import ConnectorRegistry, ConnectorType, repository
-from modelmesh_connectors.audit import audit_directory
+from modelmesh_connectors import ConnectorRegistry, ConnectorType
+from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish.audit import audit_directory
 from tests.support.simulator import RepositorySimulator
 
 

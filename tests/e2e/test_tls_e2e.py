@@ -17,8 +17,13 @@ from typing import Any
 import pytest
 import trustme
 
-from modelmesh_connectors import ConnectorRegistry, ConnectorType, DownloadError, PolicyError
-from modelmesh_connectors.loader import build_registry
+from modelmesh_connectors import (
+    ConnectorRegistry,
+    ConnectorType,
+    DownloadError,
+    PolicyError,
+)
+from modelmesh_connectors.registry import build_registry
 from tests.support.http_server import LoopbackServer
 from tests.support.simulator import RepositorySimulator
 

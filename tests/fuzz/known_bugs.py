@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelmesh_connectors.config import load_config, parse_config
-from modelmesh_connectors.ids import parse_connector_id
-from modelmesh_connectors.manifest import parse_manifest
-from modelmesh_connectors.metadata import MetadataError
-from modelmesh_connectors.requirements import parse_package_spec
+from modelmesh_connectors.client.config import load_config, parse_config
+from modelmesh_connectors.index.metadata import MetadataError
+from modelmesh_connectors.package.ids import parse_connector_id
+from modelmesh_connectors.package.manifest import parse_manifest
+from modelmesh_connectors.package.requirements import parse_package_spec
 from tests.fuzz.zips import RawEntry, build_raw_zip
 
 __all__ = ["KNOWN_BUGS", "STRICT", "KnownBug", "match_known_bug"]
@@ -105,7 +105,7 @@ def _zip_needing_version_12_7() -> bytes:
 
 
 def _timestamp_round_trip(expires: bytes) -> object:
-    from modelmesh_connectors.metadata import parse_timestamp
+    from modelmesh_connectors.index.metadata import parse_timestamp
 
     payload = (
         b'{"expires":"' + expires + b'","index":{"length":7,"sha256":"' + b"ab" * 32 + b'",'
@@ -115,7 +115,7 @@ def _timestamp_round_trip(expires: bytes) -> object:
 
 
 def _read_zip(data: bytes) -> object:
-    from modelmesh_connectors.archive import read_zip
+    from modelmesh_connectors.package.archive import read_zip
 
     return read_zip(data, source="repro.zip")
 

@@ -16,10 +16,15 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from modelmesh_connectors.archive import ArchiveLimits, PackageFiles, read_directory, read_zip
 from modelmesh_connectors.errors import ArchiveError
-from modelmesh_connectors.manifest import MANIFEST_NAME
-from modelmesh_connectors.pack import pack_to_bytes
+from modelmesh_connectors.package.archive import (
+    ArchiveLimits,
+    PackageFiles,
+    read_directory,
+    read_zip,
+)
+from modelmesh_connectors.package.manifest import MANIFEST_NAME
+from modelmesh_connectors.package.pack import pack_to_bytes
 from tests.fuzz.contract import Outcome, run_parser
 from tests.fuzz.mutations import ZIP_TOKENS, mutated
 from tests.fuzz.zips import UTF8_FLAG, RawEntry, build_raw_zip

@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelmesh_connectors.envelope import (
+from modelmesh_connectors.errors import SignatureError
+from modelmesh_connectors.index.envelope import (
     PAYLOAD_TYPES,
     Envelope,
     JSONFormatError,
@@ -19,8 +20,7 @@ from modelmesh_connectors.envelope import (
     strict_json,
     verify_threshold,
 )
-from modelmesh_connectors.errors import SignatureError
-from modelmesh_connectors.keys import SigningKey
+from modelmesh_connectors.index.keys import SigningKey
 from tests.fuzz.contract import Outcome, run_parser
 from tests.fuzz.mutations import JSON_TOKENS, dumps, json_values, mutated, mutated_json
 

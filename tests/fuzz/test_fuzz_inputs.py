@@ -12,11 +12,20 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelmesh_connectors.config import LoaderConfig, load_config, parse_config, parse_duration
+from modelmesh_connectors.client.config import (
+    LoaderConfig,
+    load_config,
+    parse_config,
+    parse_duration,
+)
 from modelmesh_connectors.errors import ConfigError
-from modelmesh_connectors.ids import ConnectorId, InvalidConnectorId, parse_connector_id
-from modelmesh_connectors.manifest import is_normalized_name
-from modelmesh_connectors.requirements import (
+from modelmesh_connectors.package.ids import (
+    ConnectorId,
+    InvalidConnectorId,
+    parse_connector_id,
+)
+from modelmesh_connectors.package.manifest import is_normalized_name
+from modelmesh_connectors.package.requirements import (
     InvalidPackageSpec,
     LocalSpec,
     RequirementSpec,

@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from modelmesh_connectors.connector_types import ConnectorType
 from modelmesh_connectors.errors import ManifestError
-from modelmesh_connectors.ids import parse_connector_id
-from modelmesh_connectors.manifest import (
+from modelmesh_connectors.package.connector_types import ConnectorType
+from modelmesh_connectors.package.ids import parse_connector_id
+from modelmesh_connectors.package.manifest import (
     MAX_MANIFEST_BYTES,
     Manifest,
     is_normalized_name,

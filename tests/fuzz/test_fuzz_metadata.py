@@ -11,8 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelmesh_connectors.envelope import RELEASE_TYPE, Envelope, Signature, parse_envelope
-from modelmesh_connectors.metadata import (
+from modelmesh_connectors.index.envelope import (
+    RELEASE_TYPE,
+    Envelope,
+    Signature,
+    parse_envelope,
+)
+from modelmesh_connectors.index.metadata import (
     SHARDING_LEVELS,
     BinNode,
     BinRelease,

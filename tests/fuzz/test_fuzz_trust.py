@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from modelmesh_connectors.envelope import (
+from modelmesh_connectors.errors import SignatureError, TrustError
+from modelmesh_connectors.index.envelope import (
     INDEX_TYPE,
     RELEASE_TYPE,
     ROOT_TYPE,
@@ -24,9 +25,12 @@ from modelmesh_connectors.envelope import (
     parse_envelope,
     verify_threshold,
 )
-from modelmesh_connectors.errors import SignatureError, TrustError
-from modelmesh_connectors.metadata import GroupNode, IndexTop, MetaRef
-from modelmesh_connectors.trust import TrustedState
+from modelmesh_connectors.index.metadata import (
+    GroupNode,
+    IndexTop,
+    MetaRef,
+)
+from modelmesh_connectors.index.trust import TrustedState
 from tests.fuzz.contract import run_parser
 from tests.fuzz.mutations import JSON_TOKENS, dumps, mutated, mutated_json
 from tests.support.builders import (

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from modelmesh_connectors.errors import ConnectorError, ManifestError
-from modelmesh_connectors.manifest import parse_manifest
+from modelmesh_connectors.package.manifest import parse_manifest
 from tests.fuzz.known_bugs import KNOWN_BUGS, KnownBug
 
 CASES = [

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from modelmesh_connectors.envelope import (
+from modelmesh_connectors.index.envelope import (
     INDEX_TYPE,
     RELEASE_TYPE,
     ROOT_TYPE,
@@ -26,8 +26,8 @@ from modelmesh_connectors.envelope import (
     parse_envelope,
     sign,
 )
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.metadata import (
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import (
     BinNode,
     BinRelease,
     GroupNode,
@@ -45,8 +45,8 @@ from modelmesh_connectors.metadata import (
     parse_index_top,
     parse_timestamp,
 )
-from modelmesh_connectors.repository import sharding_level
-from modelmesh_connectors.trust import TrustedState
+from modelmesh_connectors.index.trust import TrustedState
+from modelmesh_connectors.publish.repository import sharding_level
 
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -7,7 +7,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-from modelmesh_connectors.pack import pack_to_bytes
+from modelmesh_connectors.package.pack import pack_to_bytes
 
 __all__ = [
     "OBSERVABILITY_SOURCE",

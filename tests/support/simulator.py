@@ -21,11 +21,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from modelmesh_connectors import repository
-from modelmesh_connectors.envelope import Envelope
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.metadata import Release
-from modelmesh_connectors.pack import pack_to_bytes
+from modelmesh_connectors.index.envelope import Envelope
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import Release
+from modelmesh_connectors.package.pack import pack_to_bytes
+from modelmesh_connectors.publish import repository
 from tests.support.http_server import LoopbackServer
 from tests.support.packages import make_package
 

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import ArchiveError
-from modelmesh_connectors.archive import ArchiveLimits, read_directory, read_zip
+from modelmesh_connectors.package.archive import (
+    ArchiveLimits,
+    read_directory,
+    read_zip,
+)
 from tests.support.packages import raw_zip
 
 MANIFEST = b"name: a\nversion: '1.0'\ndescription: d\nconnectors: []\n"

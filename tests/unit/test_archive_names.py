@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from modelmesh_connectors.archive import ArchiveLimits, read_directory, read_zip
 from modelmesh_connectors.errors import (
     ArchiveError,
     ArchiveFormatError,
@@ -31,8 +30,13 @@ from modelmesh_connectors.errors import (
     NameCollisionError,
     UnsafeNameError,
 )
-from modelmesh_connectors.manifest import MANIFEST_NAME
-from modelmesh_connectors.pack import pack_directory, pack_to_bytes
+from modelmesh_connectors.package.archive import (
+    ArchiveLimits,
+    read_directory,
+    read_zip,
+)
+from modelmesh_connectors.package.manifest import MANIFEST_NAME
+from modelmesh_connectors.package.pack import pack_directory, pack_to_bytes
 from tests.fuzz.zips import UTF8_FLAG, RawEntry, build_raw_zip, deflate, extra_field
 
 MANIFEST = (
@@ -485,7 +489,7 @@ def test_reader_asks_no_zip_library_what_a_name_is() -> None:
     import ast
     import inspect
 
-    import modelmesh_connectors.archive as archive
+    import modelmesh_connectors.package.archive as archive
 
     tree = ast.parse(inspect.getsource(archive))
     imported = {

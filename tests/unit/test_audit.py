@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from modelmesh_connectors.audit import AuditReport, audit_directory, audit_index, directory_reader
 from modelmesh_connectors.errors import DownloadError, NotFoundError
-from modelmesh_connectors.metadata import BinNode, BinRelease, archive_path
+from modelmesh_connectors.index.metadata import (
+    BinNode,
+    BinRelease,
+    archive_path,
+)
+from modelmesh_connectors.publish.audit import (
+    AuditReport,
+    audit_directory,
+    audit_index,
+    directory_reader,
+)
 from tests.support.builders import (
     DAY,
     NOW,

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from modelmesh_connectors.binding import bind_release, url_file_name, url_is_under
+from modelmesh_connectors.client.binding import (
+    bind_release,
+    url_file_name,
+    url_is_under,
+)
 from modelmesh_connectors.errors import PolicyError
-from modelmesh_connectors.metadata import Release, ReleaseConnector, archive_path
+from modelmesh_connectors.index.metadata import (
+    Release,
+    ReleaseConnector,
+    archive_path,
+)
 
 BASE = "https://cdn.example/pkgs/"
 

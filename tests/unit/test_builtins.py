@@ -11,7 +11,7 @@ import pytest
 
 from modelmesh_connectors import ConnectorRegistry, ConnectorType
 from modelmesh_connectors.builtins import BUILTINS
-from modelmesh_connectors.connector_types import check_implements, classify
+from modelmesh_connectors.package.connector_types import check_implements, classify
 
 EXPECTED_TYPES = {
     ConnectorType.PROVIDER: 22,

@@ -19,8 +19,16 @@ from filelock import FileLock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelmesh_connectors.cache import CACHE_DIR_ENV, ArchiveCache, default_cache_dir
-from modelmesh_connectors.download import DownloadConfig, HttpFetcher, Sink
+from modelmesh_connectors.client.cache import (
+    CACHE_DIR_ENV,
+    ArchiveCache,
+    default_cache_dir,
+)
+from modelmesh_connectors.client.fetch import (
+    DownloadConfig,
+    HttpFetcher,
+    Sink,
+)
 from modelmesh_connectors.errors import (
     CacheError,
     DownloadError,
@@ -256,7 +264,7 @@ def test_corrupt_entry_is_a_miss_and_is_refetched(
     write = CountingWriter()
     path = cache.fetch(DIGEST, len(PAYLOAD), write)
     corrupt(path)
-    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.cache"):
+    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.client.cache"):
         assert cache.lookup(DIGEST, len(PAYLOAD)) is None
     assert not path.exists()
     assert any("corrupt cache entry" in r.getMessage() for r in caplog.records)
@@ -352,7 +360,7 @@ def test_killed_writer_leaves_a_leftover_that_the_next_fetch_cleans(cache: Archi
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from modelmesh_connectors.cache import ArchiveCache\n"
+        "from modelmesh_connectors.client.cache import ArchiveCache\n"
         "cache = ArchiveCache(Path(sys.argv[1]), lock_timeout=10)\n"
         "def write_into(sink):\n"
         "    sink.write(b'partial')\n"
@@ -422,7 +430,7 @@ def test_processes_racing_fetch_write_once(cache: ArchiveCache, tmp_path: Path) 
     code = (
         "import os, sys, time\n"
         "from pathlib import Path\n"
-        "from modelmesh_connectors.cache import ArchiveCache\n"
+        "from modelmesh_connectors.client.cache import ArchiveCache\n"
         "root, digest, length, counter, go, payload = sys.argv[1:]\n"
         "while not os.path.exists(go):\n"
         "    time.sleep(0.005)\n"

@@ -7,14 +7,18 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import ConfigError
-from modelmesh_connectors.config import (
+from modelmesh_connectors.client.config import (
     CACHE_ENV,
     LoaderConfig,
     load_config,
     parse_config,
     parse_duration,
 )
-from modelmesh_connectors.requirements import LocalSpec, RequirementSpec, UrlSpec
+from modelmesh_connectors.package.requirements import (
+    LocalSpec,
+    RequirementSpec,
+    UrlSpec,
+)
 
 
 def test_full_example_parses(tmp_path: Path) -> None:

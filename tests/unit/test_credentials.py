@@ -6,13 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from modelmesh_connectors.config import parse_config, parse_index_urls, parse_rate
-from modelmesh_connectors.credentials import (
+from modelmesh_connectors._internal.redact import redact_text, redact_url
+from modelmesh_connectors.client.config import (
+    parse_config,
+    parse_index_urls,
+    parse_rate,
+)
+from modelmesh_connectors.client.credentials import (
     Credentials,
     load_credentials,
     origin_of,
-    redact_text,
-    redact_url,
     strip_userinfo,
 )
 from modelmesh_connectors.errors import ConfigError

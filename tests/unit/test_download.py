@@ -18,7 +18,11 @@ from typing import Any
 import pytest
 import trustme
 
-from modelmesh_connectors.download import DownloadConfig, HttpFetcher, check_url_policy
+from modelmesh_connectors.client.fetch import (
+    DownloadConfig,
+    HttpFetcher,
+    check_url_policy,
+)
 from modelmesh_connectors.errors import (
     CacheError,
     DownloadError,
@@ -215,7 +219,7 @@ def test_503_until_retries_run_out(
     server.script("/down", Reply.error(503))
     url = server.url("/down")
     with (
-        caplog.at_level(logging.WARNING, logger="modelmesh_connectors.download"),
+        caplog.at_level(logging.WARNING, logger="modelmesh_connectors.client.fetch"),
         pytest.raises(DownloadError) as info,
     ):
         fetcher.fetch_bytes(url, max_length=100)
@@ -520,7 +524,7 @@ def test_https_with_unknown_ca_fails_clearly(
         url = srv.url("/x")
         with (
             HttpFetcher(fast(ca_bundle=str(other))) as fetcher,
-            caplog.at_level(logging.WARNING, logger="modelmesh_connectors.download"),
+            caplog.at_level(logging.WARNING, logger="modelmesh_connectors.client.fetch"),
             pytest.raises(DownloadError) as info,
         ):
             fetcher.fetch_bytes(url, max_length=100)
@@ -654,7 +658,7 @@ def test_config_rejects_nonsense(overrides: dict[str, Any]) -> None:
 def test_importing_the_module_does_not_import_httpx() -> None:
     code = (
         "import sys\n"
-        "import modelmesh_connectors.download as d\n"
+        "import modelmesh_connectors.client.fetch as d\n"
         "f = d.HttpFetcher(d.DownloadConfig())\n"
         "d.check_url_policy('https://example.invalid/')\n"
         "f.close()\n"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from modelmesh_connectors.envelope import (
+from modelmesh_connectors.errors import SignatureError
+from modelmesh_connectors.index.envelope import (
     INDEX_TYPE,
     MAX_ENVELOPE_BYTES,
     MAX_SIGNATURES,
@@ -25,8 +26,7 @@ from modelmesh_connectors.envelope import (
     strict_json,
     verify_threshold,
 )
-from modelmesh_connectors.errors import SignatureError
-from modelmesh_connectors.keys import PublicKey
+from modelmesh_connectors.index.keys import PublicKey
 from tests.support.builders import make_keys, raw_envelope
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from modelmesh_connectors.ids import ConnectorId, InvalidConnectorId, parse_connector_id
+from modelmesh_connectors.package.ids import (
+    ConnectorId,
+    InvalidConnectorId,
+    parse_connector_id,
+)
 
 
 @pytest.mark.parametrize(

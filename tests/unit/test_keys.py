@@ -13,14 +13,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from modelmesh_connectors.errors import InvalidInput
-from modelmesh_connectors.keyfiles import (
+from modelmesh_connectors.index.keys import (
+    InvalidKeyError,
+    PublicKey,
+    SigningKey,
+    is_encrypted_pem,
+)
+from modelmesh_connectors.publish.keyfiles import (
     KeyFileError,
     read_public_key,
     read_signing_key,
     write_public_key,
     write_signing_key,
 )
-from modelmesh_connectors.keys import InvalidKeyError, PublicKey, SigningKey, is_encrypted_pem
 
 # -- keys ----------------------------------------------------------------------
 
@@ -240,7 +245,7 @@ def test_read_encrypted_key_prompts_on_tty(tmp_path: Path, monkeypatch: pytest.M
 
     monkeypatch.setattr(sys, "stdin", Tty())
     monkeypatch.setattr(
-        "modelmesh_connectors.keyfiles.getpass.getpass",
+        "modelmesh_connectors.publish.keyfiles.getpass.getpass",
         lambda prompt: prompts.append(prompt) or "typed",
     )
     assert read_signing_key(tmp_path / "k.pem").keyid == key.keyid
@@ -255,7 +260,7 @@ def test_read_plain_key_never_prompts(tmp_path: Path, monkeypatch: pytest.Monkey
     def no_prompt(prompt: str) -> str:
         raise AssertionError("must not prompt for a plain key")
 
-    monkeypatch.setattr("modelmesh_connectors.keyfiles.getpass.getpass", no_prompt)
+    monkeypatch.setattr("modelmesh_connectors.publish.keyfiles.getpass.getpass", no_prompt)
     read_signing_key(tmp_path / "k.pem")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelmesh_connectors import ConnectorType, ManifestError
-from modelmesh_connectors.manifest import parse_manifest
+from modelmesh_connectors.package.manifest import parse_manifest
 
 GOOD = b"""\
 name: acme-audit-log

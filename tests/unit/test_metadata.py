@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from modelmesh_connectors.envelope import parse_envelope
 from modelmesh_connectors.errors import TrustError
-from modelmesh_connectors.metadata import (
+from modelmesh_connectors.index.envelope import parse_envelope
+from modelmesh_connectors.index.metadata import (
     BinNode,
     BinRelease,
     GroupNode,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import ArchiveError, PackageError
-from modelmesh_connectors.pack import pack_directory, pack_to_bytes
+from modelmesh_connectors.package.pack import pack_directory, pack_to_bytes
 from tests.support.packages import make_package
 
 

@@ -9,25 +9,29 @@ from pathlib import Path
 
 import pytest
 
-from modelmesh_connectors import repository
-from modelmesh_connectors.audit import AuditReport, audit_directory, stray_signatures
-from modelmesh_connectors.envelope import (
+from modelmesh_connectors.errors import PublishError
+from modelmesh_connectors.index.envelope import (
     RELEASE_TYPE,
     TIMESTAMP_TYPE,
     parse_envelope,
     sign,
 )
-from modelmesh_connectors.errors import PublishError
-from modelmesh_connectors.keyfiles import (
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import parse_root
+from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish.audit import (
+    AuditReport,
+    audit_directory,
+    stray_signatures,
+)
+from modelmesh_connectors.publish.keyfiles import (
     KeyFileError,
     read_public_key,
     read_signing_key,
     write_public_key,
     write_signing_key,
 )
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.metadata import parse_root
-from modelmesh_connectors.repository import PublisherSpec
+from modelmesh_connectors.publish.repository import PublisherSpec
 from tests.attack.hostile import force_publish, release_for
 from tests.support.simulator import RepositorySimulator
 

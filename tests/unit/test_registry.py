@@ -16,8 +16,8 @@ from modelmesh_connectors import (
     DuplicateConnectorError,
     UnknownConnectorError,
 )
-from modelmesh_connectors.connector_types import InvalidConnectorType
-from modelmesh_connectors.ids import InvalidConnectorId
+from modelmesh_connectors.package.connector_types import InvalidConnectorType
+from modelmesh_connectors.package.ids import InvalidConnectorId
 
 
 class Sink(ObservabilityConnector):

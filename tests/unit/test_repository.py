@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from modelmesh_connectors import repository
-from modelmesh_connectors.audit import audit_directory
-from modelmesh_connectors.envelope import Envelope, parse_envelope
 from modelmesh_connectors.errors import (
     ExpiredError,
     PolicyError,
@@ -21,15 +18,18 @@ from modelmesh_connectors.errors import (
     RootRotationError,
     SignatureError,
 )
-from modelmesh_connectors.keys import SigningKey
-from modelmesh_connectors.metadata import (
+from modelmesh_connectors.index.envelope import Envelope, parse_envelope
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import (
     MetaRef,
     archive_path,
     parse_bin,
     parse_group,
 )
-from modelmesh_connectors.repository import PublisherSpec
-from modelmesh_connectors.trust import TrustedState, verify_release
+from modelmesh_connectors.index.trust import TrustedState, verify_release
+from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish.audit import audit_directory
+from modelmesh_connectors.publish.repository import PublisherSpec
 from tests.support.builders import DAY, NOW, make_keys
 from tests.support.packages import make_zip
 

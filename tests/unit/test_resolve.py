@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from modelmesh_connectors import ResolutionError
-from modelmesh_connectors.requirements import (
+from modelmesh_connectors.client.resolve import Candidate, choose
+from modelmesh_connectors.package.requirements import (
     InvalidPackageSpec,
     RequirementSpec,
     parse_package_spec,
 )
-from modelmesh_connectors.resolve import Candidate, choose
 
 CANDIDATES = [
     Candidate("1.0.0", False, None),

@@ -18,18 +18,18 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from modelmesh_connectors.errors import (
-    CacheError,
-    HashMismatchError,
-    InvalidInput,
-    LockTimeoutError,
-)
-from modelmesh_connectors.statestore import (
+from modelmesh_connectors.client.state import (
     MetadataStore,
     OriginMetadata,
     normalize_index_url,
     origin_id,
     trust_root_dir,
+)
+from modelmesh_connectors.errors import (
+    CacheError,
+    HashMismatchError,
+    InvalidInput,
+    LockTimeoutError,
 )
 
 URL = "https://connectors.example.test/index/"
@@ -263,7 +263,7 @@ def test_corrupt_node_is_a_miss_and_removed(
     origin.save_node(NODE_SHA, NODE)
     path = origin.directory / "nodes" / f"{NODE_SHA}.json"
     path.write_bytes(NODE.replace(b"bin", b"BIN"))
-    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.statestore"):
+    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.client.state"):
         assert origin.load_node(NODE_SHA) is None
     assert not path.exists()
     assert any("corrupt metadata node" in r.getMessage() for r in caplog.records)
@@ -335,7 +335,7 @@ def test_malformed_state_counts_as_never_refreshed(
 ) -> None:
     origin.record_refresh(datetime(2026, 1, 1, tzinfo=UTC))
     (origin.directory / "state.json").write_bytes(content)
-    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.statestore"):
+    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.client.state"):
         assert origin.last_refresh() is None
     assert caplog.records
 
@@ -421,7 +421,7 @@ def test_negative_lock_timeout_is_misuse(tmp_path: Path) -> None:
 
 
 def test_root_versions_round_trip_in_order(tmp_path: Path) -> None:
-    from modelmesh_connectors.statestore import MetadataStore
+    from modelmesh_connectors.client.state import MetadataStore
 
     origin = MetadataStore(tmp_path).origin("https://index.example/")
     assert origin.load_root_versions() == []

@@ -14,12 +14,16 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import ConfigError, ManifestError
+from modelmesh_connectors._internal.strict_yaml import (
+    DuplicateKeyError,
+    YamlInputError,
+    load_yaml,
+)
 from modelmesh_connectors.bridge import load_mesh
-from modelmesh_connectors.config import load_config, parse_config
-from modelmesh_connectors.envelope import JSONFormatError, strict_json
-from modelmesh_connectors.lockfile import LockEntry, LockFile
-from modelmesh_connectors.manifest import parse_manifest
-from modelmesh_connectors.yaml_input import DuplicateKeyError, YamlInputError, load_yaml
+from modelmesh_connectors.client.config import load_config, parse_config
+from modelmesh_connectors.client.lockfile import LockEntry, LockFile
+from modelmesh_connectors.index.envelope import JSONFormatError, strict_json
+from modelmesh_connectors.package.manifest import parse_manifest
 
 # -- the YAML reader -------------------------------------------------------------------------
 
@@ -228,10 +232,10 @@ def test_misspelled_section_is_warned(
 ) -> None:
     path = tmp_path / "modelmesh.yaml"
     path.write_text(f"providers: {{}}\n{key}:\n  require_signatures: true\n  packages: [./pkg]\n")
-    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.config"):
+    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.client.config"):
         cfg = load_config(path)
     assert cfg.packages == ()  # still not read: the warning is what tells the user
-    [record] = [r for r in caplog.records if r.name == "modelmesh_connectors.config"]
+    [record] = [r for r in caplog.records if r.name == "modelmesh_connectors.client.config"]
     message = record.getMessage()
     assert message.startswith(f"{path}: top-level key {key!r} is not 'connectors'")
     assert "did you mean 'connectors'?" in message
@@ -239,7 +243,7 @@ def test_misspelled_section_is_warned(
 
 
 def test_misspelled_extra_section_beside_the_real_one(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.config"):
+    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.client.config"):
         parse_config({"connectors": {"packages": []}, "connector": {"offline": True}})
     [record] = caplog.records
     assert "top-level key 'connector' is not 'connectors'" in record.getMessage()
@@ -247,7 +251,7 @@ def test_misspelled_extra_section_beside_the_real_one(caplog: pytest.LogCaptureF
 
 
 def test_flat_section_with_a_misspelled_key_is_warned(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.config"):
+    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.client.config"):
         cfg = parse_config({"packages": ["x"], "require_signature": True}, source="flat.yaml")
     assert cfg.packages == ()
     [record] = caplog.records
@@ -289,7 +293,7 @@ def test_bridge_refuses_duplicate_keys(tmp_path: Path) -> None:
 def test_bridge_warns_of_a_misspelled_section(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "modelmesh.yaml"
     path.write_text("connector:\n  packages: []\n")
-    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.config"):
+    with caplog.at_level(logging.WARNING, logger="modelmesh_connectors.client.config"):
         load_mesh(path)
     assert any(
         r.getMessage().startswith(f"{path}: top-level key 'connector' is not 'connectors'")

@@ -9,13 +9,6 @@ from typing import Any
 
 import pytest
 
-from modelmesh_connectors.envelope import (
-    INDEX_TYPE,
-    ROOT_TYPE,
-    TIMESTAMP_TYPE,
-    pae,
-    parse_envelope,
-)
 from modelmesh_connectors.errors import (
     ExpiredError,
     HashMismatchError,
@@ -26,7 +19,14 @@ from modelmesh_connectors.errors import (
     RootRotationError,
     SignatureError,
 )
-from modelmesh_connectors.metadata import (
+from modelmesh_connectors.index.envelope import (
+    INDEX_TYPE,
+    ROOT_TYPE,
+    TIMESTAMP_TYPE,
+    pae,
+    parse_envelope,
+)
+from modelmesh_connectors.index.metadata import (
     BinNode,
     BinRelease,
     GroupNode,
@@ -35,7 +35,7 @@ from modelmesh_connectors.metadata import (
     group_prefix,
     parse_group,
 )
-from modelmesh_connectors.trust import (
+from modelmesh_connectors.index.trust import (
     TrustedState,
     check_archive,
     check_expiry,
@@ -974,7 +974,7 @@ def test_trust_core_has_no_io() -> None:
     import ast
     import inspect
 
-    from modelmesh_connectors import trust
+    from modelmesh_connectors.index import trust
 
     tree = ast.parse(inspect.getsource(trust))
     imported = {

@@ -12,9 +12,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ..credentials import redact_text
-from ..errors import ConnectorError
-from . import package_commands
+from modelmesh_connectors._internal.redact import redact_text
+from modelmesh_connectors.cli import package_commands
+from modelmesh_connectors.errors import ConnectorError
 
 __all__ = ["build_parser", "main"]
 

@@ -9,11 +9,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..config import LoaderConfig, load_config, parse_config, parse_index_urls
-from ..errors import ConfigError
-from ..loader import Loader, build_registry
-from ..requirements import LocalSpec, parse_package_spec
-from .package_commands import print_table
+from modelmesh_connectors.cli.package_commands import print_table
+from modelmesh_connectors.client.config import (
+    LoaderConfig,
+    load_config,
+    parse_config,
+    parse_index_urls,
+)
+from modelmesh_connectors.client.loader import Loader
+from modelmesh_connectors.errors import ConfigError
+from modelmesh_connectors.package.requirements import LocalSpec, parse_package_spec
+from modelmesh_connectors.registry import build_registry
 
 __all__ = ["register"]
 
@@ -143,12 +149,12 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _cache(args: argparse.Namespace) -> int:
-    from ..cache import ArchiveCache
+    from modelmesh_connectors.client.cache import ArchiveCache
 
     cfg = _config(args)
     cache = ArchiveCache(cfg.resolved_cache_dir())
     if args.action == "list":
-        from ..statestore import MetadataStore
+        from modelmesh_connectors.client.state import MetadataStore
 
         for entry in cache.entries():
             print(f"{entry.sha256}  {entry.size}")
@@ -178,8 +184,8 @@ def _cache(args: argparse.Namespace) -> int:
 
 
 def _lock(args: argparse.Namespace) -> int:
-    from ..loader import ResolvedArchive
-    from ..lockfile import LockFile
+    from modelmesh_connectors.client.lockfile import LockFile
+    from modelmesh_connectors.client.resolve import ResolvedArchive
 
     cfg = _config(args)
     out = args.output or (cfg.lock_file or cfg.base_dir / "connectors.lock")
@@ -240,7 +246,7 @@ class _PartialLock:
 
 
 def _mirror(args: argparse.Namespace) -> int:
-    from ..mirror import make_mirror
+    from modelmesh_connectors.client.mirror import make_mirror
 
     cfg = _config(args)
     if not cfg.packages:

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..connector_types import ConnectorType
-from ..pack import pack_directory
-from ..package import check_environment, inspect_archive
-from ..registry import ConnectorRegistry
+from modelmesh_connectors.package.connector_types import ConnectorType
+from modelmesh_connectors.package.pack import pack_directory
+from modelmesh_connectors.package.package import check_environment, inspect_archive
+from modelmesh_connectors.registry import ConnectorRegistry
 
 __all__ = ["print_table", "register"]
 

@@ -17,11 +17,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .. import repository
-from ..config import parse_duration
-from ..errors import ConfigError, ConnectorError
-from ..keyfiles import read_public_key, read_signing_key, write_public_key, write_signing_key
-from ..keys import PublicKey, SigningKey
+from modelmesh_connectors.client.config import parse_duration
+from modelmesh_connectors.errors import ConfigError, ConnectorError
+from modelmesh_connectors.index.keys import PublicKey, SigningKey
+from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish.keyfiles import (
+    read_public_key,
+    read_signing_key,
+    write_public_key,
+    write_signing_key,
+)
 
 __all__ = ["register"]
 
@@ -388,7 +393,7 @@ def _resign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from ..audit import audit_directory, audit_index
+    from modelmesh_connectors.publish.audit import audit_directory, audit_index
 
     trusted = _read_file(args.root, "trusted root")
     if "://" in args.location:
@@ -410,8 +415,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _audit_url(url: str, trusted: bytes, audit_index: Any) -> Any:
-    from ..download import HttpFetcher
-    from ..package import MAX_ARCHIVE_BYTES
+    from modelmesh_connectors.client.fetch import HttpFetcher
+    from modelmesh_connectors.package.package import MAX_ARCHIVE_BYTES
 
     base = url.rstrip("/") + "/"
     with HttpFetcher() as fetcher:

@@ -1,0 +1,555 @@
+"""The content-addressed archive cache: only verified bytes ever become visible.
+
+Layout below the cache root::
+
+    archives/sha256/<hh>/<hex>              a verified archive; <hex> = sha256 of its bytes
+    archives/sha256/<hh>/<hex>.lock         sidecar lock for <hex> (may stay; harmless)
+    archives/sha256/<hh>/<hex>.<rand>.tmp   a download in progress, or a crash leftover
+
+``<hh>`` is the first two hex characters (a fan-out level that keeps
+directories small). A download goes to a temporary file in the same directory
+while it is hashed and counted; only when length and sha256 match is it
+``os.replace``-d into place (atomic on POSIX), so a reader sees either nothing
+or a complete, verified file. Entries are not fsync-ed: every read re-hashes,
+so a write lost in a crash is only a miss. A ``FileLock`` on the
+sidecar stops two processes (or threads) downloading the same archive twice;
+correctness never depends on it, only on the rename.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CACHE_DIR_ENV",
+    "ArchiveCache",
+    "CacheEntry",
+    "default_cache_dir",
+]
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Set
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Final
+
+from filelock import FileLock, Timeout
+
+if TYPE_CHECKING:  # the network seam is imported only where a download happens
+    from modelmesh_connectors.client.fetch import Sink
+from modelmesh_connectors.errors import (
+    CacheError,
+    HashMismatchError,
+    InvalidInput,
+    LengthMismatchError,
+    LockTimeoutError,
+)
+
+#: Environment variable that overrides :func:`default_cache_dir`.
+CACHE_DIR_ENV: Final = "MODELMESH_CONNECTORS_CACHE"
+
+_logger = logging.getLogger("modelmesh_connectors.client.cache")
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+_FANOUT_DIR = re.compile(r"[0-9a-f]{2}")
+_MISSING: Final = "missing"
+
+
+def default_cache_dir() -> Path:
+    """The cache root: ``$MODELMESH_CONNECTORS_CACHE`` if set, else the user cache dir.
+
+    Returns:
+        The directory (it may not exist yet).
+    """
+    override = os.environ.get(CACHE_DIR_ENV, "").strip()
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("modelmesh-connectors", appauthor=False))
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One archive in the cache (not re-verified; see :meth:`ArchiveCache.verify_all`)."""
+
+    sha256: str  # lowercase hex, also the file name
+    path: Path
+    size: int  # bytes
+
+
+class _VerifyingSink:
+    """Writes to the temp file while hashing and counting; refuses to pass ``length``."""
+
+    def __init__(self, file: BinaryIO, path: Path, sha256: str, length: int) -> None:
+        self._file = file
+        self._path = path
+        self._expected_sha256 = sha256
+        self._length = length
+        self._hash = hashlib.sha256()
+        self._count = 0
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        self._check_open()
+        if self._count + len(data) > self._length:
+            # Stops an endless or oversized download before it fills the disk.
+            raise LengthMismatchError(
+                f"archive {self._expected_sha256}: expected {self._length} bytes, "
+                f"got more ({self._count + len(data)} so far); aborted"
+            )
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            raise CacheError(f"cannot write the cache file {self._path}: {exc}") from exc
+        self._hash.update(data)
+        self._count += len(data)
+
+    def reset(self) -> None:
+        self._check_open()
+        try:
+            self._file.seek(0)
+            self._file.truncate()
+        except OSError as exc:
+            raise CacheError(f"cannot truncate the cache file {self._path}: {exc}") from exc
+        self._hash = hashlib.sha256()
+        self._count = 0
+
+    def finish(self) -> None:
+        """Raise unless exactly the expected bytes were written."""
+        self._check_open()
+        if self._count != self._length:
+            raise LengthMismatchError(
+                f"archive {self._expected_sha256}: expected {self._length} bytes, got {self._count}"
+            )
+        got = self._hash.hexdigest()
+        if got != self._expected_sha256:
+            raise HashMismatchError(
+                f"sha256 mismatch for archive: expected {self._expected_sha256}, got {got}"
+            )
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this cache sink was used after its fetch() returned")
+
+
+class ArchiveCache:
+    """A content-addressed store of verified archive bytes.
+
+    Thread- and process-safe: writers of one digest take its sidecar lock;
+    readers rely on atomic renames and re-hash what they read.
+
+    Args:
+        root: The cache root (see :func:`default_cache_dir`); archives live in
+            ``root/archives/sha256``.
+        lock_timeout: Seconds to wait for another process holding an entry's
+            lock (``float("inf")`` waits forever).
+
+    Raises:
+        ValueError: ``lock_timeout`` is negative or NaN.
+    """
+
+    def __init__(self, root: Path, *, lock_timeout: float = 60.0) -> None:
+        if not lock_timeout >= 0:
+            raise ValueError(f"lock_timeout must be >= 0 seconds, got {lock_timeout!r}")
+        self._root = Path(root)
+        self._store = self._root / "archives" / "sha256"
+        self._lock_timeout = lock_timeout
+
+    @property
+    def root(self) -> Path:
+        """The cache root given to the constructor."""
+        return self._root
+
+    def path_for(self, sha256: str) -> Path:
+        """Where the archive with this digest lives (whether or not it exists).
+
+        Args:
+            sha256: Lowercase hex sha256.
+
+        Returns:
+            ``root/archives/sha256/<hh>/<hex>``.
+
+        Raises:
+            InvalidInput: ``sha256`` is not 64 lowercase hex characters.
+        """
+        digest = _check_digest(sha256)
+        return self._store / digest[:2] / digest
+
+    # -- reading -----------------------------------------------------------------
+
+    def lookup(self, sha256: str, length: int) -> Path | None:
+        """Return the entry's path if it exists with this length and hash.
+
+        A corrupt or wrong-size entry counts as a miss: it is removed (under
+        its lock, after a re-check) and a warning is logged.
+
+        Args:
+            sha256: Expected lowercase hex sha256.
+            length: Expected size in bytes.
+
+        Returns:
+            The verified path, or ``None`` on a miss.
+
+        Raises:
+            InvalidInput: Malformed ``sha256`` or ``length``.
+            LockTimeoutError: Removing a corrupt entry waited too long for its lock.
+            CacheError: The entry cannot be read or removed.
+        """
+        path = self.path_for(sha256)
+        _check_length(length)
+        problem = _entry_problem(path, sha256, length)
+        if problem is None:
+            return path
+        if problem != _MISSING:
+            self._discard_if_still_bad(path, sha256, length)
+        return None
+
+    def read_verified(self, sha256: str, length: int) -> bytes:
+        """Read an entry and hash it in one pass.
+
+        The returned bytes are exactly the bytes that were hashed, so using
+        them leaves no window between check and use (stops a swapped-file race).
+
+        Args:
+            sha256: Expected lowercase hex sha256.
+            length: Expected size in bytes.
+
+        Returns:
+            The archive bytes.
+
+        Raises:
+            InvalidInput: Malformed ``sha256`` or ``length``.
+            CacheError: The entry is missing or unreadable.
+            LengthMismatchError: The entry has another size (it is removed).
+            HashMismatchError: The entry has another hash (it is removed).
+            LockTimeoutError: Removing the bad entry waited too long for its lock.
+        """
+        path = self.path_for(sha256)
+        _check_length(length)
+        try:
+            with _open_entry(path) as file:
+                data = file.read(length + 1)
+        except FileNotFoundError as exc:
+            raise CacheError(
+                f"archive {sha256} is not in the cache (expected {path})",
+                hint="fetch it again; it may have been pruned",
+            ) from exc
+        except OSError as exc:
+            raise CacheError(f"cannot read the cache entry {path}: {exc}") from exc
+        error: CacheError | HashMismatchError | LengthMismatchError | None = None
+        if len(data) != length:
+            shown = f"{len(data)}" if len(data) <= length else f"more than {length}"
+            error = LengthMismatchError(
+                f"cached archive {path}: expected {length} bytes, got {shown}",
+                hint="the entry was removed; fetch it again",
+            )
+        else:
+            got = hashlib.sha256(data).hexdigest()
+            if got != sha256:
+                error = HashMismatchError(
+                    f"sha256 mismatch for cached archive {path}: expected {sha256}, got {got}",
+                    hint="the entry was removed; fetch it again",
+                )
+        if error is not None:
+            self._discard_if_still_bad(path, sha256, length)
+            raise error
+        return data
+
+    def entries(self) -> list[CacheEntry]:
+        """List the archives in the cache, sorted by digest (not re-verified).
+
+        Returns:
+            One :class:`CacheEntry` per regular file named by a digest.
+
+        Raises:
+            CacheError: The cache directory cannot be listed.
+        """
+        found: list[CacheEntry] = []
+        try:
+            if not self._store.is_dir():
+                return []
+            for fanout in self._store.iterdir():
+                if not _FANOUT_DIR.fullmatch(fanout.name) or not fanout.is_dir():
+                    continue
+                for item in fanout.iterdir():
+                    name = item.name
+                    if not _HEX_DIGEST.fullmatch(name) or name[:2] != fanout.name:
+                        continue
+                    info = item.lstat()
+                    if stat.S_ISREG(info.st_mode):
+                        found.append(CacheEntry(sha256=name, path=item, size=info.st_size))
+        except OSError as exc:
+            raise CacheError(f"cannot list the archive cache {self._store}: {exc}") from exc
+        return sorted(found, key=lambda entry: entry.sha256)
+
+    def verify_all(self) -> list[str]:
+        """Re-hash every entry and remove those whose bytes do not match their name.
+
+        Returns:
+            The digests of the removed (corrupt) entries, sorted.
+
+        Raises:
+            LockTimeoutError: An entry's lock was held too long.
+            CacheError: An entry cannot be read or removed.
+        """
+        removed: list[str] = []
+        for entry in self.entries():
+            if _entry_problem(entry.path, entry.sha256, None) is None:
+                continue
+            if self._discard_if_still_bad(entry.path, entry.sha256, None):
+                removed.append(entry.sha256)
+        return removed
+
+    # -- writing -----------------------------------------------------------------
+
+    def fetch(self, sha256: str, length: int, write_into: Callable[[Sink], None]) -> Path:
+        """Return the verified entry, filling it with ``write_into`` on a miss.
+
+        ``write_into`` receives a :class:`~modelmesh_connectors.client.fetch.Sink`
+        that hashes while writing, refuses to go past ``length`` and restarts on
+        ``reset()``. Only after it returns and length and sha256 match is the
+        file made visible. Concurrent callers for the same digest (threads or
+        processes) download once; the others find the finished entry.
+
+        Args:
+            sha256: Expected lowercase hex sha256 (from signed metadata).
+            length: Expected size in bytes (from signed metadata).
+            write_into: Writes the archive bytes into the sink, e.g.
+                ``lambda sink: fetcher.fetch_to(url, sink, max_length=length)``.
+
+        Returns:
+            The path of the verified entry.
+
+        Raises:
+            InvalidInput: Malformed ``sha256`` or ``length``.
+            LengthMismatchError: ``write_into`` wrote more or fewer than ``length`` bytes.
+            HashMismatchError: The bytes written do not hash to ``sha256``.
+            LockTimeoutError: Another process held the entry's lock too long.
+            CacheError: The cache cannot be written.
+            ConnectorError: Whatever ``write_into`` raised, unchanged.
+        """
+        path = self.path_for(sha256)
+        _check_length(length)
+        if _entry_problem(path, sha256, length) is None:
+            return path
+        with self._locked(sha256):
+            # Re-check: another process may have finished while we waited.
+            problem = _entry_problem(path, sha256, length)
+            if problem is None:
+                return path
+            if problem != _MISSING:
+                self._discard(path, problem)
+            self._clean_leftovers(sha256)
+            self._write_entry(path, sha256, length, write_into)
+        return path
+
+    def remove(self, sha256: str) -> bool:
+        """Remove an entry (and crash leftovers of it) under its lock.
+
+        Args:
+            sha256: Lowercase hex sha256.
+
+        Returns:
+            Whether an entry existed.
+
+        Raises:
+            InvalidInput: Malformed ``sha256``.
+            LockTimeoutError: Another process held the entry's lock too long.
+            CacheError: The entry cannot be removed.
+        """
+        path = self.path_for(sha256)
+        if not path.parent.is_dir():
+            return False
+        with self._locked(sha256):
+            self._clean_leftovers(sha256)
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            except OSError as exc:
+                raise CacheError(f"cannot remove the cache entry {path}: {exc}") from exc
+        return True
+
+    def prune(self, keep: Set[str]) -> list[str]:
+        """Remove every entry whose digest is not in ``keep``, and all crash leftovers.
+
+        Args:
+            keep: Digests to keep.
+
+        Returns:
+            The digests of the removed entries, sorted.
+
+        Raises:
+            LockTimeoutError: Another process held an entry's lock too long.
+            CacheError: An entry cannot be removed.
+        """
+        removed = [
+            e.sha256 for e in self.entries() if e.sha256 not in keep and self.remove(e.sha256)
+        ]
+        for digest in sorted(self._digests_with_leftovers()):
+            with self._locked(digest):
+                self._clean_leftovers(digest)
+        return removed
+
+    # -- internals ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, sha256: str) -> Iterator[None]:
+        path = self.path_for(sha256)
+        lock_path = path.with_name(f"{sha256}.lock")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create the cache directory {path.parent}: {exc}") from exc
+        lock = FileLock(lock_path, timeout=self._lock_timeout)
+        try:
+            lock.acquire()
+        except Timeout as exc:  # before OSError: filelock.Timeout is a TimeoutError
+            raise LockTimeoutError(
+                f"timed out after {self._lock_timeout} s waiting for the cache lock {lock_path}",
+                hint="another modelmesh-connectors process is writing this archive; "
+                "wait for it to finish or raise the lock timeout",
+            ) from exc
+        except OSError as exc:
+            raise CacheError(f"cannot take the cache lock {lock_path}: {exc}") from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _write_entry(
+        self, path: Path, sha256: str, length: int, write_into: Callable[[Sink], None]
+    ) -> None:
+        try:
+            fd, tmp_name = tempfile.mkstemp(prefix=f"{sha256}.", suffix=".tmp", dir=path.parent)
+        except OSError as exc:
+            raise CacheError(f"cannot create a temporary file in {path.parent}: {exc}") from exc
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "w+b") as file:
+                sink = _VerifyingSink(file, tmp, sha256, length)
+                try:
+                    write_into(sink)
+                    # Verify before the rename: unverified bytes never get the final name.
+                    sink.finish()
+                finally:
+                    sink.close()
+                # No fsync: every read re-hashes the entry, so a write lost or torn by a
+                # crash is just a miss and is fetched again. Durability buys no safety
+                # here and cost ~5 ms per archive.
+                try:
+                    file.flush()
+                except OSError as exc:
+                    raise CacheError(f"cannot flush the cache file {tmp}: {exc}") from exc
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise CacheError(f"cannot move {tmp} into place as {path}: {exc}") from exc
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        _logger.debug("cached archive %s (%d bytes)", sha256, length)
+
+    def _discard_if_still_bad(self, path: Path, sha256: str, length: int | None) -> bool:
+        with self._locked(sha256):
+            problem = _entry_problem(path, sha256, length)
+            if problem is None or problem == _MISSING:
+                return False
+            self._discard(path, problem)
+            return True
+
+    def _discard(self, path: Path, problem: str) -> None:
+        _logger.warning("removing corrupt cache entry %s: %s", path, problem)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise CacheError(
+                f"cannot remove the corrupt cache entry {path} ({problem}): {exc}"
+            ) from exc
+
+    def _clean_leftovers(self, sha256: str) -> None:
+        # Called under the digest's lock: no live writer owns these files.
+        directory = self.path_for(sha256).parent
+        try:
+            leftovers = list(directory.glob(f"{sha256}.*.tmp"))
+        except OSError as exc:
+            raise CacheError(f"cannot list the cache directory {directory}: {exc}") from exc
+        for leftover in leftovers:
+            _logger.info("removing leftover of an interrupted download: %s", leftover)
+            try:
+                leftover.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise CacheError(f"cannot remove the leftover file {leftover}: {exc}") from exc
+
+    def _digests_with_leftovers(self) -> set[str]:
+        digests: set[str] = set()
+        try:
+            if not self._store.is_dir():
+                return digests
+            for fanout in self._store.iterdir():
+                if _FANOUT_DIR.fullmatch(fanout.name) and fanout.is_dir():
+                    for item in fanout.glob("*.tmp"):
+                        digest = item.name.split(".", 1)[0]
+                        if _HEX_DIGEST.fullmatch(digest) and digest[:2] == fanout.name:
+                            digests.add(digest)
+        except OSError as exc:
+            raise CacheError(f"cannot list the archive cache {self._store}: {exc}") from exc
+        return digests
+
+
+def _check_digest(sha256: str) -> str:
+    # Digests become file names: strict validation stops path traversal ("../x").
+    if not isinstance(sha256, str) or _HEX_DIGEST.fullmatch(sha256) is None:
+        raise InvalidInput(f"expected a lowercase hex sha256 (64 characters), got {sha256!r}")
+    return sha256
+
+
+def _check_length(length: int) -> None:
+    if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+        raise InvalidInput(f"expected a non-negative byte length, got {length!r}")
+
+
+def _open_entry(path: Path) -> io.BufferedReader:
+    # O_NOFOLLOW: an entry is a regular file we wrote, never a symlink to elsewhere.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    return io.BufferedReader(io.FileIO(fd, "rb"))
+
+
+def _entry_problem(path: Path, sha256: str, length: int | None) -> str | None:
+    """``None`` if the entry is intact, ``"missing"``, or what is wrong with it."""
+    try:
+        info = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return _MISSING
+    except OSError as exc:
+        raise CacheError(f"cannot inspect the cache entry {path}: {exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if length is not None and info.st_size != length:
+        return f"expected {length} bytes, got {info.st_size}"
+    try:
+        with _open_entry(path) as file:
+            # file_digest reads into one reused buffer and hashes without the GIL.
+            digest = hashlib.file_digest(file, "sha256")
+    except FileNotFoundError:
+        return _MISSING
+    except OSError as exc:
+        raise CacheError(f"cannot read the cache entry {path}: {exc}") from exc
+    got = digest.hexdigest()
+    if got != sha256:
+        return f"expected sha256 {sha256}, got {got}"
+    return None

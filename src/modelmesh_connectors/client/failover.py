@@ -1,0 +1,113 @@
+"""Retry rounds over a mirror list: a dead mirror costs nothing, retries go round the list.
+
+The fetcher never retries a URL whose server could not be reached (connection refused,
+unreachable, DNS failure, connect timeout) or that ran out of time: it raises at once, and the
+loop over mirrors moves on to the next mirror immediately. Only when every mirror of a round
+failed does :class:`Failover` wait (capped exponential backoff with jitter) and offer the
+mirrors that failed that way again, up to ``retries`` more rounds. Stops a dead first mirror
+from costing seconds of backoff before a healthy second mirror is tried, and a drip-feeding
+mirror from being retried while others are untried.
+
+Usage in a mirror loop::
+
+    rounds = failover.start()
+    for mirror in rounds.over(mirrors):
+        try:
+            ...
+        except DownloadError as exc:
+            rounds.failed(mirror, exc)
+            continue
+        return ...
+"""
+
+from __future__ import annotations
+
+__all__ = ["Failover", "backoff_delay"]
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from modelmesh_connectors.errors import TransferTimeoutError, UnreachableError
+
+_log = logging.getLogger("modelmesh_connectors.client.failover")
+
+_M = TypeVar("_M")
+
+
+def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
+    """Seconds to wait before retry number ``attempt`` (1 = the first retry).
+
+    Capped exponential growth with jitter: ``base * 2**(attempt-1)``, at most ``cap``, then
+    a random point in its upper half (spreads the retries of many clients after an outage;
+    not security-relevant, so the plain PRNG is fine).
+    """
+    ceiling = min(cap, base * 2.0 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # looked up at call time, so tests can patch time.sleep
+
+
+@dataclass(frozen=True)
+class Failover:
+    """How often and how patiently a mirror loop goes round its list.
+
+    Attributes:
+        retries: Extra rounds after the first (0: every mirror is tried once).
+        backoff_base: Seconds before the second round; doubles per round.
+        backoff_max: Seconds, cap of one wait.
+        sleep: Waits between rounds (tests inject a recorder).
+    """
+
+    retries: int = 0  # extra rounds over the mirror list
+    backoff_base: float = 0.5  # seconds before the second round
+    backoff_max: float = 10.0  # seconds, cap on one wait
+    sleep: Callable[[float], None] = field(default=_sleep, compare=False)
+
+    def start(self) -> _Rounds:
+        """A fresh tracker for one loop."""
+        return _Rounds(self)
+
+
+class _Rounds:
+    def __init__(self, policy: Failover) -> None:
+        self._policy = policy
+        self._again: list[object] = []
+        self._stop = False
+
+    def over(self, mirrors: Sequence[_M]) -> Iterator[_M]:
+        """Every mirror once, then (after a wait) those that may recover, round after round."""
+        current: list[_M] = list(mirrors)
+        for round_no in range(self._policy.retries + 1):
+            if round_no:
+                if self._stop or not current:
+                    return
+                delay = backoff_delay(
+                    round_no, base=self._policy.backoff_base, cap=self._policy.backoff_max
+                )
+                _log.warning(
+                    "no mirror answered; trying %d again in %.2fs (round %d of %d)",
+                    len(current),
+                    delay,
+                    round_no + 1,
+                    self._policy.retries + 1,
+                )
+                self._policy.sleep(delay)
+            self._again = []
+            yield from current
+            current = [m for m in current if m in self._again]
+
+    def failed(self, mirror: object, exc: BaseException) -> None:
+        """Record a mirror's failure; only unreachable or timed-out mirrors get another round.
+
+        A run-deadline expiry ends the rounds: there is no time left for another one.
+        """
+        if isinstance(exc, TransferTimeoutError) and exc.run:
+            self._stop = True
+        elif isinstance(exc, UnreachableError | TransferTimeoutError):
+            self._again.append(mirror)

@@ -1,0 +1,875 @@
+"""The one network seam: turn a URL into a bounded stream of bytes.
+
+Everything that leaves the machine goes through a :class:`Fetcher`. The real
+one, :class:`HttpFetcher`, wraps a single lazily created ``httpx.Client`` and
+
+* applies the URL policy *before* any connection (HTTPS only; plain HTTP only
+  to a loopback host unless explicitly allowed), and again on every redirect
+  hop, refusing an https→http downgrade;
+* streams the body in chunks into a :class:`Sink` and aborts the moment more
+  than ``max_length`` bytes arrive;
+* bounds every transfer in time: one deadline per ``fetch_to`` call (all its
+  attempts and redirect hops share it) of ``transfer_timeout`` seconds plus the
+  signed or capped length at ``min_rate`` bytes per second, and never later than
+  the end of the run (``run_timeout``). Every socket operation — connect, TLS
+  handshake, each header and body read — waits at most until that deadline, so
+  a server that drips one byte per read timeout, or accepts and never answers,
+  fails with :class:`~modelmesh_connectors.errors.TransferTimeoutError`;
+* never retries a server it could not reach (refused, unreachable, DNS failure,
+  connect timeout → :class:`~modelmesh_connectors.errors.UnreachableError`) or
+  one that went silent: the caller's mirror loop moves on at once
+  (:mod:`modelmesh_connectors.client.failover`);
+* retries a server that answered badly (reset, truncated body, 5xx, 429 with
+  ``Retry-After``) with capped exponential backoff and jitter, within the deadline;
+* attaches credentials (:mod:`modelmesh_connectors.client.credentials`) only to the
+  origin they belong to, never across an origin-changing redirect, and renders
+  every URL through :func:`~modelmesh_connectors.client.credentials.redact_url`;
+* maps every foreign exception to the project's error tree.
+
+``httpx`` is imported only when the first request is made, so a run that needs
+no network never imports it. Tests and the loader can swap in any object that
+satisfies :class:`Fetcher`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DownloadConfig",
+    "Fetcher",
+    "HttpFetcher",
+    "Sink",
+    "check_url_policy",
+]
+
+import email.utils
+import ipaddress
+import logging
+import re
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
+from urllib.parse import urlsplit
+
+from modelmesh_connectors._internal.redact import redact_text, redact_url
+from modelmesh_connectors.client.credentials import Credentials, origin_of, strip_userinfo
+from modelmesh_connectors.client.failover import backoff_delay
+from modelmesh_connectors.errors import (
+    DownloadError,
+    LengthMismatchError,
+    NotFoundError,
+    PolicyError,
+    TransferTimeoutError,
+    UnreachableError,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+_logger = logging.getLogger("modelmesh_connectors.client.fetch")
+
+_REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
+_NOT_FOUND_STATUSES: Final = frozenset({404, 410})
+_LOOPBACK_NAMES: Final = frozenset({"localhost"})
+_DIGITS: Final = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() accepts "²"
+_E = TypeVar("_E", bound=BaseException)
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    """How :class:`HttpFetcher` talks to the network.
+
+    ``retries`` counts the attempts *after* the first one, so a transient
+    failure is tried ``retries + 1`` times in total.
+
+    One transfer (a ``fetch_to`` call, all attempts and redirect hops) must end
+    within ``transfer_timeout + max_length / min_rate`` seconds, and every
+    transfer of this fetcher within ``run_timeout`` of its creation.
+    """
+
+    connect_timeout: float = 10.0  # seconds to establish a TCP (and TLS) connection
+    read_timeout: float = 30.0  # seconds of silence allowed between two received chunks
+    transfer_timeout: float = 60.0  # seconds per transfer, on top of length / min_rate
+    min_rate: float = 10 * 1024.0  # bytes per second a transfer must average
+    run_timeout: float | None = None  # seconds for everything this fetcher does; None: no bound
+    retries: int = 3  # extra attempts after the first, for transient failures only
+    backoff_base: float = 0.5  # seconds before the first retry; doubles per retry
+    backoff_max: float = 10.0  # seconds, upper bound of one backoff delay
+    max_retry_after: float = 60.0  # seconds, cap on a server's Retry-After we honour
+    allow_http: bool = False  # allow plain http:// to non-loopback hosts (unsafe)
+    ca_bundle: str | None = None  # path to a PEM CA bundle; None = system trust store
+    chunk_size: int = 64 * 1024  # bytes read from the body per chunk
+    user_agent: str = "modelmesh-connectors/0.1"  # User-Agent request header
+    max_redirects: int = 5  # redirect hops followed per attempt
+    trust_env: bool = True  # honour HTTP(S)_PROXY / NO_PROXY environment variables
+
+    def __post_init__(self) -> None:
+        for name in (
+            "connect_timeout",
+            "read_timeout",
+            "transfer_timeout",
+            "min_rate",
+            "backoff_base",
+            "backoff_max",
+            "max_retry_after",
+        ):
+            value = getattr(self, name)
+            if not value >= 0:  # also rejects NaN
+                raise ValueError(f"DownloadConfig.{name} must be >= 0 seconds, got {value!r}")
+        if self.connect_timeout == 0 or self.read_timeout == 0 or self.transfer_timeout == 0:
+            raise ValueError("DownloadConfig timeouts must be > 0 seconds")
+        if self.min_rate == 0:
+            raise ValueError("DownloadConfig.min_rate must be > 0 bytes per second")
+        if self.run_timeout is not None and not self.run_timeout > 0:
+            raise ValueError(
+                f"DownloadConfig.run_timeout must be > 0 seconds or None, got {self.run_timeout!r}"
+            )
+        if self.retries < 0:
+            raise ValueError(f"DownloadConfig.retries must be >= 0, got {self.retries!r}")
+        if self.max_redirects < 0:
+            raise ValueError(
+                f"DownloadConfig.max_redirects must be >= 0, got {self.max_redirects!r}"
+            )
+        if self.chunk_size <= 0:
+            raise ValueError(
+                f"DownloadConfig.chunk_size must be > 0 bytes, got {self.chunk_size!r}"
+            )
+
+
+class Sink(Protocol):
+    """Where a fetcher writes a body, chunk by chunk."""
+
+    def write(self, data: bytes) -> None:
+        """Accept the next chunk of the body.
+
+        Args:
+            data: The bytes, exactly as received.
+
+        Raises:
+            ConnectorError: The sink refuses the data (too long, disk full …);
+                the fetcher propagates it unchanged and does not retry.
+        """
+
+    def reset(self) -> None:
+        """Forget everything written so far; a retry restarts the body from byte 0."""
+
+
+class Fetcher(Protocol):
+    """Turns a URL into bytes; the only thing the rest of the library uses to go online."""
+
+    def fetch_bytes(self, url: str, *, max_length: int) -> bytes:
+        """Download a whole (small) file into memory.
+
+        Args:
+            url: The absolute URL.
+            max_length: Hard cap in bytes; more than this aborts the download.
+
+        Returns:
+            The body, at most ``max_length`` bytes.
+
+        Raises:
+            PolicyError: The URL (or a redirect target) is not allowed.
+            LengthMismatchError: The server sent or announced more than ``max_length``.
+            NotFoundError: The server answered 404 or 410.
+            DownloadError: Any other failure, after retries for transient ones.
+        """
+        ...
+
+    def fetch_to(self, url: str, sink: Sink, *, max_length: int) -> int:
+        """Stream a file into ``sink``.
+
+        Args:
+            url: The absolute URL.
+            sink: Receives the body; ``reset()`` is called before a retry.
+            max_length: Hard cap in bytes; more than this aborts the download.
+
+        Returns:
+            The number of bytes written to ``sink`` by the successful attempt.
+
+        Raises:
+            PolicyError: The URL (or a redirect target) is not allowed.
+            LengthMismatchError: The server sent or announced more than ``max_length``.
+            NotFoundError: The server answered 404 or 410.
+            DownloadError: Any other failure, after retries for transient ones.
+            ConnectorError: Whatever ``sink.write`` raised.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release connections; the fetcher must not be used afterwards."""
+        ...
+
+
+def check_url_policy(url: str, *, allow_http: bool = False) -> None:
+    """Refuse URLs the fetcher must never connect to.
+
+    Only ``https://`` is allowed, plus ``http://`` to a loopback host
+    (``127.0.0.0/8``, ``::1``, ``localhost``) — or to any host when
+    ``allow_http`` is set.
+
+    Args:
+        url: The absolute URL about to be requested.
+        allow_http: Accept plain ``http://`` to any host.
+
+    Raises:
+        PolicyError: The URL's scheme or host is not allowed.
+    """
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        _ = parts.port  # parsing the port validates it
+    except ValueError as exc:
+        raise PolicyError(
+            f"refusing to fetch {shown!r}: not a valid URL ({redact_text(str(exc))})"
+        ) from None
+    scheme = parts.scheme.lower()
+    if not host:
+        raise PolicyError(f"refusing to fetch {shown!r}: expected an absolute URL with a host")
+    if scheme == "https":
+        return
+    if scheme == "http":
+        # Plain HTTP lets anyone on the path read and rewrite the response
+        # (downgrade / MITM). Signatures still protect metadata, but not
+        # privacy or availability, so only loopback is allowed by default.
+        if allow_http or _is_loopback(host):
+            return
+        raise PolicyError(
+            f"refusing plain http:// to non-loopback host {host!r} in {shown}: expected https://",
+            hint="use an https:// index URL, or set allow_http in the download configuration",
+        )
+    raise PolicyError(
+        f"refusing to fetch {shown}: unsupported URL scheme {parts.scheme!r}, expected https "
+        "(or http to a loopback host)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Transient(Exception):
+    """A failure worth retrying against the same URL; never escapes this module."""
+
+    def __init__(self, description: str, *, retry_after: float | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.retry_after = retry_after
+
+
+class _BufferSink:
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.buffer += data
+
+    def reset(self) -> None:
+        self.buffer.clear()
+
+
+# -- deadlines --------------------------------------------------------------------------------
+
+_DEADLINE = threading.local()  # .end: monotonic deadline of this thread's transfer; .limited
+
+
+def _clamp(timeout: float | None, kind: str) -> float | None:
+    """The timeout for one socket operation: never past the current transfer's deadline.
+
+    Stops a server that sends one byte just before each read timeout (or drips its headers)
+    from keeping a transfer alive forever: every wait ends at the deadline.
+    """
+    end: float | None = getattr(_DEADLINE, "end", None)
+    if end is None:
+        return timeout
+    remaining = end - time.monotonic()
+    if remaining <= 0:
+        import httpcore
+
+        _DEADLINE.limited = True
+        error = {
+            "read": httpcore.ReadTimeout,
+            "write": httpcore.WriteTimeout,
+            "connect": httpcore.ConnectTimeout,
+        }[kind]
+        raise error("transfer deadline passed")
+    _DEADLINE.limited = timeout is None or remaining < timeout
+    return remaining if _DEADLINE.limited else timeout
+
+
+class _DeadlineStream:
+    """An httpcore network stream whose every wait is clamped to the transfer deadline."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data: bytes = self._inner.read(max_bytes, _clamp(timeout, "read"))
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _clamp(timeout, "write"))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> _DeadlineStream:
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, _clamp(timeout, "connect"))
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend:
+    """An httpcore network backend whose connections obey the transfer deadline."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> _DeadlineStream:
+        return _DeadlineStream(
+            self._inner.connect_tcp(
+                host, port, _clamp(timeout, "connect"), local_address, socket_options
+            )
+        )
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> _DeadlineStream:
+        return _DeadlineStream(
+            self._inner.connect_unix_socket(path, _clamp(timeout, "connect"), socket_options)
+        )
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _install_deadlines(client: httpx.Client) -> bool:
+    """Wrap the network backend of every connection pool of ``client`` (proxies included).
+
+    httpx offers no public hook for the network backend, so this reaches into its transport;
+    if that changes, the body loop's clock check and the per-request timeouts still bound a
+    transfer, only less tightly (a test pins that the wrapper is in place).
+    """
+    transports = [getattr(client, "_transport", None)]
+    transports += list(getattr(client, "_mounts", {}).values())
+    installed = True
+    for transport in transports:
+        if transport is None:
+            continue
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if pool is None or backend is None:
+            installed = False
+            continue
+        if not isinstance(backend, _DeadlineBackend):
+            pool._network_backend = _DeadlineBackend(backend)
+    return installed
+
+
+@dataclass
+class _Transfer:
+    """One ``fetch_to`` call: its URL, deadline and credential."""
+
+    url: str  # without user info
+    shown: str  # redacted, for messages and logs
+    end: float  # time.monotonic() by which it must be done
+    allowance: float  # seconds the deadline allowed
+    run: bool  # the deadline is the run's, not the transfer's own
+    auth: str | None  # Authorization value for the starting origin
+    origin: str  # the starting origin; credentials never leave it
+    received: int = 0  # body bytes of the current attempt
+
+    def expired(self, *, limited: bool = False) -> bool:
+        return limited or time.monotonic() >= self.end
+
+    def timeout_error(self, what: str, *, silence: float | None = None) -> TransferTimeoutError:
+        """The typed error: URL, bytes received, and the deadline (or silence) that ran out."""
+        which = "run" if self.run else "transfer"
+        hint = (
+            "the whole run took longer than timeouts.run; raise it for a very slow network"
+            if self.run
+            else "the mirror is too slow or stalled; the next mirror is tried. For a slow "
+            "link raise timeouts.transfer or lower timeouts.min_rate"
+        )
+        limit = (
+            f"nothing arrived for the read timeout of {silence:.1f} s"
+            if silence is not None
+            else f"the {which} deadline of {self.allowance:.1f} s passed"
+        )
+        return TransferTimeoutError(
+            f"{self.shown}: {what}; {limit} after {self.received} bytes received",
+            url=self.shown,
+            received=self.received,
+            deadline=self.allowance,
+            run=self.run,
+            hint=hint,
+        )
+
+
+def _real_sleep(seconds: float) -> None:
+    time.sleep(seconds)  # looked up at call time, so tests can patch time.sleep
+
+
+class HttpFetcher:
+    """The real :class:`Fetcher`: HTTPS with caps, deadlines, retries and one pooled client.
+
+    Thread-safe: one instance may serve several threads at once (the
+    underlying ``httpx.Client`` is shared and reuses connections).
+
+    Args:
+        config: Timeouts, retry policy, TLS and URL policy; defaults if omitted.
+        credentials: ``Authorization`` values per origin (URL user info works without it).
+        sleep: Waits between retries (tests inject a recorder); default ``time.sleep``.
+    """
+
+    def __init__(
+        self,
+        config: DownloadConfig | None = None,
+        *,
+        credentials: Credentials | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._config = config if config is not None else DownloadConfig()
+        self._credentials = credentials if credentials is not None else Credentials()
+        self._sleep = sleep if sleep is not None else _real_sleep
+        run = self._config.run_timeout
+        self._run_end = None if run is None else time.monotonic() + run
+        # One pooled client per scheme: the plain-http one never loads CA certificates
+        # (30-90 ms), and each request and redirect hop picks its client by its own scheme,
+        # so an https URL is always served by the verifying client.
+        self._clients: dict[str, httpx.Client] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self.deadlines_installed = True  # False if httpx's internals changed (see tests)
+
+    @property
+    def config(self) -> DownloadConfig:
+        """The configuration this fetcher was built with."""
+        return self._config
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pooled connections. Idempotent."""
+        with self._lock:
+            self._closed = True
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def fetch_bytes(self, url: str, *, max_length: int) -> bytes:
+        """Download a whole (small) file into memory.
+
+        Args:
+            url: The absolute URL.
+            max_length: Hard cap in bytes; more than this aborts the download.
+
+        Returns:
+            The body, at most ``max_length`` bytes.
+
+        Raises:
+            PolicyError: The URL (or a redirect target) is not allowed.
+            LengthMismatchError: The server sent or announced more than ``max_length``.
+            NotFoundError: The server answered 404 or 410.
+            UnreachableError: No connection could be made (not retried).
+            TransferTimeoutError: The transfer or run deadline passed (not retried).
+            DownloadError: Any other failure, after retries for transient ones.
+            RuntimeError: The fetcher was closed.
+        """
+        sink = _BufferSink()
+        self.fetch_to(url, sink, max_length=max_length)
+        return bytes(sink.buffer)
+
+    def fetch_to(self, url: str, sink: Sink, *, max_length: int) -> int:
+        """Stream a file into ``sink``, retrying transient failures within one deadline.
+
+        Args:
+            url: The absolute URL (user info in it becomes basic auth for its origin alone).
+            sink: Receives the body; ``reset()`` is called before each retry.
+            max_length: Hard cap in bytes; more than this aborts the download. With
+                ``min_rate`` it also sets the transfer's deadline.
+
+        Returns:
+            The number of bytes written to ``sink`` by the successful attempt.
+
+        Raises:
+            PolicyError: The URL (or a redirect target) is not allowed, or a credential
+                would go over plain http.
+            LengthMismatchError: The server sent or announced more than ``max_length``.
+            NotFoundError: The server answered 404 or 410.
+            UnreachableError: No connection could be made (not retried: next mirror).
+            TransferTimeoutError: The transfer or run deadline passed, or the server went
+                silent for ``read_timeout`` (not retried: next mirror).
+            DownloadError: Any other failure, after retries for transient ones.
+            ConnectorError: Whatever ``sink.write`` raised.
+            ValueError: ``max_length`` is negative.
+            RuntimeError: The fetcher was closed.
+        """
+        if isinstance(max_length, bool) or max_length < 0:
+            raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
+        # Policy before any connection: a refused URL never reaches the socket layer.
+        check_url_policy(url, allow_http=self._config.allow_http)
+        transfer = self._transfer(url, max_length)
+        if transfer.expired():
+            raise transfer.timeout_error("not started")
+        previous = getattr(_DEADLINE, "end", None)
+        _DEADLINE.end, _DEADLINE.limited = transfer.end, False
+        try:
+            return self._fetch(transfer, sink, max_length)
+        finally:
+            _DEADLINE.end = previous
+
+    def _transfer(self, url: str, max_length: int) -> _Transfer:
+        clean, userinfo = strip_userinfo(url)
+        config = self._config
+        allowance = config.transfer_timeout + max_length / config.min_rate
+        end, run = time.monotonic() + allowance, False
+        if self._run_end is not None and self._run_end <= end:
+            end, run = self._run_end, True
+            allowance = config.run_timeout or 0.0
+        return _Transfer(
+            url=clean,
+            shown=redact_url(url),
+            end=end,
+            allowance=allowance,
+            run=run,
+            auth=self._credentials.header_for(clean, userinfo=userinfo),
+            origin=origin_of(clean),
+        )
+
+    def _fetch(self, transfer: _Transfer, sink: Sink, max_length: int) -> int:
+        shown = transfer.shown
+        attempts = self._config.retries + 1
+        last: _Transient | None = None
+        for attempt in range(1, attempts + 1):
+            if last is not None:
+                delay = self._delay_before(attempt, last.retry_after)
+                if time.monotonic() + delay >= transfer.end:
+                    raise transfer.timeout_error(
+                        f"{last.description}, and no time is left for attempt {attempt}"
+                    ) from last.__cause__
+                _logger.warning(
+                    "transient failure fetching %s: %s; retrying in %.2fs (attempt %d of %d)",
+                    shown,
+                    last.description,
+                    delay,
+                    attempt,
+                    attempts,
+                )
+                self._sleep(delay)
+                sink.reset()
+            _logger.debug("GET %s (attempt %d of %d)", shown, attempt, attempts)
+            transfer.received = 0
+            try:
+                written = self._attempt(transfer, sink, max_length)
+            except _Transient as exc:
+                last = exc
+                continue
+            _logger.debug("fetched %s: %d bytes", shown, written)
+            return written
+        if last is None:  # pragma: no cover - the loop runs at least once
+            raise RuntimeError("retry loop ended without an attempt")
+        raise DownloadError(
+            f"failed to fetch {shown} after {attempts} attempt(s): {last.description}",
+            hint="check the network connection and that the index URL is reachable",
+        ) from last.__cause__  # the httpx exception, if the last failure had one
+
+    # -- one attempt -------------------------------------------------------------
+
+    def _delay_before(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self._config.max_retry_after)
+        return backoff_delay(
+            attempt - 1, base=self._config.backoff_base, cap=self._config.backoff_max
+        )
+
+    def _get_client(self, scheme: str) -> httpx.Client:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("HttpFetcher is closed")
+            client = self._clients.get(scheme)
+            if client is None:
+                client = self._clients[scheme] = self._new_client(scheme)
+            return client
+
+    def _new_client(self, scheme: str) -> httpx.Client:
+        import httpx  # deferred: a run that needs no network never imports httpx
+
+        config = self._config
+        # Only the https client needs (and gets) certificate verification; the http client
+        # is used for http:// URLs alone, which the URL policy limits to loopback.
+        verify: ssl.SSLContext | bool = self._ssl_context() if scheme == "https" else False
+        client = httpx.Client(
+            verify=verify,
+            timeout=httpx.Timeout(
+                connect=config.connect_timeout,
+                read=config.read_timeout,
+                write=config.read_timeout,
+                pool=config.connect_timeout,
+            ),
+            follow_redirects=False,  # followed by hand so each hop passes the URL policy
+            headers={
+                "User-Agent": config.user_agent,
+                # Hashes and lengths are over the exact file bytes; a content
+                # coding would change them (and could hide a decompression bomb).
+                "Accept-Encoding": "identity",
+            },
+            trust_env=config.trust_env,
+        )
+        if not _install_deadlines(client):
+            self.deadlines_installed = False
+            _logger.debug("httpx internals changed: deadlines are checked between reads only")
+        return client
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        bundle = self._config.ca_bundle
+        if bundle is not None:
+            try:
+                return ssl.create_default_context(cafile=bundle)
+            except (OSError, ssl.SSLError) as exc:
+                raise DownloadError(
+                    f"cannot load the CA bundle {bundle}: {exc}",
+                    hint="set ca_bundle to a readable PEM file of CA certificates",
+                ) from exc
+        context = ssl.create_default_context()
+        if context.cert_store_stats().get("x509_ca", 0) == 0:
+            # Some Python builds ship without a usable system store; fall back
+            # to certifi (an httpx dependency) rather than trusting nothing.
+            import certifi
+
+            context.load_verify_locations(cafile=certifi.where())
+        return context
+
+    def _timeouts(self, transfer: _Transfer) -> httpx.Timeout:
+        import httpx
+
+        # Belt and braces with the clamped backend: no single wait may pass the deadline.
+        left = max(transfer.end - time.monotonic(), 0.001)
+        config = self._config
+        return httpx.Timeout(
+            connect=min(config.connect_timeout, left),
+            read=min(config.read_timeout, left),
+            write=min(config.read_timeout, left),
+            pool=min(config.connect_timeout, left),
+        )
+
+    def _attempt(self, transfer: _Transfer, sink: Sink, max_length: int) -> int:
+        import httpx
+
+        current = transfer.url
+        for hop in range(self._config.max_redirects + 1):
+            client = self._get_client(urlsplit(current).scheme.lower())
+            headers: dict[str, str] = {}
+            # Credentials belong to the origin the transfer started at: a redirect to any
+            # other origin (another host, port or scheme) goes without them.
+            if transfer.auth is not None and origin_of(current) == transfer.origin:
+                headers["Authorization"] = transfer.auth
+            shown = transfer.shown if hop == 0 else redact_url(current)
+            try:
+                request = client.build_request(
+                    "GET", current, headers=headers, timeout=self._timeouts(transfer)
+                )
+                response = client.send(request, stream=True)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise _map_transport_error(exc, shown, transfer, self._config.read_timeout) from exc
+            try:
+                if response.status_code in _REDIRECT_STATUSES:
+                    current = self._redirect_target(response, current, hop)
+                    continue
+                _check_status(response, shown)
+                return self._stream_body(response, transfer, shown, sink, max_length)
+            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+                raise _map_transport_error(exc, shown, transfer, self._config.read_timeout) from exc
+            finally:
+                response.close()
+        raise DownloadError(
+            f"too many redirects fetching {transfer.shown}: expected at most "
+            f"{self._config.max_redirects}, the last hop was {redact_url(current)}"
+        )
+
+    def _redirect_target(self, response: httpx.Response, current: str, hop: int) -> str:
+        location = response.headers.get("location")
+        if not location:
+            raise DownloadError(
+                f"{redact_url(current)} answered HTTP {response.status_code} without a "
+                "Location header"
+            )
+        # User info in a Location header is never used: credentials come from the
+        # configuration for the starting origin only.
+        target, _ = strip_userinfo(str(response.url.join(location)))
+        check_url_policy(target, allow_http=self._config.allow_http)
+        if urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme != "https":
+            # Stops a redirect from dropping TLS (downgrade), even to loopback.
+            raise PolicyError(
+                f"refusing redirect from {redact_url(current)} to {redact_url(target)}: "
+                "expected https, got a downgrade to plain http"
+            )
+        _logger.debug("redirect %d: %s -> %s", hop + 1, redact_url(current), redact_url(target))
+        return target
+
+    def _stream_body(
+        self,
+        response: httpx.Response,
+        transfer: _Transfer,
+        url: str,
+        sink: Sink,
+        max_length: int,
+    ) -> int:
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise DownloadError(
+                f"{url} was sent with Content-Encoding {encoding!r}, expected identity "
+                "(hashes are over the exact file bytes)",
+                hint="configure the server or CDN not to compress these files",
+            )
+        declared = _content_length(response)
+        if declared is not None and declared > max_length:
+            # Refuse before reading a byte: stops oversized responses early.
+            raise LengthMismatchError(
+                f"{url} announces {declared} bytes, expected at most {max_length}"
+            )
+        written = 0
+        # The transport's reads are passed on as they arrive, split only when larger than
+        # chunk_size: re-chunking every read to a fixed size would copy each byte again.
+        size = self._config.chunk_size
+        for read in response.iter_raw():
+            pieces = (
+                [read]
+                if len(read) <= size
+                else [read[i : i + size] for i in range(0, len(read), size)]
+            )
+            for chunk in pieces:
+                if written + len(chunk) > max_length:
+                    # Stops endless-data and oversized responses at the cap.
+                    raise LengthMismatchError(
+                        f"{url} sent more than the expected maximum of {max_length} bytes; aborted"
+                    )
+                sink.write(chunk)
+                written += len(chunk)
+                transfer.received = written
+            if transfer.expired():
+                # Stops a drip feed even where the socket-level clamp is unavailable.
+                raise transfer.timeout_error("the body was still arriving")
+        if declared is not None and written != declared:
+            raise _Transient(f"body ended after {written} of {declared} announced bytes")
+        return written
+
+
+def _check_status(response: httpx.Response, url: str) -> None:
+    status = response.status_code
+    if status == 200:
+        return
+    reason = f"HTTP {status} {response.reason_phrase}".rstrip()
+    if status in _NOT_FOUND_STATUSES:
+        raise NotFoundError(f"{url} does not exist: expected HTTP 200, got {reason}")
+    if status == 429 or 500 <= status <= 599:
+        raise _Transient(reason, retry_after=_retry_after(response))
+    if status in (401, 403):
+        raise DownloadError(
+            f"cannot fetch {url}: expected HTTP 200, got {reason}",
+            hint="the index needs credentials: see 'auth:' and netrc in the README",
+        )
+    raise DownloadError(f"cannot fetch {url}: expected HTTP 200, got {reason}")
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length", "").strip()
+    return int(value) if _DIGITS.fullmatch(value) else None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    if _DIGITS.fullmatch(value):
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _map_transport_error(
+    exc: Exception, url: str, transfer: _Transfer, read_timeout: float
+) -> Exception:
+    """Translate an httpx exception into a project error or a ``_Transient``."""
+    import httpx
+
+    detail = redact_text(f"{type(exc).__name__}: {exc}")
+    cert_error = _find_cause(exc, ssl.SSLCertVerificationError)
+    if cert_error is not None:
+        # Not retried: a wrong certificate does not fix itself, and retrying a
+        # possible MITM only hides it.
+        reason = getattr(cert_error, "verify_message", None) or str(cert_error)
+        return DownloadError(
+            f"TLS certificate verification failed for {url}: {reason}; set ca_bundle in the "
+            "download configuration if the server's certificate comes from a private CA",
+            hint="check that the URL's host name is the one in the server's certificate "
+            "and that the system clock is right",
+        )
+    if isinstance(exc, httpx.TimeoutException) and transfer.expired(
+        limited=bool(getattr(_DEADLINE, "limited", False))
+    ):
+        return transfer.timeout_error("no complete answer")
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        # Not retried here: a server that cannot be reached now will not be reached in a
+        # second either; the mirror loop tries the next mirror at once.
+        return UnreachableError(
+            f"cannot connect to {url}: {detail}",
+            hint="check the URL and the network; the next mirror (if any) is tried",
+        )
+    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+        return transfer.timeout_error(f"the server went silent ({detail})", silence=read_timeout)
+    if isinstance(exc, httpx.TransportError) and not isinstance(
+        exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError | httpx.ProxyError
+    ):
+        return _Transient(detail)
+    return DownloadError(f"cannot fetch {url}: {detail}")
+
+
+def _find_cause(exc: BaseException, kind: type[_E]) -> _E | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

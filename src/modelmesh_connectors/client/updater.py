@@ -1,0 +1,509 @@
+"""One run's trusted view of a signed index: refresh once, then look packages up.
+
+This is the I/O shell around the sans-I/O :class:`~modelmesh_connectors.index.trust.TrustedState`:
+it feeds the trust core bytes from the local state store and from the mirrors, in the order
+FORMAT.md §4 prescribes, and persists what the core accepted. Mirrors are tried in order;
+a mirror that fails to answer or serves data that fails verification is skipped (it can
+delay a load, never poison it), and all mirrors share one rollback reference: the store is
+the record of the trust root (see :mod:`~modelmesh_connectors.client.state`), not of a mirror.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from modelmesh_connectors._internal.redact import redact_url
+from modelmesh_connectors.client.failover import Failover
+from modelmesh_connectors.client.state import OriginMetadata
+from modelmesh_connectors.errors import (
+    CacheError,
+    DownloadError,
+    HashMismatchError,
+    NotFoundError,
+    ResolutionError,
+    TrustError,
+)
+from modelmesh_connectors.index.metadata import (
+    BinNode,
+    BinRelease,
+    GroupNode,
+    MetaRef,
+    Timestamp,
+)
+from modelmesh_connectors.index.trust import TrustedState
+
+if TYPE_CHECKING:  # imported only where a download really happens (httpx is heavy)
+    from modelmesh_connectors.client.fetch import Fetcher
+
+__all__ = ["IndexView", "Mirror"]
+
+_log = logging.getLogger("modelmesh_connectors.index")
+
+MAX_ROOT_BYTES = 512 * 1024  # bytes; a root lists a few dozen keys
+MAX_TIMESTAMP_BYTES = 16 * 1024  # bytes; FORMAT.md §4
+MAX_ROOT_WALK = 32  # root versions per update (bounded walk)
+
+_V = TypeVar("_V")
+
+
+class _Memo(Generic[_V]):
+    """Computes each key's value once, even when several threads ask for it at once.
+
+    A small index has one group and one bin shared by every package: without this, each
+    concurrent lookup would fetch and verify the same node again. Different keys never
+    wait for each other; a failed computation is not remembered (the next caller retries).
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, _V] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, key: str, make: Callable[[], _V]) -> _V:
+        with self._guard:
+            if key in self._values:
+                return self._values[key]
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            with self._guard:
+                if key in self._values:
+                    return self._values[key]
+            value = make()
+            with self._guard:
+                self._values[key] = value
+            return value
+
+
+@dataclass(frozen=True)
+class _Update:
+    roots: list[bytes]
+    timestamp: bytes
+    top: bytes | None
+
+
+@dataclass(frozen=True)
+class Mirror:
+    """One place the index can be read from.
+
+    Attributes:
+        url: Base URL ending in ``/`` (``https://…/`` or ``file:///…/``).
+        fetcher: Returns the fetcher for this mirror (created lazily: no httpx import
+            until a request is really made).
+        network: True when reading it touches the network (offline mode skips it).
+    """
+
+    url: str
+    fetcher: Callable[[], Fetcher]
+    network: bool
+
+
+class IndexView:
+    """The trusted state of one index for one run.
+
+    Args:
+        anchor: The shipped trust root bytes (``keys/root.json``).
+        store: Local state for this index (last trusted files, nodes, refresh time).
+        mirrors: Where to read the index, in order of preference.
+        now: Reference time for every expiry check.
+        offline: Never use a network mirror; rely on the store and local mirrors.
+        max_expired_age: Seconds expired metadata is tolerated offline (warned each use).
+        metadata_max_age: Seconds a cached state is reused without asking a mirror.
+        max_metadata_bytes: Cap for an index node.
+        legacy: Lists the URL-keyed records of earlier versions; when ``store`` holds no
+            rollback reference yet, the newest one that re-verifies from ``anchor`` is
+            migrated into it (see :meth:`_migrate_legacy`).
+        failover: Rounds over the mirrors (default: each mirror once); an unreachable or
+            timed-out mirror is passed over at once, never waited on.
+    """
+
+    def __init__(
+        self,
+        *,
+        anchor: bytes,
+        store: OriginMetadata,
+        mirrors: Sequence[Mirror],
+        now: datetime,
+        offline: bool = False,
+        max_expired_age: float = 0.0,
+        metadata_max_age: float = 300.0,
+        max_metadata_bytes: int = 4 * 1024 * 1024,
+        legacy: Callable[[], Sequence[OriginMetadata]] | None = None,
+        failover: Failover | None = None,
+    ) -> None:
+        self._anchor = anchor
+        self._store = store
+        self._legacy = legacy
+        self._mirrors = [m for m in mirrors if not (offline and m.network)]
+        self._now = now
+        self._offline = offline
+        self._grace = timedelta(seconds=max_expired_age) if offline else timedelta(0)
+        self._max_age = timedelta(seconds=metadata_max_age)
+        self._max_node = max_metadata_bytes
+        self._failover = failover if failover is not None else Failover()
+        self._state: TrustedState | None = None
+        self._served_by: str | None = None
+        self._releases: dict[str, tuple[BinRelease, ...]] = {}
+        # One verified object per prefix: the trust core accepts a bin only through the
+        # group it verified last, and threads share this view.
+        self._groups: _Memo[GroupNode] = _Memo()
+        self._bins: _Memo[BinNode] = _Memo()
+
+    @property
+    def store(self) -> OriginMetadata:
+        """The local state store of this index."""
+        return self._store
+
+    def node_bytes(self, ref: MetaRef) -> bytes:
+        """A node's verified-by-hash bytes (cache, else mirrors)."""
+        return self._node(ref)
+
+    @property
+    def mirrors(self) -> list[Mirror]:
+        """Usable mirrors, in order."""
+        return list(self._mirrors)
+
+    # -- refresh -----------------------------------------------------------------------------
+
+    def state(self) -> TrustedState:
+        """The trusted state, refreshing it on first use.
+
+        Raises:
+            TrustError: every mirror served data that failed verification (the first
+                such error is raised; others are logged).
+            DownloadError: no mirror could be reached.
+            CacheError: the local state cannot be read or written.
+        """
+        if self._state is None:
+            self._state = self._refresh()
+        return self._state
+
+    def _base_state(self, chain: list[tuple[int, bytes]] | None = None) -> TrustedState:
+        """The shipped anchor, advanced through the stored root chain.
+
+        Every stored root is re-verified from the anchor (N+1 signed by N's and its own
+        threshold). Stops a root planted in the cache directory from replacing the shipped
+        trust root: a stored root counts only if the chain from ``keys/`` leads to it.
+
+        Args:
+            chain: The stored chain to walk (default: this trust root's record's).
+        """
+        stored = self._store.load_root_versions() if chain is None else chain
+        state = TrustedState(
+            self._anchor,
+            self._now,
+            expiry_grace=self._grace,
+            max_root_rotations=MAX_ROOT_WALK + len(stored),
+        )
+        for version, data in stored:
+            if version <= state.root.version:
+                continue
+            if version != state.root.version + 1:
+                _log.warning("stored root chain has a gap before version %d; ignoring", version)
+                break
+            try:
+                state.update_root(data)
+            except TrustError as exc:
+                _log.warning("ignoring the stored root chain, it does not verify: %s", exc)
+                return TrustedState(self._anchor, self._now, expiry_grace=self._grace)
+        return state
+
+    def _migrate_legacy(self) -> None:
+        """Adopt the rollback reference of a URL-keyed record of an earlier version.
+
+        Called under the lock when this trust root's record holds no timestamp. Every
+        legacy record is re-verified from the shipped anchor exactly like a stored state
+        (root chain, then timestamp and index top under the newest root); one that does not
+        verify is ignored with a warning (a planted or foreign record is never trusted
+        blindly). The highest verified timestamp wins, so migrating never lowers the
+        reference. Without a legacy record the client starts clean, and says so.
+        """
+        candidates = list(self._legacy()) if self._legacy is not None else []
+        anchor_version = TrustedState(self._anchor, self._now).root.version
+        best: tuple[OriginMetadata, Timestamp, _Update] | None = None
+        for legacy in candidates:
+            try:
+                ts_bytes = legacy.load_timestamp()
+                if ts_bytes is None:
+                    continue
+                chain = legacy.load_root_versions()
+                state = self._base_state(chain)
+                ts = state.load_trusted_timestamp(ts_bytes)
+            except (TrustError, CacheError) as exc:
+                _log.warning(
+                    "not migrating the stored state of %s (%s): it does not verify from the "
+                    "trust root: %s",
+                    legacy.url,
+                    legacy.directory,
+                    exc,
+                )
+                continue
+            top = legacy.load_index()
+            if top is not None:
+                try:
+                    state.load_trusted_index(top)
+                except TrustError as exc:
+                    _log.warning("not migrating the stored index top of %s: %s", legacy.url, exc)
+                    top = None
+            # _base_state accepted exactly the consecutive versions after the anchor's.
+            walked = [data for v, data in chain if anchor_version < v <= state.root.version]
+            if best is None or (ts.version, ts.index_version) > (
+                best[1].version,
+                best[1].index_version,
+            ):
+                best = (legacy, ts, _Update(walked, ts_bytes, top))
+        if best is None:
+            _log.info(
+                "no stored state for this trust root in %s%s: starting with no rollback "
+                "reference; the first refresh sets it",
+                self._store.directory,
+                " (no earlier record verified from the trust root)" if candidates else "",
+            )
+            return
+        legacy, ts, update = best
+        for offset, data in enumerate(update.roots):
+            self._store.save_root_version(anchor_version + 1 + offset, data)
+        self._store.save_timestamp(update.timestamp)
+        if update.top is not None:
+            self._store.save_index(update.top)
+            legacy.copy_nodes_to(self._store)
+        _log.warning(
+            "migrated the rollback reference (timestamp version %d) kept for %s in %s to "
+            "the trust root's record %s",
+            ts.version,
+            legacy.url,
+            legacy.directory,
+            self._store.directory,
+        )
+
+    def _with_local(self, state: TrustedState) -> bool:
+        """Load the stored timestamp and top as the rollback reference; True if both load."""
+        ts = self._store.load_timestamp()
+        if ts is None:
+            return False
+        try:
+            state.load_trusted_timestamp(ts)
+        except TrustError as exc:  # e.g. timestamp keys rotated: the copy is no longer trusted
+            _log.warning("discarding the stored timestamp: %s", exc)
+            return False
+        top = self._store.load_index()
+        if top is None:
+            return False
+        try:
+            state.load_trusted_index(top)
+        except TrustError as exc:
+            _log.warning("discarding the stored index top: %s", exc)
+            return False
+        return True
+
+    def _cached_is_fresh(self, state: TrustedState) -> bool:
+        last = self._store.last_refresh()
+        if state.timestamp is None or state.index is None:
+            return False
+        if self._offline:
+            return False  # offline with a local mirror (bundle): prefer its newer state
+        if last is None or not (timedelta(0) <= self._now - last <= self._max_age):
+            return False
+        return state.timestamp.expires > self._now and state.index.expires > self._now
+
+    def _refresh(self) -> TrustedState:
+        with self._store.locked():
+            if self._store.load_timestamp() is None:
+                # Never silently lose the reference kept under an earlier layout.
+                self._migrate_legacy()
+            # Re-check under the lock: another process may have just refreshed.
+            state = self._base_state()
+            has_local = self._with_local(state)
+            if has_local and (not self._mirrors or self._cached_is_fresh(state)):
+                _log.debug("using the cached index state; no request made")
+                self._warn_grace(state)
+                return state
+            if not self._mirrors:
+                raise DownloadError(
+                    "offline, and no trusted index state is cached",
+                    hint="run once online, or configure 'bundle:' with a mirror directory",
+                )
+            first_trust: TrustError | None = None
+            last_download: DownloadError | None = None
+            failures: list[str] = []
+            rounds = self._failover.start()
+            for mirror in rounds.over(self._mirrors):
+                candidate = self._base_state()
+                try:
+                    update = self._update(candidate, mirror)
+                except (TrustError, DownloadError) as exc:
+                    rounds.failed(mirror, exc)
+                    _log.warning("mirror %s failed: %s", redact_url(mirror.url), exc)
+                    failures.append(f"{redact_url(mirror.url)}: {exc}")
+                    if isinstance(exc, TrustError) and first_trust is None:
+                        first_trust = exc
+                    if isinstance(exc, DownloadError):
+                        last_download = exc
+                    continue
+                first = candidate.root.version - len(update.roots) + 1
+                for offset, data in enumerate(update.roots):
+                    self._store.save_root_version(first + offset, data)
+                self._store.save_timestamp(update.timestamp)
+                if update.top is not None:
+                    self._store.save_index(update.top)
+                self._store.record_refresh(self._now)
+                self._served_by = mirror.url
+                _log.info("index state from %s", redact_url(mirror.url))
+                self._warn_grace(candidate)
+                return candidate
+            if first_trust is not None:
+                raise type(first_trust)(
+                    f"{first_trust.message} (all {len(self._mirrors)} mirror(s) failed: "
+                    + "; ".join(failures)
+                    + ")",
+                    hint=first_trust.hint,
+                ) from first_trust
+            raise DownloadError(
+                "no index mirror could be read: " + "; ".join(failures),
+                hint=(last_download.hint if last_download and last_download.hint else None)
+                or "check the 'index:' URLs and the network, or use offline mode",
+            ) from last_download
+
+    def _warn_grace(self, state: TrustedState) -> None:
+        """Log every file accepted only thanks to the offline grace period."""
+        if self._grace <= timedelta(0):
+            return
+        for what, expires in _expired(state, self._now):
+            _log.warning(
+                "%s expired %s ago (at %s); accepted offline within max_expired_age",
+                what,
+                self._now - expires,
+                expires.isoformat(),
+            )
+
+    def _update(self, state: TrustedState, mirror: Mirror) -> _Update:
+        """Root walk, timestamp and top from one mirror (FORMAT.md §4 steps 1-3)."""
+        fetcher = mirror.fetcher()
+        roots: list[bytes] = []
+        for _ in range(MAX_ROOT_WALK + 1):
+            url = f"{mirror.url}root/{state.root.version + 1}.json"
+            try:
+                data = fetcher.fetch_bytes(url, max_length=MAX_ROOT_BYTES)
+            except NotFoundError:
+                break
+            state.update_root(data)  # raises past MAX_ROOT_WALK steps (bounded walk)
+            roots.append(data)
+        # The rollback reference is loaded after the walk, checked with the newest root
+        # (TUF's order); a copy no longer signed by trusted keys after a rotation is dropped.
+        self._with_local(state)
+        ts_bytes = fetcher.fetch_bytes(
+            f"{mirror.url}timestamp.json", max_length=MAX_TIMESTAMP_BYTES
+        )
+        previous_ref = _ref_of(state)
+        ts = state.update_timestamp(ts_bytes)
+        top: bytes | None = None
+        if previous_ref != ts.index:
+            top = fetcher.fetch_bytes(f"{mirror.url}{ts.index.path}", max_length=ts.index.length)
+            state.update_index(top)
+        return _Update(roots, ts_bytes, top)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def releases(self, name: str) -> tuple[BinRelease, ...]:
+        """Every release the index lists for ``name`` (verified bin entry, not yet the envelope).
+
+        Raises:
+            ResolutionError: the index has no package ``name``.
+            TrustError, DownloadError: as :meth:`state`, or a node fails verification.
+        """
+        known = self._releases.get(name)
+        if known is not None:
+            return known
+        state = self.state()
+        assert state.index is not None
+        # The fan-out comes from the verified top: it changes as the index grows.
+        gp, bp = state.index.group_prefix(name), state.index.bin_prefix(name)
+        gref = state.index.groups.get(gp)
+        if gref is None:
+            raise ResolutionError(f"the index has no package named {name!r}")
+        group = self._groups.get(gp, lambda: state.verify_group(gp, self._node(gref)))
+        bref = group.bins.get(bp)
+        if bref is None:
+            raise ResolutionError(f"the index has no package named {name!r}")
+        node = self._bins.get(bp, lambda: state.verify_bin(group, bp, self._node(bref)))
+        found = node.packages.get(name)
+        if not found:
+            raise ResolutionError(f"the index has no package named {name!r}")
+        self._releases[name] = found
+        return found
+
+    def _node(self, ref: MetaRef) -> bytes:
+        """A node's bytes: from the store (re-hashed), else from the first mirror that has it."""
+        cached = self._store.load_node(ref.sha256, ref.length)
+        if cached is not None:
+            return cached
+        if ref.length > self._max_node:
+            raise TrustError(
+                f"{ref.path}: signed length {ref.length} is over the metadata cap "
+                f"{self._max_node} bytes"
+            )
+        errors: list[str] = []
+        first_trust: TrustError | None = None
+        rounds = self._failover.start()
+        for mirror in rounds.over(self._ordered_mirrors()):
+            try:
+                data = mirror.fetcher().fetch_bytes(
+                    f"{mirror.url}{ref.path}", max_length=ref.length
+                )
+                # Check before persisting: a mirror's wrong bytes must never enter the store.
+                got = MetaRef.of(data)
+                if got != ref:
+                    raise HashMismatchError(
+                        f"{redact_url(mirror.url + ref.path)}: expected sha256 {ref.sha256} and "
+                        f"{ref.length} bytes, got {got.sha256} and {got.length} bytes"
+                    )
+            except (DownloadError, TrustError) as exc:
+                rounds.failed(mirror, exc)
+                errors.append(str(exc))
+                if isinstance(exc, TrustError) and first_trust is None:
+                    first_trust = exc
+                _log.warning("mirror %s failed for %s: %s", redact_url(mirror.url), ref.path, exc)
+                continue
+            self._store.save_node(ref.sha256, data)
+            return data
+        if first_trust is not None:
+            raise type(first_trust)(
+                f"{ref.path}: every mirror failed: " + "; ".join(errors), hint=first_trust.hint
+            ) from first_trust
+        if not errors:
+            raise DownloadError(
+                f"{ref.path} is not cached and no mirror may be used (offline)",
+                hint="refresh online first, or load from a bundle made by 'mirror'",
+            )
+        raise DownloadError(f"{ref.path}: no mirror served it: " + "; ".join(errors))
+
+    def _ordered_mirrors(self) -> list[Mirror]:
+        if self._served_by is None:
+            return self._mirrors
+        first = [m for m in self._mirrors if m.url == self._served_by]
+        return first + [m for m in self._mirrors if m.url != self._served_by]
+
+    def archive_urls(self, file: str) -> list[tuple[str, Mirror]]:
+        """URLs of an archive on every usable mirror, the one that served the state first."""
+        return [(f"{m.url}{file}", m) for m in self._ordered_mirrors()]
+
+
+def _ref_of(state: TrustedState) -> MetaRef | None:
+    return (
+        state.timestamp.index if state.timestamp is not None and state.index is not None else None
+    )
+
+
+def _expired(state: TrustedState, now: datetime) -> list[tuple[str, datetime]]:
+    out: list[tuple[str, datetime]] = []
+    if state.root.expires <= now:
+        out.append((f"root/{state.root.version}.json", state.root.expires))
+    if state.timestamp is not None and state.timestamp.expires <= now:
+        out.append(("timestamp.json", state.timestamp.expires))
+    if state.index is not None and state.index.expires <= now:
+        out.append(("index top", state.index.expires))
+    return out

@@ -1,0 +1,1030 @@
+"""Typed index metadata and its strict parsers (FORMAT.md §3).
+
+These parsers run only on bytes whose signature (or pinning hash) was already checked
+(verify, then parse); they are strict anyway: exact key sets, checked types (a bool is
+not an int), fixed-length lowercase hex, positive versions and ``Z`` timestamps. A
+lenient parser would let two clients read one signed file two ways.
+
+Each type's ``to_payload()`` gives the deterministic bytes the publisher signs or stores.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SHARDING_LEVELS",
+    "SPEC_VERSION",
+    "BinNode",
+    "BinRelease",
+    "GroupNode",
+    "IndexTop",
+    "InvalidNameError",
+    "MetaRef",
+    "MetadataError",
+    "Publisher",
+    "Release",
+    "ReleaseConnector",
+    "RoleSpec",
+    "Root",
+    "Timestamp",
+    "archive_path",
+    "bin_prefix",
+    "connector_namespace",
+    "format_time",
+    "group_prefix",
+    "name_hash",
+    "parse_bin",
+    "parse_group",
+    "parse_index_top",
+    "parse_release",
+    "parse_root",
+    "parse_time",
+    "parse_timestamp",
+]
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from modelmesh_connectors.errors import (
+    InvalidInput,
+    SignatureError,
+    TrustError,
+)
+from modelmesh_connectors.index.envelope import (
+    Envelope,
+    JSONFormatError,
+    canonical_json,
+    parse_envelope,
+    strict_json,
+)
+from modelmesh_connectors.index.keys import InvalidKeyError, PublicKey
+
+SPEC_VERSION = 1
+ROLE_NAMES = ("root", "index", "timestamp")
+# (group_chars, bin_chars) pairs an index top may declare (FORMAT.md §3 fan-out): one
+# group and one bin; one group of 256 bins; 256 groups of 256 bins each.
+SHARDING_LEVELS = ((0, 0), (0, 2), (2, 4))
+_PREFIX_LENGTHS = frozenset(n for level in SHARDING_LEVELS for n in level)  # hex characters
+
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_HEX_RE = re.compile(r"[0-9a-f]*")
+_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_NAME_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_MAX_NAME_LEN = 200  # characters
+_VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]*")
+_MAX_VERSION_LEN = 64  # characters
+_SEGMENT = r"[a-z0-9]+(?:[-_][a-z0-9]+)*"
+_NAMESPACE_RE = re.compile(_SEGMENT)
+_CONNECTOR_ID_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})+")
+_MAX_CONNECTOR_ID_LEN = 200  # characters
+_CONNECTOR_TYPE_RE = re.compile(r"[a-z][a-z0-9_-]*")
+_MAX_TEXT_LEN = 1000  # characters of a free-text field (requires_modelmesh, yanked_reason)
+_PUBLISHER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+class MetadataError(TrustError):
+    """Signed (or hash-pinned) metadata is malformed: a field is missing, extra or invalid."""
+
+
+class InvalidNameError(InvalidInput):
+    """A package name is not normalized (``[a-z0-9]+(-[a-z0-9]+)*``)."""
+
+
+# -- helpers for the bin path --------------------------------------------------
+
+
+def name_hash(name: str) -> str:
+    """Hex SHA-256 of a normalized package name: the path to its bin.
+
+    Args:
+        name: Normalized package name.
+
+    Returns:
+        64 lowercase hex characters.
+
+    Raises:
+        InvalidNameError: ``name`` is not normalized (hashing it would be ambiguous).
+    """
+    if not isinstance(name, str) or len(name) > _MAX_NAME_LEN or not _NAME_RE.fullmatch(name):
+        raise InvalidNameError(
+            f"package name: expected [a-z0-9]+(-[a-z0-9]+)* of at most {_MAX_NAME_LEN} "
+            f"characters, got {name!r:.80}"
+        )
+    return hashlib.sha256(name.encode("ascii")).hexdigest()
+
+
+def group_prefix(name: str, chars: int) -> str:
+    """Return the group prefix of a package name.
+
+    Args:
+        name: Normalized package name.
+        chars: The index top's ``group_chars`` (hex characters of the prefix).
+
+    Returns:
+        The first ``chars`` hex characters of ``sha256(name)`` (``""`` when 0).
+
+    Raises:
+        InvalidNameError: ``name`` is not normalized.
+    """
+    return name_hash(name)[:chars]
+
+
+def bin_prefix(name: str, chars: int) -> str:
+    """Return the bin prefix of a package name.
+
+    Args:
+        name: Normalized package name.
+        chars: The index top's ``bin_chars`` (hex characters of the prefix).
+
+    Returns:
+        The first ``chars`` hex characters of ``sha256(name)`` (``""`` when 0).
+
+    Raises:
+        InvalidNameError: ``name`` is not normalized.
+    """
+    return name_hash(name)[:chars]
+
+
+def archive_path(name: str, version: str) -> str:
+    """Return the index-relative path of a release archive.
+
+    Args:
+        name: Normalized package name.
+        version: Release version.
+
+    Returns:
+        ``archives/<name>/<name>-<version>.zip``.
+    """
+    return f"archives/{name}/{name}-{version}.zip"
+
+
+def connector_namespace(connector_id: str) -> str:
+    """Return the namespace (first dot-separated segment) of a connector ID."""
+    return connector_id.split(".", 1)[0]
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 UTC time with ``Z`` and whole seconds.
+
+    Args:
+        text: e.g. ``"2027-11-25T00:00:00Z"``.
+
+    Returns:
+        An aware UTC datetime.
+
+    Raises:
+        ValueError: Any other spelling.
+    """
+    if not _TIME_RE.fullmatch(text):
+        raise ValueError(f"expected YYYY-MM-DDTHH:MM:SSZ, got {text!r:.80}")
+    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def format_time(when: datetime) -> str:
+    """Format an aware datetime as RFC 3339 UTC ``Z`` with whole seconds (truncating)."""
+    t = _utc(when)
+    # Not strftime("%Y"): glibc does not zero-pad years below 1000, and parse_time needs 4 digits.
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
+
+
+def _utc(when: datetime) -> datetime:
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"expected a timezone-aware datetime, got naive {when!r}")
+    return when.astimezone(UTC).replace(microsecond=0)
+
+
+# -- strict field readers ------------------------------------------------------
+
+
+class _Reader:
+    """Reads fields of one file kind, raising MetadataError that names kind and field."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def fail(self, field: str, problem: str) -> MetadataError:
+        return MetadataError(f"{self.what}: {field}: {problem}")
+
+    def obj(
+        self,
+        value: Any,
+        field: str,
+        required: frozenset[str],
+        optional: frozenset[str] = frozenset(),
+    ) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(field, f"expected an object, got {_type(value)}")
+        keys = set(value)
+        missing = required - keys
+        extra = keys - required - optional
+        if missing:
+            raise self.fail(field, f"missing field(s) {sorted(missing)}")
+        if extra:
+            raise self.fail(field, f"unknown field(s) {sorted(map(str, extra))}")
+        return value
+
+    def mapping(self, value: Any, field: str) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(field, f"expected an object, got {_type(value)}")
+        return value
+
+    def array(self, value: Any, field: str, *, nonempty: bool = False) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(field, f"expected a list, got {_type(value)}")
+        if nonempty and not value:
+            raise self.fail(field, "expected a non-empty list, got []")
+        return value
+
+    def integer(self, value: Any, field: str, minimum: int = 1) -> int:
+        # bool is an int subclass in Python: true must not be read as version 1.
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise self.fail(field, f"expected an integer, got {_type(value)}")
+        if value < minimum:
+            raise self.fail(field, f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    def boolean(self, value: Any, field: str) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(field, f"expected true or false, got {_type(value)}")
+        return value
+
+    def text(
+        self,
+        value: Any,
+        field: str,
+        pattern: re.Pattern[str] | None = None,
+        max_len: int = _MAX_TEXT_LEN,
+        describe: str = "a string",
+    ) -> str:
+        if not isinstance(value, str):
+            raise self.fail(field, f"expected {describe}, got {_type(value)}")
+        if not value or len(value) > max_len:
+            raise self.fail(
+                field, f"expected {describe} of 1 to {max_len} characters, got {value!r:.80}"
+            )
+        if pattern is not None and not pattern.fullmatch(value):
+            raise self.fail(field, f"expected {describe}, got {value!r:.80}")
+        if pattern is None and not value.isprintable():
+            raise self.fail(field, f"expected printable text, got {value!r:.80}")
+        return value
+
+    def prefix(self, value: Any, field: str, lengths: frozenset[int]) -> str:
+        # Unlike text(), the empty string is a valid prefix (a single group or bin).
+        shown = " or ".join(str(n) for n in sorted(lengths))
+        if not isinstance(value, str) or len(value) not in lengths or not _HEX_RE.fullmatch(value):
+            raise self.fail(
+                field, f"expected a prefix of {shown} lowercase hex characters, got {value!r:.80}"
+            )
+        return value
+
+    def hex64(self, value: Any, field: str) -> str:
+        return self.text(value, field, _HEX64_RE, 64, "64 lowercase hex characters")
+
+    def time(self, value: Any, field: str) -> datetime:
+        text = self.text(
+            value, field, _TIME_RE, 20, "an RFC 3339 UTC time like 2027-01-01T00:00:00Z"
+        )
+        try:
+            return parse_time(text)
+        except ValueError as e:  # e.g. month 13
+            raise self.fail(field, f"expected a valid date and time, got {text!r}: {e}") from e
+
+    def spec(self, obj: Mapping[str, Any]) -> None:
+        spec = self.integer(obj["spec"], "spec")
+        if spec != SPEC_VERSION:
+            raise self.fail("spec", f"expected spec version {SPEC_VERSION}, got {spec}")
+
+    def meta_ref(self, value: Any, field: str) -> MetaRef:
+        obj = self.obj(value, field, frozenset({"sha256", "length"}))
+        return MetaRef(
+            sha256=self.hex64(obj["sha256"], f"{field}.sha256"),
+            length=self.integer(obj["length"], f"{field}.length"),
+        )
+
+
+def _type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    return type(value).__name__
+
+
+def _load(payload: bytes, what: str, kind: str) -> Mapping[str, Any]:
+    try:
+        obj = strict_json(payload)
+    except JSONFormatError as e:
+        raise MetadataError(f"{what}: {e.message}") from e
+    if not isinstance(obj, Mapping):
+        raise MetadataError(f"{what}: expected a JSON object, got {_type(obj)}")
+    # The kind is checked first so a file of another kind gets a clear message.
+    if obj.get("type") != kind:
+        raise MetadataError(f"{what}: type: expected {kind!r}, got {obj.get('type')!r:.80}")
+    return obj
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+# -- root ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """Who may sign one role's files.
+
+    Args:
+        keyids: Key IDs of the role (unique, each in ``Root.keys``).
+        threshold: How many of them must sign (1 ≤ threshold ≤ len(keyids)).
+    """
+
+    keyids: tuple[str, ...]
+    threshold: int
+
+    def to_json_obj(self) -> dict[str, Any]:
+        """Return the JSON form ``{"keyids": [...], "threshold": n}``."""
+        return {"keyids": list(self.keyids), "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """A third party allowed to sign releases of connectors in its namespaces.
+
+    Args:
+        name: Display name of the publisher.
+        keyids: Its key IDs.
+        threshold: How many must sign a release.
+        namespaces: Connector ID namespaces (first ID segment) it may publish.
+    """
+
+    name: str
+    keyids: tuple[str, ...]
+    threshold: int
+    namespaces: tuple[str, ...]
+
+    def covers(self, connector_id: str) -> bool:
+        """Tell whether ``connector_id``'s namespace is one of this publisher's."""
+        return connector_namespace(connector_id) in self.namespaces
+
+    def to_json_obj(self) -> dict[str, Any]:
+        """Return the JSON form used in root.json."""
+        return {
+            "name": self.name,
+            "keyids": list(self.keyids),
+            "threshold": self.threshold,
+            "namespaces": list(self.namespaces),
+        }
+
+
+@dataclass(frozen=True)
+class Root:
+    """The root of trust: keys, roles and publishers (``root/N.json``).
+
+    Args:
+        version: Root version N (≥ 1).
+        expires: Expiry, aware datetime (normalized to UTC, whole seconds).
+        keys: Public keys by key ID.
+        root: The root role.
+        index: The index role.
+        timestamp: The timestamp role.
+        publishers: Scoped third-party release signers.
+    """
+
+    version: int
+    expires: datetime
+    keys: Mapping[str, PublicKey]
+    root: RoleSpec
+    index: RoleSpec
+    timestamp: RoleSpec
+    publishers: tuple[Publisher, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expires", _utc(self.expires))
+        object.__setattr__(self, "keys", _frozen(self.keys))
+
+    def role(self, name: str) -> RoleSpec:
+        """Return the role called ``name`` (``root``, ``index`` or ``timestamp``).
+
+        Raises:
+            KeyError: No such role.
+        """
+        if name not in ROLE_NAMES:
+            raise KeyError(name)
+        spec: RoleSpec = getattr(self, name)
+        return spec
+
+    def to_payload(self) -> bytes:
+        """Return the deterministic payload bytes to sign."""
+        obj: dict[str, Any] = {
+            "type": "root",
+            "spec": SPEC_VERSION,
+            "version": self.version,
+            "expires": format_time(self.expires),
+            "keys": {
+                kid: {"keytype": "ed25519", "public": key.public_hex}
+                for kid, key in self.keys.items()
+            },
+            "roles": {name: self.role(name).to_json_obj() for name in ROLE_NAMES},
+        }
+        if self.publishers:
+            obj["publishers"] = [p.to_json_obj() for p in self.publishers]
+        return canonical_json(obj)
+
+
+def _role_keyids(
+    r: _Reader, value: Any, field: str, keys: Mapping[str, PublicKey]
+) -> tuple[str, ...]:
+    ids = r.array(value, field, nonempty=True)
+    out: list[str] = []
+    for i, kid in enumerate(ids):
+        kid = r.hex64(kid, f"{field}[{i}]")
+        # A key listed twice would be counted twice by a naive threshold check.
+        if kid in out:
+            raise r.fail(field, f"key ID {kid} is listed twice")
+        if kid not in keys:
+            raise r.fail(field, f"key ID {kid} is not in 'keys'")
+        out.append(kid)
+    return tuple(out)
+
+
+def _threshold(r: _Reader, value: Any, field: str, count: int) -> int:
+    threshold = r.integer(value, field)
+    if threshold > count:
+        raise r.fail(
+            field,
+            f"expected a threshold between 1 and {count} (the number of keys), got {threshold}",
+        )
+    return threshold
+
+
+def parse_root(payload: bytes, what: str = "root") -> Root:
+    """Parse a root payload.
+
+    Args:
+        payload: The verified payload bytes.
+        what: Names the file in error messages, e.g. ``"root/2.json"``.
+
+    Returns:
+        The root.
+
+    Raises:
+        MetadataError: Any deviation from FORMAT.md §3 root, including a key ID that is not
+            the SHA-256 of its key, duplicate or unknown role key IDs, or a bad threshold.
+    """
+    r = _Reader(what)
+    obj = r.obj(
+        _load(payload, what, "root"),
+        "root",
+        frozenset({"type", "spec", "version", "expires", "keys", "roles"}),
+        frozenset({"publishers"}),
+    )
+    r.spec(obj)
+    version = r.integer(obj["version"], "version")
+    expires = r.time(obj["expires"], "expires")
+    keys: dict[str, PublicKey] = {}
+    for kid, entry in r.mapping(obj["keys"], "keys").items():
+        field = f"keys.{kid:.16}"
+        r.hex64(kid, "keys")
+        entry = r.obj(entry, field, frozenset({"keytype", "public"}))
+        if entry["keytype"] != "ed25519":
+            raise r.fail(f"{field}.keytype", f"expected 'ed25519', got {entry['keytype']!r:.40}")
+        try:
+            key = PublicKey.from_hex(entry["public"])
+        except InvalidKeyError as e:
+            raise r.fail(f"{field}.public", e.message) from e
+        # An ID that is not the key's hash would let one key count twice under two IDs.
+        if key.keyid != kid:
+            raise r.fail(field, f"key ID {kid} is not the SHA-256 of its key ({key.keyid})")
+        keys[kid] = key
+    roles_obj = r.obj(obj["roles"], "roles", frozenset(ROLE_NAMES))
+    roles: dict[str, RoleSpec] = {}
+    for name in ROLE_NAMES:
+        field = f"roles.{name}"
+        role = r.obj(roles_obj[name], field, frozenset({"keyids", "threshold"}))
+        keyids = _role_keyids(r, role["keyids"], f"{field}.keyids", keys)
+        roles[name] = RoleSpec(
+            keyids, _threshold(r, role["threshold"], f"{field}.threshold", len(keyids))
+        )
+    publishers: list[Publisher] = []
+    for i, entry in enumerate(r.array(obj.get("publishers", []), "publishers")):
+        field = f"publishers[{i}]"
+        p = r.obj(entry, field, frozenset({"name", "keyids", "threshold", "namespaces"}))
+        name = r.text(p["name"], f"{field}.name", _PUBLISHER_NAME_RE, 100, "a publisher name")
+        if any(q.name == name for q in publishers):
+            raise r.fail(f"{field}.name", f"publisher name {name!r} is used twice")
+        keyids = _role_keyids(r, p["keyids"], f"{field}.keyids", keys)
+        threshold = _threshold(r, p["threshold"], f"{field}.threshold", len(keyids))
+        namespaces: list[str] = []
+        for j, ns in enumerate(r.array(p["namespaces"], f"{field}.namespaces", nonempty=True)):
+            ns = r.text(ns, f"{field}.namespaces[{j}]", _NAMESPACE_RE, 100, "a connector namespace")
+            if ns in namespaces:
+                raise r.fail(f"{field}.namespaces", f"namespace {ns!r} is listed twice")
+            namespaces.append(ns)
+        publishers.append(Publisher(name, keyids, threshold, tuple(namespaces)))
+    return Root(
+        version=version,
+        expires=expires,
+        keys=keys,
+        root=roles["root"],
+        index=roles["index"],
+        timestamp=roles["timestamp"],
+        publishers=tuple(publishers),
+    )
+
+
+# -- timestamp and index top ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetaRef:
+    """A hash-and-length pin of one immutable file.
+
+    Args:
+        sha256: Lowercase hex SHA-256 of the file's exact bytes.
+        length: Its size in bytes.
+    """
+
+    sha256: str
+    length: int
+
+    @property
+    def path(self) -> str:
+        """The content-addressed path ``meta/<sha256>.json``."""
+        return f"meta/{self.sha256}.json"
+
+    def to_json_obj(self) -> dict[str, Any]:
+        """Return ``{"sha256": ..., "length": ...}``."""
+        return {"sha256": self.sha256, "length": self.length}
+
+    @classmethod
+    def of(cls, data: bytes) -> MetaRef:
+        """Pin ``data``."""
+        return cls(hashlib.sha256(data).hexdigest(), len(data))
+
+
+@dataclass(frozen=True)
+class Timestamp:
+    """The freshness file (``timestamp.json``) pinning the current index top.
+
+    Args:
+        version: Timestamp version (≥ 1).
+        expires: Expiry (normalized to UTC, whole seconds).
+        index_version: Version of the pinned index top.
+        index: Hash and length of the pinned index top file.
+    """
+
+    version: int
+    expires: datetime
+    index_version: int
+    index: MetaRef
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expires", _utc(self.expires))
+
+    def to_payload(self) -> bytes:
+        """Return the deterministic payload bytes to sign."""
+        return canonical_json(
+            {
+                "type": "timestamp",
+                "spec": SPEC_VERSION,
+                "version": self.version,
+                "expires": format_time(self.expires),
+                "index": {"version": self.index_version, **self.index.to_json_obj()},
+            }
+        )
+
+
+def parse_timestamp(payload: bytes, what: str = "timestamp.json") -> Timestamp:
+    """Parse a timestamp payload.
+
+    Args:
+        payload: The verified payload bytes.
+        what: Names the file in error messages.
+
+    Returns:
+        The timestamp.
+
+    Raises:
+        MetadataError: Any deviation from FORMAT.md §3 timestamp.
+    """
+    r = _Reader(what)
+    obj = r.obj(
+        _load(payload, what, "timestamp"),
+        "timestamp",
+        frozenset({"type", "spec", "version", "expires", "index"}),
+    )
+    r.spec(obj)
+    index = r.obj(obj["index"], "index", frozenset({"version", "sha256", "length"}))
+    return Timestamp(
+        version=r.integer(obj["version"], "version"),
+        expires=r.time(obj["expires"], "expires"),
+        index_version=r.integer(index["version"], "index.version"),
+        index=MetaRef(
+            r.hex64(index["sha256"], "index.sha256"), r.integer(index["length"], "index.length")
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class IndexTop:
+    """The index top: group prefix → group node pin, and the fan-out of the tree.
+
+    Args:
+        version: Index version (≥ 1).
+        expires: Expiry (normalized to UTC, whole seconds).
+        groups: Group prefix (``group_chars`` hex characters) → pin of the group node.
+        group_chars: Hex characters of ``sha256(name)`` in a group prefix.
+        bin_chars: Hex characters of ``sha256(name)`` in a bin prefix;
+            ``(group_chars, bin_chars)`` is one of :data:`SHARDING_LEVELS`.
+    """
+
+    version: int
+    expires: datetime
+    groups: Mapping[str, MetaRef]
+    group_chars: int
+    bin_chars: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expires", _utc(self.expires))
+        object.__setattr__(self, "groups", _frozen(self.groups))
+
+    @property
+    def level(self) -> tuple[int, int]:
+        """``(group_chars, bin_chars)``."""
+        return self.group_chars, self.bin_chars
+
+    def group_prefix(self, name: str) -> str:
+        """Return the prefix of the group holding ``name`` in this index.
+
+        Raises:
+            InvalidNameError: ``name`` is not normalized.
+        """
+        return group_prefix(name, self.group_chars)
+
+    def bin_prefix(self, name: str) -> str:
+        """Return the prefix of the bin holding ``name`` in this index.
+
+        Raises:
+            InvalidNameError: ``name`` is not normalized.
+        """
+        return bin_prefix(name, self.bin_chars)
+
+    def to_payload(self) -> bytes:
+        """Return the deterministic payload bytes to sign."""
+        return canonical_json(
+            {
+                "type": "index",
+                "spec": SPEC_VERSION,
+                "version": self.version,
+                "expires": format_time(self.expires),
+                "group_chars": self.group_chars,
+                "bin_chars": self.bin_chars,
+                "groups": {p: ref.to_json_obj() for p, ref in self.groups.items()},
+            }
+        )
+
+
+def parse_index_top(payload: bytes, what: str = "index top") -> IndexTop:
+    """Parse an index top payload.
+
+    Args:
+        payload: The verified payload bytes.
+        what: Names the file in error messages.
+
+    Returns:
+        The index top.
+
+    Raises:
+        MetadataError: Any deviation from FORMAT.md §3 index top, including a
+            ``(group_chars, bin_chars)`` pair not in :data:`SHARDING_LEVELS` or a group
+            prefix that is not ``group_chars`` hex characters.
+    """
+    r = _Reader(what)
+    obj = r.obj(
+        _load(payload, what, "index"),
+        "index",
+        frozenset({"type", "spec", "version", "expires", "group_chars", "bin_chars", "groups"}),
+    )
+    r.spec(obj)
+    group_chars = r.integer(obj["group_chars"], "group_chars", minimum=0)
+    bin_chars = r.integer(obj["bin_chars"], "bin_chars", minimum=0)
+    if (group_chars, bin_chars) not in SHARDING_LEVELS:
+        raise r.fail(
+            "group_chars, bin_chars",
+            f"expected one of {', '.join(map(str, SHARDING_LEVELS))}, "
+            f"got ({group_chars}, {bin_chars})",
+        )
+    groups: dict[str, MetaRef] = {}
+    for prefix, ref in r.mapping(obj["groups"], "groups").items():
+        r.prefix(prefix, "groups", frozenset({group_chars}))
+        groups[prefix] = r.meta_ref(ref, f"groups.{prefix}")
+    return IndexTop(
+        version=r.integer(obj["version"], "version"),
+        expires=r.time(obj["expires"], "expires"),
+        groups=groups,
+        group_chars=group_chars,
+        bin_chars=bin_chars,
+    )
+
+
+# -- group and bin nodes -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupNode:
+    """A group node: bin prefix → bin node pin, for one group prefix.
+
+    Args:
+        prefix: The index top's ``group_chars`` lowercase hex characters (may be ``""``).
+        bins: Bin prefix (``bin_chars`` hex characters starting with ``prefix``) → pin of
+            the bin node.
+    """
+
+    prefix: str
+    bins: Mapping[str, MetaRef]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bins", _frozen(self.bins))
+
+    def to_payload(self) -> bytes:
+        """Return the deterministic file bytes."""
+        return canonical_json(
+            {
+                "type": "group",
+                "prefix": self.prefix,
+                "bins": {p: ref.to_json_obj() for p, ref in self.bins.items()},
+            }
+        )
+
+
+def parse_group(data: bytes, what: str = "group node") -> GroupNode:
+    """Parse a group node.
+
+    Args:
+        data: The file bytes, already checked against their pin.
+        what: Names the file in error messages.
+
+    Returns:
+        The group node.
+
+    Raises:
+        MetadataError: Any deviation from FORMAT.md §3, including a bin prefix that does
+            not extend the group prefix. (Whether the prefix lengths are the ones the index
+            top declares is checked by :func:`~modelmesh_connectors.index.trust.verify_group_node`.)
+    """
+    r = _Reader(what)
+    obj = r.obj(_load(data, what, "group"), "group", frozenset({"type", "prefix", "bins"}))
+    prefix = r.prefix(obj["prefix"], "prefix", _PREFIX_LENGTHS)
+    bins: dict[str, MetaRef] = {}
+    for bp, ref in r.mapping(obj["bins"], "bins").items():
+        r.prefix(bp, "bins", _PREFIX_LENGTHS)
+        if not bp.startswith(prefix):
+            raise r.fail("bins", f"bin prefix {bp} does not start with group prefix {prefix}")
+        bins[bp] = r.meta_ref(ref, f"bins.{bp}")
+    return GroupNode(prefix, bins)
+
+
+@dataclass(frozen=True)
+class BinRelease:
+    """One release entry of a package in a bin.
+
+    Args:
+        version: Release version.
+        release: The release envelope (same object as the archive's ``.zip.sig``).
+        yanked: Whether the release is withdrawn from resolution.
+        yanked_reason: Why, when yanked; None otherwise.
+    """
+
+    version: str
+    release: Envelope
+    yanked: bool = False
+    yanked_reason: str | None = None
+
+    def to_json_obj(self) -> dict[str, Any]:
+        """Return the JSON form used in bin nodes."""
+        return {
+            "version": self.version,
+            "release": self.release.to_json_obj(),
+            "yanked": self.yanked,
+            "yanked_reason": self.yanked_reason,
+        }
+
+
+@dataclass(frozen=True)
+class BinNode:
+    """A bin node: every package whose name hash starts with ``prefix``, with its releases.
+
+    Args:
+        prefix: The index top's ``bin_chars`` lowercase hex characters (may be ``""``).
+        packages: Package name → its releases in publication order.
+    """
+
+    prefix: str
+    packages: Mapping[str, tuple[BinRelease, ...]]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "packages", _frozen(self.packages))
+
+    def to_payload(self) -> bytes:
+        """Return the deterministic file bytes."""
+        return canonical_json(
+            {
+                "type": "bin",
+                "prefix": self.prefix,
+                "packages": {
+                    name: [e.to_json_obj() for e in entries]
+                    for name, entries in self.packages.items()
+                },
+            }
+        )
+
+
+def parse_bin(data: bytes, what: str = "bin node") -> BinNode:
+    """Parse a bin node.
+
+    Args:
+        data: The file bytes, already checked against their pin.
+        what: Names the file in error messages.
+
+    Returns:
+        The bin node. The embedded release envelopes are parsed but not verified.
+
+    Raises:
+        MetadataError: Any deviation from FORMAT.md §3, including a package whose name hash
+            does not start with the bin prefix, a version listed twice, or a malformed
+            embedded envelope.
+    """
+    r = _Reader(what)
+    obj = r.obj(_load(data, what, "bin"), "bin", frozenset({"type", "prefix", "packages"}))
+    prefix = r.prefix(obj["prefix"], "prefix", _PREFIX_LENGTHS)
+    packages: dict[str, tuple[BinRelease, ...]] = {}
+    for name, entries in r.mapping(obj["packages"], "packages").items():
+        try:
+            h = name_hash(name)
+        except InvalidNameError as e:
+            raise r.fail("packages", e.message) from e
+        # A package filed under the wrong bin could shadow a lookup path.
+        if not h.startswith(prefix):
+            raise r.fail(
+                f"packages.{name}",
+                f"name hash {h[: max(len(prefix), 4)]}… does not start with bin prefix {prefix!r}",
+            )
+        releases: list[BinRelease] = []
+        for i, entry in enumerate(r.array(entries, f"packages.{name}", nonempty=True)):
+            field = f"packages.{name}[{i}]"
+            item = r.obj(entry, field, frozenset({"version", "release", "yanked", "yanked_reason"}))
+            version = r.text(
+                item["version"], f"{field}.version", _VERSION_RE, _MAX_VERSION_LEN, "a version"
+            )
+            if any(x.version == version for x in releases):
+                raise r.fail(f"packages.{name}", f"version {version} is listed twice")
+            try:
+                env = parse_envelope(r.mapping(item["release"], f"{field}.release"))
+            except SignatureError as exc:
+                raise r.fail(f"{field}.release", exc.message) from exc
+            yanked = r.boolean(item["yanked"], f"{field}.yanked")
+            reason = item["yanked_reason"]
+            if reason is not None:
+                reason = r.text(reason, f"{field}.yanked_reason")
+                if not yanked:
+                    raise r.fail(
+                        f"{field}.yanked_reason", "expected null for a release that is not yanked"
+                    )
+            releases.append(BinRelease(version, env, yanked, reason))
+        packages[name] = tuple(releases)
+    return BinNode(prefix, packages)
+
+
+# -- release -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseConnector:
+    """One connector a release declares.
+
+    Args:
+        id: Connector ID, e.g. ``acme.audit-log.v1``; its first segment is the namespace.
+        type: Connector type, e.g. ``observability``.
+    """
+
+    id: str
+    type: str
+
+    @property
+    def namespace(self) -> str:
+        """The first segment of the ID."""
+        return connector_namespace(self.id)
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release attestation binding name, version, file, hash and length.
+
+    Args:
+        name: Normalized package name.
+        version: Release version.
+        file: Index-relative archive path (always ``archives/<name>/<name>-<version>.zip``).
+        sha256: Archive SHA-256.
+        length: Archive size in bytes.
+        requires_modelmesh: The ModelMesh version specifier, or None.
+        connectors: Connectors the package declares.
+    """
+
+    name: str
+    version: str
+    file: str
+    sha256: str
+    length: int
+    requires_modelmesh: str | None
+    connectors: tuple[ReleaseConnector, ...] = ()
+
+    def to_payload(self) -> bytes:
+        """Return the deterministic payload bytes to sign."""
+        return canonical_json(
+            {
+                "type": "release",
+                "spec": SPEC_VERSION,
+                "name": self.name,
+                "version": self.version,
+                "file": self.file,
+                "sha256": self.sha256,
+                "length": self.length,
+                "requires_modelmesh": self.requires_modelmesh,
+                "connectors": [{"id": c.id, "type": c.type} for c in self.connectors],
+            }
+        )
+
+
+def parse_release(payload: bytes, what: str = "release") -> Release:
+    """Parse a release payload.
+
+    Args:
+        payload: The verified payload bytes.
+        what: Names the file in error messages.
+
+    Returns:
+        The release.
+
+    Raises:
+        MetadataError: Any deviation from FORMAT.md §3 release, including a ``file`` other
+            than ``archives/<name>/<name>-<version>.zip`` or a connector ID listed twice.
+    """
+    r = _Reader(what)
+    obj = r.obj(
+        _load(payload, what, "release"),
+        "release",
+        frozenset(
+            {
+                "type",
+                "spec",
+                "name",
+                "version",
+                "file",
+                "sha256",
+                "length",
+                "requires_modelmesh",
+                "connectors",
+            }
+        ),
+    )
+    r.spec(obj)
+    name = r.text(obj["name"], "name", _NAME_RE, _MAX_NAME_LEN, "a normalized package name")
+    version = r.text(obj["version"], "version", _VERSION_RE, _MAX_VERSION_LEN, "a version")
+    file = r.text(obj["file"], "file", None, 1000, "an archive path")
+    # The path is fully determined by name and version, so a signed release can never
+    # point a client at another file (or outside the index with '..').
+    if file != archive_path(name, version):
+        raise r.fail("file", f"expected {archive_path(name, version)!r}, got {file!r:.120}")
+    requires = obj["requires_modelmesh"]
+    if requires is not None:
+        requires = r.text(requires, "requires_modelmesh", None, 200, "a version specifier")
+    connectors: list[ReleaseConnector] = []
+    for i, entry in enumerate(r.array(obj["connectors"], "connectors", nonempty=True)):
+        field_ = f"connectors[{i}]"
+        c = r.obj(entry, field_, frozenset({"id", "type"}))
+        cid = r.text(
+            c["id"],
+            f"{field_}.id",
+            _CONNECTOR_ID_RE,
+            _MAX_CONNECTOR_ID_LEN,
+            "a connector ID like vendor.name.v1",
+        )
+        if any(x.id == cid for x in connectors):
+            raise r.fail("connectors", f"connector ID {cid} is listed twice")
+        ctype = r.text(c["type"], f"{field_}.type", _CONNECTOR_TYPE_RE, 64, "a connector type")
+        connectors.append(ReleaseConnector(cid, ctype))
+    return Release(
+        name=name,
+        version=version,
+        file=file,
+        sha256=r.hex64(obj["sha256"], "sha256"),
+        length=r.integer(obj["length"], "length"),
+        requires_modelmesh=requires,
+        connectors=tuple(connectors),
+    )

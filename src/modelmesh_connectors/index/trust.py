@@ -1,0 +1,956 @@
+"""The sans-I/O trust core: decides whether index bytes can be trusted.
+
+Modelled on python-tuf's ``trusted_metadata_set.py``. Everything here takes bytes, the
+trusted state and the reference time as arguments and returns a verified, typed object
+or raises a :class:`~modelmesh_connectors.errors.TrustError`. Nothing here opens a file
+or a socket or reads the clock, so every attack is a short unit test.
+
+Two layers:
+
+* pure per-file checks (:func:`verify_anchor_root`, :func:`verify_next_root`,
+  :func:`verify_timestamp`, :func:`verify_index_top`, :func:`verify_group_node`,
+  :func:`verify_bin_node`, :func:`verify_release`, :func:`check_expiry`,
+  :func:`check_pinned`, :func:`check_archive`), which the audit uses one by one;
+* :class:`TrustedState`, which adds what needs memory across files: update order,
+  rollback protection, the bounded root walk and expiry, exactly as a client update
+  (FORMAT.md §4) needs them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_MAX_ROOT_ROTATIONS",
+    "TrustedState",
+    "check_archive",
+    "check_expiry",
+    "check_pinned",
+    "trust_root_id",
+    "verify_anchor_root",
+    "verify_bin_node",
+    "verify_group_node",
+    "verify_index_top",
+    "verify_next_root",
+    "verify_release",
+    "verify_release_signed",
+    "verify_timestamp",
+]
+
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelmesh_connectors.errors import (
+    ExpiredError,
+    HashMismatchError,
+    LengthMismatchError,
+    PolicyError,
+    ResolutionError,
+    RollbackError,
+    RootRotationError,
+    SignatureError,
+    TrustError,
+)
+from modelmesh_connectors.index.envelope import (
+    INDEX_TYPE,
+    RELEASE_TYPE,
+    ROOT_TYPE,
+    TIMESTAMP_TYPE,
+    Envelope,
+    parse_envelope,
+    verify_threshold,
+)
+from modelmesh_connectors.index.metadata import (
+    BinNode,
+    BinRelease,
+    GroupNode,
+    IndexTop,
+    MetadataError,
+    MetaRef,
+    Publisher,
+    Release,
+    Root,
+    Timestamp,
+    format_time,
+    parse_bin,
+    parse_group,
+    parse_index_top,
+    parse_release,
+    parse_root,
+    parse_timestamp,
+)
+
+DEFAULT_MAX_ROOT_ROTATIONS = 32  # new root versions accepted per update (FORMAT.md §3)
+_HEX_RE = re.compile(r"[0-9a-f]*")
+
+
+# -- pure per-file checks ------------------------------------------------------
+
+
+def _envelope(data: bytes | Mapping[str, Any] | Envelope, what: str) -> Envelope:
+    if isinstance(data, Envelope):
+        return data
+    try:
+        return parse_envelope(data)
+    except SignatureError as e:
+        raise SignatureError(f"{what}: {e.message}") from e
+
+
+def check_pinned(data: bytes, ref: MetaRef, what: str) -> None:
+    """Check bytes against the hash and length their signed parent pins.
+
+    Args:
+        data: The received bytes.
+        ref: The pin from the parent file.
+        what: Names the file in error messages.
+
+    Raises:
+        LengthMismatchError: The size differs.
+        HashMismatchError: The SHA-256 differs.
+    """
+    # Checked before parsing: bytes that are not the pinned ones never reach a parser
+    # (mix-and-match of files from different index states, tampered mirrors).
+    if len(data) != ref.length:
+        raise LengthMismatchError(
+            f"length mismatch for {what}: expected {ref.length} bytes, got {len(data)}"
+        )
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != ref.sha256:
+        raise HashMismatchError(f"sha256 mismatch for {what}: expected {ref.sha256}, got {digest}")
+
+
+def check_expiry(
+    what: str, expires: datetime, now: datetime, grace: timedelta = timedelta(0)
+) -> bool:
+    """Check that signed metadata has not expired at ``now``.
+
+    A file is expired from its ``expires`` instant on. Within ``grace`` after that it is
+    still accepted, and the function says so, for the caller to log.
+
+    Args:
+        what: Names the file in error messages.
+        expires: The file's expiry.
+        now: The reference time (aware).
+        grace: Tolerated lateness (zero by default).
+
+    Returns:
+        True when the file is expired but within the grace period; False when not expired.
+
+    Raises:
+        ExpiredError: Expired beyond the grace period (freeze attack or stale mirror).
+    """
+    if now < expires:
+        return False
+    if now < expires + grace:
+        return True
+    raise ExpiredError(
+        f"{what}: expired at {format_time(expires)}, reference time is {format_time(now)}",
+        hint="the index may be stale or frozen; ask its operator to refresh it",
+    )
+
+
+def verify_anchor_root(data: bytes, what: str = "trusted root") -> Root:
+    """Verify a root trusted out of band (the shipped anchor or the local copy).
+
+    It must carry a threshold of signatures of its *own* root role. Its expiry is not
+    checked here: an expired anchor is only a starting point for the root walk.
+
+    Args:
+        data: The root file bytes.
+        what: Names the file in error messages.
+
+    Returns:
+        The root.
+
+    Raises:
+        SignatureError: Malformed envelope, wrong payload type, or threshold not met.
+        MetadataError: The payload is not a valid root.
+    """
+    env = _envelope(data, what)
+    if env.payload_type != ROOT_TYPE:
+        raise SignatureError(
+            f"{what}: expected payload type {ROOT_TYPE!r}, got {env.payload_type!r}"
+        )
+    # The anchor names its own keys, so it is parsed before it can be verified; it is
+    # trusted because it came out of band, the self-signature only proves it is whole.
+    root = parse_root(env.payload, what)
+    verify_threshold(
+        env,
+        expected_type=ROOT_TYPE,
+        keys=root.keys,
+        keyids=root.root.keyids,
+        threshold=root.root.threshold,
+        what=f"{what} (own root role)",
+    )
+    return root
+
+
+def trust_root_id(data: bytes, what: str = "trusted root") -> str:
+    """The identity of a shipped trust root: what the client's stored state is keyed by.
+
+    It is the SHA-256 of the anchor's signed payload (its version, keys, roles, thresholds
+    and publishers), not of the envelope: adding a signature to the same root keeps the
+    identity, any change to what it trusts makes a new one. It is computed from the
+    *shipped anchor*, never from a root reached by rotation, so every mirror, the bundle and
+    offline mode of one index share one rollback reference for as long as the deployment
+    ships the same anchor, whatever the mirror list says (stops a stale mirror listed first
+    from starting the client with no reference).
+
+    Args:
+        data: The shipped root file bytes.
+        what: Names the file in error messages.
+
+    Returns:
+        64 lowercase hex characters.
+
+    Raises:
+        SignatureError: Malformed envelope, wrong payload type, or not signed by a threshold
+            of its own root role (exactly as :func:`verify_anchor_root`).
+        MetadataError: The payload is not a valid root.
+    """
+    verify_anchor_root(data, what)
+    return hashlib.sha256(_envelope(data, what).payload).hexdigest()
+
+
+def verify_next_root(trusted: Root, data: bytes, what: str | None = None) -> Root:
+    """Verify root version N+1 against trusted root N.
+
+    Args:
+        trusted: The trusted root N.
+        data: The bytes of ``root/<N+1>.json``.
+        what: Names the file in error messages (default ``root/<N+1>.json``).
+
+    Returns:
+        The new root.
+
+    Raises:
+        SignatureError: Malformed envelope, wrong payload type, or the threshold of root
+            N's root role or of the new root's own root role is not met.
+        MetadataError: The payload is not a valid root.
+        RootRotationError: Its version is not exactly N+1 (skipped or repeated version).
+    """
+    what = what or f"root/{trusted.version + 1}.json"
+    env = _envelope(data, what)
+    # The old root's keys vouch for the new one before its payload is even parsed.
+    verify_threshold(
+        env,
+        expected_type=ROOT_TYPE,
+        keys=trusted.keys,
+        keyids=trusted.root.keyids,
+        threshold=trusted.root.threshold,
+        what=f"{what} (root role of trusted root version {trusted.version})",
+    )
+    new = parse_root(env.payload, what)
+    # Its own keys must sign too, so a rotation cannot hand trust to keys nobody holds.
+    verify_threshold(
+        env,
+        expected_type=ROOT_TYPE,
+        keys=new.keys,
+        keyids=new.root.keyids,
+        threshold=new.root.threshold,
+        what=f"{what} (its own root role)",
+    )
+    if new.version != trusted.version + 1:
+        raise RootRotationError(
+            f"{what}: expected root version {trusted.version + 1}, got {new.version} "
+            f"({'repeated or older' if new.version <= trusted.version else 'skipped'} version)"
+        )
+    return new
+
+
+def _verify_timestamp(root: Root, data: bytes, what: str) -> tuple[Timestamp, bytes]:
+    env = _envelope(data, what)
+    verify_threshold(
+        env,
+        expected_type=TIMESTAMP_TYPE,
+        keys=root.keys,
+        keyids=root.timestamp.keyids,
+        threshold=root.timestamp.threshold,
+        what=what,
+    )
+    return parse_timestamp(env.payload, what), env.payload
+
+
+def verify_timestamp(root: Root, data: bytes, what: str = "timestamp.json") -> Timestamp:
+    """Verify a timestamp file's signatures and parse it (no expiry or rollback check).
+
+    Args:
+        root: The trusted root.
+        data: The file bytes.
+        what: Names the file in error messages.
+
+    Returns:
+        The timestamp.
+
+    Raises:
+        SignatureError: Malformed envelope, wrong type, or timestamp-role threshold not met.
+        MetadataError: The payload is not a valid timestamp.
+    """
+    return _verify_timestamp(root, data, what)[0]
+
+
+def verify_index_top(
+    root: Root, timestamp: Timestamp, data: bytes, what: str | None = None
+) -> IndexTop:
+    """Verify an index top against the timestamp's pin (no expiry or rollback check).
+
+    Args:
+        root: The trusted root.
+        timestamp: The verified timestamp pinning the top.
+        data: The file bytes.
+        what: Names the file in error messages (default ``meta/<sha256>.json``).
+
+    Returns:
+        The index top.
+
+    Raises:
+        LengthMismatchError: Size differs from the pin (checked before parsing).
+        HashMismatchError: SHA-256 differs from the pin (checked before parsing).
+        SignatureError: Malformed envelope, wrong type, or index-role threshold not met.
+        MetadataError: The payload is not a valid index top, or its version is higher
+            than the pinned one.
+        RollbackError: Its version is lower than the pinned one.
+    """
+    what = what or f"index top {timestamp.index.path}"
+    check_pinned(data, timestamp.index, what)
+    env = _envelope(data, what)
+    verify_threshold(
+        env,
+        expected_type=INDEX_TYPE,
+        keys=root.keys,
+        keyids=root.index.keyids,
+        threshold=root.index.threshold,
+        what=what,
+    )
+    top = parse_index_top(env.payload, what)
+    if top.version < timestamp.index_version:
+        raise RollbackError(
+            f"{what}: version {top.version} is lower than version {timestamp.index_version} "
+            f"pinned by timestamp.json (rollback)"
+        )
+    if top.version != timestamp.index_version:
+        raise MetadataError(
+            f"{what}: version {top.version} is not version {timestamp.index_version} "
+            f"pinned by timestamp.json (mix-and-match)"
+        )
+    return top
+
+
+def verify_group_node(
+    ref: MetaRef,
+    prefix: str,
+    data: bytes,
+    what: str | None = None,
+    *,
+    group_chars: int,
+    bin_chars: int,
+) -> GroupNode:
+    """Verify a group node against its pin in the index top.
+
+    Args:
+        ref: The pin from the verified index top.
+        prefix: The prefix the client followed (``group_chars`` hex characters).
+        data: The file bytes.
+        what: Names the file in error messages.
+        group_chars: The verified index top's ``group_chars``.
+        bin_chars: The verified index top's ``bin_chars``.
+
+    Returns:
+        The group node.
+
+    Raises:
+        LengthMismatchError: Size differs from the pin (checked before parsing).
+        HashMismatchError: SHA-256 differs from the pin (checked before parsing).
+        MetadataError: Not a valid group node, another prefix, a prefix that is not
+            ``group_chars`` characters long, or a bin prefix that is not ``bin_chars``.
+    """
+    what = what or f"group {prefix!r} ({ref.path})"
+    check_pinned(data, ref, what)
+    group = parse_group(data, what)
+    if len(group.prefix) != group_chars:
+        raise MetadataError(
+            f"{what}: prefix: expected {group_chars} hex characters (the index top's "
+            f"group_chars), got {group.prefix!r}"
+        )
+    if group.prefix != prefix:
+        raise MetadataError(f"{what}: prefix: expected {prefix!r}, got {group.prefix!r}")
+    # A bin prefix of another length than the top declares would never be looked up
+    # (or would shadow a shorter one): the tree has one fan-out, chosen by the signed top.
+    for bp in group.bins:
+        if len(bp) != bin_chars:
+            raise MetadataError(
+                f"{what}: bins: expected prefixes of {bin_chars} hex characters (the index "
+                f"top's bin_chars), got {bp!r}"
+            )
+    return group
+
+
+def verify_bin_node(ref: MetaRef, prefix: str, data: bytes, what: str | None = None) -> BinNode:
+    """Verify a bin node against its pin in the group node.
+
+    Args:
+        ref: The pin from the verified group node.
+        prefix: The prefix the client followed (the top's ``bin_chars`` hex characters,
+            a key of the verified group node).
+        data: The file bytes.
+        what: Names the file in error messages.
+
+    Returns:
+        The bin node (embedded release envelopes not yet verified).
+
+    Raises:
+        LengthMismatchError: Size differs from the pin (checked before parsing).
+        HashMismatchError: SHA-256 differs from the pin (checked before parsing).
+        MetadataError: Not a valid bin node, or its prefix is not ``prefix``.
+    """
+    what = what or f"bin {prefix!r} ({ref.path})"
+    check_pinned(data, ref, what)
+    node = parse_bin(data, what)
+    if node.prefix != prefix:
+        raise MetadataError(f"{what}: prefix: expected {prefix!r}, got {node.prefix!r}")
+    return node
+
+
+def _signed_by_publisher(
+    env: Envelope, root: Root, publisher: Publisher, what: str
+) -> frozenset[str] | None:
+    try:
+        return verify_threshold(
+            env,
+            expected_type=RELEASE_TYPE,
+            keys=root.keys,
+            keyids=publisher.keyids,
+            threshold=publisher.threshold,
+            what=f"{what} (publisher {publisher.name})",
+        )
+    except SignatureError:
+        return None
+
+
+def verify_release(
+    root: Root,
+    envelope: bytes | Mapping[str, Any] | Envelope,
+    what: str = "release",
+) -> Release:
+    """Verify a release attestation; see :func:`verify_release_signed`."""
+    return verify_release_signed(root, envelope, what)[0]
+
+
+def verify_release_signed(
+    root: Root,
+    envelope: bytes | Mapping[str, Any] | Envelope,
+    what: str = "release",
+) -> tuple[Release, frozenset[str]]:
+    """Verify a release attestation (a ``.zip.sig`` file or an envelope embedded in a bin).
+
+    Accepted when a threshold of the index role signed it, or a threshold of one
+    publisher whose namespaces cover the namespace of *every* connector it declares.
+
+    Args:
+        root: The trusted root.
+        envelope: The envelope bytes or object.
+        what: Names the file in error messages.
+
+    Returns:
+        The release and the key IDs whose valid signatures met the threshold.
+
+    Raises:
+        SignatureError: Malformed envelope, wrong type, or no role or publisher threshold.
+        MetadataError: The payload is not a valid release.
+        PolicyError: Signed only by publishers whose namespaces do not cover every
+            connector (the message names the connector and the keys).
+    """
+    env = _envelope(envelope, what)
+    if env.payload_type != RELEASE_TYPE:
+        raise SignatureError(
+            f"{what}: expected payload type {RELEASE_TYPE!r}, got {env.payload_type!r}"
+        )
+    try:
+        index_signers = verify_threshold(
+            env,
+            expected_type=RELEASE_TYPE,
+            keys=root.keys,
+            keyids=root.index.keyids,
+            threshold=root.index.threshold,
+            what=f"{what} (index role)",
+        )
+    except SignatureError as index_error:
+        signers = [
+            (p, valid)
+            for p in root.publishers
+            if (valid := _signed_by_publisher(env, root, p, what)) is not None
+        ]
+        if not signers:
+            raise SignatureError(
+                f"{what}: expected a threshold of signatures by the index role or by one "
+                f"publisher, got neither ({index_error.message})"
+            ) from None
+    else:
+        return parse_release(env.payload, what), index_signers
+    release = parse_release(env.payload, what)
+    for publisher, valid_keys in signers:
+        if all(publisher.covers(c.id) for c in release.connectors):
+            return release, frozenset(valid_keys)
+    # A publisher may only vouch for its own namespaces: one connector outside them
+    # (e.g. a squatted 'modelmesh.*' ID) and the whole release is refused.
+    publisher, valid = signers[0]
+    outside = next(c for c in release.connectors if not publisher.covers(c.id))
+    raise PolicyError(
+        f"release {release.name} {release.version}: connector {outside.id!r} (namespace "
+        f"{outside.namespace!r}) is outside the namespaces {list(publisher.namespaces)} of "
+        f"publisher {publisher.name!r} (key {', '.join(sorted(valid))})"
+    )
+
+
+def check_archive(release: Release, *, sha256: str, length: int) -> None:
+    """Check a downloaded archive's measured hash and length against its release.
+
+    Args:
+        release: The verified release.
+        sha256: Hex SHA-256 of the received bytes.
+        length: Number of received bytes.
+
+    Raises:
+        LengthMismatchError: The length differs.
+        HashMismatchError: The hash differs.
+    """
+    if length != release.length:
+        raise LengthMismatchError(
+            f"length mismatch for {release.name} {release.version}: expected "
+            f"{release.length} bytes, got {length}"
+        )
+    if sha256.lower() != release.sha256:
+        raise HashMismatchError(
+            f"sha256 mismatch for {release.name} {release.version}: expected "
+            f"{release.sha256}, got {sha256}"
+        )
+
+
+# -- stateful update -----------------------------------------------------------
+
+
+class TrustedState:
+    """The trusted metadata of one client update, fed bytes in FORMAT.md §4 order.
+
+    Order of calls: :meth:`update_root` for each new root version; optionally
+    :meth:`load_trusted_timestamp` and :meth:`load_trusted_index` with the previously
+    trusted local copies (the rollback reference; discard them if they fail: after a key
+    rotation they are no longer signed by trusted keys); :meth:`update_timestamp` with the
+    fetched timestamp; :meth:`update_index` when the pinned top differs from the cached
+    one (or :meth:`load_trusted_index` with the cached top when it is the pinned one);
+    then :meth:`verify_group`, :meth:`verify_bin` and :meth:`verify_release`.
+
+    Every method either commits its result or raises and leaves the state unchanged.
+
+    Args:
+        root_bytes: The trusted root (shipped anchor or local copy); it must carry a
+            threshold of signatures of its own root role. Its expiry is checked only once
+            the root walk is over.
+        now: Reference time for every expiry check (aware).
+        expiry_grace: Tolerated lateness of expiries; files accepted thanks to it are
+            listed in :attr:`expired_in_grace`.
+        max_root_rotations: Most new root versions accepted in one update.
+
+    Raises:
+        SignatureError: The anchor is malformed or not signed by its own root role.
+        MetadataError: The anchor is not a valid root.
+        ValueError: ``now`` is naive or ``expiry_grace`` is negative.
+    """
+
+    def __init__(
+        self,
+        root_bytes: bytes,
+        now: datetime,
+        *,
+        expiry_grace: timedelta = timedelta(0),
+        max_root_rotations: int = DEFAULT_MAX_ROOT_ROTATIONS,
+    ) -> None:
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError(f"now: expected a timezone-aware datetime, got {now!r}")
+        if expiry_grace < timedelta(0):
+            raise ValueError(f"expiry_grace: expected >= 0, got {expiry_grace}")
+        self._now = now
+        self._grace = expiry_grace
+        self._max_rotations = max_root_rotations
+        self._root = verify_anchor_root(root_bytes)
+        self._walk_start = self._root
+        self._rotations = 0
+        self._root_final = False
+        self._timestamp: Timestamp | None = None
+        self._timestamp_payload = b""
+        self._index: IndexTop | None = None
+        self._index_ref: MetaRef | None = None
+        self._index_updated = False
+        self._groups: dict[str, GroupNode] = {}
+        self._in_grace: dict[str, datetime] = {}
+
+    # -- views ---------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        """The reference time."""
+        return self._now
+
+    @property
+    def root(self) -> Root:
+        """The trusted root."""
+        return self._root
+
+    @property
+    def timestamp(self) -> Timestamp | None:
+        """The trusted timestamp, if one was loaded."""
+        return self._timestamp
+
+    @property
+    def index(self) -> IndexTop | None:
+        """The trusted index top, if one was loaded (it may predate the current timestamp)."""
+        return self._index
+
+    @property
+    def expired_in_grace(self) -> list[tuple[str, datetime]]:
+        """Files accepted only thanks to ``expiry_grace``: (name, expiry), for logging."""
+        return list(self._in_grace.items())
+
+    # -- internals -----------------------------------------------------------
+
+    def _expiry(self, what: str, expires: datetime) -> None:
+        if check_expiry(what, expires, self._now, self._grace):
+            self._in_grace[what] = expires
+
+    def _root_name(self) -> str:
+        return f"root/{self._root.version}.json"
+
+    def _finish_root_walk(self) -> None:
+        self._root_final = True
+
+    def _require_timestamp(self) -> Timestamp:
+        if self._timestamp is None:
+            raise RuntimeError("no timestamp loaded: call update_timestamp first")
+        return self._timestamp
+
+    def _current_index(self) -> IndexTop:
+        ts = self._require_timestamp()
+        if self._index is None or self._index_ref != ts.index:
+            raise RuntimeError(
+                "the index top pinned by the current timestamp is not loaded: call update_index"
+            )
+        # Checked on every use, so a client running on local copies (offline) still
+        # notices a frozen index.
+        self._expiry(self._root_name(), self._root.expires)
+        self._expiry("timestamp.json", ts.expires)
+        self._expiry(f"index top {ts.index.path}", self._index.expires)
+        return self._index
+
+    # -- root ----------------------------------------------------------------
+
+    def update_root(self, data: bytes) -> Root:
+        """Accept root version N+1 (FORMAT.md §3 rotation rules).
+
+        Args:
+            data: The bytes of ``root/<N+1>.json``.
+
+        Returns:
+            The new trusted root.
+
+        Raises:
+            RuntimeError: A timestamp was already loaded (the walk is over).
+            RootRotationError: More than ``max_root_rotations`` steps (the roots accepted
+                so far stay trusted), or a skipped or repeated version.
+            SignatureError: Not signed by a threshold of the trusted root's root role and
+                of its own root role, or malformed, or not a root.
+            MetadataError: Not a valid root.
+
+        On a bad version the whole walk fails: the trusted root goes back to the one the
+        walk started from, so a client persists new roots only after a successful walk.
+        """
+        if self._root_final:
+            raise RuntimeError("cannot update the root after the timestamp was loaded")
+        if self._rotations >= self._max_rotations:
+            # Bounds the work a server can demand with an endless chain of roots.
+            raise RootRotationError(
+                f"root/{self._root.version + 1}.json: expected at most {self._max_rotations} "
+                f"new root versions in one update, got more (bounded walk)"
+            )
+        try:
+            new = verify_next_root(self._root, data)
+        except TrustError:
+            self._root = self._walk_start
+            self._rotations = 0
+            raise
+        self._root = new
+        self._rotations += 1
+        return new
+
+    # -- timestamp -----------------------------------------------------------
+
+    def load_trusted_timestamp(self, data: bytes) -> Timestamp:
+        """Load the previously trusted local timestamp as the rollback reference.
+
+        Signatures are checked with the current root; expiry is not (an expired copy is
+        still a valid lower bound). Ends the root walk.
+
+        Args:
+            data: The local ``timestamp.json`` bytes.
+
+        Returns:
+            The timestamp.
+
+        Raises:
+            RuntimeError: A timestamp is already loaded.
+            SignatureError: Not signed by the timestamp role (e.g. after a key rotation).
+            MetadataError: Not a valid timestamp.
+        """
+        if self._timestamp is not None:
+            raise RuntimeError("a timestamp is already loaded")
+        self._finish_root_walk()
+        ts, payload = _verify_timestamp(self._root, data, "trusted timestamp.json")
+        self._timestamp, self._timestamp_payload = ts, payload
+        return ts
+
+    def update_timestamp(self, data: bytes) -> Timestamp:
+        """Accept a newly fetched timestamp. Ends the root walk.
+
+        Args:
+            data: The fetched ``timestamp.json`` bytes.
+
+        Returns:
+            The new trusted timestamp.
+
+        Raises:
+            RuntimeError: The index top was already updated in this session.
+            ExpiredError: The trusted root or the timestamp is expired (beyond grace).
+            SignatureError: Malformed, wrong type, or timestamp-role threshold not met.
+            MetadataError: Not a valid timestamp.
+            RollbackError: Lower version than trusted, same version with other payload
+                bytes, or a lower pinned index version (or same with another hash).
+        """
+        if self._index_updated:
+            raise RuntimeError("cannot update the timestamp after the index top was updated")
+        self._finish_root_walk()
+        # After the walk the root must be fresh: an expired root may list stolen keys.
+        self._expiry(self._root_name(), self._root.expires)
+        new, payload = _verify_timestamp(self._root, data, "timestamp.json")
+        old = self._timestamp
+        if old is not None:
+            if new.version < old.version:
+                raise RollbackError(
+                    f"timestamp.json: version {new.version} is lower than trusted version "
+                    f"{old.version} (rollback)"
+                )
+            if new.version == old.version and payload != self._timestamp_payload:
+                raise RollbackError(
+                    f"timestamp.json: version {new.version} equals the trusted version but "
+                    f"its content differs (a signer reused a version number)"
+                )
+            if new.index_version < old.index_version:
+                raise RollbackError(
+                    f"timestamp.json: pins index version {new.index_version}, lower than "
+                    f"trusted index version {old.index_version} (rollback)"
+                )
+            if new.index_version == old.index_version and new.index != old.index:
+                raise RollbackError(
+                    f"timestamp.json: pins index version {new.index_version} with sha256 "
+                    f"{new.index.sha256}, but the trusted index version "
+                    f"{old.index_version} has sha256 {old.index.sha256}"
+                )
+        self._expiry("timestamp.json", new.expires)
+        self._timestamp, self._timestamp_payload = new, payload
+        if self._index_ref != new.index:
+            self._groups.clear()
+        return new
+
+    # -- index top -----------------------------------------------------------
+
+    def load_trusted_index(self, data: bytes) -> IndexTop:
+        """Load the cached index top pinned by the current timestamp (no expiry check).
+
+        Use it with the local copy after :meth:`load_trusted_timestamp` (as the rollback
+        reference) or after :meth:`update_timestamp` when the new pin is the cached file.
+
+        Args:
+            data: The cached ``meta/<sha256>.json`` bytes.
+
+        Returns:
+            The index top.
+
+        Raises:
+            RuntimeError: No timestamp loaded, or an index top already loaded.
+            LengthMismatchError, HashMismatchError: Not the pinned file.
+            SignatureError: Index-role threshold not met.
+            MetadataError: Not a valid index top, or version above the pinned one.
+            RollbackError: Version below the pinned one.
+        """
+        ts = self._require_timestamp()
+        if self._index is not None:
+            raise RuntimeError("an index top is already loaded")
+        top = verify_index_top(self._root, ts, data, f"trusted index top {ts.index.path}")
+        self._index, self._index_ref = top, ts.index
+        self._groups.clear()
+        return top
+
+    def update_index(self, data: bytes) -> IndexTop:
+        """Accept a newly fetched index top pinned by the current timestamp.
+
+        Args:
+            data: The fetched ``meta/<sha256>.json`` bytes.
+
+        Returns:
+            The new trusted index top.
+
+        Raises:
+            RuntimeError: No timestamp loaded.
+            ExpiredError: The timestamp or the top is expired (beyond grace).
+            LengthMismatchError, HashMismatchError: Not the pinned file (checked first).
+            SignatureError: Malformed, wrong type, or index-role threshold not met.
+            MetadataError: Not a valid index top, or version above the pinned one.
+            RollbackError: Version below the pinned one or the trusted one, or the trusted
+                version with other bytes.
+        """
+        ts = self._require_timestamp()
+        self._expiry("timestamp.json", ts.expires)
+        what = f"index top {ts.index.path}"
+        top = verify_index_top(self._root, ts, data, what)
+        old = self._index
+        if old is not None:
+            if top.version < old.version:
+                raise RollbackError(
+                    f"{what}: version {top.version} is lower than trusted version "
+                    f"{old.version} (rollback)"
+                )
+            if top.version == old.version and self._index_ref != ts.index:
+                raise RollbackError(
+                    f"{what}: version {top.version} equals the trusted version but its "
+                    f"bytes differ (a signer reused a version number)"
+                )
+        self._expiry(what, top.expires)
+        self._index, self._index_ref = top, ts.index
+        self._index_updated = True
+        self._groups.clear()
+        return top
+
+    # -- nodes and releases ---------------------------------------------------
+
+    def verify_group(self, prefix: str, data: bytes) -> GroupNode:
+        """Verify the group node that the current index top pins under ``prefix``.
+
+        Args:
+            prefix: The top's ``group_chars`` hex characters (``index.group_prefix(name)``).
+            data: The fetched ``meta/<sha256>.json`` bytes.
+
+        Returns:
+            The group node.
+
+        Raises:
+            RuntimeError: The current index top is not loaded.
+            ValueError: ``prefix`` is not ``group_chars`` lowercase hex characters.
+            ExpiredError: Root, timestamp or index top expired (beyond grace).
+            ResolutionError: The index top has no group ``prefix`` (no such package).
+            LengthMismatchError, HashMismatchError: Not the pinned bytes (checked first).
+            MetadataError: Not a valid group node, another prefix, or prefix lengths other
+                than the top's ``group_chars`` and ``bin_chars``.
+        """
+        top = self._current_index()
+        if len(prefix) != top.group_chars or not _HEX_RE.fullmatch(prefix):
+            raise ValueError(
+                f"group prefix: expected {top.group_chars} lowercase hex characters (the "
+                f"index top's group_chars), got {prefix!r}"
+            )
+        ref = top.groups.get(prefix)
+        if ref is None:
+            raise ResolutionError(f"index top version {top.version} has no group {prefix!r}")
+        group = verify_group_node(
+            ref, prefix, data, group_chars=top.group_chars, bin_chars=top.bin_chars
+        )
+        self._groups[prefix] = group
+        return group
+
+    def verify_bin(self, group: GroupNode, prefix: str, data: bytes) -> BinNode:
+        """Verify the bin node that ``group`` pins under ``prefix``.
+
+        Args:
+            group: A group returned by :meth:`verify_group` for the current index top.
+            prefix: The top's ``bin_chars`` hex characters (``index.bin_prefix(name)``).
+            data: The fetched ``meta/<sha256>.json`` bytes.
+
+        Returns:
+            The bin node.
+
+        Raises:
+            RuntimeError: ``group`` was not verified against the current index top.
+            ValueError: ``prefix`` is not ``bin_chars`` lowercase hex characters.
+            ExpiredError: Root, timestamp or index top expired (beyond grace).
+            ResolutionError: The group has no bin ``prefix`` (no such package).
+            LengthMismatchError, HashMismatchError: Not the pinned bytes (checked first).
+            MetadataError: Not a valid bin node, or another prefix.
+        """
+        top = self._current_index()
+        if len(prefix) != top.bin_chars or not _HEX_RE.fullmatch(prefix):
+            raise ValueError(
+                f"bin prefix: expected {top.bin_chars} lowercase hex characters (the index "
+                f"top's bin_chars), got {prefix!r}"
+            )
+        # Only a group verified against the current top may lead to a bin: a group kept
+        # from an older index state would mix two states (mix-and-match).
+        if self._groups.get(group.prefix) is not group:
+            raise RuntimeError("group was not verified against the current index top")
+        ref = group.bins.get(prefix)
+        if ref is None:
+            raise ResolutionError(f"group {group.prefix!r} has no bin {prefix!r}")
+        return verify_bin_node(ref, prefix, data)
+
+    def verify_release(self, envelope: bytes | Mapping[str, Any] | Envelope) -> Release:
+        """Verify a release attestation with the trusted root (see :func:`verify_release`).
+
+        Ends the root walk; the root must not be expired.
+
+        Args:
+            envelope: ``.zip.sig`` bytes or an embedded envelope.
+
+        Returns:
+            The release.
+
+        Raises:
+            ExpiredError: The trusted root is expired (beyond grace).
+            SignatureError: No index-role or publisher threshold, malformed, wrong type.
+            MetadataError: Not a valid release.
+            PolicyError: A publisher signed a connector outside its namespaces.
+        """
+        return self.verify_release_signed(envelope)[0]
+
+    def verify_release_signed(
+        self, envelope: bytes | Mapping[str, Any] | Envelope
+    ) -> tuple[Release, frozenset[str]]:
+        """As :meth:`verify_release`, also returning the key IDs that met the threshold."""
+        self._finish_root_walk()
+        self._expiry(self._root_name(), self._root.expires)
+        return verify_release_signed(self._root, envelope)
+
+    def verify_bin_release(self, name: str, entry: BinRelease) -> Release:
+        """Verify a bin entry's release and that it is the release the bin says it is.
+
+        Args:
+            name: The package name the entry is listed under.
+            entry: The entry from a verified bin node.
+
+        Returns:
+            The release.
+
+        Raises:
+            ExpiredError, SignatureError, MetadataError: As :meth:`verify_release`.
+            PolicyError: As :meth:`verify_release`, or the signed name or version is not
+                the one the bin lists (a valid release moved to another entry).
+        """
+        return self.verify_bin_release_signed(name, entry)[0]
+
+    def verify_bin_release_signed(
+        self, name: str, entry: BinRelease
+    ) -> tuple[Release, frozenset[str]]:
+        """As :meth:`verify_bin_release`, also returning the key IDs that met the threshold."""
+        release, signers = self.verify_release_signed(entry.release)
+        if release.name != name or release.version != entry.version:
+            raise PolicyError(
+                f"bin entry {name} {entry.version}: expected a release of {name} "
+                f"{entry.version}, got a release of {release.name} {release.version}"
+            )
+        return release, signers

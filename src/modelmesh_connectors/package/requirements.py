@@ -1,0 +1,131 @@
+"""What one ``connectors.packages`` entry asks for: a local path, a URL, or a requirement."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urldefrag, urlsplit
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+from modelmesh_connectors._internal.redact import redact_text, redact_url
+from modelmesh_connectors.errors import InvalidInput
+from modelmesh_connectors.package.manifest import is_normalized_name
+
+__all__ = [
+    "InvalidPackageSpec",
+    "LocalSpec",
+    "PackageSpec",
+    "RequirementSpec",
+    "UrlSpec",
+    "parse_package_spec",
+]
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class InvalidPackageSpec(InvalidInput):
+    """A ``packages:`` entry is neither a path, a URL nor a valid requirement."""
+
+
+@dataclass(frozen=True)
+class LocalSpec:
+    """A package directory or ``.zip`` on local disk."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class UrlSpec:
+    """An archive URL, optionally pinned with ``#sha256=<hex>``."""
+
+    url: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class RequirementSpec:
+    """A requirement resolved against the index: ``name`` + PEP 440 specifier."""
+
+    name: str
+    specifier: SpecifierSet
+    text: str
+
+    @property
+    def exact_version(self) -> str | None:
+        """The version when the requirement pins exactly one (``==1.2.0``), else None."""
+        specs = list(self.specifier)
+        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+            return specs[0].version
+        return None
+
+
+PackageSpec = LocalSpec | UrlSpec | RequirementSpec
+
+
+def parse_package_spec(value: object, *, base_dir: Path | None = None) -> PackageSpec:
+    """Classify and validate one entry.
+
+    Args:
+        value: The entry as written in the config.
+        base_dir: Directory relative paths are resolved against (the config file's).
+
+    Returns:
+        The parsed spec.
+
+    Raises:
+        InvalidPackageSpec: saying what was seen and what forms are accepted.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidPackageSpec(f"package entry must be a non-empty string, got {value!r}")
+    text = value.strip()
+    lowered = text.lower()
+    if lowered.startswith(("https://", "http://")):
+        try:
+            url, fragment = urldefrag(text)
+            urlsplit(url).port  # noqa: B018 - validates host and port syntax
+        except ValueError as exc:
+            raise InvalidPackageSpec(
+                f"{redact_url(text)[:200]!r} is not a valid URL: {redact_text(str(exc))}"
+            ) from None
+        sha: str | None = None
+        if fragment:
+            key, _, digest = fragment.partition("=")
+            if key != "sha256" or not _HEX64.fullmatch(digest):
+                raise InvalidPackageSpec(
+                    f"{redact_url(text)!r}: URL fragment must be '#sha256=<64 lowercase hex>', got "
+                    f"'#{fragment}'"
+                )
+            sha = digest
+        return UrlSpec(url, sha)
+    if "://" in text:
+        raise InvalidPackageSpec(
+            f"{redact_url(text)!r}: only https:// (or http:// to loopback) URLs are supported"
+        )
+    looks_like_path = (
+        "/" in text or text.startswith(".") or lowered.endswith(".zip") or text.startswith("~")
+    )
+    if looks_like_path:
+        try:
+            path = Path(text).expanduser()
+        except (RuntimeError, ValueError) as exc:  # ~unknown-user, NUL in the user name
+            raise InvalidPackageSpec(f"{text!r}: cannot expand the home directory: {exc}") from exc
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        return LocalSpec(path)
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise InvalidPackageSpec(
+            f"{text!r} is not a path, an https:// URL, or a PEP 440 requirement "
+            f"(name, name==1.2.0, name>=1.1,<2): {exc}"
+        ) from exc
+    if req.extras or req.url or req.marker:
+        raise InvalidPackageSpec(f"{text!r}: extras, markers and direct URLs are not supported")
+    name = canonicalize_name(req.name)
+    if not is_normalized_name(name):
+        raise InvalidPackageSpec(f"{text!r}: {req.name!r} is not a valid package name")
+    return RequirementSpec(name, req.specifier, text)
