@@ -204,12 +204,25 @@ def test_case_variant_of_the_bundle_counts(scene: Scene, canary: Path) -> None:
 def test_cli_refuses_too(scene: Scene, canary: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from modelmesh_connectors.cli import main
 
+    # The CLI refuses a file:// --index outright (index URLs are https or loopback http) ...
     args = ["install", CANARY_NAME, "--index", path_to_url(scene.carry)]
     args += ["--trust-root", str(scene.carry / "keys" / "root.json"), "--cache-dir", str(scene.cache)]
     assert main(args) == 1
+    assert "connectors.index[0]" in capsys.readouterr().err
+    # ... and a configured bundle with the root inside it meets the placement check.
+    config = scene.tmp / "mesh.yaml"
+    config.write_text(
+        "connectors:\n"
+        f"  bundle: {scene.carry}\n"
+        f"  trust_root: {scene.carry / 'keys' / 'root.json'}\n"
+        f"  cache_dir: {scene.cache}\n"
+        f"  packages: [{CANARY_NAME}]\n"
+    )
+    assert main(["load", "--config", str(config)]) == 1
     err = capsys.readouterr().err
-    assert "lies inside the index mirror directory" in err and "out of band" in err
+    assert "lies inside the bundle" in err and "out of band" in err
     assert not scene.cache.exists()
+    assert not canary.exists()
 
 
 def test_root_provisioned_out_of_band_catches_the_swap(scene: Scene, canary: Path) -> None:
