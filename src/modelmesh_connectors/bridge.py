@@ -26,7 +26,7 @@ from modelmesh_connectors.errors import (
     LibraryTamperedError,
 )
 from modelmesh_connectors.package.connector_types import ConnectorType
-from modelmesh_connectors.registry import ConnectorRegistry
+from modelmesh_connectors.registry import ConnectorRegistry, build_registry
 
 __all__ = ["LoadedMesh", "load_mesh"]
 
@@ -115,8 +115,8 @@ def load_mesh(config: str | Path | Mapping[str, Any]) -> LoadedMesh:
     """
     from modelmesh import MeshConfig, ModelMesh
 
+    # Lazy: the client (yaml, the trust core) is paid for only when a mesh is built.
     from modelmesh_connectors.client.config import parse_config
-    from modelmesh_connectors.registry import build_registry
 
     raw, base = _read(config)
     source = None if isinstance(config, Mapping) else str(config)

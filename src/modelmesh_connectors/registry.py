@@ -34,6 +34,7 @@ from modelmesh_connectors.errors import (
     LibraryTamperedError,
     PackageError,
     PackageImportError,
+    PolicyError,
     RegistryFrozenError,
     UnknownConnectorError,
 )
@@ -313,8 +314,6 @@ class ConnectorRegistry:
             package, origin = self._source.fetch_package(str(here))
         elif self._is_local(path):
             if self._require_signatures:
-                from modelmesh_connectors.errors import PolicyError
-
                 raise PolicyError(
                     f"{path}: require_signatures is on, so an unsigned local package is refused",
                     hint="load it through the signed index or a signed archive URL",

@@ -593,7 +593,7 @@ def test_a_frozen_registry_refuses_register_and_load(arena: Arena, canary: Path)
 
 PATCH_VERIFICATION = """
 import os as _os
-from modelmesh_connectors import trust as _trust
+from modelmesh_connectors.index import trust as _trust
 from modelmesh_connectors.index.metadata import parse_release as _parse
 
 

@@ -29,25 +29,27 @@ from typing import Any
 __all__ = ["Fingerprint", "changes", "fingerprint"]
 
 # Every module that decides whether bytes are trusted, or that imports and registers them.
+_ROOT = "modelmesh_connectors"
 _MODULES = (
-    "archive",
-    "cache",
-    "connector_types",
-    "envelope",
-    "ids",
-    "importer",
-    "index_view",
-    "integrity",
-    "keys",
-    "loader",
-    "manifest",
-    "metadata",
-    "package",
+    "client.binding",
+    "client.cache",
+    "client.loader",
+    "client.resolve",
+    "client.state",
+    "client.updater",
+    "_internal.integrity",
+    "index.envelope",
+    "index.keys",
+    "index.metadata",
+    "index.trust",
+    "package.archive",
+    "package.connector_types",
+    "package.ids",
+    "package.importer",
+    "package.manifest",
+    "package.package",
+    "package.requirements",
     "registry",
-    "requirements",
-    "resolve",
-    "statestore",
-    "trust",
 )
 
 # Foreign functions the checks call through a module attribute.
@@ -99,7 +101,7 @@ def fingerprint() -> Fingerprint:
     """
     out: Fingerprint = {}
     for short in _MODULES:
-        module = importlib.import_module(f"{__package__}.{short}")
+        module = importlib.import_module(f"{_ROOT}.{short}")
         for name, value in list(vars(module).items()):
             key = f"{module.__name__}.{name}"
             out[key] = _member(value)
@@ -110,7 +112,7 @@ def fingerprint() -> Fingerprint:
         for name in names:
             if hasattr(module, name):
                 out[f"{module.__name__}.{name}"] = (id(getattr(module, name)),)
-    out["sys.modules"] = tuple(id(sys.modules.get(f"{__package__}.{short}")) for short in _MODULES)
+    out["sys.modules"] = tuple(id(sys.modules.get(f"{_ROOT}.{short}")) for short in _MODULES)
     return out
 
 

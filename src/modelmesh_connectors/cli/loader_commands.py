@@ -1,4 +1,8 @@
-"""CLI: ``install``, ``load``, ``cache``, ``lock`` and ``mirror`` — the loader's shell."""
+"""CLI: ``install``, ``load``, ``cache``, ``lock`` and ``mirror`` — the loader's shell.
+
+Commands import what only they need inside their function: ``--help`` and the other
+commands stay fast.
+"""
 
 from __future__ import annotations
 

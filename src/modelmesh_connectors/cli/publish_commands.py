@@ -4,6 +4,9 @@
 ``refresh``; ``resign``; ``verify``; ``serve``. Private keys are read from files; a passphrase
 comes from ``$MODELMESH_KEY_PASSPHRASE`` or a prompt, never from an argument (arguments leak
 into shell history and the process list).
+
+Commands import what only they need inside their function: ``--help`` and the other
+commands stay fast.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from modelmesh_connectors.client.config import (
 )
 from modelmesh_connectors.client.failover import Failover
 from modelmesh_connectors.client.file_fetch import DirectoryFetcher, path_to_url
+from modelmesh_connectors.client.lockfile import LockEntry, LockFile
 from modelmesh_connectors.client.resolve import Candidate, ResolvedArchive, choose
 from modelmesh_connectors.client.state import MetadataStore
 from modelmesh_connectors.client.updater import IndexView, Mirror
@@ -43,9 +44,10 @@ from modelmesh_connectors.errors import (
     TrustError,
 )
 from modelmesh_connectors.index.metadata import Release
-from modelmesh_connectors.index.trust import TrustedState, trust_root_id
+from modelmesh_connectors.index.trust import TrustedState, check_archive, trust_root_id
 from modelmesh_connectors.package.origin import Origin
 from modelmesh_connectors.package.package import (
+    MAX_ARCHIVE_BYTES,
     Package,
     open_local_package,
     package_from_bytes,
@@ -131,6 +133,8 @@ class Loader:
                 "requirement; an archive URL entry needs the network",
             )
         if self._http is None:
+            # Lazy: httpx and netrc cost ~60 ms to import; a warm start from the cache never
+            # makes a request and must not pay for them.
             from modelmesh_connectors.client.credentials import load_credentials
             from modelmesh_connectors.client.fetch import DownloadConfig, HttpFetcher
 
@@ -501,8 +505,6 @@ class Loader:
         Its length is unknown, so it is read into memory under the archive cap, hashed,
         compared with the pin, and only then written to the cache.
         """
-        from modelmesh_connectors.package.package import MAX_ARCHIVE_BYTES
-
         cached = self.cache.path_for(resolved.sha256)
         if cached.is_file():
             try:
@@ -536,8 +538,6 @@ class Loader:
             ConfigError: no lock file configured, or it cannot be read.
         """
         if self.config.locked and self._lock is None:
-            from modelmesh_connectors.client.lockfile import LockFile
-
             if self.config.lock_file is None:
                 raise ConfigError("connectors.lock_file: required with locked: true")
             self._lock = LockFile.read(self.config.lock_file)
@@ -609,8 +609,6 @@ class Loader:
         return self._local_pin(spec, package, origin)
 
     def _local_pin(self, spec: LocalSpec, package: Package, origin: Origin) -> LockEntry:
-        from modelmesh_connectors.client.lockfile import LockEntry
-
         # Absolute, normalized, symlinks not resolved: the path the configuration names.
         key = os.path.abspath(spec.path)
         return LockEntry(
@@ -659,8 +657,6 @@ class Loader:
         bind_release(release, spec.path.name, where=str(spec.path))
         # Verify, then parse: the zip reader only sees bytes that match the signature.
         data = read_local_zip(spec.path)
-        from modelmesh_connectors.index.trust import check_archive
-
         check_archive(release, sha256=hashlib.sha256(data).hexdigest(), length=len(data))
         package = package_from_bytes(data, source=str(spec.path))
         _check_manifest_matches(release, package)

@@ -103,6 +103,7 @@ from modelmesh_connectors.index.trust import (
     verify_release,
     verify_timestamp,
 )
+from modelmesh_connectors.package.package import inspect_archive
 
 DEFAULT_INDEX_EXPIRY = timedelta(days=365)  # how long a signed index top stays valid
 DEFAULT_TIMESTAMP_EXPIRY = timedelta(days=7)  # how long timestamp.json stays valid
@@ -167,8 +168,6 @@ Inspector = Callable[[Path], PackageInfoLike]
 
 
 def _default_inspector(path: Path) -> PackageInfoLike:
-    from modelmesh_connectors.package.package import inspect_archive
-
     return inspect_archive(path)
 
 
