@@ -529,7 +529,7 @@ def test_unwritable_cache_is_a_cache_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file-not-dir"
     blocker.write_bytes(b"")
     cache = ArchiveCache(blocker, lock_timeout=1)
-    with pytest.raises(CacheError, match="cannot create the cache directory"):
+    with pytest.raises(CacheError, match="cannot create the directory"):
         cache.fetch(DIGEST, len(PAYLOAD), CountingWriter())
 
 

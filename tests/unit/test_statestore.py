@@ -252,7 +252,7 @@ def test_nodes_round_trip(origin: OriginMetadata) -> None:
 def test_node_with_wrong_hash_is_not_stored(origin: OriginMetadata) -> None:
     with pytest.raises(HashMismatchError) as info:
         origin.save_node(NODE_SHA, NODE + b" ")
-    assert f"expected sha256 {NODE_SHA}" in str(info.value)
+    assert f"sha256 mismatch for metadata node {NODE_SHA}.json (not stored): expected {NODE_SHA}" in str(info.value)
     assert origin.load_node(NODE_SHA) is None
     assert origin.nodes() == []
 

@@ -1,8 +1,14 @@
-"""Atomic, durable file replacement: temp file beside the target, fsync, ``os.replace``.
+"""The one atomic write and the one sidecar lock of the library.
 
+Atomic, durable file replacement: temp file beside the target, fsync, ``os.replace``.
 Readers see the old file or the new one, never a half-written one (a crash leaves at most a
-``.<name>.*.tmp`` file, which the owning store cleans up). Callers wrap ``OSError`` into their
-own error type (cache, publish, lock file).
+``<prefix>*.tmp`` file, by default ``.<name>.*.tmp``, which the owning store cleans up).
+Callers wrap ``OSError`` into their own error type (cache, publish, lock file).
+
+Lock a sidecar, trust the rename: :class:`SidecarLock` is a ``FileLock`` on a ``.lock`` file
+with a timeout, mapped to :class:`~modelmesh_connectors.errors.LockTimeoutError` /
+:class:`~modelmesh_connectors.errors.CacheError`. It prevents duplicate work; correctness
+never depends on it, only on the rename.
 """
 
 from __future__ import annotations
@@ -10,9 +16,22 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["ensure_directory", "fsync_directory", "write_atomic", "write_temp"]
+from filelock import FileLock, Timeout
+
+from modelmesh_connectors.errors import CacheError, LockTimeoutError
+
+__all__ = [
+    "SidecarLock",
+    "atomic_writer",
+    "ensure_directory",
+    "fsync_directory",
+    "write_atomic",
+    "write_temp",
+]
 
 _KNOWN_DIRECTORIES: set[Path] = set()  # created (or seen) by this process; mkdir costs ~0.3 ms
 
@@ -43,30 +62,78 @@ def fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
+def _mkstemp(target: Path, prefix: str | None) -> tuple[int, Path]:
+    prefix = prefix if prefix is not None else f".{target.name}."
+    ensure_directory(target.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+    except FileNotFoundError:
+        _KNOWN_DIRECTORIES.discard(target.parent)  # removed since: create it again
+        ensure_directory(target.parent)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+    return fd, Path(name)
+
+
+@contextlib.contextmanager
+def _temp_file(
+    target: Path, *, durable: bool, prefix: str | None
+) -> Iterator[tuple[BinaryIO, Path]]:
+    """A temp file beside ``target``, flushed (and fsynced) on a clean exit, removed on error."""
+    fd, tmp = _mkstemp(target, prefix)
+    try:
+        with os.fdopen(fd, "w+b") as handle:
+            yield handle, tmp
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def write_temp(target: Path, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to a (fsynced) temp file in ``target``'s directory; return its path.
 
     Raises:
         OSError: the directory cannot be created or written (the temp file is removed).
     """
-    ensure_directory(target.parent)
+    with _temp_file(target, durable=durable, prefix=None) as (handle, tmp):
+        handle.write(data)
+    return tmp
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    target: Path, *, durable: bool = True, prefix: str | None = None
+) -> Iterator[BinaryIO]:
+    """Write ``target`` through a temp file that replaces it only on a clean exit.
+
+    The body writes (and may verify) the temp file; if it raises, the temp file is removed
+    and ``target`` is unchanged. Verify inside the block: unverified bytes never get the
+    final name.
+
+    Args:
+        target: The file to replace.
+        durable: fsync the file and its directory (see :func:`write_atomic`).
+        prefix: Temp file name prefix (default ``.<name>.``); the suffix is ``.tmp``.
+
+    Yields:
+        The open temp file (binary, read-write, at offset 0).
+
+    Raises:
+        OSError: the file cannot be written or renamed (nothing changed; no temp file left).
+    """
+    with _temp_file(target, durable=durable, prefix=prefix) as (handle, tmp):
+        yield handle
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except FileNotFoundError:
-        _KNOWN_DIRECTORIES.discard(target.parent)  # removed since: create it again
-        ensure_directory(target.parent)
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
+        os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(name)
+            tmp.unlink()
         raise
-    return Path(name)
+    if durable:
+        fsync_directory(target.parent)
 
 
 def write_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
@@ -81,12 +148,63 @@ def write_atomic(target: Path, data: bytes, *, durable: bool = True) -> None:
     Raises:
         OSError: the file cannot be written (nothing changed; no temp file is left).
     """
-    tmp = write_temp(target, data, durable=durable)
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if durable:
-        fsync_directory(target.parent)
+    with atomic_writer(target, durable=durable) as handle:
+        handle.write(data)
+
+
+class SidecarLock:
+    """An inter-process lock on a sidecar file, with a timeout and the project's errors.
+
+    Reentrant within a thread, exclusive across threads and processes (``filelock``). Take
+    it to avoid duplicate work, then re-check: another process may have finished the work
+    while this one waited.
+
+    Args:
+        path: The ``.lock`` file (its directory is created on first use).
+        timeout: Seconds to wait (``float("inf")``: forever).
+        what: Names the lock in messages (``cache lock``, ``metadata lock``).
+        hint: What the user can do when it times out.
+    """
+
+    def __init__(self, path: Path, *, timeout: float, what: str, hint: str) -> None:
+        self.path = path
+        self._timeout = timeout
+        self._what = what
+        self._hint = hint
+        self._lock = FileLock(path, timeout=timeout)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock for the block.
+
+        Raises:
+            LockTimeoutError: Another holder kept it longer than the timeout.
+            CacheError: The directory or the lock file cannot be created.
+        """
+        try:
+            ensure_directory(self.path.parent)
+        except OSError as exc:
+            raise CacheError(
+                f"cannot create the directory {self.path.parent} of the {self._what}: {exc}"
+            ) from exc
+        try:
+            self._acquire()
+        except Timeout as exc:  # before OSError: filelock.Timeout is a TimeoutError
+            raise LockTimeoutError(
+                f"timed out after {self._timeout} s waiting for the {self._what} {self.path}",
+                hint=self._hint,
+            ) from exc
+        except OSError as exc:
+            raise CacheError(f"cannot take the {self._what} {self.path}: {exc}") from exc
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _acquire(self) -> None:
+        try:
+            self._lock.acquire()
+        except FileNotFoundError:
+            _KNOWN_DIRECTORIES.discard(self.path.parent)  # removed since: create it again
+            ensure_directory(self.path.parent)
+            self._lock.acquire()

@@ -32,22 +32,26 @@ import logging
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
-from filelock import FileLock, Timeout
-
 if TYPE_CHECKING:  # the network seam is imported only where a download happens
     from modelmesh_connectors.client.fetch import Sink
+from modelmesh_connectors._internal.digest import (
+    Hasher,
+    check_digest,
+    check_length,
+    length_problem,
+    sha256_hex,
+)
+from modelmesh_connectors._internal.files import SidecarLock, atomic_writer
 from modelmesh_connectors.errors import (
     CacheError,
     HashMismatchError,
     InvalidInput,
     LengthMismatchError,
-    LockTimeoutError,
 )
 
 #: Environment variable that overrides :func:`default_cache_dir`.
@@ -58,6 +62,7 @@ _logger = logging.getLogger("modelmesh_connectors.client.cache")
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _FANOUT_DIR = re.compile(r"[0-9a-f]{2}")
 _MISSING: Final = "missing"
+_REMOVED: Final = "the entry was removed; fetch it again"
 
 
 def default_cache_dir() -> Path:
@@ -89,26 +94,17 @@ class _VerifyingSink:
     def __init__(self, file: BinaryIO, path: Path, sha256: str, length: int) -> None:
         self._file = file
         self._path = path
-        self._expected_sha256 = sha256
-        self._length = length
-        self._hash = hashlib.sha256()
-        self._count = 0
+        self._hasher = Hasher(sha256=sha256, length=length, what=f"archive {sha256}")
         self._closed = False
 
     def write(self, data: bytes) -> None:
         self._check_open()
-        if self._count + len(data) > self._length:
-            # Stops an endless or oversized download before it fills the disk.
-            raise LengthMismatchError(
-                f"archive {self._expected_sha256}: expected {self._length} bytes, "
-                f"got more ({self._count + len(data)} so far); aborted"
-            )
+        # Counted first: stops an endless or oversized download before it fills the disk.
+        self._hasher.update(data)
         try:
             self._file.write(data)
         except OSError as exc:
             raise CacheError(f"cannot write the cache file {self._path}: {exc}") from exc
-        self._hash.update(data)
-        self._count += len(data)
 
     def reset(self) -> None:
         self._check_open()
@@ -117,21 +113,12 @@ class _VerifyingSink:
             self._file.truncate()
         except OSError as exc:
             raise CacheError(f"cannot truncate the cache file {self._path}: {exc}") from exc
-        self._hash = hashlib.sha256()
-        self._count = 0
+        self._hasher.reset()
 
     def finish(self) -> None:
         """Raise unless exactly the expected bytes were written."""
         self._check_open()
-        if self._count != self._length:
-            raise LengthMismatchError(
-                f"archive {self._expected_sha256}: expected {self._length} bytes, got {self._count}"
-            )
-        got = self._hash.hexdigest()
-        if got != self._expected_sha256:
-            raise HashMismatchError(
-                f"sha256 mismatch for archive: expected {self._expected_sha256}, got {got}"
-            )
+        self._hasher.check()
 
     def close(self) -> None:
         self._closed = True
@@ -245,23 +232,13 @@ class ArchiveCache:
             ) from exc
         except OSError as exc:
             raise CacheError(f"cannot read the cache entry {path}: {exc}") from exc
-        error: CacheError | HashMismatchError | LengthMismatchError | None = None
-        if len(data) != length:
-            shown = f"{len(data)}" if len(data) <= length else f"more than {length}"
-            error = LengthMismatchError(
-                f"cached archive {path}: expected {length} bytes, got {shown}",
-                hint="the entry was removed; fetch it again",
-            )
-        else:
-            got = hashlib.sha256(data).hexdigest()
-            if got != sha256:
-                error = HashMismatchError(
-                    f"sha256 mismatch for cached archive {path}: expected {sha256}, got {got}",
-                    hint="the entry was removed; fetch it again",
-                )
-        if error is not None:
+        try:
+            got = len(data) if len(data) <= length else f"more than {length}"
+            check_length(f"cached archive {path}", length, got, hint=_REMOVED)
+            check_digest(f"cached archive {path}", sha256, sha256_hex(data), hint=_REMOVED)
+        except (HashMismatchError, LengthMismatchError):
             self._discard_if_still_bad(path, sha256, length)
-            raise error
+            raise
         return data
 
     def entries(self) -> list[CacheEntry]:
@@ -405,59 +382,33 @@ class ArchiveCache:
     @contextlib.contextmanager
     def _locked(self, sha256: str) -> Iterator[None]:
         path = self.path_for(sha256)
-        lock_path = path.with_name(f"{sha256}.lock")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CacheError(f"cannot create the cache directory {path.parent}: {exc}") from exc
-        lock = FileLock(lock_path, timeout=self._lock_timeout)
-        try:
-            lock.acquire()
-        except Timeout as exc:  # before OSError: filelock.Timeout is a TimeoutError
-            raise LockTimeoutError(
-                f"timed out after {self._lock_timeout} s waiting for the cache lock {lock_path}",
-                hint="another modelmesh-connectors process is writing this archive; "
-                "wait for it to finish or raise the lock timeout",
-            ) from exc
-        except OSError as exc:
-            raise CacheError(f"cannot take the cache lock {lock_path}: {exc}") from exc
-        try:
+        lock = SidecarLock(
+            path.with_name(f"{sha256}.lock"),
+            timeout=self._lock_timeout,
+            what="cache lock",
+            hint="another modelmesh-connectors process is writing this archive; "
+            "wait for it to finish or raise the lock timeout",
+        )
+        with lock.held():
             yield
-        finally:
-            lock.release()
 
     def _write_entry(
         self, path: Path, sha256: str, length: int, write_into: Callable[[Sink], None]
     ) -> None:
         try:
-            fd, tmp_name = tempfile.mkstemp(prefix=f"{sha256}.", suffix=".tmp", dir=path.parent)
-        except OSError as exc:
-            raise CacheError(f"cannot create a temporary file in {path.parent}: {exc}") from exc
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "w+b") as file:
-                sink = _VerifyingSink(file, tmp, sha256, length)
+            # No fsync: every read re-hashes the entry, so a write lost or torn by a crash is
+            # just a miss and is fetched again. Durability buys no safety here and cost ~5 ms
+            # per archive.
+            with atomic_writer(path, durable=False, prefix=f"{sha256}.") as file:
+                sink = _VerifyingSink(file, path, sha256, length)
                 try:
                     write_into(sink)
                     # Verify before the rename: unverified bytes never get the final name.
                     sink.finish()
                 finally:
                     sink.close()
-                # No fsync: every read re-hashes the entry, so a write lost or torn by a
-                # crash is just a miss and is fetched again. Durability buys no safety
-                # here and cost ~5 ms per archive.
-                try:
-                    file.flush()
-                except OSError as exc:
-                    raise CacheError(f"cannot flush the cache file {tmp}: {exc}") from exc
-            try:
-                os.replace(tmp, path)
-            except OSError as exc:
-                raise CacheError(f"cannot move {tmp} into place as {path}: {exc}") from exc
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        except OSError as exc:  # CacheError from the sink is a ConnectorError, not OSError
+            raise CacheError(f"cannot write the cache entry {path}: {exc}") from exc
         _logger.debug("cached archive %s (%d bytes)", sha256, length)
 
     def _discard_if_still_bad(self, path: Path, sha256: str, length: int | None) -> bool:
@@ -540,7 +491,7 @@ def _entry_problem(path: Path, sha256: str, length: int | None) -> str | None:
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
     if length is not None and info.st_size != length:
-        return f"expected {length} bytes, got {info.st_size}"
+        return length_problem(length, info.st_size)
     try:
         with _open_entry(path) as file:
             # file_digest reads into one reused buffer and hashes without the GIL.
@@ -549,7 +500,8 @@ def _entry_problem(path: Path, sha256: str, length: int | None) -> str | None:
         return _MISSING
     except OSError as exc:
         raise CacheError(f"cannot read the cache entry {path}: {exc}") from exc
-    got = digest.hexdigest()
-    if got != sha256:
-        return f"expected sha256 {sha256}, got {got}"
+    try:
+        check_digest(f"cache entry {path}", sha256, digest.hexdigest())
+    except HashMismatchError as exc:
+        return exc.message
     return None

@@ -53,15 +53,14 @@ from pathlib import Path
 from typing import Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from filelock import FileLock, Timeout
-
-from modelmesh_connectors._internal.files import write_atomic
+from modelmesh_connectors._internal.digest import check_bytes, check_digest, sha256_hex
+from modelmesh_connectors._internal.files import SidecarLock, write_atomic
 from modelmesh_connectors._internal.redact import redact_url
 from modelmesh_connectors.errors import (
     CacheError,
     HashMismatchError,
     InvalidInput,
-    LockTimeoutError,
+    LengthMismatchError,
 )
 from modelmesh_connectors.index.envelope import strict_json
 
@@ -161,11 +160,15 @@ class OriginMetadata:
     def __init__(self, directory: Path, identity: str, *, lock_timeout: float) -> None:
         self._directory = directory
         self._url = identity
-        self._lock_timeout = lock_timeout
-        self._lock_path = directory / ".lock"
         # One lock object per origin: reentrant within a thread, exclusive across
         # threads (each thread holds its own descriptor) and processes.
-        self._lock = FileLock(self._lock_path, timeout=lock_timeout)
+        self._lock = SidecarLock(
+            directory / ".lock",
+            timeout=lock_timeout,
+            what="metadata lock",
+            hint="another modelmesh-connectors process is refreshing this index; "
+            "wait for it to finish or raise the lock timeout",
+        )
 
     @property
     def identity(self) -> str:
@@ -197,23 +200,9 @@ class OriginMetadata:
             LockTimeoutError: Another process held the lock longer than the timeout.
             CacheError: The directory or lock file cannot be created.
         """
-        self._ensure_directory()
-        try:
-            self._lock.acquire()
-        except Timeout as exc:  # before OSError: filelock.Timeout is a TimeoutError
-            raise LockTimeoutError(
-                f"timed out after {self._lock_timeout} s waiting for the metadata lock "
-                f"{self._lock_path}",
-                hint="another modelmesh-connectors process is refreshing this index; "
-                "wait for it to finish or raise the lock timeout",
-            ) from exc
-        except OSError as exc:
-            raise CacheError(f"cannot take the metadata lock {self._lock_path}: {exc}") from exc
-        try:
+        with self._lock.held():
             self._claim_directory()
             yield
-        finally:
-            self._lock.release()
 
     # -- signed files, exact bytes -----------------------------------------------
 
@@ -357,13 +346,9 @@ class OriginMetadata:
             CacheError: The file cannot be written.
         """
         path = self._node_path(sha256)
-        got = hashlib.sha256(data).hexdigest()
-        if got != sha256:
-            raise HashMismatchError(
-                f"refusing to store metadata node {path.name}: expected sha256 {sha256}, got {got}"
-            )
+        check_digest(f"metadata node {path.name} (not stored)", sha256, sha256_hex(data))
         existing = self._read(path)
-        if existing is not None and hashlib.sha256(existing).hexdigest() == sha256:
+        if existing is not None and sha256_hex(existing) == sha256:
             return
         # No lock and no fsync: the file is content-addressed (any concurrent writer writes
         # the same bytes, and the rename is atomic) and re-hashed on every read, so a write
@@ -406,7 +391,7 @@ class OriginMetadata:
         copied: list[str] = []
         for digest in self.nodes():
             data = self._read(self._node_path(digest))
-            if data is None or hashlib.sha256(data).hexdigest() != digest:
+            if data is None or sha256_hex(data) != digest:
                 continue
             target.save_node(digest, data)
             copied.append(digest)
@@ -694,11 +679,10 @@ def _read_claim(directory: Path) -> str | None:
 
 
 def _node_problem(data: bytes, sha256: str, length: int | None) -> str | None:
-    if length is not None and len(data) != length:
-        return f"expected {length} bytes, got {len(data)}"
-    got = hashlib.sha256(data).hexdigest()
-    if got != sha256:
-        return f"expected sha256 {sha256}, got {got}"
+    try:
+        check_bytes(data, sha256=sha256, length=length, what="metadata node")
+    except (HashMismatchError, LengthMismatchError) as exc:
+        return exc.message
     return None
 
 

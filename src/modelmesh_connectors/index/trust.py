@@ -35,16 +35,19 @@ __all__ = [
     "verify_timestamp",
 ]
 
-import hashlib
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelmesh_connectors._internal.digest import (
+    check_bytes,
+    check_digest,
+    check_length,
+    sha256_hex,
+)
 from modelmesh_connectors.errors import (
     ExpiredError,
-    HashMismatchError,
-    LengthMismatchError,
     PolicyError,
     ResolutionError,
     RollbackError,
@@ -111,13 +114,7 @@ def check_pinned(data: bytes, ref: MetaRef, what: str) -> None:
     """
     # Checked before parsing: bytes that are not the pinned ones never reach a parser
     # (mix-and-match of files from different index states, tampered mirrors).
-    if len(data) != ref.length:
-        raise LengthMismatchError(
-            f"length mismatch for {what}: expected {ref.length} bytes, got {len(data)}"
-        )
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != ref.sha256:
-        raise HashMismatchError(f"sha256 mismatch for {what}: expected {ref.sha256}, got {digest}")
+    check_bytes(data, sha256=ref.sha256, length=ref.length, what=what)
 
 
 def check_expiry(
@@ -210,7 +207,7 @@ def trust_root_id(data: bytes, what: str = "trusted root") -> str:
         MetadataError: The payload is not a valid root.
     """
     verify_anchor_root(data, what)
-    return hashlib.sha256(_envelope(data, what).payload).hexdigest()
+    return sha256_hex(_envelope(data, what).payload)
 
 
 def verify_next_root(trusted: Root, data: bytes, what: str | None = None) -> Root:
@@ -515,16 +512,9 @@ def check_archive(release: Release, *, sha256: str, length: int) -> None:
         LengthMismatchError: The length differs.
         HashMismatchError: The hash differs.
     """
-    if length != release.length:
-        raise LengthMismatchError(
-            f"length mismatch for {release.name} {release.version}: expected "
-            f"{release.length} bytes, got {length}"
-        )
-    if sha256.lower() != release.sha256:
-        raise HashMismatchError(
-            f"sha256 mismatch for {release.name} {release.version}: expected "
-            f"{release.sha256}, got {sha256}"
-        )
+    what = f"{release.name} {release.version}"
+    check_length(what, release.length, length)
+    check_digest(what, release.sha256, sha256)
 
 
 # -- stateful update -----------------------------------------------------------
