@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from modelmesh_connectors.client.config import LoaderConfig
-    from modelmesh_connectors.client.fetch import Fetcher
+    from modelmesh_connectors.client.fetcher import Fetcher
 
 __all__ = ["ConnectorRegistry", "Origin", "PackageSource", "build_registry"]
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from modelmesh_connectors.client.failover import Failover
-from modelmesh_connectors.client.updater import MAX_ROOT_BYTES
+from modelmesh_connectors.client.settings import DEFAULT_LIMITS
 from modelmesh_connectors.errors import (
     DownloadError,
     TransferTimeoutError,
@@ -214,7 +214,7 @@ def test_slow_only_mirror_fails_typed_in_bounded_time(sim: RepositorySimulator, 
     [timeout] = [e for e in _cause_chain(info.value) if isinstance(e, TransferTimeoutError)]
     # The first request is root/2.json: 0.6 s + its 512 KiB cap at 1 MiB/s.
     assert timeout.url == slow.url + "root/2.json"
-    assert timeout.deadline == pytest.approx(0.6 + MAX_ROOT_BYTES / 2**20)
+    assert timeout.deadline == pytest.approx(0.6 + DEFAULT_LIMITS.max_root_bytes / 2**20)
     assert "deadline of 1.1 s passed" in str(timeout)
     assert f"after {timeout.received} bytes" in str(timeout)
     if mode == "drip-body":

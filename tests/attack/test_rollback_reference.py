@@ -300,7 +300,7 @@ def test_no_legacy_record_starts_clean_and_says_so(
 ) -> None:
     with RepositorySimulator(tmp_path) as sim:
         sim.publish(OTHER, "1.0.0")
-        with caplog.at_level(logging.INFO, logger="modelmesh_connectors.index"):
+        with caplog.at_level(logging.INFO, logger="modelmesh_connectors.client.updater"):
             build_registry(sim.config([OTHER]))
         assert "starting with no rollback reference" in caplog.text
 

@@ -232,7 +232,8 @@ def check_config(data: Any) -> None:
             net.read_timeout,
         ):
             assert isinstance(seconds, float) and math.isfinite(seconds) and seconds >= 0
-        assert net.retries >= 0 and net.concurrency >= 1 and net.max_metadata_bytes >= 1024
+        assert net.retries >= 0 and net.concurrency >= 1
+        assert config.limits.max_metadata_bytes >= 1024
         assert all(
             u.endswith("/") and u.lower().startswith(("https://", "http://")) for u in config.index
         )

@@ -651,7 +651,7 @@ def test_closed_fetcher_refuses(server: LoopbackServer) -> None:
     ],
 )
 def test_config_rejects_nonsense(overrides: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="DownloadConfig"):
+    with pytest.raises(ValueError, match="NetworkConfig"):
         fast(**overrides)
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 if TYPE_CHECKING:  # the network seam is imported only where a download happens
-    from modelmesh_connectors.client.fetch import Sink
+    from modelmesh_connectors.client.fetcher import Sink
 from modelmesh_connectors._internal.digest import (
     Hasher,
     check_digest,
@@ -47,6 +47,7 @@ from modelmesh_connectors._internal.digest import (
     sha256_hex,
 )
 from modelmesh_connectors._internal.files import SidecarLock, atomic_writer
+from modelmesh_connectors.client.settings import CACHE_DIR_ENV, default_cache_dir
 from modelmesh_connectors.errors import (
     CacheError,
     HashMismatchError,
@@ -54,29 +55,12 @@ from modelmesh_connectors.errors import (
     LengthMismatchError,
 )
 
-#: Environment variable that overrides :func:`default_cache_dir`.
-CACHE_DIR_ENV: Final = "MODELMESH_CONNECTORS_CACHE"
-
 _logger = logging.getLogger("modelmesh_connectors.client.cache")
 
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _FANOUT_DIR = re.compile(r"[0-9a-f]{2}")
 _MISSING: Final = "missing"
 _REMOVED: Final = "the entry was removed; fetch it again"
-
-
-def default_cache_dir() -> Path:
-    """The cache root: ``$MODELMESH_CONNECTORS_CACHE`` if set, else the user cache dir.
-
-    Returns:
-        The directory (it may not exist yet).
-    """
-    override = os.environ.get(CACHE_DIR_ENV, "").strip()
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("modelmesh-connectors", appauthor=False))
 
 
 @dataclass(frozen=True)

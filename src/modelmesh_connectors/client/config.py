@@ -25,6 +25,12 @@ from modelmesh_connectors._internal.strict_yaml import (
     short_repr,
 )
 from modelmesh_connectors.client.credentials import parse_origin
+from modelmesh_connectors.client.settings import (
+    CACHE_DIR_ENV,
+    Limits,
+    NetworkConfig,
+    default_cache_dir,
+)
 from modelmesh_connectors.errors import ConfigError
 from modelmesh_connectors.package.requirements import (
     InvalidPackageSpec,
@@ -35,6 +41,7 @@ from modelmesh_connectors.package.requirements import (
 
 __all__ = [
     "CACHE_ENV",
+    "Limits",
     "LoaderConfig",
     "NetworkConfig",
     "load_config",
@@ -44,49 +51,12 @@ __all__ = [
     "parse_rate",
 ]
 
-CACHE_ENV = "MODELMESH_CONNECTORS_CACHE"
+CACHE_ENV = CACHE_DIR_ENV  # the name earlier versions exported from here
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib)?\s*(?:/\s*s)?", re.IGNORECASE)
 _RATE_UNITS = {"": 1.0, "b": 1.0, "kb": 1e3, "kib": 1024.0, "mb": 1e6, "mib": 1024.0**2}
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """How the loader talks to the network.
-
-    Attributes:
-        connect_timeout: Seconds to establish a connection.
-        read_timeout: Seconds without a byte before a read fails.
-        transfer_timeout: Seconds one file may take, on top of its length at ``min_rate``.
-        min_rate: Bytes per second a transfer must average (with ``transfer_timeout``,
-            the deadline of a file of ``n`` bytes is ``transfer_timeout + n / min_rate``).
-        run_timeout: Seconds one whole run (``load``, ``install``, ``lock`` …) may spend on
-            the network, counted from its first request.
-        retries: Extra attempts for transient failures; extra rounds over the mirrors for
-            unreachable or timed-out ones.
-        auth: (origin, environment variable) pairs: a bearer token for that origin only.
-        netrc: Use netrc credentials (``$NETRC`` or ``~/.netrc``), or this netrc file;
-            False: none.
-        allow_http: Permit plain http:// to non-loopback hosts (off: MITM risk).
-        ca_bundle: PEM bundle of trusted CAs for HTTPS (private CA), or None for defaults.
-        max_metadata_bytes: Cap for timestamp/index/node downloads, in bytes.
-        concurrency: Archives downloaded at once.
-    """
-
-    connect_timeout: float = 10.0  # seconds
-    read_timeout: float = 30.0  # seconds
-    transfer_timeout: float = 60.0  # seconds per file, plus length / min_rate
-    min_rate: float = 10 * 1024.0  # bytes per second
-    run_timeout: float = 30 * 60.0  # seconds per run
-    retries: int = 3  # attempts after the first
-    allow_http: bool = False
-    ca_bundle: Path | None = None
-    max_metadata_bytes: int = 4 * 1024 * 1024  # bytes
-    concurrency: int = 8  # parallel archive downloads
-    auth: tuple[tuple[str, str], ...] = ()  # (origin, token environment variable)
-    netrc: bool | Path = True
 
 
 @dataclass(frozen=True)
@@ -109,6 +79,7 @@ class LoaderConfig:
             (a directory has no fixed bytes to pin; off: every directory is refused).
         bundle: A local mirror/bundle directory used as an index source.
         network: Network settings.
+        limits: Size caps and bounds on what is read (``max_metadata_bytes`` sets one).
         base_dir: Directory relative paths were resolved against.
     """
 
@@ -126,18 +97,15 @@ class LoaderConfig:
     allow_unpinned_directories: bool = False
     bundle: Path | None = None
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    limits: Limits = field(default_factory=Limits)
     base_dir: Path = field(default_factory=Path.cwd)
 
     def resolved_cache_dir(self) -> Path:
-        """The cache directory to use: config, then environment, then platform default."""
-        if self.cache_dir is not None:
-            return self.cache_dir
-        env = os.environ.get(CACHE_ENV)
-        if env:
-            return Path(env).expanduser()
-        from platformdirs import user_cache_dir
+        """The cache directory to use: config, then environment, then platform default.
 
-        return Path(user_cache_dir("modelmesh-connectors"))
+        The one resolver, :func:`~modelmesh_connectors.client.settings.default_cache_dir`.
+        """
+        return default_cache_dir(self.cache_dir)
 
     def check_trust_root_placement(self) -> None:
         """Refuse a trust root that lies inside a medium it is meant to check.
@@ -485,9 +453,6 @@ def parse_config(
         retries=_int(raw, "retries", defaults.retries, minimum=0),
         allow_http=_bool(raw, "allow_http", False),
         ca_bundle=_path(raw, "ca_bundle", base),
-        max_metadata_bytes=_int(
-            raw, "max_metadata_bytes", defaults.max_metadata_bytes, minimum=1024
-        ),
         concurrency=_int(raw, "concurrency", defaults.concurrency, minimum=1),
         auth=_auth(raw),
         netrc=_netrc(raw, base),
@@ -507,6 +472,11 @@ def parse_config(
         allow_unpinned_directories=_bool(raw, "allow_unpinned_directories", False),
         bundle=_path(raw, "bundle", base),
         network=network,
+        limits=Limits(
+            max_metadata_bytes=_int(
+                raw, "max_metadata_bytes", Limits().max_metadata_bytes, minimum=1024
+            )
+        ),
         base_dir=base,
     )
     needs_trust = bool(config.index or config.bundle) or any(

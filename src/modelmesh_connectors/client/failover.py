@@ -8,16 +8,13 @@ mirrors that failed that way again, up to ``retries`` more rounds. Stops a dead 
 from costing seconds of backoff before a healthy second mirror is tried, and a drip-feeding
 mirror from being retried while others are untried.
 
-Usage in a mirror loop::
+Every mirror loop of the client (the index refresh, a node, an archive) is one call of
+:meth:`Failover.first`, so they share one rule for what the caller sees when every mirror
+failed: the *first* trust failure if there was one (a mirror that served bad data is the
+news, not the dead mirror after it), else a download error listing every mirror::
 
-    rounds = failover.start()
-    for mirror in rounds.over(mirrors):
-        try:
-            ...
-        except DownloadError as exc:
-            rounds.failed(mirror, exc)
-            continue
-        return ...
+    data = failover.first(mirrors, lambda m: fetch(m), what="index/g/ab.json",
+                          name=lambda m: m.url, when_none=lambda: DownloadError("offline"))
 """
 
 from __future__ import annotations
@@ -31,11 +28,18 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from modelmesh_connectors.errors import TransferTimeoutError, UnreachableError
+from modelmesh_connectors.errors import (
+    ConnectorError,
+    DownloadError,
+    TransferTimeoutError,
+    TrustError,
+    UnreachableError,
+)
 
-_log = logging.getLogger("modelmesh_connectors.client.failover")
+_log = logging.getLogger(__name__)
 
 _M = TypeVar("_M")
+_R = TypeVar("_R")
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
@@ -70,8 +74,68 @@ class Failover:
     sleep: Callable[[float], None] = field(default=_sleep, compare=False)
 
     def start(self) -> _Rounds:
-        """A fresh tracker for one loop."""
+        """A fresh tracker for one hand-written loop (prefer :meth:`first`)."""
         return _Rounds(self)
+
+    def first(
+        self,
+        mirrors: Sequence[_M],
+        attempt: Callable[[_M], _R],
+        *,
+        what: str,
+        name: Callable[[_M], str],
+        when_none: Callable[[], ConnectorError],
+        hint: str | None = None,
+    ) -> _R:
+        """The result of the first mirror for which ``attempt`` succeeds, round after round.
+
+        A mirror whose attempt raises :class:`~modelmesh_connectors.errors.TrustError` or
+        :class:`~modelmesh_connectors.errors.DownloadError` is logged and passed over (it can
+        delay a load, never poison it); any other error ends the loop at once.
+
+        Args:
+            mirrors: Where to try, in order of preference.
+            attempt: Does the work against one mirror.
+            what: Names the file or state in messages (``acme-audit 1.2.0``).
+            name: A mirror's name in messages (credentials redacted).
+            when_none: The error when no mirror could be tried at all (offline).
+            hint: The download error's hint when the last failure carried none.
+
+        Returns:
+            What ``attempt`` returned.
+
+        Raises:
+            TrustError: Every mirror failed and at least one served untrustworthy data: the
+                first such error's type and hint, naming every mirror's failure.
+            DownloadError: Every mirror failed to answer; chained to the last failure.
+            ConnectorError: ``when_none()``, when ``mirrors`` is empty.
+        """
+        rounds = self.start()
+        failures: list[str] = []
+        first_trust: TrustError | None = None
+        last_download: DownloadError | None = None
+        for mirror in rounds.over(mirrors):
+            try:
+                return attempt(mirror)
+            except (TrustError, DownloadError) as exc:
+                rounds.failed(mirror, exc)
+                _log.warning("%s: mirror %s failed: %s", what, name(mirror), exc)
+                failures.append(f"{name(mirror)}: {exc}")
+                if isinstance(exc, TrustError):
+                    first_trust = first_trust or exc
+                else:
+                    last_download = exc
+        if first_trust is not None:
+            raise type(first_trust)(
+                f"{what}: {first_trust.message} (every mirror failed: {'; '.join(failures)})",
+                hint=first_trust.hint,
+            ) from first_trust
+        if not failures:
+            raise when_none()
+        raise DownloadError(
+            f"{what}: no mirror served it: " + "; ".join(failures),
+            hint=(last_download.hint if last_download is not None else None) or hint,
+        ) from last_download
 
 
 class _Rounds:

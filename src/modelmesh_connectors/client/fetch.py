@@ -1,13 +1,16 @@
 """The one network seam: turn a URL into a bounded stream of bytes.
 
-Everything that leaves the machine goes through a :class:`Fetcher`. The real
-one, :class:`HttpFetcher`, wraps a single lazily created ``httpx.Client`` and
+Everything that leaves the machine goes through :class:`HttpFetcher`, a subclass of the one
+fetcher base :class:`~modelmesh_connectors.client.fetcher.Fetcher` (which owns the length cap
+and the last-resort error mapping). It takes the one
+:class:`~modelmesh_connectors.client.settings.NetworkConfig` as it is, wraps a single lazily
+created ``httpx.Client`` per scheme, and
 
 * applies the URL policy *before* any connection (HTTPS only; plain HTTP only
   to a loopback host unless explicitly allowed), and again on every redirect
   hop, refusing an https→http downgrade;
-* streams the body in chunks into a :class:`Sink` and aborts the moment more
-  than ``max_length`` bytes arrive;
+* streams the body in chunks (the base hands them to the sink and aborts the moment more
+  than ``max_length`` bytes arrive);
 * bounds every transfer in time: one deadline per ``fetch_to`` call (all its
   attempts and redirect hops share it) of ``transfer_timeout`` seconds plus the
   signed or capped length at ``min_rate`` bytes per second, and never later than
@@ -27,8 +30,11 @@ one, :class:`HttpFetcher`, wraps a single lazily created ``httpx.Client`` and
 * maps every foreign exception to the project's error tree.
 
 ``httpx`` is imported only when the first request is made, so a run that needs
-no network never imports it. Tests and the loader can swap in any object that
-satisfies :class:`Fetcher`.
+no network never imports it; this is the only module that imports it.
+
+One module, over 600 lines, on purpose: the URL policy, the deadline clamp around httpcore,
+the retry loop and the error mapping are one concern (talking HTTP safely) and share the
+private ``_Transfer`` and ``_Transient`` types; split, each part would reach into the others.
 """
 
 from __future__ import annotations
@@ -48,16 +54,17 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 from modelmesh_connectors._internal.redact import redact_text, redact_url
 from modelmesh_connectors.client.credentials import Credentials, origin_of, strip_userinfo
 from modelmesh_connectors.client.failover import backoff_delay
+from modelmesh_connectors.client.fetcher import RESTART, Chunks, Fetcher, Restart, Sink
+from modelmesh_connectors.client.settings import NetworkConfig
 from modelmesh_connectors.errors import (
     DownloadError,
     LengthMismatchError,
@@ -78,130 +85,8 @@ _LOOPBACK_NAMES: Final = frozenset({"localhost"})
 _DIGITS: Final = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() accepts "²"
 _E = TypeVar("_E", bound=BaseException)
 
-
-@dataclass(frozen=True)
-class DownloadConfig:
-    """How :class:`HttpFetcher` talks to the network.
-
-    ``retries`` counts the attempts *after* the first one, so a transient
-    failure is tried ``retries + 1`` times in total.
-
-    One transfer (a ``fetch_to`` call, all attempts and redirect hops) must end
-    within ``transfer_timeout + max_length / min_rate`` seconds, and every
-    transfer of this fetcher within ``run_timeout`` of its creation.
-    """
-
-    connect_timeout: float = 10.0  # seconds to establish a TCP (and TLS) connection
-    read_timeout: float = 30.0  # seconds of silence allowed between two received chunks
-    transfer_timeout: float = 60.0  # seconds per transfer, on top of length / min_rate
-    min_rate: float = 10 * 1024.0  # bytes per second a transfer must average
-    run_timeout: float | None = None  # seconds for everything this fetcher does; None: no bound
-    retries: int = 3  # extra attempts after the first, for transient failures only
-    backoff_base: float = 0.5  # seconds before the first retry; doubles per retry
-    backoff_max: float = 10.0  # seconds, upper bound of one backoff delay
-    max_retry_after: float = 60.0  # seconds, cap on a server's Retry-After we honour
-    allow_http: bool = False  # allow plain http:// to non-loopback hosts (unsafe)
-    ca_bundle: str | None = None  # path to a PEM CA bundle; None = system trust store
-    chunk_size: int = 64 * 1024  # bytes read from the body per chunk
-    user_agent: str = "modelmesh-connectors/0.1"  # User-Agent request header
-    max_redirects: int = 5  # redirect hops followed per attempt
-    trust_env: bool = True  # honour HTTP(S)_PROXY / NO_PROXY environment variables
-
-    def __post_init__(self) -> None:
-        for name in (
-            "connect_timeout",
-            "read_timeout",
-            "transfer_timeout",
-            "min_rate",
-            "backoff_base",
-            "backoff_max",
-            "max_retry_after",
-        ):
-            value = getattr(self, name)
-            if not value >= 0:  # also rejects NaN
-                raise ValueError(f"DownloadConfig.{name} must be >= 0 seconds, got {value!r}")
-        if self.connect_timeout == 0 or self.read_timeout == 0 or self.transfer_timeout == 0:
-            raise ValueError("DownloadConfig timeouts must be > 0 seconds")
-        if self.min_rate == 0:
-            raise ValueError("DownloadConfig.min_rate must be > 0 bytes per second")
-        if self.run_timeout is not None and not self.run_timeout > 0:
-            raise ValueError(
-                f"DownloadConfig.run_timeout must be > 0 seconds or None, got {self.run_timeout!r}"
-            )
-        if self.retries < 0:
-            raise ValueError(f"DownloadConfig.retries must be >= 0, got {self.retries!r}")
-        if self.max_redirects < 0:
-            raise ValueError(
-                f"DownloadConfig.max_redirects must be >= 0, got {self.max_redirects!r}"
-            )
-        if self.chunk_size <= 0:
-            raise ValueError(
-                f"DownloadConfig.chunk_size must be > 0 bytes, got {self.chunk_size!r}"
-            )
-
-
-class Sink(Protocol):
-    """Where a fetcher writes a body, chunk by chunk."""
-
-    def write(self, data: bytes) -> None:
-        """Accept the next chunk of the body.
-
-        Args:
-            data: The bytes, exactly as received.
-
-        Raises:
-            ConnectorError: The sink refuses the data (too long, disk full …);
-                the fetcher propagates it unchanged and does not retry.
-        """
-
-    def reset(self) -> None:
-        """Forget everything written so far; a retry restarts the body from byte 0."""
-
-
-class Fetcher(Protocol):
-    """Turns a URL into bytes; the only thing the rest of the library uses to go online."""
-
-    def fetch_bytes(self, url: str, *, max_length: int) -> bytes:
-        """Download a whole (small) file into memory.
-
-        Args:
-            url: The absolute URL.
-            max_length: Hard cap in bytes; more than this aborts the download.
-
-        Returns:
-            The body, at most ``max_length`` bytes.
-
-        Raises:
-            PolicyError: The URL (or a redirect target) is not allowed.
-            LengthMismatchError: The server sent or announced more than ``max_length``.
-            NotFoundError: The server answered 404 or 410.
-            DownloadError: Any other failure, after retries for transient ones.
-        """
-        ...
-
-    def fetch_to(self, url: str, sink: Sink, *, max_length: int) -> int:
-        """Stream a file into ``sink``.
-
-        Args:
-            url: The absolute URL.
-            sink: Receives the body; ``reset()`` is called before a retry.
-            max_length: Hard cap in bytes; more than this aborts the download.
-
-        Returns:
-            The number of bytes written to ``sink`` by the successful attempt.
-
-        Raises:
-            PolicyError: The URL (or a redirect target) is not allowed.
-            LengthMismatchError: The server sent or announced more than ``max_length``.
-            NotFoundError: The server answered 404 or 410.
-            DownloadError: Any other failure, after retries for transient ones.
-            ConnectorError: Whatever ``sink.write`` raised.
-        """
-        ...
-
-    def close(self) -> None:
-        """Release connections; the fetcher must not be used afterwards."""
-        ...
+#: The name earlier versions gave the network settings: the same class, not a copy.
+DownloadConfig = NetworkConfig
 
 
 def check_url_policy(url: str, *, allow_http: bool = False) -> None:
@@ -264,17 +149,6 @@ class _Transient(Exception):
         super().__init__(description)
         self.description = description
         self.retry_after = retry_after
-
-
-class _BufferSink:
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.buffer += data
-
-    def reset(self) -> None:
-        self.buffer.clear()
 
 
 # -- deadlines --------------------------------------------------------------------------------
@@ -434,7 +308,7 @@ def _real_sleep(seconds: float) -> None:
     time.sleep(seconds)  # looked up at call time, so tests can patch time.sleep
 
 
-class HttpFetcher:
+class HttpFetcher(Fetcher):
     """The real :class:`Fetcher`: HTTPS with caps, deadlines, retries and one pooled client.
 
     Thread-safe: one instance may serve several threads at once (the
@@ -448,12 +322,12 @@ class HttpFetcher:
 
     def __init__(
         self,
-        config: DownloadConfig | None = None,
+        config: NetworkConfig | None = None,
         *,
         credentials: Credentials | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        self._config = config if config is not None else DownloadConfig()
+        self._config = config if config is not None else NetworkConfig()
         self._credentials = credentials if credentials is not None else Credentials()
         self._sleep = sleep if sleep is not None else _real_sleep
         run = self._config.run_timeout
@@ -467,20 +341,9 @@ class HttpFetcher:
         self.deadlines_installed = True  # False if httpx's internals changed (see tests)
 
     @property
-    def config(self) -> DownloadConfig:
+    def config(self) -> NetworkConfig:
         """The configuration this fetcher was built with."""
         return self._config
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the pooled connections. Idempotent."""
@@ -490,56 +353,23 @@ class HttpFetcher:
         for client in clients:
             client.close()
 
-    def fetch_bytes(self, url: str, *, max_length: int) -> bytes:
-        """Download a whole (small) file into memory.
+    def _fetch(self, url: str, max_length: int) -> Chunks:
+        """The body of ``url``: policy, then attempts within one deadline (see the module).
 
-        Args:
-            url: The absolute URL.
-            max_length: Hard cap in bytes; more than this aborts the download.
-
-        Returns:
-            The body, at most ``max_length`` bytes.
-
-        Raises:
-            PolicyError: The URL (or a redirect target) is not allowed.
-            LengthMismatchError: The server sent or announced more than ``max_length``.
-            NotFoundError: The server answered 404 or 410.
-            UnreachableError: No connection could be made (not retried).
-            TransferTimeoutError: The transfer or run deadline passed (not retried).
-            DownloadError: Any other failure, after retries for transient ones.
-            RuntimeError: The fetcher was closed.
-        """
-        sink = _BufferSink()
-        self.fetch_to(url, sink, max_length=max_length)
-        return bytes(sink.buffer)
-
-    def fetch_to(self, url: str, sink: Sink, *, max_length: int) -> int:
-        """Stream a file into ``sink``, retrying transient failures within one deadline.
-
-        Args:
-            url: The absolute URL (user info in it becomes basic auth for its origin alone).
-            sink: Receives the body; ``reset()`` is called before each retry.
-            max_length: Hard cap in bytes; more than this aborts the download. With
-                ``min_rate`` it also sets the transfer's deadline.
-
-        Returns:
-            The number of bytes written to ``sink`` by the successful attempt.
+        User info in ``url`` becomes basic auth for its origin alone. With ``min_rate``,
+        ``max_length`` also sets the transfer's deadline.
 
         Raises:
             PolicyError: The URL (or a redirect target) is not allowed, or a credential
                 would go over plain http.
-            LengthMismatchError: The server sent or announced more than ``max_length``.
+            LengthMismatchError: The server announced more than ``max_length``.
             NotFoundError: The server answered 404 or 410.
             UnreachableError: No connection could be made (not retried: next mirror).
             TransferTimeoutError: The transfer or run deadline passed, or the server went
                 silent for ``read_timeout`` (not retried: next mirror).
             DownloadError: Any other failure, after retries for transient ones.
-            ConnectorError: Whatever ``sink.write`` raised.
-            ValueError: ``max_length`` is negative.
             RuntimeError: The fetcher was closed.
         """
-        if isinstance(max_length, bool) or max_length < 0:
-            raise ValueError(f"max_length must be a non-negative int, got {max_length!r}")
         # Policy before any connection: a refused URL never reaches the socket layer.
         check_url_policy(url, allow_http=self._config.allow_http)
         transfer = self._transfer(url, max_length)
@@ -548,7 +378,7 @@ class HttpFetcher:
         previous = getattr(_DEADLINE, "end", None)
         _DEADLINE.end, _DEADLINE.limited = transfer.end, False
         try:
-            return self._fetch(transfer, sink, max_length)
+            yield from self._attempts(transfer, max_length)
         finally:
             _DEADLINE.end = previous
 
@@ -570,7 +400,7 @@ class HttpFetcher:
             origin=origin_of(clean),
         )
 
-    def _fetch(self, transfer: _Transfer, sink: Sink, max_length: int) -> int:
+    def _attempts(self, transfer: _Transfer, max_length: int) -> Chunks:
         shown = transfer.shown
         attempts = self._config.retries + 1
         last: _Transient | None = None
@@ -590,16 +420,16 @@ class HttpFetcher:
                     attempts,
                 )
                 self._sleep(delay)
-                sink.reset()
+                yield RESTART
             _logger.debug("GET %s (attempt %d of %d)", shown, attempt, attempts)
             transfer.received = 0
             try:
-                written = self._attempt(transfer, sink, max_length)
+                written = yield from self._attempt(transfer, max_length)
             except _Transient as exc:
                 last = exc
                 continue
             _logger.debug("fetched %s: %d bytes", shown, written)
-            return written
+            return
         if last is None:  # pragma: no cover - the loop runs at least once
             raise RuntimeError("retry loop ended without an attempt")
         raise DownloadError(
@@ -686,7 +516,9 @@ class HttpFetcher:
             pool=min(config.connect_timeout, left),
         )
 
-    def _attempt(self, transfer: _Transfer, sink: Sink, max_length: int) -> int:
+    def _attempt(
+        self, transfer: _Transfer, max_length: int
+    ) -> Generator[bytes | Restart, None, int]:
         import httpx
 
         current = transfer.url
@@ -710,7 +542,7 @@ class HttpFetcher:
                     current = self._redirect_target(response, current, hop)
                     continue
                 _check_status(response, shown)
-                return self._stream_body(response, transfer, shown, sink, max_length)
+                return (yield from self._stream_body(response, transfer, shown, max_length))
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
                 raise _map_transport_error(exc, shown, transfer, self._config.read_timeout) from exc
             finally:
@@ -745,9 +577,8 @@ class HttpFetcher:
         response: httpx.Response,
         transfer: _Transfer,
         url: str,
-        sink: Sink,
         max_length: int,
-    ) -> int:
+    ) -> Generator[bytes | Restart, None, int]:
         encoding = response.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise DownloadError(
@@ -772,12 +603,7 @@ class HttpFetcher:
                 else [read[i : i + size] for i in range(0, len(read), size)]
             )
             for chunk in pieces:
-                if written + len(chunk) > max_length:
-                    # Stops endless-data and oversized responses at the cap.
-                    raise LengthMismatchError(
-                        f"{url} sent more than the expected maximum of {max_length} bytes; aborted"
-                    )
-                sink.write(chunk)
+                yield chunk  # the base counts against max_length and stops the transfer
                 written += len(chunk)
                 transfer.received = written
             if transfer.expired():

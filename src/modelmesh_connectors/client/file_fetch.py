@@ -1,23 +1,17 @@
-"""A :class:`~modelmesh_connectors.client.fetch.Fetcher` over local ``file://`` URLs.
+"""A :class:`~modelmesh_connectors.client.fetcher.Fetcher` over local ``file://`` URLs.
 
 Air-gapped bundles and mirrors copied to disk are read through the same seam as the network,
-so they go through exactly the same verification (a bundle is untrusted bytes too).
+so they go through exactly the same verification (a bundle is untrusted bytes too), the same
+length cap and the same error tree: the base class owns both.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from modelmesh_connectors.errors import (
-    DownloadError,
-    LengthMismatchError,
-    NotFoundError,
-)
-
-if TYPE_CHECKING:
-    from modelmesh_connectors.client.fetch import Sink
+from modelmesh_connectors.client.fetcher import Chunks, Fetcher
+from modelmesh_connectors.errors import ConnectorError, DownloadError, NotFoundError
 
 __all__ = ["DirectoryFetcher", "path_to_url"]
 
@@ -29,49 +23,22 @@ def path_to_url(path: Path) -> str:
     return path.resolve().as_uri().rstrip("/") + "/"
 
 
-class DirectoryFetcher:
+class DirectoryFetcher(Fetcher):
     """Reads ``file://`` URLs with the same caps and errors as the HTTP fetcher."""
 
-    def _path(self, url: str) -> Path:
+    def _fetch(self, url: str, max_length: int) -> Chunks:
         parts = urlsplit(url)
         if parts.scheme != "file":
             raise DownloadError(f"{url}: only file:// URLs are read from local directories")
-        return Path(unquote(parts.path))
+        with open(Path(unquote(parts.path)), "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                yield chunk
 
-    def fetch_bytes(self, url: str, *, max_length: int) -> bytes:
-        """Read a whole file, refusing more than ``max_length`` bytes."""
-        chunks: list[bytes] = []
-
-        class _Collect:
-            def write(self, data: bytes) -> None:
-                chunks.append(data)
-
-            def reset(self) -> None:
-                chunks.clear()
-
-        self.fetch_to(url, _Collect(), max_length=max_length)
-        return b"".join(chunks)
-
-    def fetch_to(self, url: str, sink: Sink, *, max_length: int) -> int:
-        """Stream a file into ``sink``; stop past ``max_length`` (endless-data defence)."""
-        path = self._path(url)
-        total = 0
-        try:
-            with open(path, "rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    total += len(chunk)
-                    if total > max_length:
-                        raise LengthMismatchError(
-                            f"{url}: more than the allowed {max_length} bytes"
-                        )
-                    sink.write(chunk)
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"{url}: no such file") from exc
-        except IsADirectoryError as exc:
-            raise NotFoundError(f"{url}: is a directory") from exc
-        except OSError as exc:
-            raise DownloadError(f"{url}: cannot read: {exc}") from exc
-        return total
-
-    def close(self) -> None:
-        """Nothing to release."""
+    def _map_error(self, exc: Exception, url: str) -> ConnectorError:
+        if isinstance(exc, FileNotFoundError):
+            return NotFoundError(f"{url}: no such file")
+        if isinstance(exc, IsADirectoryError):
+            return NotFoundError(f"{url}: is a directory")
+        if isinstance(exc, OSError):
+            return DownloadError(f"{url}: cannot read: {exc}")
+        return super()._map_error(exc, url)

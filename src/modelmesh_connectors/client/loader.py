@@ -8,7 +8,6 @@ cache with a hard cap at the signed length and become visible only after the has
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from modelmesh_connectors._internal.digest import check_digest, sha256_hex
 from modelmesh_connectors._internal.redact import redact_url
 from modelmesh_connectors.client.binding import (
     bind_release,
@@ -47,7 +47,6 @@ from modelmesh_connectors.index.metadata import Release
 from modelmesh_connectors.index.trust import TrustedState, check_archive, trust_root_id
 from modelmesh_connectors.package.origin import Origin
 from modelmesh_connectors.package.package import (
-    MAX_ARCHIVE_BYTES,
     Package,
     open_local_package,
     package_from_bytes,
@@ -62,7 +61,7 @@ from modelmesh_connectors.package.requirements import (
 )
 
 if TYPE_CHECKING:
-    from modelmesh_connectors.client.fetch import Fetcher, Sink
+    from modelmesh_connectors.client.fetcher import Fetcher, Sink
     from modelmesh_connectors.client.lockfile import LockEntry, LockPolicy
 
 __all__ = ["Loader"]
@@ -71,8 +70,6 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 _log = logging.getLogger("modelmesh_connectors.client.loader")
-
-MAX_SIGNATURE_BYTES = 64 * 1024  # bytes; a release envelope is well under 2 KiB
 
 
 class Loader:
@@ -102,7 +99,7 @@ class Loader:
         self._now = now or datetime.now(UTC)
         self._http: Fetcher | None = fetcher
         self._local = DirectoryFetcher()
-        cache_dir = config.resolved_cache_dir()
+        cache_dir = config.resolved_cache_dir()  # the one resolver, as the CLI's
         self.cache = ArchiveCache(cache_dir)
         self._store = MetadataStore(cache_dir)
         self._view: IndexView | None = None
@@ -136,22 +133,12 @@ class Loader:
             # Lazy: httpx and netrc cost ~60 ms to import; a warm start from the cache never
             # makes a request and must not pay for them.
             from modelmesh_connectors.client.credentials import load_credentials
-            from modelmesh_connectors.client.fetch import DownloadConfig, HttpFetcher
+            from modelmesh_connectors.client.fetch import HttpFetcher
 
             net = self.config.network
             # The run deadline counts from here (the first request) to close().
             self._http = HttpFetcher(
-                DownloadConfig(
-                    connect_timeout=net.connect_timeout,
-                    read_timeout=net.read_timeout,
-                    transfer_timeout=net.transfer_timeout,
-                    min_rate=net.min_rate,
-                    run_timeout=net.run_timeout,
-                    retries=net.retries,
-                    allow_http=net.allow_http,
-                    ca_bundle=str(net.ca_bundle) if net.ca_bundle else None,
-                ),
-                credentials=load_credentials(dict(net.auth), netrc_file=net.netrc),
+                net, credentials=load_credentials(dict(net.auth), netrc_file=net.netrc)
             )
         return self._http
 
@@ -221,7 +208,7 @@ class Loader:
                 offline=self.config.offline,
                 max_expired_age=self.config.max_expired_age,
                 metadata_max_age=self.config.metadata_max_age,
-                max_metadata_bytes=self.config.network.max_metadata_bytes,
+                limits=self.config.limits,
                 failover=self._failover(),
             )
         return self._view
@@ -284,7 +271,9 @@ class Loader:
         mirror = self._mirror(spec.url.rsplit("/", 1)[0] + "/")
         try:
             # Capped: a hostile server's endless .sig ends in LengthMismatchError.
-            sig = fetcher.fetch_bytes(spec.url + ".sig", max_length=MAX_SIGNATURE_BYTES)
+            sig = fetcher.fetch_bytes(
+                spec.url + ".sig", max_length=self.config.limits.max_signature_bytes
+            )
         except NotFoundError:
             if spec.sha256 is None or self.config.require_signatures:
                 raise TrustError(
@@ -311,11 +300,11 @@ class Loader:
         release, signers = state.verify_release_signed(sig)
         # Any release the keys ever signed verifies; only this binds it to the entry.
         bind_release(release, file_name, where=redact_url(spec.url))
-        if spec.sha256 is not None and spec.sha256 != release.sha256:
-            raise HashMismatchError(
-                f"{redact_url(spec.url)}: the configured pin sha256={spec.sha256} does not match "
-                "the signed "
-                f"sha256 {release.sha256}"
+        if spec.sha256 is not None:
+            check_digest(
+                f"{redact_url(spec.url)}: the configured pin does not match the signed release",
+                release.sha256,
+                spec.sha256,
             )
         if self.config.index or self.config.bundle:
             self._check_url_against_index(spec, release)
@@ -454,50 +443,34 @@ class Loader:
         """Stream the archive from the first mirror that serves the signed bytes."""
         length = resolved.length
         assert length is not None
-        errors: list[str] = []
-        first_trust: TrustError | None = None
-        last_download: DownloadError | None = None
-        rounds = self._failover().start()
-        for url, mirror in rounds.over(resolved.urls):
-            if self.config.offline and mirror.network:
-                continue
+        label = f"{resolved.name} {resolved.version}"
+
+        def attempt(item: tuple[str, Mirror]) -> Path:
+            url = item[0]
             fetcher = self._fetcher_for(url)
+            if keep is not None:
+                keep.clear()  # chunks of a failed mirror are never returned
 
-            def write_into(sink: Sink, url: str = url, fetcher: Fetcher = fetcher) -> None:
-                label = f"{resolved.name} {resolved.version}"
-                fetcher.fetch_to(
-                    url, _TeeSink(sink, label, length, self._progress, keep), max_length=length
-                )
+            def write_into(sink: Sink) -> None:
+                tee = _TeeSink(sink, label, length, self._progress, keep)
+                fetcher.fetch_to(url, tee, max_length=length)
 
-            try:
-                path = self.cache.fetch(resolved.sha256, length, write_into)
-            except (TrustError, DownloadError) as exc:
-                rounds.failed((url, mirror), exc)
-                _log.warning("archive %s failed: %s", redact_url(url), exc)
-                errors.append(f"{redact_url(url)}: {exc}")
-                if isinstance(exc, TrustError) and first_trust is None:
-                    first_trust = exc
-                if isinstance(exc, DownloadError):
-                    last_download = exc
-                if keep is not None:
-                    keep.clear()
-                continue
-            _log.info("%s %s from %s", resolved.name, resolved.version, redact_url(url))
+            path = self.cache.fetch(resolved.sha256, length, write_into)
+            _log.info("%s from %s", label, redact_url(url))
             return path
-        if first_trust is not None:
-            raise type(first_trust)(
-                f"{resolved.name} {resolved.version}: {first_trust.message}",
-                hint=first_trust.hint,
-            ) from first_trust
-        if not errors:
-            raise DownloadError(
-                f"{resolved.name} {resolved.version} (sha256 {resolved.sha256[:12]}…) is not "
-                "cached and offline mode allows no download",
+
+        usable = [u for u in resolved.urls if not (self.config.offline and u[1].network)]
+        return self._failover().first(
+            usable,
+            attempt,
+            what=label,
+            name=lambda item: redact_url(item[0]),
+            when_none=lambda: DownloadError(
+                f"{label} (sha256 {resolved.sha256[:12]}…) is not cached and offline mode "
+                "allows no download",
                 hint="install it while online, or add a bundle that holds it",
-            )
-        raise DownloadError(
-            f"{resolved.name} {resolved.version}: no mirror served it: " + "; ".join(errors)
-        ) from last_download
+            ),
+        )
 
     def _fetch_pinned(self, resolved: ResolvedArchive) -> bytes:
         """An unsigned archive trusted by its configured ``#sha256=`` pin alone.
@@ -512,13 +485,12 @@ class Loader:
             except (TrustError, OSError) as exc:
                 _log.warning("cached %s failed verification: %s", resolved.sha256[:12], exc)
         url, _mirror = resolved.urls[0]
-        data = self._fetcher_for(url).fetch_bytes(url, max_length=MAX_ARCHIVE_BYTES)
-        got = hashlib.sha256(data).hexdigest()
-        if got != resolved.sha256:
-            raise HashMismatchError(
-                f"{redact_url(url)}: sha256 mismatch: the configured pin is {resolved.sha256}, "
-                f"got {got}"
-            )
+        data = self._fetcher_for(url).fetch_bytes(
+            url, max_length=self.config.limits.max_archive_bytes
+        )
+        check_digest(
+            f"{redact_url(url)} (the configured #sha256 pin)", resolved.sha256, sha256_hex(data)
+        )
         self.cache.fetch(resolved.sha256, len(data), lambda sink: sink.write(data))
         return data
 
@@ -641,15 +613,16 @@ class Loader:
                 hint="pack it and publish it, or turn require_signatures off for development",
             )
         sig_path = spec.path.with_name(spec.path.name + ".sig")
+        cap = self.config.limits.max_signature_bytes
         try:
             with open(sig_path, "rb") as handle:
-                sig = handle.read(MAX_SIGNATURE_BYTES + 1)
+                sig = handle.read(cap + 1)
         except OSError as exc:
             raise PolicyError(
                 f"{spec.path}: require_signatures is on but {sig_path} cannot be read: {exc}"
             ) from exc
-        if len(sig) > MAX_SIGNATURE_BYTES:
-            raise PolicyError(f"{sig_path}: over the {MAX_SIGNATURE_BYTES}-byte signature cap")
+        if len(sig) > cap:
+            raise PolicyError(f"{sig_path}: over the {cap}-byte signature cap")
         state = self._root_state()
         release, signer_set = state.verify_release_signed(sig)
         # The same binding as for URLs: a signed zip renamed to another release's name
@@ -657,7 +630,7 @@ class Loader:
         bind_release(release, spec.path.name, where=str(spec.path))
         # Verify, then parse: the zip reader only sees bytes that match the signature.
         data = read_local_zip(spec.path)
-        check_archive(release, sha256=hashlib.sha256(data).hexdigest(), length=len(data))
+        check_archive(release, sha256=sha256_hex(data), length=len(data))
         package = package_from_bytes(data, source=str(spec.path))
         _check_manifest_matches(release, package)
         signers = tuple(sorted(signer_set))

@@ -15,16 +15,15 @@ copy's sha256 so an operator can compare it with the root provisioned there.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 from pathlib import Path
 
+from modelmesh_connectors._internal.digest import sha256_hex
 from modelmesh_connectors._internal.files import write_atomic
 from modelmesh_connectors.client.config import LoaderConfig
-from modelmesh_connectors.client.loader import MAX_SIGNATURE_BYTES, Loader
+from modelmesh_connectors.client.loader import Loader
 from modelmesh_connectors.client.resolve import ResolvedArchive
-from modelmesh_connectors.client.updater import MAX_ROOT_BYTES
 from modelmesh_connectors.errors import CacheError
 
 __all__ = ["make_mirror"]
@@ -60,9 +59,12 @@ def make_mirror(config: LoaderConfig, target: Path, *, bundle: Path | None = Non
         store = view.store
         mirror = view.mirrors[0]
         fetcher = mirror.fetcher()
+        limits = config.limits
         for version in range(1, state.root.version + 1):
             rel = f"root/{version}.json"
-            _write(target, rel, fetcher.fetch_bytes(mirror.url + rel, max_length=MAX_ROOT_BYTES))
+            _write(
+                target, rel, fetcher.fetch_bytes(mirror.url + rel, max_length=limits.max_root_bytes)
+            )
         ts, top = store.load_timestamp(), store.load_index()
         if ts is None or top is None or state.index is None or state.timestamp is None:
             raise CacheError("the trusted index state was not stored; cannot mirror it")
@@ -81,7 +83,9 @@ def make_mirror(config: LoaderConfig, target: Path, *, bundle: Path | None = Non
             _write(target, bref.path, view.node_bytes(bref))
             file = resolved.release.file
             _write(target, file, data)
-            sig = fetcher.fetch_bytes(mirror.url + file + ".sig", max_length=MAX_SIGNATURE_BYTES)
+            sig = fetcher.fetch_bytes(
+                mirror.url + file + ".sig", max_length=limits.max_signature_bytes
+            )
             _write(target, file + ".sig", sig)
             lines.append(f"{resolved.name} {resolved.version} ({len(data)} bytes)")
         if config.trust_root is not None:
@@ -90,7 +94,7 @@ def make_mirror(config: LoaderConfig, target: Path, *, bundle: Path | None = Non
             lines.append(
                 f"keys/root.json is a copy for reference, NOT a trust anchor: provision the "
                 f"trust root on the isolated machine out of band (outside the bundle) and "
-                f"check its sha256 is {hashlib.sha256(anchor).hexdigest()}"
+                f"check its sha256 is {sha256_hex(anchor)}"
             )
         _write(target, "timestamp.json", ts)  # last, like a publish
     if bundle is not None:

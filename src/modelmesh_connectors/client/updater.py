@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from modelmesh_connectors._internal.digest import check_digest, check_length, sha256_hex
 from modelmesh_connectors._internal.redact import redact_url
 from modelmesh_connectors.client.failover import Failover
+from modelmesh_connectors.client.settings import DEFAULT_LIMITS, Limits
 from modelmesh_connectors.client.state import OriginMetadata
 from modelmesh_connectors.errors import (
     CacheError,
     DownloadError,
-    HashMismatchError,
     NotFoundError,
     ResolutionError,
     TrustError,
@@ -38,15 +39,11 @@ from modelmesh_connectors.index.metadata import (
 from modelmesh_connectors.index.trust import TrustedState
 
 if TYPE_CHECKING:  # imported only where a download really happens (httpx is heavy)
-    from modelmesh_connectors.client.fetch import Fetcher
+    from modelmesh_connectors.client.fetcher import Fetcher
 
 __all__ = ["IndexView", "Mirror"]
 
-_log = logging.getLogger("modelmesh_connectors.index")
-
-MAX_ROOT_BYTES = 512 * 1024  # bytes; a root lists a few dozen keys
-MAX_TIMESTAMP_BYTES = 16 * 1024  # bytes; FORMAT.md §4
-MAX_ROOT_WALK = 32  # root versions per update (bounded walk)
+_log = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
 
@@ -113,7 +110,7 @@ class IndexView:
         offline: Never use a network mirror; rely on the store and local mirrors.
         max_expired_age: Seconds expired metadata is tolerated offline (warned each use).
         metadata_max_age: Seconds a cached state is reused without asking a mirror.
-        max_metadata_bytes: Cap for an index node.
+        limits: Size caps (root, timestamp, node) and the root-walk bound.
         legacy: Lists the URL-keyed records of earlier versions; when ``store`` holds no
             rollback reference yet, the newest one that re-verifies from ``anchor`` is
             migrated into it (see :meth:`_migrate_legacy`).
@@ -131,7 +128,7 @@ class IndexView:
         offline: bool = False,
         max_expired_age: float = 0.0,
         metadata_max_age: float = 300.0,
-        max_metadata_bytes: int = 4 * 1024 * 1024,
+        limits: Limits = DEFAULT_LIMITS,
         legacy: Callable[[], Sequence[OriginMetadata]] | None = None,
         failover: Failover | None = None,
     ) -> None:
@@ -143,7 +140,7 @@ class IndexView:
         self._offline = offline
         self._grace = timedelta(seconds=max_expired_age) if offline else timedelta(0)
         self._max_age = timedelta(seconds=metadata_max_age)
-        self._max_node = max_metadata_bytes
+        self._limits = limits
         self._failover = failover if failover is not None else Failover()
         self._state: TrustedState | None = None
         self._served_by: str | None = None
@@ -197,7 +194,7 @@ class IndexView:
             self._anchor,
             self._now,
             expiry_grace=self._grace,
-            max_root_rotations=MAX_ROOT_WALK + len(stored),
+            max_root_rotations=self._limits.max_root_walk + len(stored),
         )
         for version, data in stored:
             if version <= state.root.version:
@@ -327,46 +324,30 @@ class IndexView:
                     "offline, and no trusted index state is cached",
                     hint="run once online, or configure 'bundle:' with a mirror directory",
                 )
-            first_trust: TrustError | None = None
-            last_download: DownloadError | None = None
-            failures: list[str] = []
-            rounds = self._failover.start()
-            for mirror in rounds.over(self._mirrors):
+
+            def attempt(mirror: Mirror) -> tuple[Mirror, TrustedState, _Update]:
                 candidate = self._base_state()
-                try:
-                    update = self._update(candidate, mirror)
-                except (TrustError, DownloadError) as exc:
-                    rounds.failed(mirror, exc)
-                    _log.warning("mirror %s failed: %s", redact_url(mirror.url), exc)
-                    failures.append(f"{redact_url(mirror.url)}: {exc}")
-                    if isinstance(exc, TrustError) and first_trust is None:
-                        first_trust = exc
-                    if isinstance(exc, DownloadError):
-                        last_download = exc
-                    continue
-                first = candidate.root.version - len(update.roots) + 1
-                for offset, data in enumerate(update.roots):
-                    self._store.save_root_version(first + offset, data)
-                self._store.save_timestamp(update.timestamp)
-                if update.top is not None:
-                    self._store.save_index(update.top)
-                self._store.record_refresh(self._now)
-                self._served_by = mirror.url
-                _log.info("index state from %s", redact_url(mirror.url))
-                self._warn_grace(candidate)
-                return candidate
-            if first_trust is not None:
-                raise type(first_trust)(
-                    f"{first_trust.message} (all {len(self._mirrors)} mirror(s) failed: "
-                    + "; ".join(failures)
-                    + ")",
-                    hint=first_trust.hint,
-                ) from first_trust
-            raise DownloadError(
-                "no index mirror could be read: " + "; ".join(failures),
-                hint=(last_download.hint if last_download and last_download.hint else None)
-                or "check the 'index:' URLs and the network, or use offline mode",
-            ) from last_download
+                return mirror, candidate, self._update(candidate, mirror)
+
+            mirror, candidate, update = self._failover.first(
+                self._mirrors,
+                attempt,
+                what="the index state",
+                name=lambda m: redact_url(m.url),
+                when_none=lambda: DownloadError("no index mirror to read"),
+                hint="check the 'index:' URLs and the network, or use offline mode",
+            )
+            first = candidate.root.version - len(update.roots) + 1
+            for offset, data in enumerate(update.roots):
+                self._store.save_root_version(first + offset, data)
+            self._store.save_timestamp(update.timestamp)
+            if update.top is not None:
+                self._store.save_index(update.top)
+            self._store.record_refresh(self._now)
+            self._served_by = mirror.url
+            _log.info("index state from %s", redact_url(mirror.url))
+            self._warn_grace(candidate)
+            return candidate
 
     def _warn_grace(self, state: TrustedState) -> None:
         """Log every file accepted only thanks to the offline grace period."""
@@ -384,19 +365,19 @@ class IndexView:
         """Root walk, timestamp and top from one mirror (FORMAT.md §4 steps 1-3)."""
         fetcher = mirror.fetcher()
         roots: list[bytes] = []
-        for _ in range(MAX_ROOT_WALK + 1):
+        for _ in range(self._limits.max_root_walk + 1):
             url = f"{mirror.url}root/{state.root.version + 1}.json"
             try:
-                data = fetcher.fetch_bytes(url, max_length=MAX_ROOT_BYTES)
+                data = fetcher.fetch_bytes(url, max_length=self._limits.max_root_bytes)
             except NotFoundError:
                 break
-            state.update_root(data)  # raises past MAX_ROOT_WALK steps (bounded walk)
+            state.update_root(data)  # raises past max_root_walk steps (bounded walk)
             roots.append(data)
         # The rollback reference is loaded after the walk, checked with the newest root
         # (TUF's order); a copy no longer signed by trusted keys after a rotation is dropped.
         self._with_local(state)
         ts_bytes = fetcher.fetch_bytes(
-            f"{mirror.url}timestamp.json", max_length=MAX_TIMESTAMP_BYTES
+            f"{mirror.url}timestamp.json", max_length=self._limits.max_timestamp_bytes
         )
         previous_ref = _ref_of(state)
         ts = state.update_timestamp(ts_bytes)
@@ -441,45 +422,34 @@ class IndexView:
         cached = self._store.load_node(ref.sha256, ref.length)
         if cached is not None:
             return cached
-        if ref.length > self._max_node:
+        cap = self._limits.max_metadata_bytes
+        if ref.length > cap:
             raise TrustError(
-                f"{ref.path}: signed length {ref.length} is over the metadata cap "
-                f"{self._max_node} bytes"
+                f"{ref.path}: signed length {ref.length} is over the metadata cap {cap} bytes"
             )
-        errors: list[str] = []
-        first_trust: TrustError | None = None
-        rounds = self._failover.start()
-        for mirror in rounds.over(self._ordered_mirrors()):
-            try:
-                data = mirror.fetcher().fetch_bytes(
-                    f"{mirror.url}{ref.path}", max_length=ref.length
-                )
-                # Check before persisting: a mirror's wrong bytes must never enter the store.
-                got = MetaRef.of(data)
-                if got != ref:
-                    raise HashMismatchError(
-                        f"{redact_url(mirror.url + ref.path)}: expected sha256 {ref.sha256} and "
-                        f"{ref.length} bytes, got {got.sha256} and {got.length} bytes"
-                    )
-            except (DownloadError, TrustError) as exc:
-                rounds.failed(mirror, exc)
-                errors.append(str(exc))
-                if isinstance(exc, TrustError) and first_trust is None:
-                    first_trust = exc
-                _log.warning("mirror %s failed for %s: %s", redact_url(mirror.url), ref.path, exc)
-                continue
-            self._store.save_node(ref.sha256, data)
+
+        def attempt(mirror: Mirror) -> bytes:
+            url = f"{mirror.url}{ref.path}"
+            data = mirror.fetcher().fetch_bytes(url, max_length=ref.length)
+            # Check before persisting: a mirror's wrong bytes must never enter the store.
+            # The hash first: a short node is a hash mismatch (the fetcher already refused a
+            # long one), as it always was here.
+            check_digest(redact_url(url), ref.sha256, sha256_hex(data))
+            check_length(redact_url(url), ref.length, len(data))
             return data
-        if first_trust is not None:
-            raise type(first_trust)(
-                f"{ref.path}: every mirror failed: " + "; ".join(errors), hint=first_trust.hint
-            ) from first_trust
-        if not errors:
-            raise DownloadError(
+
+        data = self._failover.first(
+            self._ordered_mirrors(),
+            attempt,
+            what=ref.path,
+            name=lambda m: redact_url(m.url),
+            when_none=lambda: DownloadError(
                 f"{ref.path} is not cached and no mirror may be used (offline)",
                 hint="refresh online first, or load from a bundle made by 'mirror'",
-            )
-        raise DownloadError(f"{ref.path}: no mirror served it: " + "; ".join(errors))
+            ),
+        )
+        self._store.save_node(ref.sha256, data)
+        return data
 
     def _ordered_mirrors(self) -> list[Mirror]:
         if self._served_by is None:
