@@ -1,5 +1,9 @@
 """Typed index metadata and its strict parsers (FORMAT.md §3).
 
+The paths and sharding rules live in :mod:`~modelmesh_connectors.index.layout`, the strict
+field reader and the time format in :mod:`~modelmesh_connectors.index.fields`; their names
+are re-exported here, where callers have always found them.
+
 These parsers run only on bytes whose signature (or pinning hash) was already checked
 (verify, then parse); they are strict anyway: exact key sets, checked types (a bool is
 not an int), fixed-length lowercase hex, positive versions and ``Z`` timestamps. A
@@ -41,41 +45,46 @@ __all__ = [
     "parse_timestamp",
 ]
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from modelmesh_connectors.errors import (
-    InvalidInput,
     SignatureError,
-    TrustError,
 )
 from modelmesh_connectors.index.envelope import (
     Envelope,
-    JSONFormatError,
     canonical_json,
     parse_envelope,
-    strict_json,
+)
+from modelmesh_connectors.index.fields import (
+    SPEC_VERSION,
+    FieldReader,
+    MetadataError,
+    format_time,
+    load_payload,
+    parse_time,
+    utc_seconds,
 )
 from modelmesh_connectors.index.keys import InvalidKeyError, PublicKey
+from modelmesh_connectors.index.layout import (
+    MAX_NAME_LEN,
+    NAME_RE,
+    PREFIX_LENGTHS,
+    SHARDING_LEVELS,
+    InvalidNameError,
+    MetaRef,
+    archive_path,
+    bin_prefix,
+    group_prefix,
+    name_hash,
+)
 
-SPEC_VERSION = 1
 ROLE_NAMES = ("root", "index", "timestamp")
-# (group_chars, bin_chars) pairs an index top may declare (FORMAT.md §3 fan-out): one
-# group and one bin; one group of 256 bins; 256 groups of 256 bins each.
-SHARDING_LEVELS = ((0, 0), (0, 2), (2, 4))
-_PREFIX_LENGTHS = frozenset(n for level in SHARDING_LEVELS for n in level)  # hex characters
 
-_HEX64_RE = re.compile(r"[0-9a-f]{64}")
-_HEX_RE = re.compile(r"[0-9a-f]*")
-_TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_NAME_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_MAX_NAME_LEN = 200  # characters
 _VERSION_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+!_-]*")
 _MAX_VERSION_LEN = 64  # characters
 _SEGMENT = r"[a-z0-9]+(?:[-_][a-z0-9]+)*"
@@ -83,249 +92,12 @@ _NAMESPACE_RE = re.compile(_SEGMENT)
 _CONNECTOR_ID_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})+")
 _MAX_CONNECTOR_ID_LEN = 200  # characters
 _CONNECTOR_TYPE_RE = re.compile(r"[a-z][a-z0-9_-]*")
-_MAX_TEXT_LEN = 1000  # characters of a free-text field (requires_modelmesh, yanked_reason)
 _PUBLISHER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-
-class MetadataError(TrustError):
-    """Signed (or hash-pinned) metadata is malformed: a field is missing, extra or invalid."""
-
-
-class InvalidNameError(InvalidInput):
-    """A package name is not normalized (``[a-z0-9]+(-[a-z0-9]+)*``)."""
-
-
-# -- helpers for the bin path --------------------------------------------------
-
-
-def name_hash(name: str) -> str:
-    """Hex SHA-256 of a normalized package name: the path to its bin.
-
-    Args:
-        name: Normalized package name.
-
-    Returns:
-        64 lowercase hex characters.
-
-    Raises:
-        InvalidNameError: ``name`` is not normalized (hashing it would be ambiguous).
-    """
-    if not isinstance(name, str) or len(name) > _MAX_NAME_LEN or not _NAME_RE.fullmatch(name):
-        raise InvalidNameError(
-            f"package name: expected [a-z0-9]+(-[a-z0-9]+)* of at most {_MAX_NAME_LEN} "
-            f"characters, got {name!r:.80}"
-        )
-    return hashlib.sha256(name.encode("ascii")).hexdigest()
-
-
-def group_prefix(name: str, chars: int) -> str:
-    """Return the group prefix of a package name.
-
-    Args:
-        name: Normalized package name.
-        chars: The index top's ``group_chars`` (hex characters of the prefix).
-
-    Returns:
-        The first ``chars`` hex characters of ``sha256(name)`` (``""`` when 0).
-
-    Raises:
-        InvalidNameError: ``name`` is not normalized.
-    """
-    return name_hash(name)[:chars]
-
-
-def bin_prefix(name: str, chars: int) -> str:
-    """Return the bin prefix of a package name.
-
-    Args:
-        name: Normalized package name.
-        chars: The index top's ``bin_chars`` (hex characters of the prefix).
-
-    Returns:
-        The first ``chars`` hex characters of ``sha256(name)`` (``""`` when 0).
-
-    Raises:
-        InvalidNameError: ``name`` is not normalized.
-    """
-    return name_hash(name)[:chars]
-
-
-def archive_path(name: str, version: str) -> str:
-    """Return the index-relative path of a release archive.
-
-    Args:
-        name: Normalized package name.
-        version: Release version.
-
-    Returns:
-        ``archives/<name>/<name>-<version>.zip``.
-    """
-    return f"archives/{name}/{name}-{version}.zip"
 
 
 def connector_namespace(connector_id: str) -> str:
     """Return the namespace (first dot-separated segment) of a connector ID."""
     return connector_id.split(".", 1)[0]
-
-
-def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 UTC time with ``Z`` and whole seconds.
-
-    Args:
-        text: e.g. ``"2027-11-25T00:00:00Z"``.
-
-    Returns:
-        An aware UTC datetime.
-
-    Raises:
-        ValueError: Any other spelling.
-    """
-    if not _TIME_RE.fullmatch(text):
-        raise ValueError(f"expected YYYY-MM-DDTHH:MM:SSZ, got {text!r:.80}")
-    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
-
-
-def format_time(when: datetime) -> str:
-    """Format an aware datetime as RFC 3339 UTC ``Z`` with whole seconds (truncating)."""
-    t = _utc(when)
-    # Not strftime("%Y"): glibc does not zero-pad years below 1000, and parse_time needs 4 digits.
-    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
-
-
-def _utc(when: datetime) -> datetime:
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"expected a timezone-aware datetime, got naive {when!r}")
-    return when.astimezone(UTC).replace(microsecond=0)
-
-
-# -- strict field readers ------------------------------------------------------
-
-
-class _Reader:
-    """Reads fields of one file kind, raising MetadataError that names kind and field."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def fail(self, field: str, problem: str) -> MetadataError:
-        return MetadataError(f"{self.what}: {field}: {problem}")
-
-    def obj(
-        self,
-        value: Any,
-        field: str,
-        required: frozenset[str],
-        optional: frozenset[str] = frozenset(),
-    ) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(field, f"expected an object, got {_type(value)}")
-        keys = set(value)
-        missing = required - keys
-        extra = keys - required - optional
-        if missing:
-            raise self.fail(field, f"missing field(s) {sorted(missing)}")
-        if extra:
-            raise self.fail(field, f"unknown field(s) {sorted(map(str, extra))}")
-        return value
-
-    def mapping(self, value: Any, field: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(field, f"expected an object, got {_type(value)}")
-        return value
-
-    def array(self, value: Any, field: str, *, nonempty: bool = False) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(field, f"expected a list, got {_type(value)}")
-        if nonempty and not value:
-            raise self.fail(field, "expected a non-empty list, got []")
-        return value
-
-    def integer(self, value: Any, field: str, minimum: int = 1) -> int:
-        # bool is an int subclass in Python: true must not be read as version 1.
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.fail(field, f"expected an integer, got {_type(value)}")
-        if value < minimum:
-            raise self.fail(field, f"expected an integer >= {minimum}, got {value}")
-        return value
-
-    def boolean(self, value: Any, field: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(field, f"expected true or false, got {_type(value)}")
-        return value
-
-    def text(
-        self,
-        value: Any,
-        field: str,
-        pattern: re.Pattern[str] | None = None,
-        max_len: int = _MAX_TEXT_LEN,
-        describe: str = "a string",
-    ) -> str:
-        if not isinstance(value, str):
-            raise self.fail(field, f"expected {describe}, got {_type(value)}")
-        if not value or len(value) > max_len:
-            raise self.fail(
-                field, f"expected {describe} of 1 to {max_len} characters, got {value!r:.80}"
-            )
-        if pattern is not None and not pattern.fullmatch(value):
-            raise self.fail(field, f"expected {describe}, got {value!r:.80}")
-        if pattern is None and not value.isprintable():
-            raise self.fail(field, f"expected printable text, got {value!r:.80}")
-        return value
-
-    def prefix(self, value: Any, field: str, lengths: frozenset[int]) -> str:
-        # Unlike text(), the empty string is a valid prefix (a single group or bin).
-        shown = " or ".join(str(n) for n in sorted(lengths))
-        if not isinstance(value, str) or len(value) not in lengths or not _HEX_RE.fullmatch(value):
-            raise self.fail(
-                field, f"expected a prefix of {shown} lowercase hex characters, got {value!r:.80}"
-            )
-        return value
-
-    def hex64(self, value: Any, field: str) -> str:
-        return self.text(value, field, _HEX64_RE, 64, "64 lowercase hex characters")
-
-    def time(self, value: Any, field: str) -> datetime:
-        text = self.text(
-            value, field, _TIME_RE, 20, "an RFC 3339 UTC time like 2027-01-01T00:00:00Z"
-        )
-        try:
-            return parse_time(text)
-        except ValueError as e:  # e.g. month 13
-            raise self.fail(field, f"expected a valid date and time, got {text!r}: {e}") from e
-
-    def spec(self, obj: Mapping[str, Any]) -> None:
-        spec = self.integer(obj["spec"], "spec")
-        if spec != SPEC_VERSION:
-            raise self.fail("spec", f"expected spec version {SPEC_VERSION}, got {spec}")
-
-    def meta_ref(self, value: Any, field: str) -> MetaRef:
-        obj = self.obj(value, field, frozenset({"sha256", "length"}))
-        return MetaRef(
-            sha256=self.hex64(obj["sha256"], f"{field}.sha256"),
-            length=self.integer(obj["length"], f"{field}.length"),
-        )
-
-
-def _type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    return type(value).__name__
-
-
-def _load(payload: bytes, what: str, kind: str) -> Mapping[str, Any]:
-    try:
-        obj = strict_json(payload)
-    except JSONFormatError as e:
-        raise MetadataError(f"{what}: {e.message}") from e
-    if not isinstance(obj, Mapping):
-        raise MetadataError(f"{what}: expected a JSON object, got {_type(obj)}")
-    # The kind is checked first so a file of another kind gets a clear message.
-    if obj.get("type") != kind:
-        raise MetadataError(f"{what}: type: expected {kind!r}, got {obj.get('type')!r:.80}")
-    return obj
 
 
 def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -405,7 +177,7 @@ class Root:
     publishers: tuple[Publisher, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "expires", _utc(self.expires))
+        object.__setattr__(self, "expires", utc_seconds(self.expires))
         object.__setattr__(self, "keys", _frozen(self.keys))
 
     def role(self, name: str) -> RoleSpec:
@@ -438,7 +210,7 @@ class Root:
 
 
 def _role_keyids(
-    r: _Reader, value: Any, field: str, keys: Mapping[str, PublicKey]
+    r: FieldReader, value: Any, field: str, keys: Mapping[str, PublicKey]
 ) -> tuple[str, ...]:
     ids = r.array(value, field, nonempty=True)
     out: list[str] = []
@@ -453,7 +225,7 @@ def _role_keyids(
     return tuple(out)
 
 
-def _threshold(r: _Reader, value: Any, field: str, count: int) -> int:
+def _threshold(r: FieldReader, value: Any, field: str, count: int) -> int:
     threshold = r.integer(value, field)
     if threshold > count:
         raise r.fail(
@@ -477,9 +249,9 @@ def parse_root(payload: bytes, what: str = "root") -> Root:
         MetadataError: Any deviation from FORMAT.md §3 root, including a key ID that is not
             the SHA-256 of its key, duplicate or unknown role key IDs, or a bad threshold.
     """
-    r = _Reader(what)
+    r = FieldReader(what)
     obj = r.obj(
-        _load(payload, what, "root"),
+        load_payload(payload, what, "root"),
         "root",
         frozenset({"type", "spec", "version", "expires", "keys", "roles"}),
         frozenset({"publishers"}),
@@ -542,33 +314,6 @@ def parse_root(payload: bytes, what: str = "root") -> Root:
 
 
 @dataclass(frozen=True)
-class MetaRef:
-    """A hash-and-length pin of one immutable file.
-
-    Args:
-        sha256: Lowercase hex SHA-256 of the file's exact bytes.
-        length: Its size in bytes.
-    """
-
-    sha256: str
-    length: int
-
-    @property
-    def path(self) -> str:
-        """The content-addressed path ``meta/<sha256>.json``."""
-        return f"meta/{self.sha256}.json"
-
-    def to_json_obj(self) -> dict[str, Any]:
-        """Return ``{"sha256": ..., "length": ...}``."""
-        return {"sha256": self.sha256, "length": self.length}
-
-    @classmethod
-    def of(cls, data: bytes) -> MetaRef:
-        """Pin ``data``."""
-        return cls(hashlib.sha256(data).hexdigest(), len(data))
-
-
-@dataclass(frozen=True)
 class Timestamp:
     """The freshness file (``timestamp.json``) pinning the current index top.
 
@@ -585,7 +330,7 @@ class Timestamp:
     index: MetaRef
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "expires", _utc(self.expires))
+        object.__setattr__(self, "expires", utc_seconds(self.expires))
 
     def to_payload(self) -> bytes:
         """Return the deterministic payload bytes to sign."""
@@ -613,9 +358,9 @@ def parse_timestamp(payload: bytes, what: str = "timestamp.json") -> Timestamp:
     Raises:
         MetadataError: Any deviation from FORMAT.md §3 timestamp.
     """
-    r = _Reader(what)
+    r = FieldReader(what)
     obj = r.obj(
-        _load(payload, what, "timestamp"),
+        load_payload(payload, what, "timestamp"),
         "timestamp",
         frozenset({"type", "spec", "version", "expires", "index"}),
     )
@@ -651,7 +396,7 @@ class IndexTop:
     bin_chars: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "expires", _utc(self.expires))
+        object.__setattr__(self, "expires", utc_seconds(self.expires))
         object.__setattr__(self, "groups", _frozen(self.groups))
 
     @property
@@ -705,9 +450,9 @@ def parse_index_top(payload: bytes, what: str = "index top") -> IndexTop:
             ``(group_chars, bin_chars)`` pair not in :data:`SHARDING_LEVELS` or a group
             prefix that is not ``group_chars`` hex characters.
     """
-    r = _Reader(what)
+    r = FieldReader(what)
     obj = r.obj(
-        _load(payload, what, "index"),
+        load_payload(payload, what, "index"),
         "index",
         frozenset({"type", "spec", "version", "expires", "group_chars", "bin_chars", "groups"}),
     )
@@ -778,12 +523,12 @@ def parse_group(data: bytes, what: str = "group node") -> GroupNode:
             not extend the group prefix. (Whether the prefix lengths are the ones the index
             top declares is checked by :func:`~modelmesh_connectors.index.trust.verify_group_node`.)
     """
-    r = _Reader(what)
-    obj = r.obj(_load(data, what, "group"), "group", frozenset({"type", "prefix", "bins"}))
-    prefix = r.prefix(obj["prefix"], "prefix", _PREFIX_LENGTHS)
+    r = FieldReader(what)
+    obj = r.obj(load_payload(data, what, "group"), "group", frozenset({"type", "prefix", "bins"}))
+    prefix = r.prefix(obj["prefix"], "prefix", PREFIX_LENGTHS)
     bins: dict[str, MetaRef] = {}
     for bp, ref in r.mapping(obj["bins"], "bins").items():
-        r.prefix(bp, "bins", _PREFIX_LENGTHS)
+        r.prefix(bp, "bins", PREFIX_LENGTHS)
         if not bp.startswith(prefix):
             raise r.fail("bins", f"bin prefix {bp} does not start with group prefix {prefix}")
         bins[bp] = r.meta_ref(ref, f"bins.{bp}")
@@ -860,9 +605,9 @@ def parse_bin(data: bytes, what: str = "bin node") -> BinNode:
             does not start with the bin prefix, a version listed twice, or a malformed
             embedded envelope.
     """
-    r = _Reader(what)
-    obj = r.obj(_load(data, what, "bin"), "bin", frozenset({"type", "prefix", "packages"}))
-    prefix = r.prefix(obj["prefix"], "prefix", _PREFIX_LENGTHS)
+    r = FieldReader(what)
+    obj = r.obj(load_payload(data, what, "bin"), "bin", frozenset({"type", "prefix", "packages"}))
+    prefix = r.prefix(obj["prefix"], "prefix", PREFIX_LENGTHS)
     packages: dict[str, tuple[BinRelease, ...]] = {}
     for name, entries in r.mapping(obj["packages"], "packages").items():
         try:
@@ -975,9 +720,9 @@ def parse_release(payload: bytes, what: str = "release") -> Release:
         MetadataError: Any deviation from FORMAT.md §3 release, including a ``file`` other
             than ``archives/<name>/<name>-<version>.zip`` or a connector ID listed twice.
     """
-    r = _Reader(what)
+    r = FieldReader(what)
     obj = r.obj(
-        _load(payload, what, "release"),
+        load_payload(payload, what, "release"),
         "release",
         frozenset(
             {
@@ -994,7 +739,7 @@ def parse_release(payload: bytes, what: str = "release") -> Release:
         ),
     )
     r.spec(obj)
-    name = r.text(obj["name"], "name", _NAME_RE, _MAX_NAME_LEN, "a normalized package name")
+    name = r.text(obj["name"], "name", NAME_RE, MAX_NAME_LEN, "a normalized package name")
     version = r.text(obj["version"], "version", _VERSION_RE, _MAX_VERSION_LEN, "a version")
     file = r.text(obj["file"], "file", None, 1000, "an archive path")
     # The path is fully determined by name and version, so a signed release can never
