@@ -46,6 +46,7 @@ _MODULES = (
     "index.layout",
     "index.metadata",
     "index.trust",
+    "index.verify",
     "package.archive",
     "package.connector_types",
     "package.ids",
