@@ -8,6 +8,10 @@ passed in, or any frame on the calling stack, is that package's code
 — and such calls are refused. A batch of packages is checked whole (IDs, environment) before
 the first of them is imported, and registered whole or not at all. :meth:`freeze` ends all
 registration once start-up is done.
+
+One module, over 600 lines, on purpose: the attribution guard (who may register what),
+the whole-batch checks and the all-or-nothing registration share one lock and one set of
+invariants; split, each part would have to re-establish the guard the others rely on.
 """
 
 from __future__ import annotations

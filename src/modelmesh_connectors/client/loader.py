@@ -4,6 +4,10 @@ Every ``connectors.packages`` entry becomes a :class:`VerifiedArchive` (bytes wh
 length and signature were checked against the trust root and the current signed index state)
 or a local package; only then is anything imported. Downloads stream into the content-addressed
 cache with a hard cap at the signed length and become visible only after the hash matched.
+
+One module, over 600 lines, on purpose: it orchestrates one run, and its steps share the
+run's state (one trusted view, one fetcher, one lock policy); every piece with a concept of
+its own already lives beside it (binding, resolve, cache, updater, failover, fetcher).
 """
 
 from __future__ import annotations

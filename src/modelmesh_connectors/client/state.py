@@ -29,6 +29,10 @@ every load rather than trusting this directory. Every write is a temp file plus
 ``os.replace`` (atomic on POSIX) under the record's ``FileLock``; readers need no lock.
 The time of the last successful online refresh is stored as data in ``state.json``, never
 inferred from file modification times (which copies, backups and clock changes alter).
+
+One module, over 600 lines, on purpose: it is the one owner of the directory layout above;
+the trust-root records and the legacy URL-keyed ones share every read, write and lock path,
+and a split would put two writers on one directory.
 """
 
 from __future__ import annotations

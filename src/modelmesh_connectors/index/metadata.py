@@ -10,6 +10,10 @@ not an int), fixed-length lowercase hex, positive versions and ``Z`` timestamps.
 lenient parser would let two clients read one signed file two ways.
 
 Each type's ``to_payload()`` gives the deterministic bytes the publisher signs or stores.
+
+One module, over 600 lines, on purpose: one strict parser and one ``to_payload`` per file
+kind of FORMAT.md §3 (root, timestamp, index top, group, bin, release); each kind's parser
+and serialiser are read side by side, and the kinds share the same idioms.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ Every entry is checked before a byte of it is used, and sizes are enforced on th
 actually decompressed, never on what a header claims. The result is an in-memory mapping
 from normalized relative path to bytes: the importer runs exactly these bytes, so nothing on
 disk can change between the check and the import.
+
+One module, over 600 lines, on purpose: rules R1–R14 are checks of one zip structure
+(central directory, local headers, data) that need each other's parsed state; one file keeps
+every rule of FORMAT.md §6 findable in one place.
 """
 
 from __future__ import annotations
