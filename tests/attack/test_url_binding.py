@@ -66,7 +66,7 @@ CANARY_ZIP = archive_path(CANARY_NAME, "1.0.0")
 NEWER = "1.1.0"  # a newer canary release the index lists
 HOSTILE = "6.6.6"
 GHOST = "ghost-canary"  # a package name the index does not list
-SIG_CAP = 64 * 1024  # bytes: loader.MAX_SIGNATURE_BYTES as documented in SECURITY.md
+SIG_CAP = 64 * 1024  # bytes: Limits.max_signature_bytes as documented in SECURITY.md
 DEV_SINK = [("dev.sink.v1", "observability", "dev_sink.sink:Sink")]
 
 
