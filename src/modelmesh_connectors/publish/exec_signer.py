@@ -79,7 +79,8 @@ def _run(argv: Sequence[str], stdin: bytes, timeout: float, what: str) -> bytes:
         )
     except OSError as e:
         raise SignerError(f"{what}: cannot start {argv[0]}: {e.strerror or e}") from e
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    if proc.stdin is None or proc.stdout is None or proc.stderr is None:  # pragma: no cover
+        raise RuntimeError("Popen without pipes")
 
     def feed() -> None:
         # A thread: the payload may be larger than the pipe buffer while the program

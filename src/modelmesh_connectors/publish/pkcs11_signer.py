@@ -247,16 +247,16 @@ class Pkcs11Signer:
                 raise SignerError(
                     f"pkcs11 {what}: expected exactly one private and one public key object, "
                     f"found {len(private)} and {len(public)}",
-                    hint="name the key by object=<label> and/or id=<%xx…> so that one pair "
-                    "matches",
+                    hint="name the key by object=<label> and/or id=<%xx…> so that one pair matches",
                 )
-            if private[0].key_type != KeyType.EC_EDWARDS:
+            key = private[0]
+            if not isinstance(key, pkcs11.SignMixin) or key.key_type != KeyType.EC_EDWARDS:
+                got = getattr(key, "key_type", type(key).__name__)
                 raise SignerError(
-                    f"pkcs11 {what}: expected an Ed25519 (CKK_EC_EDWARDS) key, got "
-                    f"{private[0].key_type!r}"
+                    f"pkcs11 {what}: expected an Ed25519 (CKK_EC_EDWARDS) key, got {got!r}"
                 )
             self._public = PublicKey(_raw_point(bytes(public[0][Attribute.EC_POINT])))
-            self._private = private[0]
+            self._private: pkcs11.SignMixin = key
         except pkcs11.PKCS11Error as e:
             session.close()
             raise SignerError(f"pkcs11 {what}: {type(e).__name__}: {e}") from e
@@ -327,9 +327,7 @@ def _pin(uri: Pkcs11Uri, environ: Mapping[str, str], prompt: bool, what: str) ->
     return pin
 
 
-def open_pkcs11(
-    reference: str, *, environ: Mapping[str, str], prompt: bool = True
-) -> Pkcs11Signer:
+def open_pkcs11(reference: str, *, environ: Mapping[str, str], prompt: bool = True) -> Pkcs11Signer:
     """Open the key a ``pkcs11:`` reference names.
 
     Args:

@@ -83,8 +83,7 @@ def open_signer(
         raise SignerError(f"key reference: expected a non-empty string, got {reference!r:.80}")
     if len(reference) > _MAX_REFERENCE_LEN:
         raise SignerError(
-            f"key reference: expected at most {_MAX_REFERENCE_LEN} characters, "
-            f"got {len(reference)}"
+            f"key reference: expected at most {_MAX_REFERENCE_LEN} characters, got {len(reference)}"
         )
     kind = reference_kind(reference)
     rest = reference[len(kind) + 1 :] if _SCHEME_RE.match(reference) else reference
@@ -92,13 +91,16 @@ def open_signer(
         path = Path(rest)
         if not rest:
             raise SignerError("key reference 'file:': expected a path after 'file:'")
-        if _LOOKS_LIKE_SCHEME_RE.match(reference) and not reference.startswith("file:"):
-            if not path.exists():
-                raise SignerError(
-                    f"key reference {reference!r:.200}: not a key file, and "
-                    f"{reference.split(':', 1)[0]!r} is not a key kind",
-                    hint="use file:PATH, pkcs11:URI, vault:KEY or exec:PROGRAM",
-                )
+        if (
+            _LOOKS_LIKE_SCHEME_RE.match(reference)
+            and not reference.startswith("file:")
+            and not path.exists()
+        ):
+            raise SignerError(
+                f"key reference {reference!r:.200}: not a key file, and "
+                f"{reference.split(':', 1)[0]!r} is not a key kind",
+                hint="use file:PATH, pkcs11:URI, vault:KEY or exec:PROGRAM",
+            )
         # keyfiles reads $MODELMESH_KEY_PASSPHRASE itself (os.environ), as it always has.
         return read_signing_key(path, prompt=prompt)
     if kind == "pkcs11":

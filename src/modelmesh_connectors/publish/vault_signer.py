@@ -247,7 +247,9 @@ def open_vault(reference: str, *, environ: Mapping[str, str]) -> VaultSigner:
     address = environ.get(ADDR_ENV)
     token = environ.get(TOKEN_ENV)
     if not address or not token:
-        missing = " and ".join(f"${n}" for n, v in ((ADDR_ENV, address), (TOKEN_ENV, token)) if not v)
+        missing = " and ".join(
+            f"${n}" for n, v in ((ADDR_ENV, address), (TOKEN_ENV, token)) if not v
+        )
         raise SignerError(
             f"vault:{reference}: {missing} not set",
             hint="export VAULT_ADDR and VAULT_TOKEN (from your CI's secret store)",
