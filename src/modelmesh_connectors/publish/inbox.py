@@ -204,14 +204,22 @@ class SubmissionRecord:
 
 
 def write_record(inbox: Path, record: SubmissionRecord) -> Path:
-    """Write a decision record (``accepted/`` or ``rejected/``) atomically.
+    """Write a decision record (``accepted/`` or ``rejected/``) atomically; it replaces an
+    earlier decision on the same submission ID.
 
     Returns:
         The record's path.
     """
-    folder = "accepted" if record.status == "published" else "rejected"
-    target = inbox / folder / check_publisher_name(record.publisher) / f"{record.id}.json"
+    folder, other = (
+        ("accepted", "rejected") if record.status == "published" else ("rejected", "accepted")
+    )
+    name = f"{record.id}.json"
+    target = inbox / folder / check_publisher_name(record.publisher) / name
     write_atomic(target, record.to_json().encode("utf-8"))
+    # One record per ID, the latest decision: a replay refused after a yank must not be
+    # read back as the earlier "published".
+    with contextlib.suppress(FileNotFoundError):
+        (inbox / other / record.publisher / name).unlink()
     return target
 
 
