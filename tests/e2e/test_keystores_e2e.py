@@ -116,7 +116,7 @@ def test_full_cycle_with_keys_only_in_softhsm_and_openbao(
         key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=f"root-{tag}")
         assert key[Attribute.EXTRACTABLE] is False and key[Attribute.SENSITIVE] is True
         with pytest.raises(pkcs11.PKCS11Error):
-            key[Attribute.VALUE]  # noqa: B018 - the read is the assertion
+            key[Attribute.VALUE]
 
 
 def test_wrong_key_and_garbage_signers_are_refused_and_nothing_is_written(

@@ -32,7 +32,7 @@ def _vault(method: str, path: str, body: dict[str, object] | None = None) -> dic
         headers={"X-Vault-Token": os.environ["VAULT_TOKEN"]},
         method=method,
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - 127.0.0.1
+    with urllib.request.urlopen(request, timeout=10) as response:
         data = json.loads(response.read())["data"]
     assert isinstance(data, dict)
     return data
