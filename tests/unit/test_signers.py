@@ -283,3 +283,38 @@ def test_vault_signer_refusals(vault: tuple[str, type[_Vault]]) -> None:
         open_vault("../sys/x", environ={"VAULT_ADDR": addr, "VAULT_TOKEN": "s3cret"})
     with pytest.raises(SignerError, match="cannot reach"):
         open_vault("idx", environ={"VAULT_ADDR": "http://127.0.0.1:9", "VAULT_TOKEN": "t"})
+
+
+def test_every_signing_command_takes_an_exec_reference(tmp_path: Path) -> None:
+    """The matrix row for ``exec:``: root sign, init, publish (index and release key), yank,
+    timestamp, refresh, resign, submit, ingest — through the CLI's own argument handling."""
+    from modelmesh_connectors.cli import main
+    from modelmesh_connectors.publish.keyfiles import write_public_key
+    from tests.support.packages import make_zip
+
+    refs: dict[str, str] = {}
+    for role in ("root", "index", "timestamp", "acme"):
+        key = SigningKey.generate()
+        write_signing_key(tmp_path / f"{role}.pem", key, None)
+        write_public_key(tmp_path / f"{role}.pub.pem", key.public)
+        refs[role] = f"exec:{prog('file', tmp_path / f'{role}.pem')}"
+    index, root, inbox = tmp_path / "index", tmp_path / "root.json", tmp_path / "inbox"
+    signers = ["--index-key", refs["index"], "--timestamp-key", refs["timestamp"]]
+    steps = [
+        ["root", "init", "--root-key", refs["root"], "--index-key", refs["index"], "--timestamp-key",
+         refs["timestamp"], "--publisher", f"acme:acme:{tmp_path / 'acme.pub.pem'}", "-o", str(root)],
+        ["root", "sign", str(root), "--key", refs["root"]],
+        ["init", "--index", str(index), "--root", str(root), *signers],
+        ["publish", str(make_zip(tmp_path / "p1", "acme-audit", "1.0.0")), "--index", str(index), *signers,
+         "--release-key", refs["acme"]],
+        ["yank", "acme-audit", "1.0.0", "--reason", "r", "--index", str(index), *signers],
+        ["timestamp", "--index", str(index), "--timestamp-key", refs["timestamp"]],
+        ["refresh", "--index", str(index), *signers],
+        ["resign", "--index", str(index), "--release-key", refs["acme"], *signers],
+        ["submit", str(make_zip(tmp_path / "p2", "acme-audit", "2.0.0")), "--inbox", str(inbox),
+         "--publisher", "acme", "--release-key", refs["acme"], "--root", str(root)],
+        ["ingest", "--index", str(index), "--inbox", str(inbox), *signers],
+    ]
+    for step in steps:
+        assert main(step) == 0, step
+    assert len(list((inbox / "accepted" / "acme").iterdir())) == 1
