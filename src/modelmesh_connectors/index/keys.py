@@ -4,7 +4,10 @@ A key is identified by its *key ID*: the lowercase hex SHA-256 of the raw 32-byt
 Ed25519 public key (FORMAT.md §2). Deriving the ID from the key, instead of letting a
 file name it, stops one key from being counted twice under two IDs.
 
-File handling (permissions, passphrase prompts) lives in :mod:`keyfiles`.
+File handling (permissions, passphrase prompts) lives in :mod:`keyfiles`. Keys held
+elsewhere (an HSM, a Vault transit engine, an external program) implement :class:`Signer`
+and are wrapped by :meth:`SigningKey.from_signer`, which verifies every signature they
+return before it is used; the publisher only ever sees :class:`SigningKey` objects.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 __all__ = [
     "InvalidKeyError",
     "PublicKey",
+    "Signer",
     "SigningKey",
     "is_encrypted_pem",
 ]
@@ -19,6 +23,7 @@ __all__ = [
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -27,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from modelmesh_connectors.errors import InvalidInput
+from modelmesh_connectors.errors import InvalidInput, SignerError
 
 _RAW_KEY_LEN = 32  # bytes of a raw Ed25519 public key
 _SIGNATURE_LEN = 64  # bytes of an Ed25519 signature
@@ -165,14 +170,40 @@ class PublicKey:
         return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
-class SigningKey:
-    """An Ed25519 private key that signs index files.
+@runtime_checkable
+class Signer(Protocol):
+    """Anything that signs with one Ed25519 key: the interface the publisher relies on.
 
-    Build one with :meth:`generate` or :meth:`from_pem`; the private bytes never appear in
-    ``repr`` and are only exported by :meth:`to_pem`.
+    :class:`SigningKey` is one; the key references of
+    :mod:`modelmesh_connectors.publish.signers` (``pkcs11:``, ``vault:``, ``exec:``) are
+    others. A signer's answer is not trusted: wrap it with :meth:`SigningKey.from_signer`,
+    which checks each signature against :attr:`public` before anything uses it.
     """
 
-    __slots__ = ("_key", "_public")
+    @property
+    def public(self) -> PublicKey:
+        """The public key the signer claims to sign with."""
+        ...
+
+    @property
+    def keyid(self) -> str:
+        """Key ID of :attr:`public`."""
+        ...
+
+    def sign(self, data: bytes) -> bytes:
+        """Return the Ed25519 signature over ``data`` (64 bytes)."""
+        ...
+
+
+class SigningKey:
+    """An Ed25519 key that signs index files: in memory, or held by a :class:`Signer`.
+
+    Build one with :meth:`generate` or :meth:`from_pem` (the private bytes never appear in
+    ``repr`` and are only exported by :meth:`to_pem`), or wrap a key held elsewhere with
+    :meth:`from_signer`.
+    """
+
+    __slots__ = ("_key", "_public", "_remote")
 
     def __init__(self, key: Ed25519PrivateKey) -> None:
         """Wrap a cryptography private key.
@@ -185,7 +216,8 @@ class SigningKey:
         """
         if not isinstance(key, Ed25519PrivateKey):
             raise TypeError(f"expected Ed25519PrivateKey, got {type(key).__name__}")
-        self._key = key
+        self._key: Ed25519PrivateKey | None = key
+        self._remote: Signer | None = None
         self._public = PublicKey(
             key.public_key().public_bytes(
                 serialization.Encoding.Raw, serialization.PublicFormat.Raw
@@ -193,7 +225,35 @@ class SigningKey:
         )
 
     def __repr__(self) -> str:
-        return f"SigningKey(keyid={self.keyid[:16]}…)"
+        where = "" if self._remote is None else f", held by {self._remote!r}"
+        return f"SigningKey(keyid={self.keyid[:16]}…{where})"
+
+    @classmethod
+    def from_signer(cls, signer: Signer) -> SigningKey:
+        """Wrap a key held elsewhere; every signature it returns is verified before use.
+
+        Args:
+            signer: The signer (HSM, Vault, external program …).
+
+        Returns:
+            A signing key whose :meth:`sign` delegates to ``signer``.
+
+        Raises:
+            TypeError: ``signer`` does not declare a :class:`PublicKey`.
+        """
+        public = signer.public
+        if not isinstance(public, PublicKey):
+            raise TypeError(f"signer.public: expected PublicKey, got {type(public).__name__}")
+        key = cls.__new__(cls)
+        key._key = None
+        key._remote = signer
+        key._public = public
+        return key
+
+    @property
+    def held_by(self) -> Signer | None:
+        """The signer holding the private key, or None for a key in this process's memory."""
+        return self._remote
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -252,8 +312,13 @@ class SigningKey:
             PEM bytes.
 
         Raises:
-            InvalidKeyError: ``passphrase`` is empty.
+            InvalidKeyError: ``passphrase`` is empty, or the key is held by a signer (an HSM
+                or Vault key never leaves it).
         """
+        if self._key is None:
+            raise InvalidKeyError(
+                f"key {self.keyid} is held by {self._remote!r} and cannot be exported"
+            )
         algorithm: serialization.KeySerializationEncryption
         if passphrase is None:
             algorithm = serialization.NoEncryption()
@@ -282,6 +347,33 @@ class SigningKey:
             data: The exact bytes to sign.
 
         Returns:
-            The 64-byte Ed25519 signature.
+            The 64-byte Ed25519 signature, verified with :attr:`public`.
+
+        Raises:
+            SignerError: The signer failed, or answered with bytes that are not a valid
+                signature over ``data`` by :attr:`public` (another key's signature, or
+                garbage).
         """
-        return self._key.sign(data)
+        if self._key is not None:
+            return self._key.sign(data)
+        if self._remote is None:  # pragma: no cover - both None only if built wrongly
+            raise RuntimeError("SigningKey has neither a key nor a signer")
+        signature = self._remote.sign(data)
+        # A signer is outside this process: an HSM with the wrong object selected, a
+        # Vault key rotated underneath, a program that prints junk. Nothing unverified
+        # may end up in a signed file, where it would only fail later, on every client.
+        if not isinstance(signature, bytes) or len(signature) != _SIGNATURE_LEN:
+            got = len(signature) if isinstance(signature, bytes) else type(signature).__name__
+            raise SignerError(
+                f"signer {self._remote!r}: expected a {_SIGNATURE_LEN}-byte Ed25519 "
+                f"signature, got {got}" + (" bytes" if isinstance(signature, bytes) else "")
+            )
+        if not self._public.verify(signature, data):
+            raise SignerError(
+                f"signer {self._remote!r}: expected a signature by key {self.keyid}, got one "
+                "that does not verify with it (another key's signature, or garbage); "
+                "it was not used",
+                hint="check that the reference names the key whose public half the signer "
+                "reports (token object, Vault key name and version, program arguments)",
+            )
+        return signature
