@@ -20,6 +20,7 @@ import json
 import resource
 import sys
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 from bench_ours import OursIndex, ours_cold
@@ -56,7 +57,7 @@ def main(argv: list[str]) -> int:
     cache = Path(spec["cache"])
     if spec["side"] == "ours":
         index = OursIndex(Path(spec["directory"]), Path(spec["trust_root"]), spec["url"])
-        install = lambda: ours_cold(index, cache, [archive])  # noqa: E731
+        install: Callable[[], None] = lambda: ours_cold(index, cache, [archive])  # noqa: E731
     else:
         repo = TufRepo(
             Path(spec["directory"]),

@@ -93,7 +93,7 @@ class AllThreads:
 
     def __exit__(self, *exc: object) -> None:
         self._profiles[0].disable()
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
 
     def stats(self) -> pstats.Stats:
         """The merged statistics of every thread."""
@@ -191,7 +191,7 @@ _CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
 
 def breakdown(stats: pstats.Stats) -> dict[str, float]:
     """Own time (summed over threads) by category, in ms, largest first; the total last."""
-    totals: Counter[str] = Counter()
+    totals: Counter[str] = Counter()  # ms by category
     for (f, _line, n), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         for category, match in _CATEGORIES:
             if match(f, n):
@@ -199,7 +199,7 @@ def breakdown(stats: pstats.Stats) -> dict[str, float]:
                 break
         else:
             totals["other"] += tt * 1000
-    result = {k: round(v, 1) for k, v in totals.most_common()}
+    result: dict[str, float] = {k: round(v, 1) for k, v in totals.most_common()}
     result["total"] = round(sum(totals.values()), 1)
     return result
 

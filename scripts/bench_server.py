@@ -339,7 +339,12 @@ def _main() -> int:
         mounts[prefix] = Path(directory)
     server = StaticServer(mounts, delay=args.delay).start()
     print(server.base_url, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (server.stop(), sys.exit(0)))
+
+    def stop(*_: object) -> None:
+        server.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     while True:
         signal.pause()
 
