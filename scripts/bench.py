@@ -5,15 +5,20 @@ Usage::
 
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python scripts/bench.py                      # full run (several minutes)
-    .venv/bin/python scripts/bench.py --quick              # smoke run, smaller sizes (< 1 min)
-    .venv/bin/python scripts/bench.py --only cold-1m --json out.json --markdown out.md
+    .venv/bin/python scripts/bench.py --quick              # smoke run, smaller sizes
+    .venv/bin/python scripts/bench.py --only cold-1m,rtt --json out.json --markdown out.md
 
-The same synthetic archives are published into an index of ours (publisher API) and into a
-TUF repository (tuf's Metadata API); one HTTP server on 127.0.0.1 serves both. The clients run
-alternately in the same process (ours, tuf, ours, tuf …), one warm-up round and then the
-measured rounds; every cold round starts from fresh empty cache directories (made outside the
-timed region). Ratios are ours/other computed round by round; the reported ratio is the median
-of those per-round ratios. See docs/BENCHMARKS.md for what each scenario measures.
+Every scenario has its own archives, published into a standalone index of ours (publisher API)
+and a standalone TUF repository (tuf's Metadata API), so no scenario's index is shaped by
+another's packages. One HTTP server process on 127.0.0.1 serves them all; a second one, which
+delays every response by 20 ms, serves the round-trip scenario to both clients. In-process
+scenarios alternate the sides ABBA (forward order in even rounds, reversed in odd ones), one
+warm-up round then the measured rounds; every cold round starts from fresh empty cache
+directories made outside the timed region; every floor's HTTP client is built outside the
+timed region too. Ratios are computed round by round; the reported ratio is the median of
+those per-round ratios. New-process scenarios run their children alternately (ABAB …) many
+times and compare medians of per-round differences. Each target prints PASS or FAIL, and the
+exit status is 0 only if every selected target passes. See docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -42,8 +46,8 @@ from typing import Any
 import httpx
 
 from bench_ours import (
+    PUBLISH_METHOD,
     OursIndex,
-    build_metadata_index,
     build_ours_index,
     index_bytes,
     offline_start_code,
@@ -55,9 +59,7 @@ from bench_ours import (
 from bench_packages import BenchArchive, build_archives
 from bench_server import ServedBytes, ServerProcess
 from bench_tuf import TufRepo, build_tuf_repository, tuf_cold, tuf_install_one, tuf_warm_online
-from modelmesh_connectors import ConnectorRegistry
 from modelmesh_connectors.builtins import BUILTINS
-from modelmesh_connectors.client.fetch import DownloadConfig
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -65,15 +67,30 @@ SCENARIOS = (
     "cold-10k",
     "cold-100k",
     "cold-1m",
-    "warm-online",
+    "warm-10k",
+    "warm-100k",
+    "warm-1m",
+    "rtt",
     "offline-start",
-    "big",
-    "index-scale",
     "builtins",
+    "big",
     "memory",
+    "index-scale",
 )
-_SUBPROCESS_TIMEOUT = 120.0  # seconds one timed `python -c` may take before the run fails
+_SUBPROCESS_TIMEOUT = 300.0  # seconds one child process may take before the run fails
 _FLOOR_CHUNK = 1 * MIB  # bytes per read for the plain httpx floor (as large as is useful)
+_SCRIPTS = Path(__file__).resolve().parent
+
+# The targets of issue 14, in one place.
+WARM_MAX_RATIO = 0.5  # warm online: ours/tuf
+COLD_MAX_RATIO = 0.9  # cold on loopback: ours/tuf
+COLD_MAX_FLOOR = 1.3  # cold 50 × 1 MiB: ours/floor
+RTT_MAX_RATIO = 0.5  # cold at 20 ms per request: ours/tuf
+RTT_DELAY = 0.020  # seconds the round-trip server waits before every response
+OFFLINE_MAX_OVER = 0.040  # seconds over `python -c "import modelmesh"`
+BUILTINS_MAX_OVER = 0.030  # seconds over a bare `python -c pass`
+BIG_MIN_THROUGHPUT = 0.85  # 200 MiB: ours/floor throughput
+RSS_MAX_GROWTH = 16 * MIB  # bytes of whole-process peak RSS over a 10 KiB install
 
 
 # -- sizes -----------------------------------------------------------------------------------------
@@ -83,41 +100,46 @@ _FLOOR_CHUNK = 1 * MIB  # bytes per read for the plain httpx floor (as large as 
 class Sizes:
     """Workload sizes for one run (full or --quick)."""
 
-    reps: int  # measured rounds per scenario (after one warm-up round)
-    n_10k: int  # packages in the 10 KiB cold scenario
-    n_100k: int  # packages in the 100 KiB cold scenario
-    n_1m: int  # packages in the 1 MiB cold and warm scenarios
+    reps: int  # measured rounds per in-process scenario (after one warm-up round)
+    n_10k: int  # packages in the 10 KiB scenarios
+    n_100k: int  # packages in the 100 KiB scenarios
+    n_1m: int  # packages in the 1 MiB scenarios
+    n_rtt: int  # 100 KiB packages in the 20 ms round-trip scenario
     big: int  # bytes of the one big archive
     offline_packages: int  # cached packages loaded in the new-process offline start
-    index_small: int  # packages in the small metadata-only index
-    index_large: int  # packages in the large metadata-only index
-    process_reps: int  # new-process runs per process scenario
-    constructions: int  # in-process ConnectorRegistry() constructions
+    index_small: int  # packages in the small index of the index-scale row
+    index_large: int  # packages in the large index of the index-scale row
+    process_reps: int  # runs of each child in the new-process scenarios
+    memory_reps: int  # child processes per side and size in the memory row
 
 
 FULL = Sizes(
-    reps=5,
+    reps=6,
     n_10k=50,
     n_100k=200,
     n_1m=50,
+    n_rtt=10,
     big=200 * MIB,
     offline_packages=10,
-    index_small=1_000,
-    index_large=100_000,
-    process_reps=15,
-    constructions=300,
+    # Publishing one by one slows as the index grows (issue 15), so the scale row stays
+    # just past the first sharding step (256 packages) until bulk publish lands.
+    index_small=100,
+    index_large=300,
+    process_reps=20,
+    memory_reps=3,
 )
 QUICK = Sizes(
     reps=2,
     n_10k=10,
     n_100k=20,
     n_1m=10,
+    n_rtt=5,
     big=20 * MIB,
     offline_packages=5,
-    index_small=1_000,
-    index_large=10_000,
-    process_reps=3,
-    constructions=50,
+    index_small=16,
+    index_large=64,
+    process_reps=4,
+    memory_reps=1,
 )
 
 
@@ -126,7 +148,7 @@ QUICK = Sizes(
 
 @dataclass(frozen=True)
 class Stats:
-    """Summary of timed samples, in seconds."""
+    """Summary of samples (seconds, or bytes where the row says so)."""
 
     median: float
     min: float
@@ -142,34 +164,48 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One target of one scenario.
+
+    Attributes:
+        target: The target, as text (``≤ 0.5 × tuf``).
+        measured: The figure compared with the target, as text.
+        value: That figure as a number (ratio, seconds or bytes).
+        passed: Whether it was met; ``None`` for a row that is information only.
+    """
+
+    target: str
+    measured: str
+    value: float
+    passed: bool | None
+
+
+@dataclass(frozen=True)
 class Result:
-    """One scenario's line in the report.
+    """One scenario's lines in the report.
 
     Attributes:
         key: Scenario key (``--only`` name).
         title: What was measured.
-        target: The target, as text.
-        passed: Whether the target was met.
-        ours: Our timings.
-        other: The comparison's timings (tuf, or the plain-httpx floor), if any.
-        other_label: What ``other`` is.
-        ratio: The compared quantity (median of per-round ratios, or as described in ``notes``).
-        ratio_label: What ``ratio`` is.
+        checks: Its targets.
+        sides: Label → timings (or sizes) of every side.
+        unit: ``"s"`` or ``"bytes"``: what ``sides`` hold.
         notes: Extra facts printed under the table.
         extra: Extra data for the JSON output.
     """
 
     key: str
     title: str
-    target: str
-    passed: bool
-    ours: Stats
-    other: Stats | None
-    other_label: str
-    ratio: float | None
-    ratio_label: str
+    checks: tuple[Check, ...]
+    sides: Mapping[str, Stats]
+    unit: str = "s"
     notes: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """No target of the row was missed (information-only checks do not count)."""
+        return all(c.passed is not False for c in self.checks)
 
 
 def pair_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> float:
@@ -177,6 +213,20 @@ def pair_ratio(numerators: Sequence[float], denominators: Sequence[float]) -> fl
     if len(numerators) != len(denominators) or not numerators:
         raise ValueError("ratio needs two equally long, non-empty sample lists")
     return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
+
+
+def pair_difference(minuends: Sequence[float], subtrahends: Sequence[float]) -> float:
+    """Median of the per-round differences ``minuends[i] - subtrahends[i]``."""
+    if len(minuends) != len(subtrahends) or not minuends:
+        raise ValueError("difference needs two equally long, non-empty sample lists")
+    return statistics.median(a - b for a, b in zip(minuends, subtrahends, strict=True))
+
+
+def ratio_check(limit: float, ratio: float, what: str, *, at_least: bool = False) -> Check:
+    """A ratio target: ``ratio ≤ limit`` (or ``≥`` with ``at_least``)."""
+    sign = "≥" if at_least else "≤"
+    passed = ratio >= limit if at_least else ratio <= limit
+    return Check(f"{sign} {limit:g} × {what}", f"{ratio:.2f} × {what}", ratio, passed)
 
 
 # -- the alternating timer -------------------------------------------------------------------------
@@ -198,6 +248,14 @@ class Timed:
     seconds: Mapping[str, list[float]]
     traffic: Mapping[str, ServedBytes]
 
+    def stats(self, label: str) -> Stats:
+        """The summary of one side."""
+        return Stats.of(self.seconds[label])
+
+    def ratio(self, a: str, b: str) -> float:
+        """Median of the per-round ratios a/b."""
+        return pair_ratio(self.seconds[a], self.seconds[b])
+
     def note(self) -> str:
         """One line: requests and bytes per run for every side."""
         parts = [
@@ -207,8 +265,18 @@ class Timed:
         return "served per run: " + "; ".join(parts)
 
 
+def abba(sides: Sequence[Any], round_no: int) -> list[Any]:
+    """The order of ``sides`` in round ``round_no``: forward in even rounds, reversed in odd.
+
+    Over two rounds every side runs once before and once after every other (ABBA), so a
+    slow drift of the machine, or one side's after-effects (deferred writeback, a warm page
+    cache, a collected heap), falls on both sides alike.
+    """
+    return list(sides) if round_no % 2 == 0 else list(reversed(sides))
+
+
 def alternate(sides: Sequence[tuple[str, Prepare]], *, reps: int, server: ServerProcess) -> Timed:
-    """Time every side once per round, in order, for one warm-up round plus ``reps`` rounds.
+    """Time every side once per round, ABBA, for one warm-up round plus ``reps`` rounds.
 
     Args:
         sides: ``(label, prepare)``; ``prepare(round_no)`` runs untimed (round 0 is the
@@ -222,7 +290,7 @@ def alternate(sides: Sequence[tuple[str, Prepare]], *, reps: int, server: Server
     seconds: dict[str, list[float]] = {label: [] for label, _ in sides}
     traffic: dict[str, ServedBytes] = {}
     for round_no in range(1 + reps):
-        for label, prepare in sides:
+        for label, prepare in abba(sides, round_no):
             action = prepare(round_no)
             # Untimed: flush dirty pages so one side's deferred writeback (tuf does not fsync)
             # never lands in the next side's timed region.
@@ -258,8 +326,8 @@ class FreshDirs:
         return path
 
 
-def plain_download(urls: Sequence[str]) -> int:
-    """The machine floor: stream every URL with one plain httpx client and sha256 it.
+def plain_download(client: httpx.Client, urls: Sequence[str]) -> int:
+    """The machine floor: stream every URL with one reused plain httpx client and sha256 it.
 
     Nothing is written to disk and nothing is verified against metadata: this is the cost of
     moving the bytes over loopback and hashing them, which any verifying client must pay.
@@ -268,15 +336,42 @@ def plain_download(urls: Sequence[str]) -> int:
         Bytes received.
     """
     received = 0
-    with httpx.Client(trust_env=False) as client:
-        for url in urls:
-            digest = hashlib.sha256()
-            with client.stream("GET", url) as response:
-                response.raise_for_status()
-                for chunk in response.iter_raw(_FLOOR_CHUNK):
-                    digest.update(chunk)
-                    received += len(chunk)
+    for url in urls:
+        digest = hashlib.sha256()
+        with client.stream("GET", url) as response:
+            response.raise_for_status()
+            for chunk in response.iter_raw(_FLOOR_CHUNK):
+                digest.update(chunk)
+                received += len(chunk)
     return received
+
+
+class Floor:
+    """The plain-httpx floor, with its client built outside the timed region.
+
+    Each round gets a new client (so the floor, like the clients it is compared with, opens
+    its connection inside the timed region), made in :meth:`prepare` and reused for every
+    URL of the round; the previous round's client is closed there too, untimed.
+    """
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        self._urls = list(urls)
+        self._client: httpx.Client | None = None
+
+    def prepare(self, _round_no: int) -> Action:
+        """Close the last client, build the next one; return the timed download."""
+        self.close()
+        self._client = httpx.Client(trust_env=False)
+        return partial(plain_download, self._client, self._urls)
+
+    def close(self) -> None:
+        """Close the current client, if any."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+# -- new processes ---------------------------------------------------------------------------------
 
 
 def run_process(argv: Sequence[str]) -> tuple[float, str]:
@@ -295,28 +390,73 @@ def run_process(argv: Sequence[str]) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
-def time_processes(code: str, *, reps: int) -> tuple[Stats, Stats, list[str]]:
-    """Time ``python -c code`` end to end, alternating with a bare ``python -c pass``.
+@dataclass(frozen=True)
+class ProcessTimes:
+    """What :func:`time_processes` measured: per label, wall times and stdouts in round order."""
 
-    One warm-up round (it fills the OS file cache), then ``reps`` measured rounds.
+    seconds: Mapping[str, list[float]]
+    stdouts: Mapping[str, list[str]]
+
+    def stats(self, label: str) -> Stats:
+        """The summary of one child."""
+        return Stats.of(self.seconds[label])
+
+    def over(self, a: str, b: str) -> float:
+        """Median of the per-round differences a − b, in seconds."""
+        return pair_difference(self.seconds[a], self.seconds[b])
+
+
+def time_processes(codes: Mapping[str, str], *, reps: int) -> ProcessTimes:
+    """Time ``python -c code`` for every code, spawn to exit, alternating ABAB ….
+
+    One warm-up round (it fills the OS file cache and the ``.pyc`` files), then ``reps``
+    measured rounds, each running every child once in the same order.
 
     Returns:
-        The code's times, the bare interpreter's times, and the code's stdout per round.
+        The times and stdouts of the measured rounds.
     """
-    times: list[float] = []
-    bare: list[float] = []
-    stdouts: list[str] = []
+    seconds: dict[str, list[float]] = {label: [] for label in codes}
+    stdouts: dict[str, list[str]] = {label: [] for label in codes}
     for round_no in range(1 + reps):
-        elapsed, out = run_process([sys.executable, "-c", code])
-        bare_elapsed, _ = run_process([sys.executable, "-c", "pass"])
-        if round_no > 0:
-            times.append(elapsed)
-            bare.append(bare_elapsed)
-            stdouts.append(out)
-    return Stats.of(times), Stats.of(bare), stdouts
+        for label, code in codes.items():
+            elapsed, out = run_process([sys.executable, "-c", code])
+            if round_no > 0:
+                seconds[label].append(elapsed)
+                stdouts[label].append(out)
+    return ProcessTimes(seconds, stdouts)
 
 
-# -- the environment: archives, both indexes, the server --------------------------------------------
+# -- the environment: archives, one index pair per scenario, the servers ----------------------------
+
+
+@dataclass(frozen=True)
+class Published:
+    """One scenario's archives, published into a standalone index of ours and a TUF repository.
+
+    Attributes:
+        archives: The archives, in name order.
+        nominal: Target archive size in bytes (for titles).
+        ours: Our index (served).
+        tuf: The TUF repository (served), if the scenario compares with tuf.
+    """
+
+    archives: list[BenchArchive]
+    nominal: int
+    ours: OursIndex
+    tuf: TufRepo | None
+
+    def archive_urls(self, archives: Sequence[BenchArchive]) -> list[str]:
+        """URLs of ``archives`` in our index (for the plain-httpx floor)."""
+        return [f"{self.ours.url}archives/{a.name}/{a.path.name}" for a in archives]
+
+
+@dataclass(frozen=True)
+class _SetSpec:
+    count: int
+    size: int
+    tuf: bool  # also build a TUF repository
+    delayed: bool = False  # served by the round-trip server
+    extra_small: bool = False  # add one 10 KiB archive (the memory row's baseline install)
 
 
 @dataclass(frozen=True)
@@ -326,29 +466,28 @@ class Env:
     workdir: Path
     sizes: Sizes
     server: ServerProcess
-    sets: Mapping[str, list[BenchArchive]]
-    nominal: Mapping[str, int]  # set label → target archive size in bytes
-    ours: OursIndex
-    tuf: TufRepo
-    index_small: OursIndex | None
-    index_large: OursIndex | None
-
-    def archive_urls(self, archives: Sequence[BenchArchive]) -> list[str]:
-        """URLs of ``archives`` in our index (for the plain-httpx floor)."""
-        return [f"{self.ours.url}archives/{a.name}/{a.path.name}" for a in archives]
+    rtt_server: ServerProcess | None
+    pubs: Mapping[str, Published]
 
 
-def _sets_needed(selected: Sequence[str], sizes: Sizes) -> dict[str, tuple[int, int]]:
-    """Archive sets (label → (count, size)) the selected scenarios need."""
-    wanted: dict[str, tuple[int, int]] = {}
-    if "cold-10k" in selected or "offline-start" in selected or "memory" in selected:
-        wanted["s10k"] = (max(sizes.n_10k, sizes.offline_packages), 10 * KIB)
-    if "cold-100k" in selected:
-        wanted["s100k"] = (sizes.n_100k, 100 * KIB)
-    if "cold-1m" in selected or "warm-online" in selected:
-        wanted["m1"] = (sizes.n_1m, 1 * MIB)
-    if "big" in selected or "memory" in selected:
-        wanted["big"] = (1, sizes.big)
+def _sets_needed(selected: Sequence[str], sizes: Sizes) -> dict[str, _SetSpec]:
+    """Archive sets (label → spec) the selected scenarios need: one per scenario family."""
+    wanted: dict[str, _SetSpec] = {}
+    if {"cold-10k", "warm-10k"} & set(selected):
+        wanted["s10k"] = _SetSpec(sizes.n_10k, 10 * KIB, tuf=True)
+    if {"cold-100k", "warm-100k"} & set(selected):
+        wanted["s100k"] = _SetSpec(sizes.n_100k, 100 * KIB, tuf=True)
+    if {"cold-1m", "warm-1m"} & set(selected):
+        wanted["m1"] = _SetSpec(sizes.n_1m, 1 * MIB, tuf=True)
+    if "rtt" in selected:
+        wanted["rtt"] = _SetSpec(sizes.n_rtt, 100 * KIB, tuf=True, delayed=True)
+    if "offline-start" in selected:
+        wanted["offline"] = _SetSpec(sizes.offline_packages, 10 * KIB, tuf=False)
+    if {"big", "memory"} & set(selected):
+        wanted["big"] = _SetSpec(1, sizes.big, tuf=True, extra_small=True)
+    if "index-scale" in selected:
+        wanted["idxsmall"] = _SetSpec(sizes.index_small, 0, tuf=False)
+        wanted["idxlarge"] = _SetSpec(sizes.index_large, 0, tuf=False)
     return wanted
 
 
@@ -356,379 +495,414 @@ def _log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def _publish_set(workdir: Path, seed: int, label: str, spec: _SetSpec) -> tuple[Any, ...]:
+    start = time.perf_counter()
+    out = workdir / "archives" / label
+    archives = build_archives(out, label=label, count=spec.count, size=spec.size, seed=seed)
+    if spec.extra_small:
+        archives += build_archives(out, label=f"{label}small", count=1, size=10 * KIB, seed=seed)
+    built = time.perf_counter() - start
+    start = time.perf_counter()
+    ours = build_ours_index(workdir / "ours" / label, archives)
+    published = time.perf_counter() - start
+    tuf = build_tuf_repository(workdir / "tuf" / label, archives) if spec.tuf else None
+    _log(
+        f"{label}: {len(archives)} archive(s) of {_size(spec.size)} built in {built:.1f} s, "
+        f"published into our index in {published:.1f} s"
+        + ("" if tuf is None else ", TUF repository written")
+    )
+    return archives, ours, tuf
+
+
 @contextlib.contextmanager
 def environment(workdir: Path, sizes: Sizes, selected: Sequence[str]) -> Iterator[Env]:
-    """Build archives and indexes, start the server, and stop it on the way out."""
-    sets: dict[str, list[BenchArchive]] = {}
+    """Build archives and one index pair per scenario, start the servers, stop them after."""
     wanted = _sets_needed(selected, sizes)
-    for seed, (label, (count, size)) in enumerate(wanted.items(), 1):
-        start = time.perf_counter()
-        sets[label] = build_archives(
-            workdir / "archives" / label, label=label, count=count, size=size, seed=seed
+    built = {
+        label: _publish_set(workdir, seed, label, spec)
+        for seed, (label, spec) in enumerate(wanted.items(), 1)
+    }
+    mounts: dict[bool, dict[str, Path]] = {False: {}, True: {}}
+    for label, (_, ours, tuf) in built.items():
+        target = mounts[wanted[label].delayed]
+        target[f"/{label}/ours/"] = ours.directory
+        if tuf is not None:
+            target[f"/{label}/tuf/"] = tuf.directory
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(ServerProcess(mounts[False]))
+        rtt_server = (
+            stack.enter_context(ServerProcess(mounts[True], delay=RTT_DELAY))
+            if mounts[True]
+            else None
         )
-        _log(
-            f"built {count} archive(s) of {size} bytes ({label}) in "
-            f"{time.perf_counter() - start:.1f} s"
-        )
-    every = [a for archives in sets.values() for a in archives]
-    start = time.perf_counter()
-    ours = build_ours_index(workdir / "ours", every)
-    _log(f"published {len(every)} archive(s) into our index in {time.perf_counter() - start:.1f} s")
-    start = time.perf_counter()
-    tuf = build_tuf_repository(workdir / "tuf", every)
-    _log(f"built the TUF repository in {time.perf_counter() - start:.1f} s")
-    mounts = {"/ours/": ours.directory, "/tuf/": tuf.directory}
-    index_small = index_large = None
-    if "index-scale" in selected:
-        start = time.perf_counter()
-        index_small = build_metadata_index(workdir / "idx-small", _index_names(sizes.index_small))
-        index_large = build_metadata_index(workdir / "idx-large", _index_names(sizes.index_large))
-        mounts |= {"/idx-small/": index_small.directory, "/idx-large/": index_large.directory}
-        _log(
-            f"wrote metadata-only indexes of {sizes.index_small} and {sizes.index_large} "
-            f"packages in {time.perf_counter() - start:.1f} s"
-        )
-    server = ServerProcess(mounts).start()
-    try:
-        base = server.base_url
-        yield Env(
-            workdir=workdir,
-            sizes=sizes,
-            server=server,
-            sets=sets,
-            nominal={label: size for label, (_, size) in wanted.items()},
-            ours=ours.with_base(base, "/ours/"),
-            tuf=tuf.with_base(base, "/tuf/"),
-            index_small=None if index_small is None else index_small.with_base(base, "/idx-small/"),
-            index_large=None if index_large is None else index_large.with_base(base, "/idx-large/"),
-        )
-    finally:
-        server.stop()
-
-
-def _index_names(count: int) -> list[str]:
-    return [f"bench-idx-{i:06d}" for i in range(count)]
+        pubs: dict[str, Published] = {}
+        for label, (archives, ours, tuf) in built.items():
+            base = rtt_server if wanted[label].delayed else server
+            assert base is not None
+            pubs[label] = Published(
+                archives=archives,
+                nominal=wanted[label].size,
+                ours=ours.with_base(base.base_url, f"/{label}/ours/"),
+                tuf=None if tuf is None else tuf.with_base(base.base_url, f"/{label}/tuf/"),
+            )
+        yield Env(workdir, sizes, server, rtt_server, pubs)
 
 
 # -- scenarios -------------------------------------------------------------------------------------
 
 
-def scenario_cold(env: Env, key: str, label: str, count: int, fraction: float) -> Result:
-    """Cold resolve + download + verify of ``count`` archives of set ``label``, ours vs tuf."""
-    archives = env.sets[label][:count]
+def _tuf(pub: Published) -> TufRepo:
+    if pub.tuf is None:
+        raise RuntimeError("this scenario needs a TUF repository")
+    return pub.tuf
+
+
+def scenario_cold(env: Env, key: str, label: str) -> Result:
+    """Cold resolve + download + verify of every archive of set ``label``, ours vs tuf."""
+    pub = env.pubs[label]
+    archives, tuf_repo = pub.archives, _tuf(pub)
     dirs = FreshDirs(env.workdir / "caches" / key)
-    timed = alternate(
-        [
-            ("ours", lambda _: partial(ours_cold, env.ours, dirs.fresh("ours"), archives)),
-            ("tuf", lambda _: partial(tuf_cold, env.tuf, dirs.fresh("tuf"), archives)),
-        ],
-        reps=env.sizes.reps,
-        server=env.server,
-    )
-    ratio = pair_ratio(timed.seconds["ours"], timed.seconds["tuf"])
+    sides: list[tuple[str, Prepare]] = [
+        ("ours", lambda _: partial(ours_cold, pub.ours, dirs.fresh("ours"), archives)),
+        ("tuf", lambda _: partial(tuf_cold, tuf_repo, dirs.fresh("tuf"), archives)),
+    ]
+    floor = Floor(pub.archive_urls(archives)) if label == "m1" else None
+    if floor is not None:
+        sides.append(("floor", floor.prepare))
+    try:
+        timed = alternate(sides, reps=env.sizes.reps, server=env.server)
+    finally:
+        if floor is not None:
+            floor.close()
+    checks = [ratio_check(COLD_MAX_RATIO, timed.ratio("ours", "tuf"), "tuf")]
+    notes = [timed.note()]
+    if floor is not None:
+        checks.append(ratio_check(COLD_MAX_FLOOR, timed.ratio("ours", "floor"), "floor"))
+        notes.insert(
+            0,
+            "floor = one plain httpx.Client (built outside the timed region, reused for every "
+            f"archive) streaming the same {len(archives)} archives + sha256, nothing written",
+        )
     return Result(
         key=key,
-        title=f"cold: resolve + download + verify {count} × {_size(env.nominal[label])}",
-        target=f"≤ {_fraction(fraction)} of tuf",
-        passed=ratio <= fraction,
-        ours=Stats.of(timed.seconds["ours"]),
-        other=Stats.of(timed.seconds["tuf"]),
-        other_label="tuf",
-        ratio=ratio,
-        ratio_label="ours/tuf",
-        notes=(timed.note(),),
+        title=f"cold on loopback: resolve + download + verify {len(archives)} × "
+        f"{_size(pub.nominal)}",
+        checks=tuple(checks),
+        sides={label: timed.stats(label) for label in timed.seconds},
+        notes=tuple(notes),
     )
 
 
-def scenario_cold_floor(env: Env, count: int, limit: float) -> Result:
-    """Cold 1 MiB archives: ours vs the plain-httpx floor (tuf timed too, for reference)."""
-    archives = env.sets["m1"][:count]
-    urls = env.archive_urls(archives)
-    dirs = FreshDirs(env.workdir / "caches" / "cold-1m")
+def scenario_warm(env: Env, key: str, label: str) -> Result:
+    """Warm online freshness check with every archive of set ``label`` already cached."""
+    pub = env.pubs[label]
+    archives, tuf_repo = pub.archives, _tuf(pub)
+    ours_cache = env.workdir / "caches" / key / "ours"
+    tuf_cache = env.workdir / "caches" / key / "tuf"
+    ours_cold(pub.ours, ours_cache, archives)  # untimed: fill both caches once
+    tuf_cold(tuf_repo, tuf_cache, archives)
     timed = alternate(
         [
-            ("ours", lambda _: partial(ours_cold, env.ours, dirs.fresh("ours"), archives)),
-            ("tuf", lambda _: partial(tuf_cold, env.tuf, dirs.fresh("tuf"), archives)),
-            ("floor", lambda _: partial(plain_download, urls)),
+            ("ours", lambda _: partial(ours_warm_online, pub.ours, ours_cache, archives)),
+            ("tuf", lambda _: partial(tuf_warm_online, tuf_repo, tuf_cache, archives)),
         ],
         reps=env.sizes.reps,
         server=env.server,
     )
-    ratio = pair_ratio(timed.seconds["ours"], timed.seconds["floor"])
-    tuf = Stats.of(timed.seconds["tuf"])
     return Result(
-        key="cold-1m",
-        title=f"cold: resolve + download + verify {count} × {_size(env.nominal['m1'])}",
-        target=f"≤ {limit} × floor",
-        passed=ratio <= limit,
-        ours=Stats.of(timed.seconds["ours"]),
-        other=Stats.of(timed.seconds["floor"]),
-        other_label="floor",
-        ratio=ratio,
-        ratio_label="ours/floor",
+        key=key,
+        title=f"warm online (all cached, freshness checked): {len(archives)} × "
+        f"{_size(pub.nominal)}",
+        checks=(ratio_check(WARM_MAX_RATIO, timed.ratio("ours", "tuf"), "tuf"),),
+        sides={label: timed.stats(label) for label in timed.seconds},
         notes=(
-            f"floor = one plain httpx client streaming the same {count} archives from the same "
-            "server + sha256, no disk",
-            f"tuf: {_stats_text(tuf)}; ours/tuf = "
-            f"{pair_ratio(timed.seconds['ours'], timed.seconds['tuf']):.2f}",
-            timed.note(),
-        ),
-        extra={"tuf": asdict(tuf)},
-    )
-
-
-def scenario_warm(env: Env, count: int, fraction: float) -> Result:
-    """Warm online freshness check with ``count`` 1 MiB archives already cached."""
-    archives = env.sets["m1"][:count]
-    ours_cache = env.workdir / "caches" / "warm" / "ours"
-    tuf_cache = env.workdir / "caches" / "warm" / "tuf"
-    ours_cold(env.ours, ours_cache, archives)  # untimed: fill both caches once
-    tuf_cold(env.tuf, tuf_cache, archives)
-    timed = alternate(
-        [
-            ("ours", lambda _: partial(ours_warm_online, env.ours, ours_cache, archives)),
-            ("tuf", lambda _: partial(tuf_warm_online, env.tuf, tuf_cache, archives)),
-        ],
-        reps=env.sizes.reps,
-        server=env.server,
-    )
-    ratio = pair_ratio(timed.seconds["ours"], timed.seconds["tuf"])
-    return Result(
-        key="warm-online",
-        title=f"warm, online freshness check, {count} × {_size(env.nominal['m1'])} cached",
-        target=f"≤ {_fraction(fraction)} of tuf",
-        passed=ratio <= fraction,
-        ours=Stats.of(timed.seconds["ours"]),
-        other=Stats.of(timed.seconds["tuf"]),
-        other_label="tuf",
-        ratio=ratio,
-        ratio_label="ours/tuf",
-        notes=(
-            "ours: Loader.install with metadata_max_age 0 (asks for timestamp.json every run); "
-            "tuf: new Updater, refresh(), get_targetinfo + find_cached_target each",
+            "ours: new Loader, install() with metadata_max_age 0 (asks for timestamp.json every "
+            "run, re-hashes every cached archive); tuf: new Updater (cached root), refresh(), "
+            "get_targetinfo + find_cached_target each (re-hashes every cached target)",
             timed.note(),
         ),
     )
 
 
-def scenario_offline_start(env: Env, count: int, limit: float) -> Result:
-    """New process: offline registry with ``count`` cached packages; whole-process wall time."""
-    archives = env.sets["s10k"][:count]
+def scenario_rtt(env: Env) -> Result:
+    """Cold install over a server that answers every request after 20 ms, ours vs tuf."""
+    pub = env.pubs["rtt"]
+    archives, tuf_repo = pub.archives, _tuf(pub)
+    server = env.rtt_server
+    if server is None:
+        raise RuntimeError("the round-trip scenario needs the delayed server")
+    dirs = FreshDirs(env.workdir / "caches" / "rtt")
+    timed = alternate(
+        [
+            ("ours", lambda _: partial(ours_cold, pub.ours, dirs.fresh("ours"), archives)),
+            ("tuf", lambda _: partial(tuf_cold, tuf_repo, dirs.fresh("tuf"), archives)),
+        ],
+        reps=env.sizes.reps,
+        server=server,
+    )
+    return Result(
+        key="rtt",
+        title=f"cold at {RTT_DELAY * 1000:.0f} ms per request: {len(archives)} × "
+        f"{_size(pub.nominal)}",
+        checks=(ratio_check(RTT_MAX_RATIO, timed.ratio("ours", "tuf"), "tuf"),),
+        sides={label: timed.stats(label) for label in timed.seconds},
+        notes=(
+            f"one server process for both clients; it waits {RTT_DELAY * 1000:.0f} ms before "
+            "every response (in the request's thread, so concurrent requests wait "
+            "concurrently); connection set-up is not delayed",
+            timed.note(),
+        ),
+    )
+
+
+def scenario_offline_start(env: Env) -> Result:
+    """New process: offline registry with cached packages, imported; vs `import modelmesh`."""
+    pub = env.pubs["offline"]
+    archives = pub.archives
     cache = env.workdir / "caches" / "offline"
-    ours_cold(env.ours, cache, archives)  # untimed: fill the cache online once
-    code = offline_start_code(env.ours, cache, [a.name for a in archives])
-    ours, bare, stdouts = time_processes(code, reps=env.sizes.process_reps)
-    outputs = [json.loads(out) for out in stdouts]
+    ours_cold(pub.ours, cache, archives)  # untimed: fill the cache online once
+    code = offline_start_code(pub.ours, cache, [a.name for a in archives])
+    times = time_processes(
+        {"ours": code, "import modelmesh": "import modelmesh", "bare": "pass"},
+        reps=env.sizes.process_reps,
+    )
+    outputs = [json.loads(out) for out in times.stdouts["ours"]]
     httpx_imported = any(o["httpx"] for o in outputs)
     connectors = {o["connectors"] for o in outputs}
-    expected = len(BUILTINS) + count
+    expected = len(BUILTINS) + len(archives)
+    over = times.over("ours", "import modelmesh")
+    ours, ref = times.stats("ours"), times.stats("import modelmesh")
     return Result(
         key="offline-start",
-        title=f"warm, offline start: new process, registry + {count} cached packages loaded",
-        target=f"≤ {limit * 1000:.0f} ms, httpx not imported",
-        passed=ours.median <= limit and not httpx_imported and connectors == {expected},
-        ours=ours,
-        other=bare,
-        other_label="python -c pass",
-        ratio=None,
-        ratio_label="",
+        title=f"new process: ConnectorRegistry.from_config offline, {len(archives)} cached "
+        "packages imported",
+        checks=(
+            Check(
+                f"≤ `import modelmesh` + {OFFLINE_MAX_OVER * 1000:.0f} ms",
+                f"+{over * 1000:.0f} ms",
+                over,
+                over <= OFFLINE_MAX_OVER,
+            ),
+            Check(
+                "httpx not imported; every connector registered",
+                f"httpx imported: {httpx_imported}; connectors {sorted(connectors)} "
+                f"(expected {expected})",
+                float(httpx_imported),
+                not httpx_imported and connectors == {expected},
+            ),
+        ),
+        sides={label: times.stats(label) for label in times.seconds},
         notes=(
-            f"'httpx' in sys.modules: {httpx_imported}; connectors registered: "
-            f"{sorted(connectors)} (expected {expected})",
-            "other column: a bare `python -c pass` with the same interpreter, for scale",
+            f'children alternate ours, `python -c "import modelmesh"`, `python -c pass`, '
+            f"{env.sizes.process_reps} rounds after one warm-up; figure = median of per-round "
+            f"differences (difference of medians: {(ours.median - ref.median) * 1000:+.0f} ms)",
         ),
         extra={"httpx_imported": httpx_imported, "connectors": sorted(connectors)},
     )
 
 
-def scenario_big(env: Env, limit: float) -> Result:
+def scenario_builtins(env: Env) -> Result:
+    """New process: import + ``ConnectorRegistry()`` with the built-ins, vs a bare interpreter."""
+    code = "from modelmesh_connectors import ConnectorRegistry; ConnectorRegistry()"
+    times = time_processes({"ours": code, "bare": "pass"}, reps=env.sizes.process_reps)
+    over = times.over("ours", "bare")
+    ours, bare = times.stats("ours"), times.stats("bare")
+    return Result(
+        key="builtins",
+        title=f"new process: import + ConnectorRegistry() with the {len(BUILTINS)} built-ins",
+        checks=(
+            Check(
+                f"≤ bare interpreter + {BUILTINS_MAX_OVER * 1000:.0f} ms",
+                f"+{over * 1000:.0f} ms",
+                over,
+                over <= BUILTINS_MAX_OVER,
+            ),
+        ),
+        sides={label: times.stats(label) for label in times.seconds},
+        notes=(
+            f'children alternate `python -c "{code}"` and `python -c pass`, '
+            f"{env.sizes.process_reps} rounds after one warm-up; figure = median of per-round "
+            f"differences (difference of medians: {(ours.median - bare.median) * 1000:+.0f} ms)",
+        ),
+    )
+
+
+def scenario_big(env: Env) -> Result:
     """One big archive: download + verify throughput, ours vs the plain-httpx floor."""
-    archive = env.sets["big"][0]
-    urls = env.archive_urls([archive])
+    pub = env.pubs["big"]
+    archive, tuf_repo = pub.archives[0], _tuf(pub)
+    floor = Floor(pub.archive_urls([archive]))
     dirs = FreshDirs(env.workdir / "caches" / "big")
+    try:
+        timed = alternate(
+            [
+                (
+                    "ours",
+                    lambda _: partial(ours_install_one_big, pub.ours, dirs.fresh("ours"), archive),
+                ),
+                ("floor", floor.prepare),
+                ("tuf", lambda _: partial(tuf_install_one, tuf_repo, dirs.fresh("tuf"), archive)),
+            ],
+            reps=env.sizes.reps,
+            server=env.server,
+        )
+    finally:
+        floor.close()
+    # Throughput ratio ours/floor per round = floor time / ours time.
+    throughput = timed.ratio("floor", "ours")
+    mib = archive.length / MIB
+    ours, flo, tuf = (timed.stats(s) for s in ("ours", "floor", "tuf"))
+    return Result(
+        key="big",
+        title=f"one {_size(pub.nominal)} archive: download + verify throughput",
+        checks=(ratio_check(BIG_MIN_THROUGHPUT, throughput, "floor throughput", at_least=True),),
+        sides={label: timed.stats(label) for label in timed.seconds},
+        notes=(
+            f"median throughput: ours {mib / ours.median:.0f} MiB/s, floor "
+            f"{mib / flo.median:.0f} MiB/s, tuf {mib / tuf.median:.0f} MiB/s; tuf/floor "
+            f"throughput {timed.ratio('floor', 'tuf'):.2f}",
+            "ours includes the index refresh, the resolve and the cache write; the floor writes "
+            "nothing",
+            timed.note(),
+        ),
+        extra={"archive_bytes": archive.length},
+    )
+
+
+def _memory_child(env: Env, side: str, mode: str, archive: BenchArchive) -> dict[str, Any]:
+    pub = env.pubs["big"]
+    cache = env.workdir / "caches" / "memory" / f"{side}-{mode}-{archive.name}"
+    shutil.rmtree(cache, ignore_errors=True)
+    spec: dict[str, Any] = {
+        "side": side,
+        "mode": mode,
+        "cache": str(cache),
+        "archive": {**asdict(archive), "path": str(archive.path)},
+    }
+    if side == "ours":
+        spec |= {
+            "directory": str(pub.ours.directory),
+            "trust_root": str(pub.ours.trust_root),
+            "url": pub.ours.url,
+        }
+    else:
+        tuf = _tuf(pub)
+        spec |= {
+            "directory": str(tuf.directory),
+            "root_file": str(tuf.directory / "metadata" / "1.root.json"),
+            "metadata_url": tuf.metadata_url,
+            "targets_url": tuf.targets_url,
+        }
+    _, out = run_process([sys.executable, str(_SCRIPTS / "bench_memory.py"), json.dumps(spec)])
+    shutil.rmtree(cache, ignore_errors=True)
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def scenario_memory(env: Env) -> Result:
+    """Whole-process peak RSS of a cold install of the big archive vs a 10 KiB one (children)."""
+    pub = env.pubs["big"]
+    big, small = pub.archives[0], pub.archives[1]
+    reps = env.sizes.memory_reps
+    rss: dict[str, list[float]] = {}
+    traced: dict[str, list[float]] = {}
+    for _ in range(reps):
+        for side in ("ours", "tuf"):
+            for size, archive in (("small", small), ("big", big)):
+                key = f"{side} {size}"
+                got = _memory_child(env, side, "rss", archive)
+                rss.setdefault(key, []).append(got["hwm_after"])
+                got = _memory_child(env, side, "tracemalloc", archive)
+                traced.setdefault(key, []).append(got["traced_peak"])
+    growth = [b - s for b, s in zip(rss["ours big"], rss["ours small"], strict=True)]
+    tuf_growth = [b - s for b, s in zip(rss["tuf big"], rss["tuf small"], strict=True)]
+    grown = statistics.median(growth)
+    med = {k: statistics.median(v) for k, v in traced.items()}
+    return Result(
+        key="memory",
+        title=f"peak RSS (whole process) of a cold install: {_size(pub.nominal)} vs 10 KiB",
+        checks=(
+            Check(
+                f"growth ≤ {_size(RSS_MAX_GROWTH)}",
+                _size(int(grown)),
+                grown,
+                grown <= RSS_MAX_GROWTH,
+            ),
+        ),
+        sides={k: Stats.of(v) for k, v in rss.items()},
+        unit="bytes",
+        notes=(
+            f"VmHWM of a new process per install ({reps} per side and size, median); growth "
+            f"= big − 10 KiB: ours {_size(int(grown))}, tuf "
+            f"{_size(int(statistics.median(tuf_growth)))}",
+            f"tracemalloc peak (Python heap only, separate children): ours "
+            f"{_size(int(med['ours big']))} (10 KiB: {_size(int(med['ours small']))}), tuf "
+            f"{_size(int(med['tuf big']))} (10 KiB: {_size(int(med['tuf small']))})",
+        ),
+        extra={"rss": rss, "tracemalloc": traced},
+    )
+
+
+def scenario_index_scale(env: Env) -> Result:
+    """Resolving one package in a small and a larger publisher-built index: bytes and time."""
+    small, large = env.pubs["idxsmall"], env.pubs["idxlarge"]
+    rounds = 1 + env.sizes.reps
+    picks = {
+        label: [pub.archives[(i * 7919) % len(pub.archives)].name for i in range(rounds)]
+        for label, pub in (("small", small), ("large", large))
+    }
+    dirs = FreshDirs(env.workdir / "caches" / "index")
+
+    def prepare(label: str, index: OursIndex, round_no: int) -> Action:
+        return partial(ours_resolve_only, index, dirs.fresh(label), picks[label][round_no])
+
     timed = alternate(
         [
-            (
-                "ours",
-                lambda _: partial(ours_install_one_big, env.ours, dirs.fresh("ours"), archive),
-            ),
-            ("floor", lambda _: partial(plain_download, urls)),
-            ("tuf", lambda _: partial(tuf_install_one, env.tuf, dirs.fresh("tuf"), archive)),
+            ("small", partial(prepare, "small", small.ours)),
+            ("large", partial(prepare, "large", large.ours)),
         ],
         reps=env.sizes.reps,
         server=env.server,
     )
-    # Throughput ratio ours/floor per round = floor time / ours time.
-    ratio = pair_ratio(timed.seconds["floor"], timed.seconds["ours"])
-    mib = archive.length / MIB
-    ours, floor, tuf = (Stats.of(timed.seconds[s]) for s in ("ours", "floor", "tuf"))
-    return Result(
-        key="big",
-        title=f"one {_size(env.nominal['big'])} archive: download + verify throughput",
-        target=f"≥ {limit} × floor throughput",
-        passed=ratio >= limit,
-        ours=ours,
-        other=floor,
-        other_label="floor",
-        ratio=ratio,
-        ratio_label="throughput ours/floor",
-        notes=(
-            f"median throughput: ours {mib / ours.median:.0f} MiB/s, floor "
-            f"{mib / floor.median:.0f} MiB/s, tuf {mib / tuf.median:.0f} MiB/s "
-            f"(tuf time {_stats_text(tuf)})",
-            "ours includes the index refresh and the resolve (4 small files) and the cache write",
-            timed.note(),
-        ),
-        extra={"tuf": asdict(tuf), "archive_bytes": archive.length},
-    )
-
-
-def scenario_index_scale(env: Env, limit_bytes: float, limit_time: float) -> Result:
-    """Resolving one package in a small and a large metadata-only index: bytes and time."""
-    small, large = env.index_small, env.index_large
-    if small is None or large is None:
-        raise RuntimeError("index-scale needs the metadata-only indexes")
-    names = _index_names(env.sizes.index_small)
-    picks = [names[(i * 7919) % len(names)] for i in range(1 + env.sizes.reps)]  # in both
-    dirs = FreshDirs(env.workdir / "caches" / "index")
-
-    def prepare(label: str, index: OursIndex, round_no: int) -> Action:
-        return partial(ours_resolve_only, index, dirs.fresh(label), picks[round_no])
-
-    timed = alternate(
-        [("small", partial(prepare, "small", small)), ("large", partial(prepare, "large", large))],
-        reps=env.sizes.reps,
-        server=env.server,
-    )
-    fetched: dict[str, ServedBytes] = {}
-    for label, index in (("small", small), ("large", large)):
-        before = env.server.counter()
-        ours_resolve_only(index, dirs.fresh(label), picks[0])
-        fetched[label] = env.server.counter() - before
-    total_large = index_bytes(large.directory)
-    total_small = index_bytes(small.directory)
-    share = fetched["large"].body_bytes / total_large
-    time_ratio = pair_ratio(timed.seconds["large"], timed.seconds["small"])
+    total = {"small": index_bytes(small.ours.directory), "large": index_bytes(large.ours.directory)}
+    fetched = timed.traffic
+    share = fetched["large"].body_bytes / total["large"]
+    time_ratio = timed.ratio("large", "small")
     return Result(
         key="index-scale",
-        title=f"resolve one package: index of {env.sizes.index_large:,} vs "
-        f"{env.sizes.index_small:,} packages",
-        target=f"bytes ≤ {limit_bytes:.0%} of index; time({env.sizes.index_large // 1000}k) "
-        f"≤ {limit_time} × time({env.sizes.index_small // 1000}k)",
-        passed=share <= limit_bytes and time_ratio <= limit_time,
-        ours=Stats.of(timed.seconds["large"]),
-        other=Stats.of(timed.seconds["small"]),
-        other_label=f"{env.sizes.index_small // 1000}k index",
-        ratio=time_ratio,
-        ratio_label="time large/small",
-        notes=(
-            f"fetched for one resolve: {fetched['large'].body_bytes:,} bytes in "
-            f"{fetched['large'].requests} requests of a {total_large:,}-byte index "
-            f"({share:.3%}); small index: {fetched['small'].body_bytes:,} bytes in "
-            f"{fetched['small'].requests} requests of {total_small:,}",
-            "cold resolve (fresh cache): root walk + timestamp + top + group + bin, release "
-            "verified, no archive",
+        title=f"resolve one package, cold: publisher-built index of {len(large.archives):,} vs "
+        f"{len(small.archives):,} packages (information)",
+        checks=(
+            Check("bytes fetched / index (information)", f"{share:.2%}", share, None),
+            Check("time large / small (information)", f"{time_ratio:.2f}", time_ratio, None),
         ),
-        extra={
-            "bytes_fetched_large": fetched["large"].body_bytes,
-            "bytes_fetched_small": fetched["small"].body_bytes,
-            "index_bytes_large": total_large,
-            "index_bytes_small": total_small,
-        },
-    )
-
-
-def scenario_builtins(env: Env, limit: float) -> Result:
-    """``ConnectorRegistry()`` with the built-ins: in-process median, and a new process."""
-    in_process: list[float] = []
-    for _ in range(env.sizes.constructions):
-        start = time.perf_counter()
-        ConnectorRegistry()
-        in_process.append(time.perf_counter() - start)
-    code = "from modelmesh_connectors import ConnectorRegistry; ConnectorRegistry()"
-    process, bare, _ = time_processes(code, reps=env.sizes.process_reps)
-    ours = Stats.of(in_process)
-    return Result(
-        key="builtins",
-        title=f"ConnectorRegistry() with the {len(BUILTINS)} built-ins (in-process, after import)",
-        target=f"≤ {limit * 1000:.0f} ms",
-        passed=ours.median <= limit,
-        ours=ours,
-        other=process,
-        other_label="new process",
-        ratio=None,
-        ratio_label="",
+        sides={label: timed.stats(label) for label in timed.seconds},
         notes=(
-            f"new process (import + construct, whole process): {_stats_text(process)}; "
-            f"bare `python -c pass`: {_stats_text(bare)}; difference of medians "
-            f"{(process.median - bare.median) * 1000:.1f} ms",
+            f"both indexes built with {PUBLISH_METHOD}; sizes kept small until bulk publish "
+            "lands (publishing one by one slows as the index grows)",
+            f"fetched for one resolve: large {fetched['large'].body_bytes:,} bytes in "
+            f"{fetched['large'].requests} requests of a {total['large']:,}-byte index; small "
+            f"{fetched['small'].body_bytes:,} bytes in {fetched['small'].requests} requests of "
+            f"{total['small']:,}",
         ),
-        extra={"new_process": asdict(process), "bare_python": asdict(bare)},
-    )
-
-
-def _traced_peak(action: Action) -> int:
-    gc.collect()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        action()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
-def scenario_memory(env: Env, chunks: int) -> Result:
-    """Peak Python heap while installing the big archive, against a 10 KiB one."""
-    big = env.sets["big"][0]
-    small = env.sets["s10k"][0]
-    chunk = DownloadConfig().chunk_size
-    dirs = FreshDirs(env.workdir / "caches" / "memory")
-    # Warm-up (imports, first client) outside the traced runs.
-    ours_cold(env.ours, dirs.fresh("warmup"), [small])
-    ours_small = _traced_peak(partial(ours_cold, env.ours, dirs.fresh("ours"), [small]))
-    ours_big = _traced_peak(partial(ours_install_one_big, env.ours, dirs.fresh("ours"), big))
-    tuf_small = _traced_peak(partial(tuf_cold, env.tuf, dirs.fresh("tuf"), [small]))
-    tuf_big = _traced_peak(partial(tuf_install_one, env.tuf, dirs.fresh("tuf"), big))
-    growth = ours_big - ours_small
-    return Result(
-        key="memory",
-        title=f"peak memory, one {_size(env.nominal['big'])} archive (tracemalloc)",
-        target=f"growth over a 10 KiB install ≤ {chunks} × chunk ({_size(chunks * chunk)})",
-        passed=growth <= chunks * chunk,
-        ours=Stats.of([float(ours_big)]),
-        other=Stats.of([float(tuf_big)]),
-        other_label="tuf",
-        ratio=None,
-        ratio_label="",
-        notes=(
-            f"peak Python heap: ours {_size(ours_big)} (10 KiB archive: {_size(ours_small)}; "
-            f"growth {_size(growth)}); tuf {_size(tuf_big)} (10 KiB: {_size(tuf_small)}); "
-            f"download chunk {_size(chunk)}",
-        ),
-        extra={
-            "ours_peak_big": ours_big,
-            "ours_peak_small": ours_small,
-            "tuf_peak_big": tuf_big,
-            "tuf_peak_small": tuf_small,
-            "chunk": chunk,
-        },
     )
 
 
 def run_scenarios(env: Env, selected: Sequence[str]) -> list[Result]:
     """Run the selected scenarios in the fixed order of :data:`SCENARIOS`."""
-    sizes = env.sizes
     table: dict[str, Callable[[], Result]] = {
-        "cold-10k": partial(scenario_cold, env, "cold-10k", "s10k", sizes.n_10k, 1 / 4),
-        "cold-100k": partial(scenario_cold, env, "cold-100k", "s100k", sizes.n_100k, 1 / 4),
-        "cold-1m": partial(scenario_cold_floor, env, sizes.n_1m, 1.5),
-        "warm-online": partial(scenario_warm, env, sizes.n_1m, 1 / 3),
-        "offline-start": partial(scenario_offline_start, env, sizes.offline_packages, 0.080),
-        "big": partial(scenario_big, env, 0.8),
-        "index-scale": partial(scenario_index_scale, env, 0.01, 1.5),
-        "builtins": partial(scenario_builtins, env, 0.020),
-        "memory": partial(scenario_memory, env, 8),
+        "cold-10k": partial(scenario_cold, env, "cold-10k", "s10k"),
+        "cold-100k": partial(scenario_cold, env, "cold-100k", "s100k"),
+        "cold-1m": partial(scenario_cold, env, "cold-1m", "m1"),
+        "warm-10k": partial(scenario_warm, env, "warm-10k", "s10k"),
+        "warm-100k": partial(scenario_warm, env, "warm-100k", "s100k"),
+        "warm-1m": partial(scenario_warm, env, "warm-1m", "m1"),
+        "rtt": partial(scenario_rtt, env),
+        "offline-start": partial(scenario_offline_start, env),
+        "builtins": partial(scenario_builtins, env),
+        "big": partial(scenario_big, env),
+        "memory": partial(scenario_memory, env),
+        "index-scale": partial(scenario_index_scale, env),
     }
     results: list[Result] = []
     for key in SCENARIOS:
@@ -737,7 +911,7 @@ def run_scenarios(env: Env, selected: Sequence[str]) -> list[Result]:
         _log(f"running {key}")
         start = time.perf_counter()
         result = table[key]()
-        _log(f"{key}: {'PASS' if result.passed else 'FAIL'} ({time.perf_counter() - start:.1f} s)")
+        _log(f"{key}: {_verdict(result)} ({time.perf_counter() - start:.1f} s)")
         results.append(result)
     return results
 
@@ -745,19 +919,16 @@ def run_scenarios(env: Env, selected: Sequence[str]) -> list[Result]:
 # -- reporting -------------------------------------------------------------------------------------
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
+    n = int(n)
+    sign = "-" if n < 0 else ""
+    n = abs(n)
     for unit, factor in (("MiB", MIB), ("KiB", KIB)):
         if n >= factor:
             value = n / factor
-            return (
-                f"{value:.0f} {unit}" if abs(value - round(value)) < 0.05 else f"{value:.1f} {unit}"
-            )
-    return f"{n} B"
-
-
-def _fraction(value: float) -> str:
-    inverse = 1 / value
-    return f"1/{inverse:.0f}" if abs(inverse - round(inverse)) < 1e-9 else f"{value:g}"
+            text = f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
+            return f"{sign}{text} {unit}"
+    return f"{sign}{n} B"
 
 
 def _ms(seconds: float) -> str:
@@ -766,20 +937,19 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if seconds < 10 else f"{seconds:.2f} s"
 
 
-def _stats_text(stats: Stats) -> str:
+def _stats_text(stats: Stats, unit: str = "s") -> str:
+    if unit == "bytes":
+        return f"{_size(stats.median)} [{_size(stats.min)} – {_size(stats.max)}]"
     return f"{_ms(stats.median)} [{_ms(stats.min)} – {_ms(stats.max)}]"
 
 
-def _cell(result: Result, stats: Stats | None) -> str:
-    if stats is None:
-        return "—"
-    if result.key == "memory":
-        return _size(int(stats.median))
-    return _stats_text(stats)
+def _verdict(result: Result | Check) -> str:
+    passed = result.passed
+    return "INFO" if passed is None else ("PASS" if passed else "FAIL")
 
 
 def machine() -> dict[str, str]:
-    """The machine and the versions that matter for the numbers."""
+    """The machine, the load, the commit and the versions that matter for the numbers."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -791,9 +961,19 @@ def machine() -> dict[str, str]:
         "cores": str(os.cpu_count()),
         "os": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        info["commit"] = subprocess.run(
+            ["git", "-C", str(_SCRIPTS), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     for dist in (
         "modelmesh-connectors",
+        "modelmesh-lite",
         "tuf",
         "securesystemslib",
         "urllib3",
@@ -807,49 +987,56 @@ def machine() -> dict[str, str]:
     return info
 
 
+def _sides_text(result: Result) -> str:
+    return "; ".join(
+        f"{label}: {_stats_text(stats, result.unit)}" for label, stats in result.sides.items()
+    )
+
+
 def render_markdown(results: Sequence[Result], info: Mapping[str, str], mode: str) -> str:
     """The results table as Markdown (for docs/BENCHMARKS.md)."""
     lines = [
-        f"Mode: {mode}. Machine: {info['cpu']}, {info['cores']} cores, {info['os']}, "
-        f"{info['python']}; tuf {info['tuf']}, securesystemslib {info['securesystemslib']}, "
-        f"urllib3 {info['urllib3']}, httpx {info['httpx']}, cryptography {info['cryptography']}.",
+        f"Mode: {mode}. Commit {info.get('commit', '?')}. Machine: {info['cpu']}, "
+        f"{info['cores']} cores, {info['os']}, {info['python']}; load average at start "
+        f"{info['load average at start']}; tuf {info['tuf']}, securesystemslib "
+        f"{info['securesystemslib']}, urllib3 {info['urllib3']}, httpx {info['httpx']}, "
+        f"cryptography {info['cryptography']}, modelmesh-lite {info['modelmesh-lite']}.",
         "",
         "Times: median [min – max] over the measured rounds.",
         "",
-        "| scenario | target | ours | compared with | ratio | result |",
-        "|---|---|---|---|---|---|",
+        "| scenario | target | measured | result | sides |",
+        "|---|---|---|---|---|",
     ]
     for r in results:
-        ratio = f"{r.ratio:.2f} ({r.ratio_label})" if r.ratio is not None else "—"
-        other = f"{r.other_label}: {_cell(r, r.other)}" if r.other is not None else "—"
-        lines.append(
-            f"| {r.title} | {r.target} | {_cell(r, r.ours)} | {other} | {ratio} | "
-            f"{'PASS' if r.passed else 'FAIL'} |"
-        )
+        for i, c in enumerate(r.checks):
+            sides = _sides_text(r) if i == 0 else "″"
+            title = r.title if i == 0 else "″"
+            lines.append(f"| {title} | {c.target} | {c.measured} | {_verdict(c)} | {sides} |")
     lines.append("")
     for r in results:
         lines.extend(f"- {r.key}: {note}" for note in r.notes)
+    met = sum(1 for r in results for c in r.checks if c.passed)
+    total = sum(1 for r in results for c in r.checks if c.passed is not None)
+    lines += ["", f"**{met} of {total} targets met.**"]
     return "\n".join(lines) + "\n"
 
 
 def render_text(results: Sequence[Result], info: Mapping[str, str], mode: str) -> str:
     """The results for the terminal."""
     lines = [f"mode: {mode}"]
-    lines += [f"{k:>20}: {v}" for k, v in info.items()]
+    lines += [f"{k:>22}: {v}" for k, v in info.items()]
     lines.append("")
     for r in results:
-        verdict = "PASS" if r.passed else "FAIL"
-        lines.append(f"[{verdict}] {r.key}: {r.title}")
-        lines.append(f"       target: {r.target}")
-        lines.append(f"       ours:   {_cell(r, r.ours)}")
-        if r.other is not None:
-            lines.append(f"       {r.other_label + ':':<7} {_cell(r, r.other)}")
-        if r.ratio is not None:
-            lines.append(f"       ratio:  {r.ratio:.3f} ({r.ratio_label})")
-        lines.extend(f"       note:   {note}" for note in r.notes)
+        lines.append(f"{r.key}: {r.title}")
+        for c in r.checks:
+            lines.append(f"  [{_verdict(c)}] target {c.target}: measured {c.measured}")
+        for label, stats in r.sides.items():
+            lines.append(f"         {label + ':':<18} {_stats_text(stats, r.unit)}")
+        lines.extend(f"         note: {note}" for note in r.notes)
         lines.append("")
-    passed = sum(r.passed for r in results)
-    lines.append(f"{passed}/{len(results)} targets met")
+    met = sum(1 for r in results for c in r.checks if c.passed)
+    total = sum(1 for r in results for c in r.checks if c.passed is not None)
+    lines.append(f"{met}/{total} targets met")
     return "\n".join(lines)
 
 
@@ -858,14 +1045,17 @@ def render_text(results: Sequence[Result], info: Mapping[str, str], mode: str) -
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and rounds (< 1 min)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and rounds")
     parser.add_argument(
         "--only",
         metavar="SCENARIO",
         help=f"comma-separated scenarios to run; one or more of: {', '.join(SCENARIOS)}",
     )
     parser.add_argument(
-        "--reps", type=int, help="measured rounds per scenario (default 5; 2 quick)"
+        "--reps", type=int, help="measured rounds per in-process scenario (default 6; 2 quick)"
+    )
+    parser.add_argument(
+        "--process-reps", type=int, help="runs of each child in new-process scenarios"
     )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write results as JSON")
     parser.add_argument("--markdown", type=Path, metavar="PATH", help="write the results table")
@@ -876,8 +1066,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = sorted(set(selected) - set(SCENARIOS))
     if unknown:
         parser.error(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}")
-    if args.reps is not None and not 1 <= args.reps <= 100:
-        parser.error("--reps must be between 1 and 100")
+    for name in ("reps", "process_reps"):
+        value = getattr(args, name)
+        if value is not None and not 1 <= value <= 200:
+            parser.error(f"--{name.replace('_', '-')} must be between 1 and 200")
     args.selected = selected
     return args
 
@@ -885,9 +1077,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    if args.reps is not None:
-        sizes = Sizes(**{**asdict(sizes), "reps": args.reps})
-    mode = ("quick" if args.quick else "full") + f", {sizes.reps} measured rounds + 1 warm-up"
+    overrides = {"reps": args.reps, "process_reps": args.process_reps}
+    sizes = Sizes(**{**asdict(sizes), **{k: v for k, v in overrides.items() if v is not None}})
+    mode = (
+        ("quick" if args.quick else "full")
+        + f", {sizes.reps} measured rounds + 1 warm-up (ABBA), {sizes.process_reps} rounds per"
+        " new-process scenario"
+    )
     info = machine()
     for key, value in info.items():
         _log(f"{key}: {value}")
@@ -904,11 +1100,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             _log(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+    info = {**info, "load average at end": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     print(render_text(results, info, mode))
     if args.markdown is not None:
         args.markdown.write_text(render_markdown(results, info, mode))
     if args.json is not None:
-        payload = {"mode": mode, "machine": info, "results": [asdict(r) for r in results]}
+        payload = {
+            "mode": mode,
+            "machine": info,
+            "results": [asdict(r) | {"passed": r.passed} for r in results],
+        }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0 if all(r.passed for r in results) else 1
 

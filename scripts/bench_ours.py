@@ -3,15 +3,17 @@
 Everything here goes through the library's public entry points: ``repository`` (root_init,
 init_repository, publish) to build the index, ``loader.Loader.install`` (resolve → download →
 verify → cache, no import) for the timed client runs, and ``ConnectorRegistry.from_config`` in
-the new-process offline start. Only :func:`build_metadata_index` writes index files itself
-(from the ``metadata`` and ``envelope`` types, FORMAT.md §3), because publishing 100,000 real
-archives one by one would take far too long; its nodes are signed for real.
+the new-process offline start. Every index, including the large one of the index-scale row,
+is built by the publisher (:func:`publish_all`), never written at the file-format level.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import os
-from collections import defaultdict
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,36 +23,17 @@ from typing import Any
 from bench_packages import BIG_LIMITS, BenchArchive
 from modelmesh_connectors.client.config import LoaderConfig, parse_config
 from modelmesh_connectors.client.loader import Loader
-from modelmesh_connectors.index.envelope import (
-    INDEX_TYPE,
-    RELEASE_TYPE,
-    TIMESTAMP_TYPE,
-    sign,
-)
 from modelmesh_connectors.index.keys import SigningKey
-from modelmesh_connectors.index.metadata import (
-    BinNode,
-    BinRelease,
-    GroupNode,
-    IndexTop,
-    MetaRef,
-    Release,
-    ReleaseConnector,
-    Timestamp,
-    archive_path,
-    bin_prefix,
-)
 from modelmesh_connectors.package.package import Package, package_from_bytes
 from modelmesh_connectors.publish.repository import (
     init_repository,
     publish,
     root_init,
-    sharding_level,
 )
 
 __all__ = [
+    "PUBLISH_METHOD",
     "OursIndex",
-    "build_metadata_index",
     "build_ours_index",
     "index_bytes",
     "offline_start_code",
@@ -58,11 +41,14 @@ __all__ = [
     "ours_install_one_big",
     "ours_resolve_only",
     "ours_warm_online",
+    "publish_all",
 ]
 
 _ROOT_EXPIRY = timedelta(days=365)  # lifetime of the benchmark root
-_INDEX_EXPIRY = timedelta(days=30)  # lifetime of the bulk-built index top
-_TIMESTAMP_EXPIRY = timedelta(days=7)  # lifetime of the bulk-built timestamp
+# How the benchmark indexes are built, for the report. The publisher has no bulk publish yet
+# (issue 15): when it lands, publish_all() becomes that one call and this line says so.
+_HEX64 = re.compile(rb"[0-9a-f]{64}")  # a sha256 in hex, as index files name their nodes
+PUBLISH_METHOD = "one repository.publish() per archive (no bulk publish yet)"
 
 
 @dataclass(frozen=True)
@@ -128,86 +114,73 @@ def build_ours_index(directory: Path, archives: Sequence[BenchArchive]) -> OursI
     directory.parent.mkdir(parents=True, exist_ok=True)
     root_bytes = _new_root(directory, keys)
     init_repository(directory, root_bytes, keys.index, keys.timestamp)
-    for archive in archives:
+    publish_all(directory, [a.path for a in archives], keys.index, keys.timestamp)
+    return OursIndex(directory, directory.parent / f"{directory.name}-root.json")
+
+
+def publish_all(
+    directory: Path, paths: Sequence[Path], index_key: SigningKey, timestamp_key: SigningKey
+) -> None:
+    """Publish ``paths`` into the index at ``directory`` with the publisher API.
+
+    The one place the benchmark publishes: switching to a bulk publish is this one call.
+    Today it is one ``publish()`` per archive (see :data:`PUBLISH_METHOD`), which also makes the
+    publisher pick the sharding level for the final package count.
+    """
+    for path in paths:
         publish(
             directory,
-            archive.path,
-            index_keys=keys.index,
-            timestamp_keys=keys.timestamp,
+            path,
+            index_keys=index_key,
+            timestamp_keys=timestamp_key,
             inspect=_inspect_big,
         )
-    return OursIndex(directory, directory.parent / f"{directory.name}-root.json")
-
-
-def build_metadata_index(directory: Path, names: Sequence[str]) -> OursIndex:
-    """Write an index listing ``names`` (one release each) without archives.
-
-    Every release envelope, the index top and the timestamp carry real Ed25519 signatures;
-    the archive hashes are fake (nothing is downloaded in the scenario that uses it).
-
-    Args:
-        directory: Missing or empty directory for the index.
-        names: Normalized package names.
-
-    Returns:
-        The index.
-    """
-    keys = _Keys(SigningKey.generate(), SigningKey.generate(), SigningKey.generate())
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    root_bytes = _new_root(directory, keys)
-    now = datetime.now(UTC).replace(microsecond=0)
-    # The fan-out the publisher would choose for this many packages.
-    group_chars, bin_chars = sharding_level(len(set(names)))
-    bins: dict[str, dict[str, tuple[BinRelease, ...]]] = defaultdict(dict)
-    for name in names:
-        release = Release(
-            name=name,
-            version="1.0.0",
-            file=archive_path(name, "1.0.0"),
-            sha256=MetaRef.of(name.encode()).sha256,  # fake: no archive exists
-            length=10240,
-            requires_modelmesh=None,
-            connectors=(
-                ReleaseConnector("bench." + name.removeprefix("bench-") + ".v1", "observability"),
-            ),
-        )
-        envelope = sign(RELEASE_TYPE, release.to_payload(), [keys.index])
-        bins[bin_prefix(name, bin_chars)][name] = (BinRelease("1.0.0", envelope),)
-    meta = directory / "meta"
-    meta.mkdir(parents=True)
-    groups: dict[str, dict[str, MetaRef]] = defaultdict(dict)
-    for prefix, packages in sorted(bins.items()):
-        data = BinNode(prefix, packages).to_payload()
-        ref = MetaRef.of(data)
-        (directory / ref.path).write_bytes(data)
-        groups[prefix[:group_chars]][prefix] = ref
-    group_refs: dict[str, MetaRef] = {}
-    for prefix, bin_refs in sorted(groups.items()):
-        data = GroupNode(prefix, bin_refs).to_payload()
-        ref = MetaRef.of(data)
-        (directory / ref.path).write_bytes(data)
-        group_refs[prefix] = ref
-    top_payload = IndexTop(1, now + _INDEX_EXPIRY, group_refs, group_chars, bin_chars).to_payload()
-    top = sign(INDEX_TYPE, top_payload, [keys.index])
-    top_bytes = top.to_bytes()
-    top_ref = MetaRef.of(top_bytes)
-    (directory / top_ref.path).write_bytes(top_bytes)
-    timestamp = Timestamp(1, now + _TIMESTAMP_EXPIRY, 1, top_ref)
-    ts_bytes = sign(TIMESTAMP_TYPE, timestamp.to_payload(), [keys.timestamp]).to_bytes()
-    (directory / "root").mkdir()
-    (directory / "root" / "1.json").write_bytes(root_bytes)
-    # Last, as the publisher does: the index exists for clients once timestamp.json does.
-    (directory / "timestamp.json").write_bytes(ts_bytes)
-    return OursIndex(directory, directory.parent / f"{directory.name}-root.json")
 
 
 def index_bytes(directory: Path) -> int:
-    """Bytes of every metadata file of an index (root, timestamp, meta nodes; no archives)."""
+    """Bytes of the live metadata of an index: root files, timestamp, reachable meta nodes.
+
+    Superseded ``meta/`` files that one-by-one publishing leaves behind (nothing removes them
+    yet) are not counted: a node is live when its hash appears in ``timestamp.json`` or in
+    a live node (found by its ``meta/<sha256>.json`` name; a hex string that names no file is
+    ignored).
+    """
     total = (directory / "timestamp.json").stat().st_size
-    for sub in ("root", "meta"):
-        with os.scandir(directory / sub) as entries:
-            total += sum(e.stat().st_size for e in entries if e.is_file())
+    with os.scandir(directory / "root") as entries:
+        total += sum(e.stat().st_size for e in entries if e.is_file())
+    seen: set[str] = set()
+    pending = [(directory / "timestamp.json").read_bytes()]
+    while pending:
+        for digest in _HEX64.findall(_with_payloads(pending.pop())):
+            name = digest.decode()
+            node = directory / "meta" / f"{name}.json"
+            if name in seen or not node.is_file():
+                continue
+            seen.add(name)
+            data = node.read_bytes()
+            total += len(data)
+            pending.append(data)
     return total
+
+
+def _with_payloads(data: bytes) -> bytes:
+    """``data`` followed by the decoded ``payload`` of every envelope in it (hashes hide there)."""
+    parts = [data]
+    stack: list[Any] = [json.loads(data)]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            payload = item.get("payload")
+            if isinstance(payload, str):
+                with contextlib.suppress(ValueError):
+                    decoded = base64.b64decode(payload, validate=True)
+                    parts.append(decoded)
+                    with contextlib.suppress(ValueError):
+                        stack.append(json.loads(decoded))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return b"\n".join(parts)
 
 
 # -- the client ------------------------------------------------------------------------------------

@@ -6,6 +6,11 @@ socket (without it a keep-alive response whose headers and body leave in two seg
 ~40 ms for the peer's delayed ACK), sends ``Content-Length`` on every response, and sends file
 bodies with ``sendfile`` so the server costs as little CPU as possible. It counts the body bytes
 of every response, so a scenario can report exactly how many bytes a client fetched.
+
+With ``delay`` set, every counted response waits that long before its status line is sent:
+the round trip a client sees from a distant CDN (20 ms in the round-trip scenario). The wait
+happens in the request's own handler thread, so concurrent requests wait concurrently, as they
+would on a real network; the stats path is never delayed.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,9 +63,13 @@ class StaticServer:
     Args:
         mounts: URL prefix (``"/ours/"``) → directory. A request path is served from the
             directory of the longest matching prefix; anything else is a 404.
+        delay: Seconds every counted response waits before it is sent (0: none).
     """
 
-    def __init__(self, mounts: Mapping[str, Path]) -> None:
+    def __init__(self, mounts: Mapping[str, Path], *, delay: float = 0.0) -> None:
+        if not 0 <= delay <= 10:
+            raise ValueError(f"delay must be between 0 and 10 seconds, got {delay}")
+        self.delay = delay
         for prefix in mounts:
             if not (prefix.startswith("/") and prefix.endswith("/")):
                 raise ValueError(f"mount prefix must start and end with '/', got {prefix!r}")
@@ -211,6 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        if owner.delay:
+            time.sleep(owner.delay)
         path = owner._file_for(self.path)
         if path is None:
             self._send_small(404, b"not found\n")
@@ -248,10 +260,12 @@ class ServerProcess:
 
     Args:
         mounts: URL prefix → directory, as for :class:`StaticServer`.
+        delay: Seconds every counted response waits, as for :class:`StaticServer`.
     """
 
-    def __init__(self, mounts: Mapping[str, Path]) -> None:
+    def __init__(self, mounts: Mapping[str, Path], *, delay: float = 0.0) -> None:
         self._mounts = dict(mounts)
+        self._delay = delay
         self._process: subprocess.Popen[str] | None = None
         self._base = ""
 
@@ -260,6 +274,8 @@ class ServerProcess:
         args = [sys.executable, str(Path(__file__).resolve())]
         for prefix, directory in self._mounts.items():
             args += ["--mount", f"{prefix}={Path(directory).resolve()}"]
+        if self._delay:
+            args += ["--delay", repr(self._delay)]
         self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         assert self._process.stdout is not None
         line = self._process.stdout.readline().strip()
@@ -315,14 +331,20 @@ class ServerProcess:
 def _main() -> int:
     parser = argparse.ArgumentParser(description="serve directories for bench.py on 127.0.0.1")
     parser.add_argument("--mount", action="append", default=[], metavar="PREFIX=DIR")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each response")
     args = parser.parse_args()
     mounts = {}
     for item in args.mount:
         prefix, _, directory = item.partition("=")
         mounts[prefix] = Path(directory)
-    server = StaticServer(mounts).start()
+    server = StaticServer(mounts, delay=args.delay).start()
     print(server.base_url, flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: (server.stop(), sys.exit(0)))
+
+    def stop(*_: object) -> None:
+        server.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     while True:
         signal.pause()
 
