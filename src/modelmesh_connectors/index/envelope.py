@@ -62,6 +62,8 @@ _SIGNATURE_KEYS = frozenset({"keyid", "sig"})
 class JSONFormatError(InvalidInput):
     """Bytes are not strict JSON (bad UTF-8, duplicate key, float, NaN, too deep)."""
 
+    code = "input.json"
+
 
 class _DuplicateKey(ValueError):
     """A JSON object repeats a key (found on the fast path, located afterwards)."""

@@ -38,6 +38,8 @@ _MAX_PEM_BYTES = 64 * 1024  # a PEM key is < 1 KiB; refuse to feed huge blobs to
 class InvalidKeyError(InvalidInput):
     """A public or private key is malformed, of the wrong type, or cannot be decrypted."""
 
+    code = "input.key"
+
 
 def is_encrypted_pem(data: bytes) -> bool:
     """Tell whether PEM bytes hold a passphrase-encrypted PKCS#8 private key.

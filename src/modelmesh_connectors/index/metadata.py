@@ -90,9 +90,13 @@ _PUBLISHER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 class MetadataError(TrustError):
     """Signed (or hash-pinned) metadata is malformed: a field is missing, extra or invalid."""
 
+    code = "trust.metadata"
+
 
 class InvalidNameError(InvalidInput):
     """A package name is not normalized (``[a-z0-9]+(-[a-z0-9]+)*``)."""
+
+    code = "input.package-name"
 
 
 # -- helpers for the bin path --------------------------------------------------

@@ -107,7 +107,7 @@ export class Loader {
   /** The trusted view of the configured index (refreshed once per loader). */
   view(): IndexView {
     if (this.mirrors.length === 0) {
-      throw new ConfigError("config.invalid", "no index is configured", {
+      throw new ConfigError("config", "no index is configured", {
         hint: "set 'index' to the signed index URL",
       });
     }
@@ -173,7 +173,7 @@ export class Loader {
         throw err;
       }
       if (spec.sha256 === null) {
-        throw new TrustError("trust.no-signature", `${spec.url}: no detached signature at ${spec.url}.sig`, {
+        throw new TrustError("trust", `${spec.url}: no detached signature at ${spec.url}.sig`, {
           hint: "pin the URL with '#sha256=<hex>' or load the package through the signed index",
         });
       }
@@ -236,7 +236,7 @@ export class Loader {
     if (firstTrust !== null) {
       throw new TrustError(firstTrust.code, `${label}: ${firstTrust.message}`, { cause: firstTrust });
     }
-    throw new DownloadError("download.failed", `${label}: no mirror served it: ${errors.join("; ")}`);
+    throw new DownloadError("download", `${label}: no mirror served it: ${errors.join("; ")}`);
   }
 
   private async fetchPinned(resolved: ResolvedArchive): Promise<Uint8Array> {
@@ -257,7 +257,7 @@ export class Loader {
   async fetchPackage(text: string): Promise<{ pkg: Package; origin: Origin }> {
     const spec = parsePackageSpec(text);
     if (spec.kind === "local") {
-      throw new PackageError("package.io", `${text} is a local path, not a remote package`);
+      throw new PackageError("package", `${text} is a local path, not a remote package`);
     }
     const resolved = await this.resolve(spec);
     const data = await this.fetchArchive(resolved);

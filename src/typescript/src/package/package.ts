@@ -60,7 +60,7 @@ export async function packageFromBytes(
 /**
  * Read a package directory or `.zip` file from local disk.
  *
- * @throws PackageError `package.io` (missing, unreadable, neither directory nor zip),
+ * @throws PackageError `package` (missing, unreadable, neither directory nor zip),
  *   `package.archive`, `package.manifest`.
  */
 export async function openLocalPackage(
@@ -71,7 +71,7 @@ export async function openLocalPackage(
   try {
     st = statSync(path);
   } catch {
-    throw new PackageError("package.io", `${path}: no such file or directory`);
+    throw new PackageError("package", `${path}: no such file or directory`);
   }
   if (st.isDirectory()) {
     const files = readDirectory(path, limits);
@@ -89,7 +89,7 @@ export async function openLocalPackage(
     };
   }
   if (!path.toLowerCase().endsWith(".zip")) {
-    throw new PackageError("package.io", `${path}: a package is a directory or a .zip file`);
+    throw new PackageError("package", `${path}: a package is a directory or a .zip file`);
   }
   if (st.size > MAX_ARCHIVE_BYTES) {
     throw new PackageError("package.archive", `${path}: over the ${MAX_ARCHIVE_BYTES}-byte archive cap`);
@@ -98,7 +98,7 @@ export async function openLocalPackage(
   try {
     data = readFileSync(path);
   } catch (err) {
-    throw new PackageError("package.io", `${path}: cannot read: ${describe(err)}`);
+    throw new PackageError("package", `${path}: cannot read: ${describe(err)}`);
   }
   return packageFromBytes(data, path, limits);
 }
