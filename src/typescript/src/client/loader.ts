@@ -78,11 +78,28 @@ export function checkManifestMatches(release: Release, pkg: Package): void {
   if (
     release.name !== m.name ||
     release.version !== m.version ||
-    JSON.stringify(signed) !== JSON.stringify(declared)
+    JSON.stringify(signed) !== JSON.stringify(declared) ||
+    release.runtimes.join() !== m.runtimes.join()
   ) {
     throw new TrustError(
       "trust.policy",
       `${release.name} ${release.version}: the signed release declares ${JSON.stringify(signed)} but the archive's manifest is ${m.name} ${m.version} declaring ${JSON.stringify(declared)}`,
+    );
+  }
+}
+
+/**
+ * A release whose connectors have no Node entry point cannot be loaded here: refused before
+ * downloading (the Python client refuses a Node-only release the same way).
+ *
+ * @throws PackageError (`package.no-entry-point`).
+ */
+export function checkNodeRuntime(release: Release | null): void {
+  if (release !== null && !release.runtimes.includes("node")) {
+    throw new PackageError(
+      "package.no-entry-point",
+      `${release.name} ${release.version} has no Node entry point: the signed release is for ${release.runtimes.join(", ")} only`,
+      { hint: "load it with the Python client, or pick a release with a 'node:' entry" },
     );
   }
 }
@@ -260,6 +277,7 @@ export class Loader {
       throw new PackageError("package", `${text} is a local path, not a remote package`);
     }
     const resolved = await this.resolve(spec);
+    checkNodeRuntime(resolved.release);
     const data = await this.fetchArchive(resolved);
     const pkg = await packageFromBytes(data, `${resolved.name}-${resolved.version}.zip`);
     if (resolved.release !== null) {

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from "node:fs";
 import { describe, PackageError } from "../errors.js";
 import { sha256Hex } from "../trust/keys.js";
 import { type ArchiveLimits, DEFAULT_LIMITS, type PackageFiles, readDirectory, readZip } from "./archive.js";
-import { MANIFEST_NAME, type Manifest, parseManifest } from "./manifest.js";
+import { MANIFEST_NAME, type Manifest, ManifestError, parseManifest } from "./manifest.js";
 
 export const MAX_ARCHIVE_BYTES = 256 * 1024 * 1024; // bytes; a local zip larger is refused
 
@@ -33,7 +33,17 @@ export function treeDigest(files: PackageFiles): string {
 }
 
 function manifestOf(files: PackageFiles, source: string): Manifest {
-  return parseManifest(files.get(MANIFEST_NAME) as Uint8Array, `${source}!/${MANIFEST_NAME}`);
+  const where = `${source}!/${MANIFEST_NAME}`;
+  const manifest = parseManifest(files.get(MANIFEST_NAME) as Uint8Array, where);
+  manifest.connectors.forEach((c, i) => {
+    // Checked when the package is read, as in Python: a missing module is a bad manifest.
+    if (c.node !== null && !files.has(c.node.module)) {
+      throw new ManifestError(
+        `${where}: field 'connectors[${i}].node.module': '${c.node.module}' is not a file of the package`,
+      );
+    }
+  });
+  return manifest;
 }
 
 /**
