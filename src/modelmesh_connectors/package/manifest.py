@@ -60,7 +60,7 @@ def is_normalized_name(name: str) -> bool:
 
 @dataclass(frozen=True)
 class NodeEntry:
-    """A connector's Node entry point (FORMAT.md §5): an ES module and its export.
+    """A connector's Node entry point (FORMAT.md §7): an ES module and its export.
 
     Attributes:
         module: Package-relative POSIX path of the module (``node/audit-log.mjs``).
