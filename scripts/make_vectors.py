@@ -43,7 +43,6 @@ from modelmesh_connectors.index.envelope import (  # noqa: E402
     RELEASE_TYPE,
     ROOT_TYPE,
     TIMESTAMP_TYPE,
-    Envelope,
     canonical_json,
     parse_envelope,
     sign,
@@ -54,7 +53,6 @@ from modelmesh_connectors.index.metadata import (  # noqa: E402
     BinRelease,
     GroupNode,
     MetaRef,
-    Release,
     parse_bin,
     parse_group,
 )
@@ -392,7 +390,9 @@ def resigned(data: bytes, signers: Sequence[SigningKey], payload_type: str | Non
     return sign(payload_type or env.payload_type, env.payload, signers).to_bytes()
 
 
-def with_payload(data: bytes, change: Callable[[dict[str, Any]], None], signers: Sequence[SigningKey]) -> bytes:
+def with_payload(
+    data: bytes, change: Callable[[dict[str, Any]], None], signers: Sequence[SigningKey]
+) -> bytes:
     """Re-sign an envelope whose payload JSON was changed (a key holder's forgery)."""
     env = parse_envelope(data)
     obj = json.loads(env.payload)
@@ -444,7 +444,12 @@ class Sequence_:
             elif self._served.get(path) != files[path]:
                 serve[path] = vbytes(files[path])
         self._served, self._now = dict(files), now
-        step: dict[str, Any] = {"serve": serve, "now": when(now), "action": action, "expect": expect}
+        step: dict[str, Any] = {
+            "serve": serve,
+            "now": when(now),
+            "action": action,
+            "expect": expect,
+        }
         if misbehave:
             step["misbehave"] = dict(misbehave)
         if by_runtime:
@@ -554,18 +559,26 @@ def index_signature(g: Generator) -> None:
         "Signatures: unsigned, invalid, untrusted or wrong-role keys, wrong payload type, "
         "malformed envelopes (FORMAT.md §2).",
     )
-    w, data = basic(g)
+    w, _ = basic(g)
     files = w.files()
     ts = files["timestamp.json"]
     top_path = w.pinned_top(files)
     top = files[top_path]
-    release_path = w.archive(PKG, "1.0.0")
 
-    def case(name: str, changed: Mapping[str, bytes], expect: dict[str, Any], action: dict[str, Any] = REFRESH) -> None:
+    def case(
+        name: str,
+        changed: Mapping[str, bytes],
+        expect: dict[str, Any],
+        action: dict[str, Any] = REFRESH,
+    ) -> None:
         g.seq("signature", name, w).step({**files, **changed}, w.now + HOUR, action, expect)
 
     case("unsigned timestamp", {"timestamp.json": unsigned(ts)}, err("trust.signature"))
-    case("invalid timestamp signature", {"timestamp.json": flip_signature(ts)}, err("trust.signature"))
+    case(
+        "invalid timestamp signature",
+        {"timestamp.json": flip_signature(ts)},
+        err("trust.signature"),
+    )
     case(
         "timestamp signed by an untrusted key",
         {"timestamp.json": resigned(ts, [STRANGER])},
@@ -607,7 +620,12 @@ def index_signature(g: Generator) -> None:
     ws.rewrite_bin(
         lambda pk: {
             n: tuple(
-                BinRelease(e.version, parse_envelope(resigned(e.release.to_bytes(), [STRANGER])), e.yanked, e.yanked_reason)
+                BinRelease(
+                    e.version,
+                    parse_envelope(resigned(e.release.to_bytes(), [STRANGER])),
+                    e.yanked,
+                    e.yanked_reason,
+                )
                 for e in es
             )
             for n, es in pk.items()
@@ -616,7 +634,6 @@ def index_signature(g: Generator) -> None:
     g.seq("signature", "release in the bin signed by an untrusted key", ws).step(
         ws.files(), ws.tick(), resolve(PKG), err("trust.signature")
     )
-    del data, release_path
 
 
 def index_threshold(g: Generator) -> None:
@@ -636,7 +653,10 @@ def index_threshold(g: Generator) -> None:
         {**files, "timestamp.json": one}, w.now + HOUR, REFRESH, err("trust.signature")
     )
     g.seq("threshold", "one key counted twice", w).step(
-        {**files, "timestamp.json": duplicate_signature(one)}, w.now + HOUR, REFRESH, err("trust.signature")
+        {**files, "timestamp.json": duplicate_signature(one)},
+        w.now + HOUR,
+        REFRESH,
+        err("trust.signature"),
     )
     g.seq("threshold", "a stranger does not make up the threshold", w).step(
         {**files, "timestamp.json": resigned(ts, [TS_KEY, STRANGER])},
@@ -704,7 +724,9 @@ def index_expiry(g: Generator) -> None:
     )
     w, _ = basic(g)
     files = w.files()
-    g.seq("expiry", "timestamp expired (freeze)", w).step(files, T0 + 8 * DAY, REFRESH, err("trust.expired"))
+    g.seq("expiry", "timestamp expired (freeze)", w).step(
+        files, T0 + 8 * DAY, REFRESH, err("trust.expired")
+    )
     g.seq("expiry", "timestamp expires at exactly now", w).step(
         files, w.now + TS_LIFE, REFRESH, err("trust.expired")
     )
@@ -723,7 +745,9 @@ def index_expiry(g: Generator) -> None:
     )
     wr = g.world(root_expires=T0 + 20 * DAY)
     wr.publish(PKG, "1.0.0", connectors=SINK, timestamp_expiry=40 * DAY, index_expiry=40 * DAY)
-    g.seq("expiry", "root expired", wr).step(wr.files(), T0 + 21 * DAY, REFRESH, err("trust.expired"))
+    g.seq("expiry", "root expired", wr).step(
+        wr.files(), T0 + 21 * DAY, REFRESH, err("trust.expired")
+    )
 
 
 def index_mix_and_match(g: Generator) -> None:
@@ -732,7 +756,7 @@ def index_mix_and_match(g: Generator) -> None:
         "index-sequence",
         "Files from different index states or packages served together.",
     )
-    w, data = basic(g)
+    w, _ = basic(g)
     old = w.files()
     old_group, old_bin = w.nodes(old)
     w.publish("vec-other", "1.0.0", connectors=[("vec.other.v1", "observability")])
@@ -755,7 +779,6 @@ def index_mix_and_match(g: Generator) -> None:
     g.seq("mix-and-match", "bin entry names another package's release", wm).step(
         wm.files(), wm.tick(), resolve("vec-other"), err("trust.policy")
     )
-    del data
 
 
 def index_rotation(g: Generator) -> None:
@@ -783,13 +806,15 @@ def index_rotation(g: Generator) -> None:
         REFRESH,
         err("trust.signature"),
     )
-    root_payload = json.loads(parse_envelope(root2).payload)
     skipped = with_payload(root2, lambda p: p.update(version=3), ROOT_KEYS[:2])
     g.seq("rotation", "root 2 says version 3", w).step(
         {**before, "root/2.json": skipped}, w.now + HOUR, REFRESH, err("trust.root-rotation")
     )
     g.seq("rotation", "root 2 says version 1", w).step(
-        {**before, "root/2.json": with_payload(root2, lambda p: p.update(version=1), ROOT_KEYS[:2])},
+        {
+            **before,
+            "root/2.json": with_payload(root2, lambda p: p.update(version=1), ROOT_KEYS[:2]),
+        },
         w.now + HOUR,
         REFRESH,
         err("trust.root-rotation"),
@@ -798,7 +823,14 @@ def index_rotation(g: Generator) -> None:
     only_new = with_payload(
         root2,
         lambda p: (
-            p["keys"].update({new_root_key.keyid: {"keytype": "ed25519", "public": new_root_key.public.public_hex}}),
+            p["keys"].update(
+                {
+                    new_root_key.keyid: {
+                        "keytype": "ed25519",
+                        "public": new_root_key.public.public_hex,
+                    }
+                }
+            ),
             p["roles"]["root"].update(keyids=[new_root_key.keyid], threshold=1),
         ),
         [new_root_key],
@@ -807,7 +839,10 @@ def index_rotation(g: Generator) -> None:
         {**before, "root/2.json": only_new}, w.now + HOUR, REFRESH, err("trust.signature")
     )
     g.seq("rotation", "root 2 with an invalid signature", w).step(
-        {**before, "root/2.json": flip_signature(root2)}, w.now + HOUR, REFRESH, err("trust.signature")
+        {**before, "root/2.json": flip_signature(root2)},
+        w.now + HOUR,
+        REFRESH,
+        err("trust.signature"),
     )
     g.seq("rotation", "timestamp served as root 2", w).step(
         {**before, "root/2.json": resigned(root2, ROOT_KEYS[:2], TIMESTAMP_TYPE)},
@@ -815,7 +850,6 @@ def index_rotation(g: Generator) -> None:
         REFRESH,
         err("trust.signature"),
     )
-    del root_payload
 
 
 def index_hash_length(g: Generator) -> None:
@@ -830,23 +864,44 @@ def index_hash_length(g: Generator) -> None:
     gpath, bpath = w.nodes(files)
     top = w.pinned_top(files)
 
-    def case(name: str, changed: Mapping[str, bytes], expect: dict[str, Any], action: dict[str, Any]) -> None:
+    def case(
+        name: str, changed: Mapping[str, bytes], expect: dict[str, Any], action: dict[str, Any]
+    ) -> None:
         g.seq("hash-length", name, w).step({**files, **changed}, w.now + HOUR, action, expect)
 
     case("archive with one byte changed", {path: flip_byte(data)}, err("trust.hash"), resolve(PKG))
     case("archive one byte longer", {path: data + b"\0"}, err("trust.length"), resolve(PKG))
     case("archive one byte shorter", {path: data[:-1]}, err("trust.length"), resolve(PKG))
     other = package_zip(w.work, PKG, "1.0.0", SINK, ("node",))
-    case("archive replaced by another valid package", {path: other}, err("trust.hash") if len(other) == len(data) else err("trust.length"), resolve(PKG))
-    case("bin node with one byte changed", {bpath: flip_byte(files[bpath])}, err("trust.hash"), resolve(PKG))
-    case("group node one byte longer", {gpath: files[gpath] + b" "}, err("trust.length"), resolve(PKG))
+    case(
+        "archive replaced by another valid package",
+        {path: other},
+        err("trust.hash") if len(other) == len(data) else err("trust.length"),
+        resolve(PKG),
+    )
+    case(
+        "bin node with one byte changed",
+        {bpath: flip_byte(files[bpath])},
+        err("trust.hash"),
+        resolve(PKG),
+    )
+    case(
+        "group node one byte longer",
+        {gpath: files[gpath] + b" "},
+        err("trust.length"),
+        resolve(PKG),
+    )
     case("index top one byte longer", {top: files[top] + b" "}, err("trust.length"), REFRESH)
     missing = dict(files)
     del missing[path]
-    g.seq("hash-length", "archive missing", w).step(missing, w.now + HOUR, resolve(PKG), err("download"))
+    g.seq("hash-length", "archive missing", w).step(
+        missing, w.now + HOUR, resolve(PKG), err("download")
+    )
     no_top = dict(files)
     del no_top[top]
-    g.seq("hash-length", "pinned index top missing", w).step(no_top, w.now + HOUR, REFRESH, err("download"))
+    g.seq("hash-length", "pinned index top missing", w).step(
+        no_top, w.now + HOUR, REFRESH, err("download")
+    )
 
 
 def index_server(g: Generator) -> None:
@@ -859,14 +914,27 @@ def index_server(g: Generator) -> None:
     files = w.files()
     path = w.archive(PKG, "1.0.0")
 
-    def case(name: str, misbehave: dict[str, dict[str, Any]], expect: dict[str, Any], action: dict[str, Any] = REFRESH) -> None:
+    def case(
+        name: str,
+        misbehave: dict[str, dict[str, Any]],
+        expect: dict[str, Any],
+        action: dict[str, Any] = REFRESH,
+    ) -> None:
         g.seq("server", name, w).step(files, w.now + HOUR, action, expect, misbehave=misbehave)
 
     case("endless timestamp", {"timestamp.json": {"kind": "endless"}}, err("trust.length"))
     case("endless archive", {path: {"kind": "endless"}}, err("trust.length"), resolve(PKG))
     case("timestamp stalls", {"timestamp.json": {"kind": "stall"}}, err("download"))
-    case("timestamp answers 503", {"timestamp.json": {"kind": "status", "status": 503}}, err("download"))
-    case("timestamp answers 404", {"timestamp.json": {"kind": "status", "status": 404}}, err("download"))
+    case(
+        "timestamp answers 503",
+        {"timestamp.json": {"kind": "status", "status": 503}},
+        err("download"),
+    )
+    case(
+        "timestamp answers 404",
+        {"timestamp.json": {"kind": "status", "status": 404}},
+        err("download"),
+    )
     case("root 2 answers 500", {"root/2.json": {"kind": "status", "status": 500}}, err("download"))
     g.seq("server", "archive redirected within the server", w).step(
         {**files, "mirror/" + path: data},
@@ -891,7 +959,12 @@ def index_policy(g: Generator) -> None:
     )
     acme = repository.PublisherSpec("acme", (ACME_KEY.public,), 1, ("acme",))
     w = g.world(publishers=[acme])
-    good = w.publish("acme-sink", "1.0.0", connectors=[("acme.sink.v1", "observability")], release_keys=[ACME_KEY])
+    good = w.publish(
+        "acme-sink",
+        "1.0.0",
+        connectors=[("acme.sink.v1", "observability")],
+        release_keys=[ACME_KEY],
+    )
     g.seq("policy", "publisher inside its namespace", w).step(
         w.files(), w.tick(), resolve("acme-sink"), loaded("acme-sink", "1.0.0", good)
     )
@@ -902,7 +975,12 @@ def index_policy(g: Generator) -> None:
     ws.rewrite_bin(
         lambda pk: {
             n: tuple(
-                BinRelease(e.version, parse_envelope(resigned(e.release.to_bytes(), [ACME_KEY])), e.yanked, e.yanked_reason)
+                BinRelease(
+                    e.version,
+                    parse_envelope(resigned(e.release.to_bytes(), [ACME_KEY])),
+                    e.yanked,
+                    e.yanked_reason,
+                )
                 for e in es
             )
             for n, es in pk.items()
@@ -914,7 +992,9 @@ def index_policy(g: Generator) -> None:
     wm = g.world()
     real = package_zip(wm.work, "vec-liar", "1.0.0", [("vec.liar.v1", "observability")])
     wm.publish(
-        "vec-liar", "1.0.0", archive=real,
+        "vec-liar",
+        "1.0.0",
+        archive=real,
         inspect=claiming("vec-liar", "1.0.0", [("vec.innocent.v1", "observability")]),
     )
     g.seq("policy", "archive's manifest declares other connectors than the release", wm).step(
@@ -928,9 +1008,14 @@ def index_policy(g: Generator) -> None:
     )
     wr = g.world()
     both = package_zip(wr.work, "vec-rt", "1.0.0", SINK, ("node", "python"))
-    wr.publish("vec-rt", "1.0.0", archive=both, inspect=claiming("vec-rt", "1.0.0", SINK, ("node",)))
+    wr.publish(
+        "vec-rt", "1.0.0", archive=both, inspect=claiming("vec-rt", "1.0.0", SINK, ("node",))
+    )
     g.seq("policy", "archive's runtimes differ from the signed runtimes", wr).step(
-        wr.files(), wr.tick(), resolve("vec-rt"), err("trust.policy"),
+        wr.files(),
+        wr.tick(),
+        resolve("vec-rt"),
+        err("trust.policy"),
         by_runtime={"python": err("package.no-entry-point"), "node": err("trust.policy")},
     )
 
@@ -943,21 +1028,40 @@ def index_runtimes(g: Generator) -> None:
         "runtime before downloading it.",
     )
     w = g.world()
-    node_only = w.publish("vec-node", "1.0.0", connectors=[("vec.node.v1", "observability")], runtimes=("node",))
-    py_only = w.publish("vec-py", "1.0.0", connectors=[("vec.py.v1", "observability")], runtimes=("python",))
+    node_only = w.publish(
+        "vec-node", "1.0.0", connectors=[("vec.node.v1", "observability")], runtimes=("node",)
+    )
+    py_only = w.publish(
+        "vec-py", "1.0.0", connectors=[("vec.py.v1", "observability")], runtimes=("python",)
+    )
     files = w.files()
     g.seq("runtimes", "a Node-only release", w).step(
-        files, w.tick(), resolve("vec-node"), loaded("vec-node", "1.0.0", node_only),
-        by_runtime={"python": err("package.no-entry-point"), "node": loaded("vec-node", "1.0.0", node_only)},
+        files,
+        w.tick(),
+        resolve("vec-node"),
+        loaded("vec-node", "1.0.0", node_only),
+        by_runtime={
+            "python": err("package.no-entry-point"),
+            "node": loaded("vec-node", "1.0.0", node_only),
+        },
     )
     g.seq("runtimes", "a Python-only release", w).step(
-        files, w.tick(), resolve("vec-py"), loaded("vec-py", "1.0.0", py_only),
-        by_runtime={"python": loaded("vec-py", "1.0.0", py_only), "node": err("package.no-entry-point")},
+        files,
+        w.tick(),
+        resolve("vec-py"),
+        loaded("vec-py", "1.0.0", py_only),
+        by_runtime={
+            "python": loaded("vec-py", "1.0.0", py_only),
+            "node": err("package.no-entry-point"),
+        },
     )
     missing = dict(files)
     del missing[w.archive("vec-node", "1.0.0")]
     g.seq("runtimes", "refused before the download", w).step(
-        missing, w.tick(), resolve("vec-node"), err("download"),
+        missing,
+        w.tick(),
+        resolve("vec-node"),
+        err("download"),
         by_runtime={"python": err("package.no-entry-point"), "node": err("download")},
     )
 
@@ -965,10 +1069,18 @@ def index_runtimes(g: Generator) -> None:
 def hostile_zip_entries() -> list[tuple[str, list[RawEntry], str]]:
     manifest = manifest_text("vec-zip", "1.0.0", SINK).encode()
     m = RawEntry(b"modelmesh-package.yaml", manifest)
-    py = [RawEntry(b"vec_zip/__init__.py", b""), RawEntry(b"vec_zip/connector.py", b"class Connector:\n    pass\n"), RawEntry(b"node/connector.mjs", b"export class Connector {}\n")]
+    py = [
+        RawEntry(b"vec_zip/__init__.py", b""),
+        RawEntry(b"vec_zip/connector.py", b"class Connector:\n    pass\n"),
+        RawEntry(b"node/connector.mjs", b"export class Connector {}\n"),
+    ]
     return [
         ("traversal", [m, *py, RawEntry(b"../evil.mjs", b"x")], "package.archive"),
-        ("duplicate entry", [m, *py, RawEntry(b"a.txt", b"1"), RawEntry(b"a.txt", b"2")], "package.archive"),
+        (
+            "duplicate entry",
+            [m, *py, RawEntry(b"a.txt", b"1"), RawEntry(b"a.txt", b"2")],
+            "package.archive",
+        ),
         ("symlink", [m, *py, RawEntry(b"link", b"/etc/passwd", mode=0o120777)], "package.archive"),
     ]
 
@@ -983,7 +1095,9 @@ def index_zip(g: Generator) -> None:
         w = g.world()
         data = build_raw_zip(entries)
         w.publish("vec-zip", "1.0.0", archive=data, inspect=claiming("vec-zip", "1.0.0", SINK))
-        g.seq("zip", f"signed archive: {name}", w).step(w.files(), w.tick(), resolve("vec-zip"), err(code))
+        g.seq("zip", f"signed archive: {name}", w).step(
+            w.files(), w.tick(), resolve("vec-zip"), err(code)
+        )
 
 
 def index_strict(g: Generator) -> None:
@@ -1003,23 +1117,43 @@ def index_strict(g: Generator) -> None:
     payload = parse_envelope(ts).payload
     obj = json.loads(payload)
     big = canonical_json({**obj, "version": 2**53})
-    g.seq("strict", "timestamp version 2^53", w).step({**files, "timestamp.json": raw_payload(big)}, w.now + HOUR, REFRESH, err("trust.metadata"))
+    g.seq("strict", "timestamp version 2^53", w).step(
+        {**files, "timestamp.json": raw_payload(big)}, w.now + HOUR, REFRESH, err("trust.metadata")
+    )
     top_len = dict(obj["index"])
     top_len["length"] = 2**53 - 1
     g.seq("strict", "pinned length 2^53-1 over the node cap", w).step(
         {**files, "timestamp.json": raw_payload(canonical_json({**obj, "index": top_len}))},
-        w.now + HOUR, REFRESH, err("trust.length"),
+        w.now + HOUR,
+        REFRESH,
+        err("trust.length"),
     )
     dup = payload[:-1] + b',"version":99}'
-    g.seq("strict", "timestamp payload with a duplicate key", w).step({**files, "timestamp.json": raw_payload(dup)}, w.now + HOUR, REFRESH, err("trust.metadata"))
+    g.seq("strict", "timestamp payload with a duplicate key", w).step(
+        {**files, "timestamp.json": raw_payload(dup)}, w.now + HOUR, REFRESH, err("trust.metadata")
+    )
     flt = payload.replace(b'"spec":1', b'"spec":1.0')
-    g.seq("strict", "timestamp payload with a float", w).step({**files, "timestamp.json": raw_payload(flt)}, w.now + HOUR, REFRESH, err("trust.metadata"))
+    g.seq("strict", "timestamp payload with a float", w).step(
+        {**files, "timestamp.json": raw_payload(flt)}, w.now + HOUR, REFRESH, err("trust.metadata")
+    )
     extra = canonical_json({**obj, "note": "x"})
-    g.seq("strict", "timestamp payload with an unknown field", w).step({**files, "timestamp.json": raw_payload(extra)}, w.now + HOUR, REFRESH, err("trust.metadata"))
+    g.seq("strict", "timestamp payload with an unknown field", w).step(
+        {**files, "timestamp.json": raw_payload(extra)},
+        w.now + HOUR,
+        REFRESH,
+        err("trust.metadata"),
+    )
     boolean = canonical_json({**obj, "version": True})
-    g.seq("strict", "timestamp version true", w).step({**files, "timestamp.json": raw_payload(boolean)}, w.now + HOUR, REFRESH, err("trust.metadata"))
+    g.seq("strict", "timestamp version true", w).step(
+        {**files, "timestamp.json": raw_payload(boolean)},
+        w.now + HOUR,
+        REFRESH,
+        err("trust.metadata"),
+    )
     env_dup = ts[:-1] + b',"payloadType":"' + TIMESTAMP_TYPE.encode() + b'"}'
-    g.seq("strict", "envelope with a duplicate key", w).step({**files, "timestamp.json": env_dup}, w.now + HOUR, REFRESH, err("trust.signature"))
+    g.seq("strict", "envelope with a duplicate key", w).step(
+        {**files, "timestamp.json": env_dup}, w.now + HOUR, REFRESH, err("trust.signature")
+    )
     # A trust root listing a small-order key (here as a third timestamp key: still refused).
     anchor = parse_envelope(w.anchor)
     root = json.loads(anchor.payload)
@@ -1028,7 +1162,9 @@ def index_strict(g: Generator) -> None:
     root["keys"][kid] = {"keytype": "ed25519", "public": small}
     root["roles"]["timestamp"]["keyids"] = sorted([*root["roles"]["timestamp"]["keyids"], kid])
     bad_anchor = sign(ROOT_TYPE, canonical_json(root), ROOT_KEYS[:2]).to_bytes()
-    g.seq("strict", "trust root with a small-order key", w, anchor=bad_anchor).step(files, w.now + HOUR, REFRESH, err("trust.metadata"))
+    g.seq("strict", "trust root with a small-order key", w, anchor=bad_anchor).step(
+        files, w.now + HOUR, REFRESH, err("trust.metadata")
+    )
 
 
 # -- pure suites -----------------------------------------------------------------------------
@@ -1042,7 +1178,7 @@ def strict_json_cases(g: Generator) -> None:
         ("largest safe integer", "[9007199254740991]", [9007199254740991]),
         ("smallest safe integer", "[-9007199254740991]", [-9007199254740991]),
         ("minus zero is 0", "[-0]", [0]),
-        ("escapes", '["\\u00e9\\n\\"\\\\"]', ["\u00e9\n\"\\"]),
+        ("escapes", '["\\u00e9\\n\\"\\\\"]', ['\u00e9\n"\\']),
         ("whitespace", ' { "a" : 1 } \n', {"a": 1}),
         ("nesting of 512", "[" * 512 + "]" * 512, None),
         ("__proto__ is a plain key", '{"__proto__":{"a":1}}', {"__proto__": {"a": 1}}),
@@ -1084,42 +1220,108 @@ def envelope_cases(g: Generator) -> None:
     payload = b'{"type":"timestamp"}'
     keys = {k1.keyid: k1.public.public_hex, k2.keyid: k2.public.public_hex}
 
-    def case(name: str, env: bytes, threshold: int, expect: dict[str, Any], keyids: Sequence[str] | None = None) -> None:
-        g.add(f, f, {
-            "name": name,
-            "input": {
-                "envelope": vbytes(env),
-                "expected_type": TIMESTAMP_TYPE,
-                "keys": keys,
-                "keyids": list(keyids or [k1.keyid, k2.keyid]),
-                "threshold": threshold,
+    def case(
+        name: str,
+        env: bytes,
+        threshold: int,
+        expect: dict[str, Any],
+        keyids: Sequence[str] | None = None,
+    ) -> None:
+        g.add(
+            f,
+            f,
+            {
+                "name": name,
+                "input": {
+                    "envelope": vbytes(env),
+                    "expected_type": TIMESTAMP_TYPE,
+                    "keys": keys,
+                    "keyids": list(keyids or [k1.keyid, k2.keyid]),
+                    "threshold": threshold,
+                },
+                "expect": expect,
             },
-            "expect": expect,
-        })
+        )
 
     both = sign(TIMESTAMP_TYPE, payload, [k1, k2]).to_bytes()
     case("two of two", both, 2, {"ok": True, "valid_keyids": sorted([k1.keyid, k2.keyid])})
-    case("one of two needed two", sign(TIMESTAMP_TYPE, payload, [k1]).to_bytes(), 2, err("trust.signature"))
-    case("one of two needed one", sign(TIMESTAMP_TYPE, payload, [k1]).to_bytes(), 1, {"ok": True, "valid_keyids": [k1.keyid]})
-    case("stranger does not count", sign(TIMESTAMP_TYPE, payload, [k1, STRANGER]).to_bytes(), 2, err("trust.signature"))
-    case("a key outside the role does not count", both, 2, err("trust.signature"), keyids=[k1.keyid])
-    case("duplicate signature counts once", duplicate_signature(sign(TIMESTAMP_TYPE, payload, [k1]).to_bytes()), 2, err("trust.signature"))
-    case("wrong payload type", sign(ROOT_TYPE, payload, [k1, k2]).to_bytes(), 1, err("trust.signature"))
+    case(
+        "one of two needed two",
+        sign(TIMESTAMP_TYPE, payload, [k1]).to_bytes(),
+        2,
+        err("trust.signature"),
+    )
+    case(
+        "one of two needed one",
+        sign(TIMESTAMP_TYPE, payload, [k1]).to_bytes(),
+        1,
+        {"ok": True, "valid_keyids": [k1.keyid]},
+    )
+    case(
+        "stranger does not count",
+        sign(TIMESTAMP_TYPE, payload, [k1, STRANGER]).to_bytes(),
+        2,
+        err("trust.signature"),
+    )
+    case(
+        "a key outside the role does not count", both, 2, err("trust.signature"), keyids=[k1.keyid]
+    )
+    case(
+        "duplicate signature counts once",
+        duplicate_signature(sign(TIMESTAMP_TYPE, payload, [k1]).to_bytes()),
+        2,
+        err("trust.signature"),
+    )
+    case(
+        "wrong payload type",
+        sign(ROOT_TYPE, payload, [k1, k2]).to_bytes(),
+        1,
+        err("trust.signature"),
+    )
     case("invalid signature ignored, other counts", flip_signature(both), 1, {"ok": True})
     case("no signatures", unsigned(both), 1, err("trust.signature"))
     obj = envelope_obj(both)
-    case("non-canonical base64 payload", canonical_json({**obj, "payload": obj["payload"].rstrip("=")}), 1, err("trust.signature"))
-    case("payload type too long", canonical_json({**obj, "payloadType": "x" * 129}), 1, err("trust.signature"))
-    case("keyid in upper case", canonical_json({**obj, "signatures": [{**s, "keyid": s["keyid"].upper()} for s in obj["signatures"]]}), 1, err("trust.signature"))
+    case(
+        "non-canonical base64 payload",
+        canonical_json({**obj, "payload": obj["payload"].rstrip("=")}),
+        1,
+        err("trust.signature"),
+    )
+    case(
+        "payload type too long",
+        canonical_json({**obj, "payloadType": "x" * 129}),
+        1,
+        err("trust.signature"),
+    )
+    case(
+        "keyid in upper case",
+        canonical_json(
+            {**obj, "signatures": [{**s, "keyid": s["keyid"].upper()} for s in obj["signatures"]]}
+        ),
+        1,
+        err("trust.signature"),
+    )
     case("not an object", b"[]", 1, err("trust.signature"))
     case("duplicate key", both[:-1] + b',"payload":"e30="}', 1, err("trust.signature"))
 
 
 def public_key_cases(g: Generator) -> None:
     f = "public-key"
-    g.describe(f, "public-key", "Ed25519 public keys in roots: 64 lowercase hex, a curve point not of small order (FORMAT.md §2).")
+    g.describe(
+        f,
+        "public-key",
+        "Ed25519 public keys in roots: 64 lowercase hex, a curve point not of small order (FORMAT.md §2).",
+    )
     good = key("pk-good").public
-    g.add(f, f, {"name": "generated key", "input": good.public_hex, "expect": {"ok": True, "keyid": good.keyid}})
+    g.add(
+        f,
+        f,
+        {
+            "name": "generated key",
+            "input": good.public_hex,
+            "expect": {"ok": True, "keyid": good.keyid},
+        },
+    )
     small = {
         "identity": "0100000000000000000000000000000000000000000000000000000000000000",
         "order 2": "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
@@ -1136,13 +1338,19 @@ def public_key_cases(g: Generator) -> None:
     }
     for name, hex_key in small.items():
         g.add(f, f, {"name": name, "input": hex_key, "expect": err("input.key")})
-    g.add(f, f, {"name": "upper case", "input": good.public_hex.upper(), "expect": err("input.key")})
+    g.add(
+        f, f, {"name": "upper case", "input": good.public_hex.upper(), "expect": err("input.key")}
+    )
     g.add(f, f, {"name": "31 bytes", "input": good.public_hex[:62], "expect": err("input.key")})
 
 
 def pep440_cases(g: Generator) -> None:
     f = "pep440"
-    g.describe(f, "pep440", "Release choice: PEP 440 specifiers, yanked and pre-release rules (resolve.py), checked against packaging.")
+    g.describe(
+        f,
+        "pep440",
+        "Release choice: PEP 440 specifiers, yanked and pre-release rules (resolve.py), checked against packaging.",
+    )
     cands = [
         {"version": "0.9", "yanked": False, "yanked_reason": None},
         {"version": "1.0.0", "yanked": False, "yanked_reason": None},
@@ -1160,7 +1368,12 @@ def pep440_cases(g: Generator) -> None:
         ("exact pin", "p==1.0.0", False, {"ok": True, "version": "1.0.0"}),
         ("wildcard", "p==1.0.*", False, {"ok": True, "version": "1.0.0.post1"}),
         ("exclusion", "p>=1,<2,!=1.1.0", False, {"ok": True, "version": "1.0.0.post1"}),
-        ("yanked only when pinned", "p==1.2.0", False, {"ok": True, "version": "1.2.0", "warning": True}),
+        (
+            "yanked only when pinned",
+            "p==1.2.0",
+            False,
+            {"ok": True, "version": "1.2.0", "warning": True},
+        ),
         ("yanked not chosen by a range", "p>=1.2,<2", False, err("resolution")),
         ("pre-release when asked", "p>=1,<3", True, {"ok": True, "version": "2.0.0rc1"}),
         ("pre-release when named", "p>=2.0.0a1,<3", False, {"ok": True, "version": "2.0.0rc1"}),
@@ -1175,7 +1388,15 @@ def pep440_cases(g: Generator) -> None:
         ("bad specifier", "p>=1..0", False, err("input.package-spec")),
     ]
     for name, requirement, pre, expect in table:
-        g.add(f, f, {"name": name, "input": {"requirement": requirement, "prereleases": pre, "candidates": cands}, "expect": expect})
+        g.add(
+            f,
+            f,
+            {
+                "name": name,
+                "input": {"requirement": requirement, "prereleases": pre, "candidates": cands},
+                "expect": expect,
+            },
+        )
 
 
 def manifest_cases(g: Generator) -> None:
@@ -1183,13 +1404,42 @@ def manifest_cases(g: Generator) -> None:
     g.describe(f, "manifest", "modelmesh-package.yaml (FORMAT.md §7 for node entries).")
     base = manifest_text("p", "1.0.0", [("p.sink.v1", "observability")])
     ok = {"ok": True, "name": "p", "version": "1.0.0", "connectors": ["p.sink.v1"]}
-    g.add(f, f, {"name": "both entry points", "input": {"utf8": base}, "expect": {**ok, "runtimes": ["node", "python"]}})
+    g.add(
+        f,
+        f,
+        {
+            "name": "both entry points",
+            "input": {"utf8": base},
+            "expect": {**ok, "runtimes": ["node", "python"]},
+        },
+    )
     node = manifest_text("p", "1.0.0", [("p.sink.v1", "observability")], ("node",))
-    g.add(f, f, {"name": "node entry only", "input": {"utf8": node}, "expect": {**ok, "runtimes": ["node"]}})
+    g.add(
+        f,
+        f,
+        {
+            "name": "node entry only",
+            "input": {"utf8": node},
+            "expect": {**ok, "runtimes": ["node"]},
+        },
+    )
     py = manifest_text("p", "1.0.0", [("p.sink.v1", "observability")], ("python",))
-    g.add(f, f, {"name": "python entry only", "input": {"utf8": py}, "expect": {**ok, "runtimes": ["python"]}})
+    g.add(
+        f,
+        f,
+        {
+            "name": "python entry only",
+            "input": {"utf8": py},
+            "expect": {**ok, "runtimes": ["python"]},
+        },
+    )
     bad = [
-        ("no entry point", base.replace("    entry: p.connector:Connector\n", "").replace("    node: {module: node/connector.mjs, export: Connector}\n", "")),
+        (
+            "no entry point",
+            base.replace("    entry: p.connector:Connector\n", "").replace(
+                "    node: {module: node/connector.mjs, export: Connector}\n", ""
+            ),
+        ),
         ("float version", base.replace('"1.0.0"', "1.0")),
         ("unnormalized version", base.replace('"1.0.0"', '"1.0.0.0-a"')),
         ("unknown key", base + "extra: 1\n"),
@@ -1200,9 +1450,18 @@ def manifest_cases(g: Generator) -> None:
         ("node module outside the package", base.replace("node/connector.mjs", "../connector.mjs")),
         ("node module not a module", base.replace("node/connector.mjs", "node/connector.ts")),
         ("node export not an identifier", base.replace("export: Connector", "export: 1x")),
-        ("node entry with an extra key", base.replace("export: Connector}", "export: Connector, type: esm}")),
-        ("mixed runtimes", node.replace("connectors:\n", "connectors:\n  - id: p.other.v1\n    type: observability\n    entry: p.o:O\n")),
-        ("duplicate connector id", base + base[base.index("  - id"):]),
+        (
+            "node entry with an extra key",
+            base.replace("export: Connector}", "export: Connector, type: esm}"),
+        ),
+        (
+            "mixed runtimes",
+            node.replace(
+                "connectors:\n",
+                "connectors:\n  - id: p.other.v1\n    type: observability\n    entry: p.o:O\n",
+            ),
+        ),
+        ("duplicate connector id", base + base[base.index("  - id") :]),
         ("not a mapping", "- a\n"),
         ("not UTF-8", None),
     ]
@@ -1217,23 +1476,57 @@ def connector_id_cases(g: Generator) -> None:
     for cid in ["acme.audit-log.v1", "a.b.v12", "demo.js-event-log.v1"]:
         g.add(f, f, {"name": cid, "input": cid, "expect": {"ok": True, "id": cid}})
     for name, value in [
-        ("v0", "acme.x.v0"), ("two parts", "acme.x"), ("upper case", "Acme.x.v1"),
-        ("leading zero version", "acme.x.v01"), ("empty", ""), ("not a string", 5),
-        ("trailing dot", "acme.x.v1."), ("space", "acme.x .v1"),
+        ("v0", "acme.x.v0"),
+        ("two parts", "acme.x"),
+        ("upper case", "Acme.x.v1"),
+        ("leading zero version", "acme.x.v01"),
+        ("empty", ""),
+        ("not a string", 5),
+        ("trailing dot", "acme.x.v1."),
+        ("space", "acme.x .v1"),
     ]:
         g.add(f, f, {"name": name, "input": value, "expect": err("input.connector-id")})
 
 
 def zip_cases(g: Generator) -> None:
     f = "zip"
-    g.describe(f, "zip", "Whole archives through the hardened reader (FORMAT.md §6): files or package.archive.")
+    g.describe(
+        f,
+        "zip",
+        "Whole archives through the hardened reader (FORMAT.md §6): files or package.archive.",
+    )
     manifest = manifest_text("p", "1.0.0", [("p.sink.v1", "observability")], ("node",)).encode()
     m = RawEntry(b"modelmesh-package.yaml", manifest)
     mod = RawEntry(b"node/connector.mjs", b"export class Connector {}\n")
     clean = build_raw_zip([m, mod])
-    g.add(f, f, {"name": "clean", "input": vbytes(clean), "expect": {"ok": True, "files": {"modelmesh-package.yaml": sha(manifest), "node/connector.mjs": sha(mod.data)}}})
+    g.add(
+        f,
+        f,
+        {
+            "name": "clean",
+            "input": vbytes(clean),
+            "expect": {
+                "ok": True,
+                "files": {
+                    "modelmesh-package.yaml": sha(manifest),
+                    "node/connector.mjs": sha(mod.data),
+                },
+            },
+        },
+    )
     stored = build_raw_zip([m, RawEntry(b"a.txt", b"stored", method=0)])
-    g.add(f, f, {"name": "stored entry", "input": vbytes(stored), "expect": {"ok": True, "files": {"modelmesh-package.yaml": sha(manifest), "a.txt": sha(b"stored")}}})
+    g.add(
+        f,
+        f,
+        {
+            "name": "stored entry",
+            "input": vbytes(stored),
+            "expect": {
+                "ok": True,
+                "files": {"modelmesh-package.yaml": sha(manifest), "a.txt": sha(b"stored")},
+            },
+        },
+    )
     utf8 = build_raw_zip([m, RawEntry("caf\u00e9.txt".encode(), b"x", flags=UTF8_FLAG)])
     g.add(f, f, {"name": "UTF-8 name with the flag", "input": vbytes(utf8), "expect": {"ok": True}})
     bad: list[tuple[str, list[RawEntry]]] = [
@@ -1261,7 +1554,10 @@ def zip_cases(g: Generator) -> None:
         ("declared size larger", [m, RawEntry(b"a.txt", b"hello", declared_size=9)]),
         ("wrong CRC-32", [m, RawEntry(b"a.txt", b"hello", crc=1)]),
         ("local name differs", [m, RawEntry(b"a.txt", b"x", local_name=b"b.txt")]),
-        ("unicode path extra field", [m, RawEntry(b"a.txt", b"x", extra=extra_field(0x7075, b"\x01\x00\x00\x00\x00b.txt"))]),
+        (
+            "unicode path extra field",
+            [m, RawEntry(b"a.txt", b"x", extra=extra_field(0x7075, b"\x01\x00\x00\x00\x00b.txt"))],
+        ),
         ("native module", [m, RawEntry(b"addon.node", b"x")]),
         ("bytecode", [m, RawEntry(b"a/b.pyc", b"x")]),
         ("VCS directory", [m, RawEntry(b".git/config", b"x")]),
@@ -1271,10 +1567,34 @@ def zip_cases(g: Generator) -> None:
         ("bomb", [m, RawEntry(b"bomb.txt", b"\0" * (16 * 1024 * 1024 + 1))]),
     ]
     for name, entries in bad:
-        g.add(f, f, {"name": name, "input": vbytes(build_raw_zip(entries)), "expect": err("package.archive")})
-    g.add(f, f, {"name": "not a zip", "input": {"utf8": "not a zip"}, "expect": err("package.archive")})
-    g.add(f, f, {"name": "trailing data", "input": vbytes(clean + b"x"), "expect": err("package.archive")})
-    g.add(f, f, {"name": "archive comment", "input": vbytes(build_raw_zip([m, mod], comment=b"hi")), "expect": err("package.archive")})
+        g.add(
+            f,
+            f,
+            {
+                "name": name,
+                "input": vbytes(build_raw_zip(entries)),
+                "expect": err("package.archive"),
+            },
+        )
+    g.add(
+        f,
+        f,
+        {"name": "not a zip", "input": {"utf8": "not a zip"}, "expect": err("package.archive")},
+    )
+    g.add(
+        f,
+        f,
+        {"name": "trailing data", "input": vbytes(clean + b"x"), "expect": err("package.archive")},
+    )
+    g.add(
+        f,
+        f,
+        {
+            "name": "archive comment",
+            "input": vbytes(build_raw_zip([m, mod], comment=b"hi")),
+            "expect": err("package.archive"),
+        },
+    )
     for name, raw in [
         ("data before the first entry", build_raw_zip([m, mod], prefix=b"MZ")),
         ("gap before the central directory", build_raw_zip([m, mod], gap=b"\0" * 4)),
@@ -1330,10 +1650,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     files = generate()
     stale = sorted(
-        name for name, data in files.items()
+        name
+        for name, data in files.items()
         if not (OUT / name).exists() or (OUT / name).read_bytes() != data
     )
-    extra = sorted(p.name for p in OUT.glob("*.json") if p.name not in files) if OUT.exists() else []
+    extra = (
+        sorted(p.name for p in OUT.glob("*.json") if p.name not in files) if OUT.exists() else []
+    )
     if args.check:
         for name in stale + extra:
             print(f"out of date: tests/vectors/{name}", file=sys.stderr)

@@ -76,7 +76,9 @@ def compare(got: Mapping[str, Any], expect: Mapping[str, Any], where: str) -> No
         return
     assert got.get("ok") is True, f"{where}: expected success, got {got}"
     for name, value in expect.items():
-        assert _same(got.get(name), value), f"{where}: {name}: expected {value!r}, got {got.get(name)!r}"
+        assert _same(got.get(name), value), (
+            f"{where}: {name}: expected {value!r}, got {got.get(name)!r}"
+        )
 
 
 # -- pure suites -----------------------------------------------------------------------------
@@ -109,7 +111,8 @@ def _pep440(i: Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(spec, RequirementSpec):
         raise InvalidPackageSpec(f"{i['requirement']!r} is not a requirement")
     candidates = [
-        Candidate(c["version"], c.get("yanked", False), c.get("yanked_reason")) for c in i["candidates"]
+        Candidate(c["version"], c.get("yanked", False), c.get("yanked_reason"))
+        for c in i["candidates"]
     ]
     choice = choose(spec, candidates, prereleases=i.get("prereleases", False))
     return {"version": choice.candidate.version, "warning": choice.warning is not None}
@@ -172,7 +175,11 @@ def _run_step(server: LoopbackServer, tmp: Path, step: Mapping[str, Any]) -> dic
         metadata_max_age=0.0,  # every step asks the server: 'now' grows from step to step
         prereleases=bool(action.get("prereleases", False)),
         network=NetworkConfig(
-            retries=0, read_timeout=READ_TIMEOUT, connect_timeout=2.0, transfer_timeout=5.0, netrc=False
+            retries=0,
+            read_timeout=READ_TIMEOUT,
+            connect_timeout=2.0,
+            transfer_timeout=5.0,
+            netrc=False,
         ),
         base_dir=tmp,
     )
@@ -189,7 +196,11 @@ def _run_step(server: LoopbackServer, tmp: Path, step: Mapping[str, Any]) -> dic
             }
         assert action["op"] == "resolve", action
         [(package, _)] = loader.load([parse_package_spec(action["requirement"])])
-        return {"name": package.manifest.name, "version": package.manifest.version, "sha256": package.sha256}
+        return {
+            "name": package.manifest.name,
+            "version": package.manifest.version,
+            "sha256": package.sha256,
+        }
 
     try:
         return outcome(run)
@@ -262,7 +273,9 @@ def test_a_wrong_expectation_fails() -> None:
 
 
 def test_the_generator_reproduces_the_committed_files() -> None:
-    spec = importlib.util.spec_from_file_location("make_vectors", ROOT / "scripts" / "make_vectors.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_vectors", ROOT / "scripts" / "make_vectors.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while defining

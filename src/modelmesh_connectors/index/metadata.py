@@ -88,7 +88,8 @@ _CONNECTOR_TYPE_RE = re.compile(r"[a-z][a-z0-9_-]*")
 _MAX_TEXT_LEN = 1000  # characters of a free-text field (requires_modelmesh, yanked_reason)
 _PUBLISHER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 RUNTIMES = ("node", "python")  # sorted: the runtimes a release may declare (FORMAT.md §3)
-DEFAULT_RUNTIMES: tuple[str, ...] = ("python",)  # a release without "runtimes" (every spec 1 release before it)
+# What a release without "runtimes" declares (every spec 1 release before the field).
+DEFAULT_RUNTIMES: tuple[str, ...] = ("python",)
 _RUNTIME_RE = re.compile(r"[a-z][a-z0-9]*")
 
 
@@ -1049,7 +1050,7 @@ def parse_release(payload: bytes, what: str = "release") -> Release:
                 f"{list(runtimes)!r:.120}",
             )
         if runtimes == DEFAULT_RUNTIMES:
-            raise r.fail("runtimes", "[\"python\"] is the default and is written by omission")
+            raise r.fail("runtimes", '["python"] is the default and is written by omission')
     return Release(
         name=name,
         version=version,

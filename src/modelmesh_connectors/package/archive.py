@@ -132,9 +132,7 @@ _BYTECODE_DIRS = frozenset({"__pycache__"})
 # Files Python would run instead of (or before) the reviewed source when unpacked (R10).
 # A Node client shares the archive, so its native addons (.node) count too, as do
 # executables and versioned shared objects (libx.so.1).
-_CODE_SUFFIXES = (
-    ".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".sl", ".pth", ".node", ".exe"
-)
+_CODE_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".sl", ".pth", ".node", ".exe")
 _VERSIONED_SO = re.compile(r".*\.so\.[0-9.]+")
 # Never read from a package *directory* (they are the checkout's or the tools', not the
 # package's); everything else in the directory is judged by the zip rules.

@@ -101,7 +101,9 @@ class ManifestConnector:
     def runtimes(self) -> tuple[str, ...]:
         """The runtimes this connector has an entry point for, sorted."""
         return tuple(
-            r for r, ok in (("node", self.node is not None), ("python", self.has_python_entry)) if ok
+            r
+            for r, ok in (("node", self.node is not None), ("python", self.has_python_entry))
+            if ok
         )
 
     @property
@@ -188,7 +190,9 @@ def _connector(source: str, index: int, raw: object) -> ManifestConnector:
 def _node_entry(source: str, where: str, raw: object) -> NodeEntry:
     if not isinstance(raw, Mapping):
         raise _fail(
-            source, where, f"expected a mapping with 'module' and 'export', got {type(raw).__name__}"
+            source,
+            where,
+            f"expected a mapping with 'module' and 'export', got {type(raw).__name__}",
         )
     unknown = set(raw) - _NODE_KEYS
     if unknown:
