@@ -228,24 +228,34 @@ async function runSequence(c: VectorCase, where: string): Promise<void> {
   }
 }
 
-/** Run one vector file; returns how many cases ran. */
-export async function runVectorFile(path: string): Promise<number> {
+/** Read a vector file, refusing an unknown format or suite (a runner never skips silently). */
+export function readVectorFile(path: string): VectorFile {
   const file = JSON.parse(readFileSync(path, "utf8")) as VectorFile;
   assert.equal(file.format, VECTOR_FORMAT, `${path}: unknown format`);
+  if (file.suite !== "index-sequence" && PURE[file.suite] === undefined) {
+    throw new Error(`${path}: unknown suite '${file.suite}'`);
+  }
+  return file;
+}
+
+/** Run one case of a vector file. */
+export async function runCase(suite: string, c: VectorCase, where: string): Promise<void> {
+  if (suite === "index-sequence") {
+    await runSequence(c, where);
+    return;
+  }
+  const run = PURE[suite] as (input: unknown) => Promise<Outcome>;
+  if (c.expect === undefined) {
+    throw new Error(`${where}: no expect`);
+  }
+  compare(await run(c.input), c.expect, where);
+}
+
+/** Run one vector file; returns how many cases ran. */
+export async function runVectorFile(path: string): Promise<number> {
+  const file = readVectorFile(path);
   for (const c of file.cases) {
-    const where = `${path} [${file.suite}] ${c.name}`;
-    if (file.suite === "index-sequence") {
-      await runSequence(c, where);
-      continue;
-    }
-    const run = PURE[file.suite];
-    if (run === undefined) {
-      throw new Error(`${path}: unknown suite '${file.suite}'`);
-    }
-    if (c.expect === undefined) {
-      throw new Error(`${where}: no expect`);
-    }
-    compare(await run(c.input), c.expect, where);
+    await runCase(file.suite, c, `${path} [${file.suite}] ${c.name}`);
   }
   return file.cases.length;
 }
