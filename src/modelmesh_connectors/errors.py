@@ -32,6 +32,7 @@ split by where the failure comes from::
     │   │   ├── ManifestPlacementError  not exactly one manifest, at the root
     │   │   └── ArchiveLimitError       over an entry-count or size cap (bombs)
     │   ├── ManifestError               ``modelmesh-package.yaml`` is invalid
+    │   ├── MissingEntryPointError      a connector has no Python entry (a Node-only package)
     │   └── PackageImportError          the package's code failed to import or mis-behaved
     ├── RegistryError                   registry misuse
     │   ├── DuplicateConnectorError     an ID is already registered
@@ -41,6 +42,12 @@ split by where the failure comes from::
     │   └── LibraryTamperedError        the verifying code was rebound after packages ran
     └── ConfigError                     the ``connectors:`` configuration is invalid
 
+Every class carries a stable, machine-readable ``code`` (``trust.rollback``): the same
+strings the TypeScript client reports (``src/typescript/ERROR-CODES.md``) and the
+conformance vectors expect (``tests/vectors/``). A subclass's code extends its parent's,
+so ``code.startswith("trust.")`` catches every trust failure. Codes never change once
+released; messages may.
+
 Invalid *strings* (a connector ID, a requirement, a manifest field) raise
 ``ValueError`` subclasses defined next to their parser; those that belong to
 this project also derive from :class:`ConnectorError` so one ``except`` catches
@@ -48,6 +55,8 @@ everything (see :class:`InvalidInput`).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 __all__ = [
     "ArchiveError",
@@ -68,6 +77,7 @@ __all__ = [
     "LockTimeoutError",
     "ManifestError",
     "ManifestPlacementError",
+    "MissingEntryPointError",
     "NameCollisionError",
     "NotFoundError",
     "PackageError",
@@ -97,6 +107,10 @@ class ConnectorError(Exception):
         hint: Optional action the user can take (printed by the CLI).
     """
 
+    #: Stable machine-readable code (docs/ERROR-CODES.md); a subclass's code extends its
+    #: parent's (``trust`` → ``trust.rollback``), so a caller may match on a prefix.
+    code: ClassVar[str] = "error"
+
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -109,6 +123,8 @@ class ConnectorError(Exception):
 class InvalidInput(ConnectorError, ValueError):
     """An invalid string or value handed to a parser (ID, requirement, field)."""
 
+    code = "input"
+
 
 # -- trust ---------------------------------------------------------------------
 
@@ -116,33 +132,49 @@ class InvalidInput(ConnectorError, ValueError):
 class TrustError(ConnectorError):
     """Signed data failed verification; nothing from it may be used."""
 
+    code = "trust"
+
 
 class SignatureError(TrustError):
     """Not enough valid signatures by trusted keys, or the wrong payload type."""
+
+    code = "trust.signature"
 
 
 class ExpiredError(TrustError):
     """Signed metadata is past its expiry (freeze attack or stale mirror)."""
 
+    code = "trust.expired"
+
 
 class RollbackError(TrustError):
     """A version older than the trusted one, or the same version with other bytes."""
+
+    code = "trust.rollback"
 
 
 class RootRotationError(TrustError):
     """The chain of root versions cannot be walked from the trusted root."""
 
+    code = "trust.root-rotation"
+
 
 class HashMismatchError(TrustError):
     """The sha256 of received bytes is not the signed one."""
+
+    code = "trust.hash"
 
 
 class LengthMismatchError(TrustError):
     """The size of received bytes is not the signed one."""
 
+    code = "trust.length"
+
 
 class PolicyError(TrustError):
     """The data is signed, but local policy forbids using it."""
+
+    code = "trust.policy"
 
 
 # -- download ------------------------------------------------------------------
@@ -151,9 +183,13 @@ class PolicyError(TrustError):
 class DownloadError(ConnectorError):
     """A URL could not be fetched (after retries for transient failures)."""
 
+    code = "download"
+
 
 class NotFoundError(DownloadError):
     """The server answered that the file does not exist (404/410)."""
+
+    code = "download.not-found"
 
 
 class UnreachableError(DownloadError):
@@ -162,6 +198,8 @@ class UnreachableError(DownloadError):
     Never retried against the same URL: the loader moves on to the next mirror at once
     (a dead mirror costs nothing) and only comes back to it in a later round.
     """
+
+    code = "download.unreachable"
 
 
 class TransferTimeoutError(DownloadError):
@@ -175,6 +213,8 @@ class TransferTimeoutError(DownloadError):
         run: True when it was the whole run's deadline (no further round can help).
         hint: Optional action the user can take.
     """
+
+    code = "download.timeout"
 
     def __init__(
         self,
@@ -199,9 +239,13 @@ class TransferTimeoutError(DownloadError):
 class CacheError(ConnectorError):
     """The local cache directory cannot be read or written."""
 
+    code = "cache"
+
 
 class LockTimeoutError(CacheError):
     """An entry's lock was held by another process for longer than the timeout."""
+
+    code = "cache.lock-timeout"
 
 
 # -- resolution ----------------------------------------------------------------
@@ -210,12 +254,16 @@ class LockTimeoutError(CacheError):
 class ResolutionError(ConnectorError):
     """No published version satisfies the request."""
 
+    code = "resolution"
+
 
 # -- publishing ----------------------------------------------------------------
 
 
 class PublishError(ConnectorError):
     """The publisher cannot change the index as asked (version exists, bad directory)."""
+
+    code = "publish"
 
 
 class SignerError(PublishError):
@@ -233,9 +281,13 @@ class SignerError(PublishError):
 class PackageError(ConnectorError):
     """A connector package (zip or directory) is unusable."""
 
+    code = "package"
+
 
 class ArchiveError(PackageError):
     """A zip archive is malformed or contains an unsafe entry."""
+
+    code = "package.archive"
 
 
 class ArchiveFormatError(ArchiveError):
@@ -246,33 +298,55 @@ class ArchiveFormatError(ArchiveError):
     fields, sizes or CRCs that lie.
     """
 
+    code = "package.archive.format"
+
 
 class UnsafeNameError(ArchiveError):
     """An entry name that is not one and the same file on every reader and platform."""
+
+    code = "package.archive.name"
 
 
 class ForbiddenEntryError(ArchiveError):
     """An entry no package may hold: a link, bytecode, a native module, VCS metadata."""
 
+    code = "package.archive.forbidden"
+
 
 class NameCollisionError(ArchiveError):
     """Two entries that are one file somewhere (duplicate, case-fold or file/directory)."""
+
+    code = "package.archive.collision"
 
 
 class ManifestPlacementError(ArchiveError):
     """Not exactly one ``modelmesh-package.yaml``, at the package root."""
 
+    code = "package.archive.manifest-placement"
+
 
 class ArchiveLimitError(ArchiveError):
     """Over the entry-count or size caps (decompression bombs)."""
+
+    code = "package.archive.limit"
 
 
 class ManifestError(PackageError, InvalidInput):
     """``modelmesh-package.yaml`` is missing or invalid."""
 
+    code = "package.manifest"
+
+
+class MissingEntryPointError(PackageError):
+    """A connector has no entry point for this runtime (a Node-only package in Python)."""
+
+    code = "package.no-entry-point"
+
 
 class PackageImportError(PackageError):
     """A package's code failed to import, or did something it did not declare."""
+
+    code = "package.import"
 
 
 # -- registry ------------------------------------------------------------------
@@ -281,17 +355,25 @@ class PackageImportError(PackageError):
 class RegistryError(ConnectorError):
     """The registry was asked to do something it cannot."""
 
+    code = "registry"
+
 
 class DuplicateConnectorError(RegistryError):
     """A connector ID is already registered."""
+
+    code = "registry.duplicate"
 
 
 class ConnectorTypeError(RegistryError, TypeError):
     """An implementation does not implement its connector type's interface."""
 
+    code = "registry.type"
+
 
 class UnknownConnectorError(RegistryError, KeyError):
     """No connector is registered under the requested ID."""
+
+    code = "registry.unknown"
 
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message and add quotes.
@@ -301,9 +383,13 @@ class UnknownConnectorError(RegistryError, KeyError):
 class RegistryFrozenError(RegistryError):
     """The registry was frozen after start-up; nothing more may be registered or loaded."""
 
+    code = "registry.frozen"
+
 
 class LibraryTamperedError(RegistryError):
     """Code of modelmesh-connectors was rebound after package code ran; no load is trusted."""
+
+    code = "registry.tampered"
 
 
 # -- configuration -------------------------------------------------------------
@@ -311,3 +397,5 @@ class LibraryTamperedError(RegistryError):
 
 class ConfigError(ConnectorError, ValueError):
     """The ``connectors:`` configuration is invalid."""
+
+    code = "config"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import TrustError
+from modelmesh_connectors.errors import MissingEntryPointError
 from modelmesh_connectors.index.metadata import MetadataError
 from modelmesh_connectors.publish.audit import audit_directory
 from modelmesh_connectors.registry import build_registry
@@ -35,6 +36,15 @@ def test_committed_index_loads_verified(tmp_path: Path) -> None:
     assert registry.origin("demo.echo.v1").signed_by
 
 
+@pytest.mark.parametrize("package", ["demo-js-event-log", "demo-js-canary"])
+def test_javascript_packages_are_refused_before_download(tmp_path: Path, package: str) -> None:
+    cache = tmp_path / "cache"
+    with pytest.raises(MissingEntryPointError, match="no Python entry point") as info:
+        build_registry({**_config(ROOT / "index", cache), "packages": [package]})
+    assert info.value.code == "package.no-entry-point"
+    assert not (cache / "archives").exists(), "the archive was downloaded"
+
+
 def test_keys_folder_holds_no_private_key() -> None:
     for path in (ROOT / "keys").rglob("*"):
         if path.is_file():
@@ -42,6 +52,9 @@ def test_keys_folder_holds_no_private_key() -> None:
     for path in (ROOT / "index").rglob("*"):
         if path.is_file() and "sources" not in path.parts:
             assert (b"PRIVATE" + b" KEY") not in path.read_bytes(), path
+
+
+NODE_ONLY_ARCHIVES = ("archives/demo-js-event-log/", "archives/demo-js-canary/")
 
 
 def _signed_files() -> list[str]:
@@ -69,9 +82,10 @@ def test_tampering_any_committed_file_is_caught(tmp_path: Path, rel: str) -> Non
     report = audit_directory(index, trusted_root=(ROOT / "keys" / "root.json").read_bytes())
     assert not report.ok
     assert any(rel in f.path for f in report.errors), report.to_json()
-    if rel.endswith(".sig") or rel == "root/1.json":
+    if rel.endswith(".sig") or rel == "root/1.json" or rel.startswith(NODE_ONLY_ARCHIVES):
         # .sig files serve bare-URL loads (the index embeds the same envelope); clients
-        # start from keys/root.json and never read root/1.json. The audit caught both above.
+        # start from keys/root.json and never read root/1.json; a Node-only package's archive
+        # is never downloaded by Python (refused before). The audit caught them all above.
         return
     failures = 0
     for package in ["modelmesh-echo-provider", "acme-audit-log==1.0.0", "acme-audit-log",

@@ -52,6 +52,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from modelmesh_connectors.package.package import open_local_package
+
 SOURCES = Path(__file__).resolve().parents[2] / "index" / "sources"
 
 ECHO = "modelmesh-echo-provider-1.0.0"
@@ -73,6 +75,15 @@ EXPECTED: dict[str, list[tuple[str, str, str]]] = {
         )
     ],
     CANARY: [("demo.canary.v1", "observability", "demo_canary.canary:Canary")],
+}
+
+# The JavaScript packages (Node entry only; the TypeScript suite imports them): directory →
+# (id, type, node module, export).
+NODE_EXPECTED: dict[str, list[tuple[str, str, str, str]]] = {
+    "demo-js-event-log-1.0.0": [
+        ("demo.js-event-log.v1", "observability", "lib/event-log.mjs", "EventLog")
+    ],
+    "demo-js-canary-1.0.0": [("demo.js-canary.v1", "observability", "lib/canary.mjs", "Canary")],
 }
 
 CHAT = "generation.text-generation.chat-completion"
@@ -168,7 +179,22 @@ def _manifest(directory: str) -> dict[str, Any]:
 
 
 def test_sources_hold_exactly_the_demo_packages() -> None:
-    assert sorted(p.name for p in SOURCES.iterdir() if p.is_dir()) == sorted(EXPECTED)
+    assert sorted(p.name for p in SOURCES.iterdir() if p.is_dir()) == sorted(
+        [*EXPECTED, *NODE_EXPECTED]
+    )
+
+
+@pytest.mark.parametrize("directory", sorted(NODE_EXPECTED))
+def test_javascript_packages_read_as_node_only(directory: str) -> None:
+    package = open_local_package(SOURCES / directory)
+    declared = [
+        (c.id, c.type.value, c.node.module, c.node.export)
+        for c in package.manifest.connectors
+        if c.node is not None
+    ]
+    assert declared == NODE_EXPECTED[directory]
+    assert package.manifest.runtimes == ("node",)
+    assert (SOURCES / directory / "README.md").read_text("utf-8").strip()
 
 
 @pytest.mark.parametrize("directory", sorted(EXPECTED))

@@ -169,6 +169,27 @@ def test_strict_json_rejects(data: bytes, message: str) -> None:
         strict_json(data)
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"9007199254740992",
+        b"-9007199254740992",
+        b'{"length": 18446744073709551616}',
+        b"[" * 513 + b"]" * 513,
+        b'{"a":' * 513 + b"1" + b"}" * 513,
+    ],
+)
+def test_strict_json_bounds_integers_and_depth(data: bytes) -> None:
+    with pytest.raises(JSONFormatError) as info:
+        strict_json(data)
+    assert info.value.code == "input.json"
+
+
+def test_strict_json_accepts_the_bounds() -> None:
+    assert strict_json(b"[9007199254740991,-9007199254740991]") == [2**53 - 1, -(2**53 - 1)]
+    assert strict_json(b"[" * 512 + b"]" * 512) is not None
+
+
 def test_canonical_json_is_sorted_compact_ascii() -> None:
     assert canonical_json({"b": 1, "a": ["é"]}) == b'{"a":["\\u00e9"],"b":1}'
 

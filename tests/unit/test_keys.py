@@ -18,6 +18,7 @@ from modelmesh_connectors.index.keys import (
     PublicKey,
     SigningKey,
     is_encrypted_pem,
+    small_order_problem,
 )
 from modelmesh_connectors.publish.keyfiles import (
     KeyFileError,
@@ -278,3 +279,43 @@ def test_umask_cannot_widen_mode(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "k.pem").stat().st_mode) == 0o600
+
+
+# -- small-order keys (FORMAT.md §2) ---------------------------------------------
+
+# The 8 points of small order, canonical encodings (identity, order 2, two of order 4 —
+# y = 0 with either sign bit — and four of order 8), then non-canonical ones (y ≥ p).
+SMALL_ORDER = [
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p + 1: identity
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p: order 4
+    "0100000000000000000000000000000000000000000000000000000000000080",  # x = 0, sign 1
+]
+
+
+@pytest.mark.parametrize("hex_key", SMALL_ORDER)
+def test_small_order_keys_are_refused(hex_key: str) -> None:
+    assert small_order_problem(bytes.fromhex(hex_key)) is not None
+    with pytest.raises(InvalidKeyError, match="small order") as info:
+        PublicKey.from_hex(hex_key)
+    assert info.value.code == "input.key"
+
+
+def test_an_encoding_off_the_curve_is_refused() -> None:
+    # y = 2 has no x on edwards25519.
+    off = (2).to_bytes(32, "little")
+    with pytest.raises(InvalidKeyError, match="not a point on the curve"):
+        PublicKey(off)
+
+
+def test_generated_keys_are_never_refused() -> None:
+    for _ in range(50):
+        raw = SigningKey.generate().public.raw
+        assert small_order_problem(raw) is None

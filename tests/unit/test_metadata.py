@@ -193,6 +193,25 @@ def test_root_rejects_malformed_key(entry: dict[str, Any], message: str) -> None
         parse_root(to_payload(obj))
 
 
+@pytest.mark.parametrize(
+    "public",
+    [
+        "0100000000000000000000000000000000000000000000000000000000000000",  # identity
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    ],
+)
+def test_root_rejects_small_order_key(public: str) -> None:
+    obj = root_dict()
+    kid = next(iter(obj["keys"]))
+    del obj["keys"][kid]
+    new_kid = hashlib.sha256(bytes.fromhex(public)).hexdigest()
+    obj["keys"][new_kid] = {"keytype": "ed25519", "public": public}
+    for role in obj["roles"].values():
+        role["keyids"] = [new_kid if k == kid else k for k in role["keyids"]]
+    with pytest.raises(MetadataError, match="small order"):
+        parse_root(to_payload(obj))
+
+
 def test_root_rejects_keyid_not_hex() -> None:
     obj = root_dict()
     obj["keys"]["nothex"] = {"keytype": "ed25519", "public": "00" * 32}

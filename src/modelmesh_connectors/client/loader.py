@@ -42,6 +42,7 @@ from modelmesh_connectors.errors import (
     ConfigError,
     DownloadError,
     HashMismatchError,
+    MissingEntryPointError,
     NotFoundError,
     PolicyError,
     ResolutionError,
@@ -555,6 +556,8 @@ class Loader:
         """
         resolved = self.resolve_all(specs)
         remote = [r for r in resolved if isinstance(r, ResolvedArchive)]
+        for archive in remote:
+            _check_python_runtime(archive.release)  # before downloading what cannot be loaded
         blobs = dict(
             zip((id(r) for r in remote), self._parallel(self.fetch_archive, remote), strict=True)
         )
@@ -688,6 +691,16 @@ class _TeeSink:
         self._done = 0
 
 
+def _check_python_runtime(release: Release | None) -> None:
+    """A release whose connectors have no Python entry point cannot be loaded here."""
+    if release is not None and "python" not in release.runtimes:
+        raise MissingEntryPointError(
+            f"{release.name} {release.version} has no Python entry point: the signed release "
+            f"is for {', '.join(release.runtimes)} only",
+            hint="load it with the Node client, or pick a release with a Python entry",
+        )
+
+
 def _check_manifest_matches(release: Release, package: Package) -> None:
     """The signed release must describe the manifest inside the archive exactly.
 
@@ -697,8 +710,13 @@ def _check_manifest_matches(release: Release, package: Package) -> None:
     m = package.manifest
     signed = sorted((c.id, c.type) for c in release.connectors)
     declared = sorted((c.id, c.type.value) for c in m.connectors)
-    if (release.name, release.version) != (m.name, m.version) or signed != declared:
+    if (
+        (release.name, release.version) != (m.name, m.version)
+        or signed != declared
+        or release.runtimes != m.runtimes
+    ):
         raise PolicyError(
             f"{release.name} {release.version}: the signed release declares {signed} but the "
-            f"archive's manifest is {m.name} {m.version} declaring {declared}"
+            f"archive's manifest is {m.name} {m.version} declaring {declared} (runtimes: "
+            f"signed {list(release.runtimes)}, declared {list(m.runtimes)})"
         )

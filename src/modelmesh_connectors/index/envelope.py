@@ -15,6 +15,8 @@ from __future__ import annotations
 __all__ = [
     "INDEX_TYPE",
     "MAX_ENVELOPE_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_INTEGER",
     "MAX_SIGNATURES",
     "PAYLOAD_TYPES",
     "RELEASE_TYPE",
@@ -52,6 +54,8 @@ PAYLOAD_TYPES = frozenset({ROOT_TYPE, TIMESTAMP_TYPE, INDEX_TYPE, RELEASE_TYPE})
 
 MAX_ENVELOPE_BYTES = 1024 * 1024  # bytes; the largest envelope (an index top) is ~40 KiB
 MAX_SIGNATURES = 256  # entries; bounds the verification work an attacker can demand
+MAX_JSON_INTEGER = 2**53 - 1  # the largest integer every JSON reader (JavaScript's too) keeps exact
+MAX_JSON_DEPTH = 512  # nested arrays/objects; the index format needs 6
 _MAX_PAYLOAD_TYPE_LEN = 128  # characters
 _SIGNATURE_LEN = 64  # bytes of an Ed25519 signature
 _KEYID_RE = re.compile(r"[0-9a-f]{64}")
@@ -61,6 +65,8 @@ _SIGNATURE_KEYS = frozenset({"keyid", "sig"})
 
 class JSONFormatError(InvalidInput):
     """Bytes are not strict JSON (bad UTF-8, duplicate key, float, NaN, too deep)."""
+
+    code = "input.json"
 
 
 class _DuplicateKey(ValueError):
@@ -152,6 +158,28 @@ def _locate_duplicate(text: str) -> str | None:
     return None
 
 
+def _bounded_int(text: str) -> int:
+    value = int(text)
+    # A JavaScript client reads numbers as IEEE doubles: beyond 2^53-1 two integers can
+    # be one number there, so both clients refuse them (FORMAT.md §2).
+    if abs(value) > MAX_JSON_INTEGER:
+        raise ValueError(f"integer beyond ±(2^53-1): {text[:40]}")
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether containers nest deeper than MAX_JSON_DEPTH (the outermost one is depth 1)."""
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            todo.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
 def _reject_float(text: str) -> Any:
     raise ValueError(f"floating-point number {text} (the format uses integers only)")
 
@@ -171,17 +199,18 @@ def strict_json(data: bytes) -> Any:
 
     Raises:
         JSONFormatError: Not UTF-8, not JSON, a duplicate object key, a float, NaN or
-            Infinity, an over-long integer, or nesting too deep.
+            Infinity, an integer beyond ±(2^53-1), or nesting deeper than 512.
     """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise JSONFormatError(f"expected UTF-8 JSON, got invalid UTF-8: {e}") from e
     try:
-        return json.loads(
+        value = json.loads(
             text,
             object_pairs_hook=_reject_duplicates,
             parse_float=_reject_float,
+            parse_int=_bounded_int,
             parse_constant=_reject_constant,
         )
     except RecursionError as e:
@@ -191,6 +220,9 @@ def strict_json(data: bytes) -> Any:
         raise JSONFormatError(f"expected strict JSON, got: {located}") from e
     except ValueError as e:  # includes JSONDecodeError and the int digit limit
         raise JSONFormatError(f"expected strict JSON, got: {e}") from e
+    if _too_deep(value):
+        raise JSONFormatError(f"expected JSON nested at most {MAX_JSON_DEPTH} deep, got deeper")
+    return value
 
 
 def canonical_json(obj: Any) -> bytes:

@@ -38,6 +38,8 @@ _MAX_TEXT_LEN = 1000  # characters of a free-text field (requires_modelmesh, yan
 class MetadataError(TrustError):
     """Signed (or hash-pinned) metadata is malformed: a field is missing, extra or invalid."""
 
+    code = "trust.metadata"
+
 
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 UTC time with ``Z`` and whole seconds.

@@ -18,6 +18,7 @@ __all__ = [
     "Signer",
     "SigningKey",
     "is_encrypted_pem",
+    "small_order_problem",
 ]
 
 import hashlib
@@ -42,6 +43,62 @@ _MAX_PEM_BYTES = 64 * 1024  # a PEM key is < 1 KiB; refuse to feed huge blobs to
 
 class InvalidKeyError(InvalidInput):
     """A public or private key is malformed, of the wrong type, or cannot be decrypted."""
+
+    code = "input.key"
+
+
+# Edwards25519 (RFC 8032 §5.1): -x^2 + y^2 = 1 + d x^2 y^2 over GF(p).
+_P = 2**255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _decode_point(raw: bytes) -> tuple[int, int] | None:
+    """The affine point a 32-byte encoding names (y reduced mod p), or None if off the curve."""
+    encoded = int.from_bytes(raw, "little")
+    y, sign = (encoded & ((1 << 255) - 1)) % _P, encoded >> 255
+    x2 = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P) % _P
+    x = pow(x2, (_P + 3) // 8, _P)
+    if (x * x - x2) % _P:
+        x = x * _SQRT_M1 % _P
+    if (x * x - x2) % _P:
+        return None
+    if x & 1 != sign:
+        x = (_P - x) % _P
+    return x, y
+
+
+def _double(point: tuple[int, int]) -> tuple[int, int]:
+    x, y = point
+    t = _D * x * x * y * y % _P
+    return (
+        2 * x * y * pow(1 + t, _P - 2, _P) % _P,
+        (y * y + x * x) * pow(1 - t, _P - 2, _P) % _P,
+    )
+
+
+def small_order_problem(raw: bytes) -> str | None:
+    """Why a raw Ed25519 public key is unusable as a trusted key, or None if it is usable.
+
+    A key of small order (one of the 8 points P with 8·P = O, in any encoding) lets a
+    "signature" verify for many messages on some implementations and on none on others:
+    implementations disagree on them, so the format forbids them (FORMAT.md §2). An encoding
+    that is no point on the curve is refused as well.
+
+    Args:
+        raw: The 32-byte encoding.
+
+    Returns:
+        A short reason, or None.
+    """
+    point = _decode_point(raw)
+    if point is None:
+        return "not a point on the curve"
+    for _ in range(3):
+        point = _double(point)
+    if point == (0, 1):
+        return "a point of small order (8·P is the identity)"
+    return None
 
 
 def is_encrypted_pem(data: bytes) -> bool:
@@ -76,6 +133,9 @@ class PublicKey:
             raise InvalidKeyError(
                 f"Ed25519 public key: expected {_RAW_KEY_LEN} raw bytes, got {size}"
             )
+        problem = small_order_problem(self.raw)
+        if problem is not None:
+            raise InvalidKeyError(f"Ed25519 public key {self.raw.hex()} is invalid: {problem}")
         try:
             key = Ed25519PublicKey.from_public_bytes(self.raw)
         except (ValueError, UnsupportedAlgorithm) as e:

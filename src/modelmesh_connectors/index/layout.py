@@ -39,6 +39,8 @@ MAX_NAME_LEN = 200  # characters
 class InvalidNameError(InvalidInput):
     """A package name is not normalized (``[a-z0-9]+(-[a-z0-9]+)*``)."""
 
+    code = "input.package-name"
+
 
 def name_hash(name: str) -> str:
     """Hex SHA-256 of a normalized package name: the path to its bin.

@@ -19,6 +19,8 @@ and serialiser are read side by side, and the kinds share the same idioms.
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_RUNTIMES",
+    "RUNTIMES",
     "SHARDING_LEVELS",
     "SPEC_VERSION",
     "BinNode",
@@ -97,6 +99,10 @@ _CONNECTOR_ID_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})+")
 _MAX_CONNECTOR_ID_LEN = 200  # characters
 _CONNECTOR_TYPE_RE = re.compile(r"[a-z][a-z0-9_-]*")
 _PUBLISHER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+RUNTIMES = ("node", "python")  # sorted: the runtimes a release may declare (FORMAT.md §3)
+# What a release without "runtimes" declares (every spec 1 release before the field).
+DEFAULT_RUNTIMES: tuple[str, ...] = ("python",)
+_RUNTIME_RE = re.compile(r"[a-z][a-z0-9]*")
 
 
 def connector_namespace(connector_id: str) -> str:
@@ -683,6 +689,9 @@ class Release:
         length: Archive size in bytes.
         requires_modelmesh: The ModelMesh version specifier, or None.
         connectors: Connectors the package declares.
+        runtimes: The runtimes every connector has an entry point for, sorted
+            (``python``, ``node``); the payload omits the field when it is ``("python",)``,
+            so a Python-only release keeps the bytes (and readers) of spec 1.
     """
 
     name: str
@@ -692,22 +701,24 @@ class Release:
     length: int
     requires_modelmesh: str | None
     connectors: tuple[ReleaseConnector, ...] = ()
+    runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
 
     def to_payload(self) -> bytes:
         """Return the deterministic payload bytes to sign."""
-        return canonical_json(
-            {
-                "type": "release",
-                "spec": SPEC_VERSION,
-                "name": self.name,
-                "version": self.version,
-                "file": self.file,
-                "sha256": self.sha256,
-                "length": self.length,
-                "requires_modelmesh": self.requires_modelmesh,
-                "connectors": [{"id": c.id, "type": c.type} for c in self.connectors],
-            }
-        )
+        payload: dict[str, Any] = {
+            "type": "release",
+            "spec": SPEC_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "file": self.file,
+            "sha256": self.sha256,
+            "length": self.length,
+            "requires_modelmesh": self.requires_modelmesh,
+            "connectors": [{"id": c.id, "type": c.type} for c in self.connectors],
+        }
+        if self.runtimes != DEFAULT_RUNTIMES:
+            payload["runtimes"] = list(self.runtimes)
+        return canonical_json(payload)
 
 
 def parse_release(payload: bytes, what: str = "release") -> Release:
@@ -741,6 +752,7 @@ def parse_release(payload: bytes, what: str = "release") -> Release:
                 "connectors",
             }
         ),
+        frozenset({"runtimes"}),
     )
     r.spec(obj)
     name = r.text(obj["name"], "name", NAME_RE, MAX_NAME_LEN, "a normalized package name")
@@ -768,6 +780,22 @@ def parse_release(payload: bytes, what: str = "release") -> Release:
             raise r.fail("connectors", f"connector ID {cid} is listed twice")
         ctype = r.text(c["type"], f"{field_}.type", _CONNECTOR_TYPE_RE, 64, "a connector type")
         connectors.append(ReleaseConnector(cid, ctype))
+    runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
+    if "runtimes" in obj:
+        listed = r.array(obj["runtimes"], "runtimes", nonempty=True)
+        runtimes = tuple(
+            r.text(x, f"runtimes[{i}]", _RUNTIME_RE, 16, "a runtime name")
+            for i, x in enumerate(listed)
+        )
+        # One spelling per set (sorted, distinct, known): two readers agree on what it says.
+        if list(runtimes) != sorted(set(runtimes)) or not set(runtimes) <= set(RUNTIMES):
+            raise r.fail(
+                "runtimes",
+                f"expected distinct names from {list(RUNTIMES)} in sorted order, got "
+                f"{list(runtimes)!r:.120}",
+            )
+        if runtimes == DEFAULT_RUNTIMES:
+            raise r.fail("runtimes", '["python"] is the default and is written by omission')
     return Release(
         name=name,
         version=version,
@@ -776,4 +804,5 @@ def parse_release(payload: bytes, what: str = "release") -> Release:
         length=r.integer(obj["length"], "length"),
         requires_modelmesh=requires,
         connectors=tuple(connectors),
+        runtimes=runtimes,
     )

@@ -134,7 +134,10 @@ _VCS_NAMES = frozenset(
 )
 _BYTECODE_DIRS = frozenset({"__pycache__"})
 # Files Python would run instead of (or before) the reviewed source when unpacked (R10).
-_CODE_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".sl", ".pth")
+# A Node client shares the archive, so its native addons (.node) count too, as do
+# executables and versioned shared objects (libx.so.1).
+_CODE_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".dll", ".dylib", ".sl", ".pth", ".node", ".exe")
+_VERSIONED_SO = re.compile(r".*\.so\.[0-9.]+")
 # Never read from a package *directory* (they are the checkout's or the tools', not the
 # package's); everything else in the directory is judged by the zip rules.
 _SKIPPED_IN_DIRECTORY = (
@@ -254,10 +257,10 @@ def _forbidden_part(part: str, *, last: bool) -> str | None:
             return f"{key!r} is version-control metadata, which a VCS would obey"
         if key in _BYTECODE_DIRS:
             return f"{key!r} holds bytecode that would run instead of the reviewed source"
-        if last and key.endswith(_CODE_SUFFIXES):
+        if last and (key.endswith(_CODE_SUFFIXES) or _VERSIONED_SO.fullmatch(key)):
             return (
-                "compiled or native code (.pyc, .pyo, .so, .pyd, .dll, .dylib, .sl) or a .pth "
-                "start-up file would run instead of the reviewed source"
+                "compiled or native code (.pyc, .pyo, .so, .so.N, .pyd, .dll, .dylib, .sl, "
+                ".node, .exe) or a .pth start-up file would run instead of the reviewed source"
             )
     return None
 

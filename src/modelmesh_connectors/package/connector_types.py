@@ -47,6 +47,8 @@ class ConnectorInfo:
 class InvalidConnectorType(InvalidInput):
     """A string names no connector type."""
 
+    code = "input.connector-type"
+
 
 def parse_connector_type(value: object) -> ConnectorType:
     """Accept a :class:`ConnectorType` or its string value.

@@ -16,6 +16,8 @@ _VERSION = re.compile(r"v([1-9][0-9]{0,8})")  # at most 9 digits: int() stays ch
 class InvalidConnectorId(InvalidInput):
     """A string is not a valid connector ID."""
 
+    code = "input.connector-id"
+
 
 @dataclass(frozen=True, order=True)
 class ConnectorId:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import FrameType, FunctionType, MethodType, ModuleType
 from typing import Any
 
-from modelmesh_connectors.errors import PackageImportError
+from modelmesh_connectors.errors import MissingEntryPointError, PackageImportError
 from modelmesh_connectors.package.archive import PackageFiles
 from modelmesh_connectors.package.manifest import Manifest
 
@@ -236,10 +236,18 @@ def import_package(manifest: Manifest, files: PackageFiles, digest: str) -> Impo
         The namespace and the entry objects.
 
     Raises:
+        MissingEntryPointError: a connector has no Python entry point (a Node-only package).
         PackageImportError: if a module fails to import, an entry is missing or is not the
             package's own code, or a module under the namespace did not come from the
             package's files; nothing of the package then remains in ``sys.modules``.
     """
+    for conn in manifest.connectors:
+        if not conn.has_python_entry:
+            raise MissingEntryPointError(
+                f"{manifest.name} {manifest.version}: connector {conn.id} has no Python entry "
+                f"point (the package is for {', '.join(conn.runtimes)} only)",
+                hint="load it with the Node client, or ask its publisher for a Python entry",
+            )
     namespace = namespace_for(manifest, digest)
     with _LOCK:
         # Whatever sits under the namespace now was not imported by us from these bytes.

@@ -33,6 +33,7 @@ __all__ = [
     "MANIFEST_NAME",
     "Manifest",
     "ManifestConnector",
+    "NodeEntry",
     "is_normalized_name",
     "parse_manifest",
 ]
@@ -44,7 +45,11 @@ _NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _TOP_KEYS = {"name", "version", "description", "requires-modelmesh", "dependencies", "connectors"}
 _REQUIRED_TOP = {"name", "version", "description", "connectors"}
-_CONNECTOR_KEYS = {"id", "type", "entry", "description"}
+_CONNECTOR_KEYS = {"id", "type", "entry", "node", "description"}
+_NODE_KEYS = {"module", "export"}
+# A package-relative POSIX path of an ES module: no './', '..', absolute paths or URLs.
+_JS_MODULE = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9_.-]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]*\.m?js")
+_JS_EXPORT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _MAX_CONNECTORS = 256
 
 
@@ -54,15 +59,30 @@ def is_normalized_name(name: str) -> bool:
 
 
 @dataclass(frozen=True)
+class NodeEntry:
+    """A connector's Node entry point (FORMAT.md §7): an ES module and its export.
+
+    Attributes:
+        module: Package-relative POSIX path of the module (``node/audit-log.mjs``).
+        export: The export holding the connector class (``default`` for the default one).
+    """
+
+    module: str
+    export: str
+
+
+@dataclass(frozen=True)
 class ManifestConnector:
     """One connector a package declares.
 
     Attributes:
         id: Connector ID.
         type: Declared connector type.
-        module: Module path inside the package (``acme_audit_log.sink``).
-        attribute: Class name in that module (``AuditLog``).
+        module: Python module path inside the package (``acme_audit_log.sink``); empty
+            when the connector has no Python entry point (a Node-only package).
+        attribute: Class name in that module (``AuditLog``); empty likewise.
         description: Human description.
+        node: The Node entry point, if any.
     """
 
     id: str
@@ -70,11 +90,26 @@ class ManifestConnector:
     module: str
     attribute: str
     description: str
+    node: NodeEntry | None = None
+
+    @property
+    def has_python_entry(self) -> bool:
+        """Whether the connector can be imported by the Python client."""
+        return bool(self.module)
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """The runtimes this connector has an entry point for, sorted."""
+        return tuple(
+            r
+            for r, ok in (("node", self.node is not None), ("python", self.has_python_entry))
+            if ok
+        )
 
     @property
     def entry(self) -> str:
-        """The entry point as written: ``module:attribute``."""
-        return f"{self.module}:{self.attribute}"
+        """The Python entry point as written (``module:attribute``), or ``""`` if none."""
+        return f"{self.module}:{self.attribute}" if self.module else ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +127,11 @@ class Manifest:
     def parsed_version(self) -> Version:
         """The PEP 440 version."""
         return Version(self.version)
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        """The runtimes that can load the package (every connector agrees), sorted."""
+        return self.connectors[0].runtimes
 
 
 def _fail(source: str, field: str, problem: str) -> ManifestError:
@@ -115,9 +155,13 @@ def _connector(source: str, index: int, raw: object) -> ManifestConnector:
     unknown = set(raw) - _CONNECTOR_KEYS
     if unknown:
         raise _fail(source, where, f"unknown key(s) {sorted(map(str, unknown))}")
-    missing = _CONNECTOR_KEYS - {"description"} - set(raw)
+    missing = {"id", "type"} - set(raw)
     if missing:
         raise _fail(source, where, f"missing key(s) {sorted(missing)}")
+    if "entry" not in raw and "node" not in raw:
+        raise _fail(
+            source, where, "missing key 'entry' (Python entry point), 'node' (Node), or both"
+        )
     try:
         cid = str(parse_connector_id(raw["id"]))
     except InvalidConnectorId as exc:
@@ -126,18 +170,48 @@ def _connector(source: str, index: int, raw: object) -> ManifestConnector:
         kind = parse_connector_type(raw["type"])
     except InvalidConnectorType as exc:
         raise _fail(source, f"{where}.type", str(exc)) from exc
-    entry = _string(source, f"{where}.entry", raw["entry"])
-    module, sep, attribute = entry.partition(":")
-    if not sep or not _MODULE.fullmatch(module) or not attribute.isidentifier():
-        raise _fail(
-            source,
-            f"{where}.entry",
-            f"expected 'package.module:ClassName', got {short_repr(entry)}",
-        )
+    module = attribute = ""
+    if "entry" in raw:
+        entry = _string(source, f"{where}.entry", raw["entry"])
+        module, sep, attribute = entry.partition(":")
+        if not sep or not _MODULE.fullmatch(module) or not attribute.isidentifier():
+            raise _fail(
+                source,
+                f"{where}.entry",
+                f"expected 'package.module:ClassName', got {short_repr(entry)}",
+            )
+    node = _node_entry(source, f"{where}.node", raw["node"]) if "node" in raw else None
     description = _string(
         source, f"{where}.description", raw.get("description", ""), allow_empty=True
     )
-    return ManifestConnector(cid, kind, module, attribute, description.strip())
+    return ManifestConnector(cid, kind, module, attribute, description.strip(), node)
+
+
+def _node_entry(source: str, where: str, raw: object) -> NodeEntry:
+    if not isinstance(raw, Mapping):
+        raise _fail(
+            source,
+            where,
+            f"expected a mapping with 'module' and 'export', got {type(raw).__name__}",
+        )
+    unknown = set(raw) - _NODE_KEYS
+    if unknown:
+        raise _fail(source, where, f"unknown key(s) {sorted(map(str, unknown))}")
+    missing = _NODE_KEYS - set(raw)
+    if missing:
+        raise _fail(source, where, f"missing key(s) {sorted(missing)}")
+    module = _string(source, f"{where}.module", raw["module"])
+    if not _JS_MODULE.fullmatch(module):
+        raise _fail(
+            source,
+            f"{where}.module",
+            "expected a package-relative path of an ES module like 'node/sink.mjs', "
+            f"got {short_repr(module)}",
+        )
+    export = _string(source, f"{where}.export", raw["export"])
+    if not _JS_EXPORT.fullmatch(export):
+        raise _fail(source, f"{where}.export", f"expected an export name, got {short_repr(export)}")
+    return NodeEntry(module, export)
 
 
 def parse_manifest(data: bytes, *, source: str) -> Manifest:
@@ -236,4 +310,13 @@ def parse_manifest(data: bytes, *, source: str) -> Manifest:
         if conn.id in seen:
             raise _fail(source, f"connectors[{i}].id", f"duplicate connector ID {conn.id!r}")
         seen.add(conn.id)
+    # Loading is all or nothing: a runtime that cannot load every connector loads none.
+    for i, conn in enumerate(connectors):
+        if conn.runtimes != connectors[0].runtimes:
+            raise _fail(
+                source,
+                f"connectors[{i}]",
+                f"has entry points for {list(conn.runtimes)} but connectors[0] for "
+                f"{list(connectors[0].runtimes)}; every connector of a package needs the same",
+            )
     return Manifest(name, version, description, requires, tuple(dependencies), connectors)

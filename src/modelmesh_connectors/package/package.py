@@ -11,7 +11,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from modelmesh_connectors.errors import ArchiveLimitError, PackageError
+from modelmesh_connectors.errors import ArchiveLimitError, ManifestError, PackageError
 from modelmesh_connectors.package.archive import (
     ArchiveLimits,
     PackageFiles,
@@ -85,7 +85,16 @@ def tree_digest(files: PackageFiles) -> str:
 
 
 def _manifest(files: PackageFiles) -> Manifest:
-    return parse_manifest(files[MANIFEST_NAME], source=f"{files.source}!/{MANIFEST_NAME}")
+    source = f"{files.source}!/{MANIFEST_NAME}"
+    manifest = parse_manifest(files[MANIFEST_NAME], source=source)
+    for i, conn in enumerate(manifest.connectors):
+        # The Node client imports it from these bytes; a missing one fails there too late.
+        if conn.node is not None and conn.node.module not in files:
+            raise ManifestError(
+                f"{source}: field 'connectors[{i}].node.module': {conn.node.module!r} is not a "
+                "file of the package"
+            )
+    return manifest
 
 
 def package_from_bytes(data: bytes, *, source: str, limits: ArchiveLimits | None = None) -> Package:

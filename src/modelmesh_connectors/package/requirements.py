@@ -30,6 +30,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 class InvalidPackageSpec(InvalidInput):
     """A ``packages:`` entry is neither a path, a URL nor a valid requirement."""
 
+    code = "input.package-spec"
+
 
 @dataclass(frozen=True)
 class LocalSpec:

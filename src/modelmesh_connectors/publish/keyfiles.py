@@ -42,6 +42,8 @@ _PRIVATE_MODE_MASK = 0o077  # any group or other permission bit on a private key
 class KeyFileError(InvalidKeyError):
     """A key file cannot be read or written (missing, exists already, too large)."""
 
+    code = "input.key.file"
+
 
 def _exclusive_write(path: Path, data: bytes, mode: int) -> None:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)

@@ -75,6 +75,7 @@ from modelmesh_connectors.index.envelope import (
 )
 from modelmesh_connectors.index.keys import PublicKey, SigningKey
 from modelmesh_connectors.index.metadata import (
+    DEFAULT_RUNTIMES,
     BinNode,
     BinRelease,
     GroupNode,
@@ -869,6 +870,7 @@ def _release_from(info: PackageInfoLike, sha256: str, length: int) -> Release:
         length=length,
         requires_modelmesh=None if m.requires_modelmesh is None else str(m.requires_modelmesh),
         connectors=connectors,
+        runtimes=tuple(getattr(m, "runtimes", DEFAULT_RUNTIMES)),
     )
     try:
         # The same strict parser the client runs: never sign what it would reject.

@@ -14,21 +14,30 @@
  * ├── ResolutionError               the request cannot be met by the index (resolution.*)
  * ├── PackageError                  a package archive, manifest or its code is bad (package.*)
  * ├── RegistryError                 registry misuse: duplicate, unknown, wrong type (registry.*)
- * ├── ConfigError                   the connectors configuration is invalid (config.*)
- * └── UsageError                    the API was called in the wrong order (usage.*)
+ * └── ConfigError                   the connectors configuration is invalid (config)
  * ```
+ *
+ * The codes are the Python client's (`code` on each class of `modelmesh_connectors.errors`);
+ * `tests/unit/test_error_codes.py` checks that this list equals the Python list. A code
+ * extends its parent's (`trust` → `trust.rollback`): match on a prefix to catch a family.
+ * Calling the API in the wrong order is a programming error ({@link UsageError}), not a
+ * `ConnectorError`, as in Python (`RuntimeError`).
  *
  * Foreign errors (node:crypto, node:http, yauzl, yaml) never escape unwrapped: they are
  * attached as `cause`.
  */
 
 export const ERROR_CODES = [
+  "error",
+  "input",
   "input.json",
   "input.connector-id",
   "input.connector-type",
   "input.package-name",
-  "input.requirement",
   "input.package-spec",
+  "input.key",
+  "input.key.file",
+  "trust",
   "trust.signature",
   "trust.metadata",
   "trust.expired",
@@ -37,27 +46,32 @@ export const ERROR_CODES = [
   "trust.hash",
   "trust.length",
   "trust.policy",
-  "trust.no-signature",
-  "download.failed",
+  "download",
   "download.not-found",
-  "download.length",
+  "download.unreachable",
   "download.timeout",
-  "download.url-policy",
-  "download.encoding",
-  "cache.io",
-  "resolution.no-package",
-  "resolution.no-version",
-  "package.io",
+  "cache",
+  "cache.lock-timeout",
+  "resolution",
+  "publish",
+  "package",
   "package.archive",
+  "package.archive.format",
+  "package.archive.name",
+  "package.archive.forbidden",
+  "package.archive.collision",
+  "package.archive.manifest-placement",
+  "package.archive.limit",
   "package.manifest",
-  "package.no-node-entry",
+  "package.no-entry-point",
   "package.import",
-  "package.conflict",
+  "registry",
   "registry.duplicate",
-  "registry.unknown",
   "registry.type",
-  "config.invalid",
-  "usage.order",
+  "registry.unknown",
+  "registry.frozen",
+  "registry.tampered",
+  "config",
 ] as const;
 
 /** A stable machine-readable error code (see ERROR-CODES.md). */
@@ -100,8 +114,13 @@ export class PackageError extends ConnectorError {}
 export class RegistryError extends ConnectorError {}
 /** The connectors configuration is invalid. */
 export class ConfigError extends ConnectorError {}
-/** The API was called in the wrong order or with the wrong kind of value. */
-export class UsageError extends ConnectorError {}
+/** The API was called in the wrong order: a programming error with no code (Python: RuntimeError). */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
 
 /** The message of any thrown value, for embedding a foreign error in one of ours. */
 export function describe(err: unknown): string {

@@ -224,7 +224,7 @@ export class ConnectorRegistry {
     }
     if (this.loader === null) {
       throw new PackageError(
-        "package.io",
+        "package",
         `'${path}' is not a local directory or .zip, and no index is configured`,
         { hint: "use ConnectorRegistry.fromConfig (or pass a loader) to load remote packages" },
       );
@@ -254,7 +254,7 @@ export class ConnectorRegistry {
         return [...known.ids];
       }
       throw new PackageError(
-        "package.conflict",
+        "package",
         `${m.name} ${m.version} is already loaded from ${known.origin} with different content (sha256 ${known.sha256.slice(0, 12)}…, now ${pkg.sha256.slice(0, 12)}…)`,
       );
     }

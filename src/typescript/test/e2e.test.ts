@@ -61,6 +61,8 @@ describe("the committed index over loopback", () => {
     ["demo-weighted-rotation", "1.0.0"],
     ["modelmesh-echo-provider", "1.0.0"],
     ["demo-canary", "1.0.0"],
+    ["demo-js-event-log", "1.0.0"],
+    ["demo-js-canary", "1.0.0"],
   ] as const;
 
   for (const [name, version] of packages) {
@@ -76,11 +78,51 @@ describe("the committed index over loopback", () => {
     });
   }
 
+  test("loads the JavaScript demo package and runs its connector", async () => {
+    const registry = new ConnectorRegistry({
+      loader: { index: [server.url], trustRoot: anchor, cacheDir: tempDir(), warn: () => undefined },
+    });
+    assert.deepEqual(await registry.loadPackage("demo-js-event-log"), ["demo.js-event-log.v1"]);
+    assert.deepEqual(registry.listConnectors("observability"), [
+      {
+        id: "demo.js-event-log.v1",
+        connector_type: ConnectorType.OBSERVABILITY,
+        version: "1.0.0",
+        description: "Keeps routing events, request logs, statistics flushes and traces in memory, numbered",
+      },
+    ]);
+    const EventLog = registry.getConnector("demo.js-event-log.v1") as new (config?: {
+      limit?: number;
+    }) => { emit(e: unknown): void; trace(e: unknown): void; records: { seq: number; kind: string }[] };
+    const sink = new EventLog({ limit: 1 });
+    sink.emit({ model: "m" });
+    sink.trace({ span: "s" });
+    assert.deepEqual(
+      sink.records.map((r) => [r.seq, r.kind]),
+      [[2, "trace"]],
+    );
+    assert.ok(registry.origin("demo.js-event-log.v1").signedBy.length > 0);
+  });
+
+  test("the JavaScript canary leaves its marker only when loaded", async () => {
+    const marker = join(tempDir(), "marker");
+    process.env["MODELMESH_CANARY_PATH"] = marker;
+    try {
+      const registry = new ConnectorRegistry({
+        loader: { index: [server.url], trustRoot: anchor, cacheDir: tempDir(), warn: () => undefined },
+      });
+      assert.deepEqual(await registry.loadPackage("demo-js-canary"), ["demo.js-canary.v1"]);
+      assert.equal(readFileSync(marker, "utf8"), "demo-js-canary/lib/marker.mjs\n");
+    } finally {
+      delete process.env["MODELMESH_CANARY_PATH"];
+    }
+  });
+
   test("refuses the Python-only packages with a clear error", async () => {
     const registry = new ConnectorRegistry({
       loader: { index: [server.url], trustRoot: anchor, cacheDir: cache, warn: () => undefined },
     });
-    await rejectsWith(registry.loadPackage("acme-audit-log>=1.1,<2"), "package.no-node-entry", /no Node entry point/);
+    await rejectsWith(registry.loadPackage("acme-audit-log>=1.1,<2"), "package.no-entry-point", /no Node entry point/);
     assert.deepEqual(registry.listConnectors(), []);
   });
 
@@ -88,8 +130,8 @@ describe("the committed index over loopback", () => {
     const loader = new Loader({ index: [server.url], trustRoot: anchor, cacheDir: tempDir(), warn: () => undefined });
     const old = await loader.resolve(parseRequirement("acme-audit-log==1.0.0"));
     assert.equal(old.version, "1.0.0");
-    await rejectsWith(loader.resolve(parseRequirement("no-such-package")), "resolution.no-package");
-    await rejectsWith(loader.resolve(parseRequirement("acme-audit-log>=9")), "resolution.no-version");
+    await rejectsWith(loader.resolve(parseRequirement("no-such-package")), "resolution");
+    await rejectsWith(loader.resolve(parseRequirement("acme-audit-log>=9")), "resolution");
   });
 });
 
@@ -206,7 +248,7 @@ describe("local packages", () => {
     (await import("node:fs")).writeFileSync(zip, jsPackage("local", "1.0.0", "local.sink.v1"));
     const reg = new ConnectorRegistry();
     assert.deepEqual(await reg.loadPackage(zip), ["local.sink.v1"]);
-    await rejectsWith(reg.loadPackage(join(REPO, "index/sources/acme-audit-log-1.1.0")), "package.no-node-entry");
+    await rejectsWith(reg.loadPackage(join(REPO, "index/sources/acme-audit-log-1.1.0")), "package.no-entry-point");
   });
 
   test("package code cannot import another package's modules or the host's files", async () => {

@@ -40,17 +40,17 @@ describe("HttpFetcher", () => {
     assert.equal((await fetcher.fetchBytes(`${server.url}a.bin`, 1000)).length, 1000);
   });
   test("an announced length over the cap is refused before reading", async () => {
-    assert.equal(await codeOf(fetcher.fetchBytes(`${server.url}a.bin`, 999)), "download.length");
+    assert.equal(await codeOf(fetcher.fetchBytes(`${server.url}a.bin`, 999)), "trust.length");
   });
   test("an endless body stops at the cap", async () => {
     server.faults.set("endless", { kind: "endless" });
-    assert.equal(await codeOf(fetcher.fetchBytes(`${server.url}endless`, 100_000)), "download.length");
+    assert.equal(await codeOf(fetcher.fetchBytes(`${server.url}endless`, 100_000)), "trust.length");
   });
   test("404 is not-found; 500 is retried then failed", async () => {
     assert.equal(await codeOf(fetcher.fetchBytes(`${server.url}missing`, 10)), "download.not-found");
     server.faults.set("boom", { kind: "status", status: 500 });
     const before = server.requests.filter((r) => r === "boom").length;
-    assert.equal(await codeOf(fetcher.fetchBytes(`${server.url}boom`, 10)), "download.failed");
+    assert.equal(await codeOf(fetcher.fetchBytes(`${server.url}boom`, 10)), "download");
     assert.equal(server.requests.filter((r) => r === "boom").length - before, 2);
   });
   test("a stalled server hits the read timeout", async () => {
@@ -60,7 +60,7 @@ describe("HttpFetcher", () => {
   test("compressed responses are refused (hashes are over exact bytes)", async () => {
     server.faults.set("a.bin", { kind: "gzip" });
     try {
-      assert.equal(await codeOf(fetcher.fetchBytes(`${server.url}a.bin`, 1000)), "download.encoding");
+      assert.equal(await codeOf(fetcher.fetchBytes(`${server.url}a.bin`, 1000)), "download");
     } finally {
       server.faults.delete("a.bin");
     }
@@ -70,7 +70,7 @@ describe("HttpFetcher", () => {
     assert.doesNotThrow(() => checkUrlPolicy("http://localhost/x", false));
     assert.doesNotThrow(() => checkUrlPolicy("https://example.invalid/x", false));
     for (const bad of ["http://example.invalid/x", "file:///etc/passwd", "ftp://x/y", "not a url"]) {
-      assert.throws(() => checkUrlPolicy(bad, false), (e: ConnectorError) => e.code === "download.url-policy");
+      assert.throws(() => checkUrlPolicy(bad, false), (e: ConnectorError) => e.code === "trust.policy");
     }
   });
   test("the cache keeps only verified entries, made visible by rename", async () => {

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 
 import { ConnectorError } from "../src/errors.js";
 import { parseEnvelope, pae, verifyThreshold } from "../src/trust/envelope.js";
-import { PublicKey } from "../src/trust/keys.js";
+import { PublicKey, smallOrderProblem } from "../src/trust/keys.js";
 import { nameHash } from "../src/trust/metadata.js";
 import { canonicalJson, strictJson } from "../src/trust/strict-json.js";
 import { TrustedState } from "../src/trust/state.js";
@@ -70,6 +70,37 @@ describe("strict JSON", () => {
   test("canonical JSON matches Python's json.dumps(sort_keys, compact, ensure_ascii)", () => {
     const out = Buffer.from(canonicalJson({ b: "é\u007f\n", a: [1, true, null], "\u00e9": 0 })).toString();
     assert.equal(out, '{"a":[1,true,null],"b":"\\u00e9\\u007f\\n","\\u00e9":0}');
+  });
+});
+
+describe("Ed25519 public keys", () => {
+  // The 8 small-order points (canonical encodings), then non-canonical ones (y >= p, x = 0 with the sign bit).
+  const smallOrder = [
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "0100000000000000000000000000000000000000000000000000000000000080",
+  ];
+  for (const hex of smallOrder) {
+    test(`small-order key ${hex.slice(0, 8)}… is refused`, () => {
+      assert.equal(smallOrderProblem(Buffer.from(hex, "hex")), "a point of small order (8·P is the identity)");
+      assert.equal(code(() => PublicKey.fromHex(hex)), "input.key");
+    });
+  }
+  test("an encoding off the curve is refused; generated keys are accepted", () => {
+    const off = Buffer.alloc(32);
+    off[0] = 2;
+    assert.equal(smallOrderProblem(off), "not a point on the curve");
+    for (let i = 0; i < 20; i++) {
+      assert.equal(code(() => PublicKey.fromHex(new TestKey().publicHex)), "ok");
+    }
   });
 });
 

@@ -89,7 +89,7 @@ export class ArchiveCache {
   /**
    * The verified bytes of an entry, or null when absent. A corrupt entry is removed.
    *
-   * @throws CacheError (`cache.io`) The entry exists but cannot be read.
+   * @throws CacheError (`cache`) The entry exists but cannot be read.
    */
   readVerified(sha256: string, length: number): Uint8Array | null {
     const path = this.pathFor(sha256);
@@ -100,7 +100,7 @@ export class ArchiveCache {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
         return null;
       }
-      throw new CacheError("cache.io", `cannot read ${path}: ${describe(err)}`, { cause: err });
+      throw new CacheError("cache", `cannot read ${path}: ${describe(err)}`, { cause: err });
     }
     // One read, one hash: the bytes returned are the bytes checked.
     if (data.length !== length || sha256Hex(data) !== sha256) {
@@ -115,7 +115,7 @@ export class ArchiveCache {
    *
    * @returns Exactly the bytes that were hashed.
    * @throws TrustError `trust.length`/`trust.hash` (nothing is kept), whatever `writeInto`
-   *   throws, or CacheError (`cache.io`).
+   *   throws, or CacheError (`cache`).
    */
   async fetch(
     sha256: string,
@@ -130,7 +130,7 @@ export class ArchiveCache {
       mkdirSync(join(this.root, "archives"), { recursive: true, mode: 0o755 });
       sink = new VerifyingSink(openSync(tmp, "wx", 0o644), tmp, length);
     } catch (err) {
-      throw new CacheError("cache.io", `cannot write to the cache ${this.root}: ${describe(err)}`, {
+      throw new CacheError("cache", `cannot write to the cache ${this.root}: ${describe(err)}`, {
         cause: err,
       });
     }

@@ -40,7 +40,7 @@ export interface ConnectorsConfig {
 }
 
 function invalid(message: string): ConfigError {
-  return new ConfigError("config.invalid", `connectors configuration: ${message}`);
+  return new ConfigError("config", `connectors configuration: ${message}`);
 }
 
 /** Seconds from `10`, `10s`, `5m`, `1h`, `500ms`. */
@@ -67,7 +67,7 @@ function bool(value: unknown, field: string): boolean {
  * Read a configuration: a YAML file path, a whole ModelMesh config object holding a
  * `connectors` mapping, or the `connectors` mapping itself.
  *
- * @throws ConfigError (`config.invalid`).
+ * @throws ConfigError (`config`).
  */
 export function readConfig(config: string | Record<string, unknown>): ConnectorsConfig {
   let raw: unknown = config;

@@ -14,7 +14,7 @@ import http from "node:http";
 import https from "node:https";
 import { isIP } from "node:net";
 
-import { DownloadError, describe } from "../errors.js";
+import { DownloadError, describe, TrustError } from "../errors.js";
 
 /** How {@link HttpFetcher} talks to the network. */
 export interface FetchConfig {
@@ -58,8 +58,8 @@ export interface Sink {
 /** Anything that turns a URL into bounded bytes. */
 export interface Fetcher {
   /**
-   * @throws DownloadError `download.not-found` (404/410), `download.length` (over the cap),
-   *   `download.timeout`, `download.url-policy`, `download.encoding`, `download.failed`.
+   * @throws DownloadError `download.not-found` (404/410), `trust.length` (over the cap),
+   *   `download.timeout`, `trust.policy` (scheme, host, redirect), `download` (anything else).
    */
   fetchBytes(url: string, maxLength: number): Promise<Uint8Array>;
   /** Stream the body into `sink`; returns the number of bytes written. Errors as above. */
@@ -82,17 +82,17 @@ function isLoopback(host: string): boolean {
 /**
  * Refuse URLs the fetcher must never connect to.
  *
- * @throws DownloadError (`download.url-policy`) Scheme or host not allowed.
+ * @throws DownloadError (`trust.policy`) Scheme or host not allowed.
  */
 export function checkUrlPolicy(url: string, allowHttp: boolean): URL {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new DownloadError("download.url-policy", `refusing to fetch ${JSON.stringify(url)}: not a valid URL`);
+    throw new TrustError("trust.policy", `refusing to fetch ${JSON.stringify(url)}: not a valid URL`);
   }
   if (!parsed.hostname) {
-    throw new DownloadError("download.url-policy", `refusing to fetch ${url}: expected an absolute URL with a host`);
+    throw new TrustError("trust.policy", `refusing to fetch ${url}: expected an absolute URL with a host`);
   }
   if (parsed.protocol === "https:") {
     return parsed;
@@ -103,14 +103,14 @@ export function checkUrlPolicy(url: string, allowHttp: boolean): URL {
     if (allowHttp || isLoopback(parsed.hostname)) {
       return parsed;
     }
-    throw new DownloadError(
-      "download.url-policy",
+    throw new TrustError(
+      "trust.policy",
       `refusing plain http:// to non-loopback host '${parsed.hostname}' in ${url}: expected https://`,
       { hint: "use an https:// index URL, or set allow_http" },
     );
   }
-  throw new DownloadError(
-    "download.url-policy",
+  throw new TrustError(
+    "trust.policy",
     `refusing to fetch ${url}: unsupported URL scheme '${parsed.protocol}', expected https (or http to a loopback host)`,
   );
 }
@@ -163,7 +163,7 @@ export class HttpFetcher implements Fetcher {
     }
     const timeout = /timed out|deadline/.test(last?.message ?? "");
     throw new DownloadError(
-      timeout ? "download.timeout" : "download.failed",
+      timeout ? "download.timeout" : "download",
       `cannot fetch ${url} after ${this.config.retries + 1} attempt(s): ${last?.message}`,
       { cause: last },
     );
@@ -178,15 +178,15 @@ export class HttpFetcher implements Fetcher {
       }
       const target = checkUrlPolicy(outcome.redirect, this.config.allowHttp);
       if (new URL(current).protocol === "https:" && target.protocol !== "https:") {
-        throw new DownloadError(
-          "download.url-policy",
+        throw new TrustError(
+          "trust.policy",
           `refusing redirect from ${current} to ${target.href}: expected https, got a downgrade to plain http`,
         );
       }
       current = target.href;
     }
     throw new DownloadError(
-      "download.failed",
+      "download",
       `too many redirects fetching ${url}: expected at most ${this.config.maxRedirects}`,
     );
   }
@@ -225,7 +225,7 @@ export class HttpFetcher implements Fetcher {
             res.resume();
             const location = res.headers.location;
             if (!location) {
-              finish(new DownloadError("download.failed", `${url} answered HTTP ${status} without a Location header`));
+              finish(new DownloadError("download", `${url} answered HTTP ${status} without a Location header`));
               return;
             }
             finish(null, { redirect: new URL(location, url).href });
@@ -239,7 +239,7 @@ export class HttpFetcher implements Fetcher {
             } else if (status === 429 || (status >= 500 && status <= 599)) {
               finish(new Transient(reason));
             } else {
-              finish(new DownloadError("download.failed", `cannot fetch ${url}: expected HTTP 200, got ${reason}`));
+              finish(new DownloadError("download", `cannot fetch ${url}: expected HTTP 200, got ${reason}`));
             }
             return;
           }
@@ -247,7 +247,7 @@ export class HttpFetcher implements Fetcher {
           if (encoding !== "" && encoding !== "identity") {
             finish(
               new DownloadError(
-                "download.encoding",
+                "download",
                 `${url} was sent with Content-Encoding '${encoding}', expected identity (hashes are over the exact file bytes)`,
                 { hint: "configure the server or CDN not to compress these files" },
               ),
@@ -258,7 +258,7 @@ export class HttpFetcher implements Fetcher {
           const declared = declaredText !== undefined && /^[0-9]+$/.test(declaredText) ? Number(declaredText) : null;
           if (declared !== null && declared > maxLength) {
             // Refuse before reading a byte.
-            finish(new DownloadError("download.length", `${url} announces ${declared} bytes, expected at most ${maxLength}`));
+            finish(new TrustError("trust.length", `${url} announces ${declared} bytes, expected at most ${maxLength}`));
             return;
           }
           let written = 0;
@@ -268,7 +268,7 @@ export class HttpFetcher implements Fetcher {
             }
             if (written + chunk.length > maxLength) {
               // Stops endless-data and oversized responses at the cap.
-              finish(new DownloadError("download.length", `${url} sent more than the expected maximum of ${maxLength} bytes; aborted`));
+              finish(new TrustError("trust.length", `${url} sent more than the expected maximum of ${maxLength} bytes; aborted`));
               return;
             }
             try {

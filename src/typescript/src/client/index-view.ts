@@ -153,7 +153,7 @@ export class IndexView {
       }
     }
     if (this.opts.mirrors.length === 0) {
-      throw new DownloadError("download.failed", "no index mirror is configured and no fresh state is cached");
+      throw new DownloadError("download", "no index mirror is configured and no fresh state is cached");
     }
     let firstTrust: TrustError | null = null;
     let lastDownload: DownloadError | null = null;
@@ -195,7 +195,7 @@ export class IndexView {
         cause: firstTrust,
       });
     }
-    throw new DownloadError(lastDownload?.code ?? "download.failed", `no index mirror could be read: ${all}`, {
+    throw new DownloadError(lastDownload?.code ?? "download", `no index mirror could be read: ${all}`, {
       hint: "check the index URLs and the network",
       cause: lastDownload,
     });
@@ -243,7 +243,7 @@ export class IndexView {
   /**
    * Every release the index lists for `name` (verified bin entries, envelopes not yet).
    *
-   * @throws ResolutionError (`resolution.no-package`) The index has no package `name`.
+   * @throws ResolutionError (`resolution`) The index has no package `name`.
    * @throws TrustError, DownloadError As {@link trusted}, or a node fails verification.
    */
   async releases(name: string): Promise<readonly BinRelease[]> {
@@ -260,7 +260,7 @@ export class IndexView {
     const h = nameHash(name);
     const gp = h.slice(0, top.groupChars);
     const bp = h.slice(0, top.binChars);
-    const missing = () => new ResolutionError("resolution.no-package", `the index has no package named '${name}'`);
+    const missing = () => new ResolutionError("resolution", `the index has no package named '${name}'`);
     const gref = top.groups.get(gp);
     if (gref === undefined) {
       throw missing();
@@ -325,7 +325,7 @@ export class IndexView {
     if (firstTrust !== null) {
       throw new TrustError(firstTrust.code, `${ref.path}: every mirror failed: ${errors.join("; ")}`);
     }
-    throw new DownloadError("download.failed", `${ref.path}: no mirror served it: ${errors.join("; ")}`);
+    throw new DownloadError("download", `${ref.path}: no mirror served it: ${errors.join("; ")}`);
   }
 
   private orderedMirrors(): string[] {

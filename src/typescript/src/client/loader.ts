@@ -78,11 +78,28 @@ export function checkManifestMatches(release: Release, pkg: Package): void {
   if (
     release.name !== m.name ||
     release.version !== m.version ||
-    JSON.stringify(signed) !== JSON.stringify(declared)
+    JSON.stringify(signed) !== JSON.stringify(declared) ||
+    release.runtimes.join() !== m.runtimes.join()
   ) {
     throw new TrustError(
       "trust.policy",
       `${release.name} ${release.version}: the signed release declares ${JSON.stringify(signed)} but the archive's manifest is ${m.name} ${m.version} declaring ${JSON.stringify(declared)}`,
+    );
+  }
+}
+
+/**
+ * A release whose connectors have no Node entry point cannot be loaded here: refused before
+ * downloading (the Python client refuses a Node-only release the same way).
+ *
+ * @throws PackageError (`package.no-entry-point`).
+ */
+export function checkNodeRuntime(release: Release | null): void {
+  if (release !== null && !release.runtimes.includes("node")) {
+    throw new PackageError(
+      "package.no-entry-point",
+      `${release.name} ${release.version} has no Node entry point: the signed release is for ${release.runtimes.join(", ")} only`,
+      { hint: "load it with the Python client, or pick a release with a 'node:' entry" },
     );
   }
 }
@@ -107,7 +124,7 @@ export class Loader {
   /** The trusted view of the configured index (refreshed once per loader). */
   view(): IndexView {
     if (this.mirrors.length === 0) {
-      throw new ConfigError("config.invalid", "no index is configured", {
+      throw new ConfigError("config", "no index is configured", {
         hint: "set 'index' to the signed index URL",
       });
     }
@@ -173,7 +190,7 @@ export class Loader {
         throw err;
       }
       if (spec.sha256 === null) {
-        throw new TrustError("trust.no-signature", `${spec.url}: no detached signature at ${spec.url}.sig`, {
+        throw new TrustError("trust", `${spec.url}: no detached signature at ${spec.url}.sig`, {
           hint: "pin the URL with '#sha256=<hex>' or load the package through the signed index",
         });
       }
@@ -236,7 +253,7 @@ export class Loader {
     if (firstTrust !== null) {
       throw new TrustError(firstTrust.code, `${label}: ${firstTrust.message}`, { cause: firstTrust });
     }
-    throw new DownloadError("download.failed", `${label}: no mirror served it: ${errors.join("; ")}`);
+    throw new DownloadError("download", `${label}: no mirror served it: ${errors.join("; ")}`);
   }
 
   private async fetchPinned(resolved: ResolvedArchive): Promise<Uint8Array> {
@@ -257,9 +274,10 @@ export class Loader {
   async fetchPackage(text: string): Promise<{ pkg: Package; origin: Origin }> {
     const spec = parsePackageSpec(text);
     if (spec.kind === "local") {
-      throw new PackageError("package.io", `${text} is a local path, not a remote package`);
+      throw new PackageError("package", `${text} is a local path, not a remote package`);
     }
     const resolved = await this.resolve(spec);
+    checkNodeRuntime(resolved.release);
     const data = await this.fetchArchive(resolved);
     const pkg = await packageFromBytes(data, `${resolved.name}-${resolved.version}.zip`);
     if (resolved.release !== null) {

@@ -70,20 +70,20 @@ export function specifierAllowsPrereleases(req: RequirementSpec): boolean {
 /**
  * Parse a requirement (`name`, `name==1.2.0`, `name>=1.1,<2`).
  *
- * @throws InvalidInput (`input.requirement`) Not a valid requirement, or extras, markers or
+ * @throws InvalidInput (`input.package-spec`) Not a valid requirement, or extras, markers or
  *   a direct URL (not supported).
  */
 export function parseRequirement(text: string): RequirementSpec {
   const m = PEP508_NAME_RE.exec(text.trim());
   const bad = (why: string) =>
-    new InvalidInput("input.requirement", `${JSON.stringify(text)} is not a valid requirement: ${why}`);
+    new InvalidInput("input.package-spec", `${JSON.stringify(text)} is not a valid requirement: ${why}`);
   if (m === null) {
     throw bad("expected a package name first");
   }
   const [, rawName = "", rest = ""] = m;
   if (rest.startsWith("[") || rest.includes(";") || rest.startsWith("@")) {
     throw new InvalidInput(
-      "input.requirement",
+      "input.package-spec",
       `${JSON.stringify(text)}: extras, markers and direct URLs are not supported`,
     );
   }
@@ -103,7 +103,7 @@ export function parseRequirement(text: string): RequirementSpec {
   }
   const name = canonicalizeName(rawName);
   if (!isNormalizedName(name)) {
-    throw new InvalidInput("input.requirement", `${JSON.stringify(text)}: '${rawName}' is not a valid package name`);
+    throw new InvalidInput("input.package-spec", `${JSON.stringify(text)}: '${rawName}' is not a valid package name`);
   }
   return { kind: "requirement", name, specifier, clauses, text };
 }
@@ -111,7 +111,7 @@ export function parseRequirement(text: string): RequirementSpec {
 /**
  * Classify and validate one `packages` entry.
  *
- * @throws InvalidInput (`input.package-spec` or `input.requirement`).
+ * @throws InvalidInput (`input.package-spec`).
  */
 export function parsePackageSpec(value: unknown): PackageSpec {
   if (typeof value !== "string" || value.trim() === "") {

@@ -32,7 +32,7 @@ function contains(req: RequirementSpec, version: string, allowPre: boolean): boo
  * (`prereleases` or a specifier that names one). Yanked versions count only when the
  * requirement pins exactly that version, and then with a warning.
  *
- * @throws ResolutionError (`resolution.no-version`) Listing what is available.
+ * @throws ResolutionError (`resolution`) Listing what is available.
  */
 export function choose(
   req: RequirementSpec,
@@ -60,7 +60,7 @@ export function choose(
         ? "pre-releases are only chosen when asked for (prereleases: true)"
         : undefined;
     throw new ResolutionError(
-      "resolution.no-version",
+      "resolution",
       `no release of ${req.name} satisfies '${req.text}'; available: ${available}`,
       { hint },
     );

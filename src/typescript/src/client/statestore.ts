@@ -54,7 +54,7 @@ export function writeAtomic(path: string, data: Uint8Array | string): void {
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw new CacheError("cache.io", `cannot write ${path}: ${describe(err)}`, { cause: err });
+    throw new CacheError("cache", `cannot write ${path}: ${describe(err)}`, { cause: err });
   }
 }
 
@@ -65,7 +65,7 @@ function readOrNull(path: string): Uint8Array | null {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
       return null;
     }
-    throw new CacheError("cache.io", `cannot read ${path}: ${describe(err)}`, { cause: err });
+    throw new CacheError("cache", `cannot read ${path}: ${describe(err)}`, { cause: err });
   }
 }
 
@@ -86,7 +86,7 @@ export class OriginState {
       mkdirSync(dir, { recursive: true, mode: 0o755 });
       writeFileSync(join(this.directory, "origin.txt"), normalizeIndexUrl(this.url), { flag: "w" });
     } catch (err) {
-      throw new CacheError("cache.io", `cannot create ${dir}: ${describe(err)}`, { cause: err });
+      throw new CacheError("cache", `cannot create ${dir}: ${describe(err)}`, { cause: err });
     }
     return dir;
   }

@@ -175,6 +175,61 @@ function checkLocalHeader(data: Uint8Array, entry: yauzl.Entry, source: string, 
   }
 }
 
+const END_SIG = 0x06054b50;
+const END_LEN = 22; // bytes of the end-of-central-directory record without a comment
+const CENTRAL_SIG = 0x02014b50;
+const ZIP64_LOCATOR_SIG = 0x07064b50;
+
+/**
+ * FORMAT.md §6 rule 12: one layout only. The entries lie back to back from offset 0 in
+ * central-directory order, the central directory follows the last one directly, and the end
+ * record is the last 22 bytes (no archive comment, no trailing data); no zip64, no entry
+ * comments, a single disk. Anything else could be read differently by another reader.
+ */
+function checkLayout(buf: Buffer, entries: readonly yauzl.Entry[], source: string): void {
+  const fail = (problem: string): ArchiveError => new ArchiveError(`${source}: ${problem}`);
+  const end = buf.length - END_LEN;
+  if (end < 0 || buf.readUInt32LE(end) !== END_SIG) {
+    throw fail("the end record is not the last 22 bytes (an archive comment or trailing data)");
+  }
+  if (buf.readUInt16LE(end + 4) !== 0 || buf.readUInt16LE(end + 6) !== 0) {
+    throw fail("a multi-disk archive");
+  }
+  const count = buf.readUInt16LE(end + 10);
+  const cdSize = buf.readUInt32LE(end + 12);
+  const cdOffset = buf.readUInt32LE(end + 16);
+  if (count !== entries.length || buf.readUInt16LE(end + 8) !== count) {
+    throw fail(`the end record counts ${count} entries, the central directory holds ${entries.length}`);
+  }
+  if (cdOffset + cdSize !== end || (end >= 20 && buf.readUInt32LE(end - 20) === ZIP64_LOCATOR_SIG)) {
+    throw fail("the central directory does not end where the end record starts (zip64 or a gap)");
+  }
+  let at = 0;
+  let cd = cdOffset;
+  for (const entry of entries) {
+    if (cd + 46 > end || buf.readUInt32LE(cd) !== CENTRAL_SIG) {
+      throw fail("the central directory is malformed");
+    }
+    cd += 46 + entry.fileNameLength + entry.extraFieldLength + entry.fileCommentLength;
+    if (entry.fileCommentLength !== 0) {
+      throw fail("an entry comment (readers disagree on what it is)");
+    }
+    if (entry.relativeOffsetOfLocalHeader !== at) {
+      throw fail(`entry data is not back to back: expected a local header at ${at}, got ${entry.relativeOffsetOfLocalHeader}`);
+    }
+    if (at + 30 > cdOffset || buf.readUInt32LE(at) !== LOCAL_HEADER_SIG) {
+      throw fail(`no local header at ${at}`);
+    }
+    if ((buf.readUInt16LE(at + 6) & 0x8) !== 0) {
+      throw fail("a data descriptor (sizes after the data)");
+    }
+    at += 30 + buf.readUInt16LE(at + 26) + buf.readUInt16LE(at + 28) + entry.compressedSize;
+  }
+  if (at !== cdOffset || cd !== end) {
+    throw fail(`data between the last entry and the central directory (${at} vs ${cdOffset})`);
+  }
+}
+
 /**
  * Check every entry of a zip archive, then return its files.
  *
@@ -205,6 +260,7 @@ export async function readZip(
     } catch (err) {
       throw new ArchiveError(`${source}: not a valid zip archive: ${describe(err)}`);
     }
+    checkLayout(Buffer.from(data.buffer, data.byteOffset, data.byteLength), entries, source);
     const kinds = new Map<string, Kind>();
     const folded = new Map<string, string>();
     const names: string[] = [];

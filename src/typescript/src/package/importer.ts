@@ -65,7 +65,7 @@ export function moduleUrl(digest: string, path: string): string {
  *
  * @param digest The archive sha256 (or directory tree digest) naming the package.
  * @returns Connector ID → the exported implementation.
- * @throws PackageError `package.no-node-entry` (a connector has no Node entry point) or
+ * @throws PackageError `package.no-entry-point` (a connector has no Node entry point) or
  *   `package.import` (a module fails to import, or the export is missing).
  */
 export async function importPackage(
@@ -77,7 +77,7 @@ export async function importPackage(
   for (const c of manifest.connectors) {
     if (c.node === null) {
       throw new PackageError(
-        "package.no-node-entry",
+        "package.no-entry-point",
         `${label}: connector ${c.id} has no Node entry point (its manifest declares only the Python entry ${c.entry ?? "?"})`,
         { hint: "this package is Python-only; load it with the Python client, or ask its publisher for a 'node:' entry (MANIFEST-NODE.md)" },
       );

@@ -61,6 +61,8 @@ export interface Manifest {
   readonly requiresModelmesh: string | null;
   readonly dependencies: readonly string[];
   readonly connectors: readonly ManifestConnector[];
+  /** The runtimes that can load the package, sorted (every connector has the same). */
+  readonly runtimes: readonly string[];
 }
 
 /** `modelmesh-package.yaml` is missing or invalid. Code `package.manifest`. */
@@ -315,5 +317,20 @@ export function parseManifest(data: Uint8Array, source: string): Manifest {
     }
     seen.add(c.id);
   });
-  return { name, version, description, requiresModelmesh: requires, dependencies, connectors };
+  // Loading is all or nothing: a runtime that cannot load every connector loads none.
+  const runtimesOf = (c: ManifestConnector): string[] => [
+    ...(c.node !== null ? ["node"] : []),
+    ...(c.entry !== null ? ["python"] : []),
+  ];
+  const runtimes = runtimesOf(connectors[0] as ManifestConnector);
+  connectors.forEach((c, i) => {
+    if (runtimesOf(c).join() !== runtimes.join()) {
+      throw fail(
+        source,
+        `connectors[${i}]`,
+        `has entry points for ${JSON.stringify(runtimesOf(c))} but connectors[0] for ${JSON.stringify(runtimes)}; every connector of a package needs the same`,
+      );
+    }
+  });
+  return { name, version, description, requiresModelmesh: requires, dependencies, connectors, runtimes };
 }

@@ -6,7 +6,7 @@ import { readFileSync, statSync } from "node:fs";
 import { describe, PackageError } from "../errors.js";
 import { sha256Hex } from "../trust/keys.js";
 import { type ArchiveLimits, DEFAULT_LIMITS, type PackageFiles, readDirectory, readZip } from "./archive.js";
-import { MANIFEST_NAME, type Manifest, parseManifest } from "./manifest.js";
+import { MANIFEST_NAME, type Manifest, ManifestError, parseManifest } from "./manifest.js";
 
 export const MAX_ARCHIVE_BYTES = 256 * 1024 * 1024; // bytes; a local zip larger is refused
 
@@ -33,7 +33,17 @@ export function treeDigest(files: PackageFiles): string {
 }
 
 function manifestOf(files: PackageFiles, source: string): Manifest {
-  return parseManifest(files.get(MANIFEST_NAME) as Uint8Array, `${source}!/${MANIFEST_NAME}`);
+  const where = `${source}!/${MANIFEST_NAME}`;
+  const manifest = parseManifest(files.get(MANIFEST_NAME) as Uint8Array, where);
+  manifest.connectors.forEach((c, i) => {
+    // Checked when the package is read, as in Python: a missing module is a bad manifest.
+    if (c.node !== null && !files.has(c.node.module)) {
+      throw new ManifestError(
+        `${where}: field 'connectors[${i}].node.module': '${c.node.module}' is not a file of the package`,
+      );
+    }
+  });
+  return manifest;
 }
 
 /**
@@ -60,7 +70,7 @@ export async function packageFromBytes(
 /**
  * Read a package directory or `.zip` file from local disk.
  *
- * @throws PackageError `package.io` (missing, unreadable, neither directory nor zip),
+ * @throws PackageError `package` (missing, unreadable, neither directory nor zip),
  *   `package.archive`, `package.manifest`.
  */
 export async function openLocalPackage(
@@ -71,7 +81,7 @@ export async function openLocalPackage(
   try {
     st = statSync(path);
   } catch {
-    throw new PackageError("package.io", `${path}: no such file or directory`);
+    throw new PackageError("package", `${path}: no such file or directory`);
   }
   if (st.isDirectory()) {
     const files = readDirectory(path, limits);
@@ -89,7 +99,7 @@ export async function openLocalPackage(
     };
   }
   if (!path.toLowerCase().endsWith(".zip")) {
-    throw new PackageError("package.io", `${path}: a package is a directory or a .zip file`);
+    throw new PackageError("package", `${path}: a package is a directory or a .zip file`);
   }
   if (st.size > MAX_ARCHIVE_BYTES) {
     throw new PackageError("package.archive", `${path}: over the ${MAX_ARCHIVE_BYTES}-byte archive cap`);
@@ -98,7 +108,7 @@ export async function openLocalPackage(
   try {
     data = readFileSync(path);
   } catch (err) {
-    throw new PackageError("package.io", `${path}: cannot read: ${describe(err)}`);
+    throw new PackageError("package", `${path}: cannot read: ${describe(err)}`);
   }
   return packageFromBytes(data, path, limits);
 }

@@ -36,7 +36,7 @@ export const FORBIDDEN_DIRS: ReadonlySet<string> = new Set([
   ".mypy_cache",
   ".pytest_cache",
 ]);
-const FORBIDDEN_FILE_RE = /\.(?:pyc|pyo|pyd|so|dll|dylib|node|exe)$|\.so\.[0-9.]+$/i;
+const FORBIDDEN_FILE_RE = /\.(?:pyc|pyo|pyd|so|dll|dylib|sl|pth|node|exe)$|\.so\.[0-9.]+$/i;
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Python's `str.casefold()` for the scripts package names use (ß → ss, final sigma …). */
@@ -102,7 +102,7 @@ export function checkName(name: string, source: string): string {
   const last = parts[parts.length - 1] ?? "";
   if (!name.endsWith("/") && FORBIDDEN_FILE_RE.test(last)) {
     throw new ArchiveError(
-      `${where}: compiled or native files (.pyc, .pyo, .pyd, .so, .dll, .dylib, .node, .exe) are not allowed in a package`,
+      `${where}: compiled or native files (.pyc, .pyo, .pyd, .so, .dll, .dylib, .sl, .node, .exe) or a .pth start-up file are not allowed in a package`,
     );
   }
   if (!name.endsWith("/") && FORBIDDEN_DIRS.has(casefold(last))) {

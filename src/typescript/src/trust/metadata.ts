@@ -655,7 +655,15 @@ export interface Release {
   readonly length: number;
   readonly requiresModelmesh: string | null;
   readonly connectors: readonly ReleaseConnector[];
+  /** The runtimes every connector has an entry point for, sorted; `["python"]` when omitted. */
+  readonly runtimes: readonly string[];
 }
+
+/** The runtimes a release may declare, sorted (FORMAT.md §3). */
+export const RUNTIMES = ["node", "python"] as const;
+/** A release without `runtimes` (every spec 1 release before the field). */
+export const DEFAULT_RUNTIMES: readonly string[] = ["python"];
+const RUNTIME_RE = /^[a-z][a-z0-9]*$/;
 
 /**
  * Parse a release payload.
@@ -675,7 +683,7 @@ export function parseRelease(payload: Uint8Array, what = "release"): Release {
     "length",
     "requires_modelmesh",
     "connectors",
-  ]);
+  ], ["runtimes"]);
   r.spec(obj);
   const name = r.text(obj["name"], "name", NAME_RE, MAX_NAME_LEN, "a normalized package name");
   const version = r.text(obj["version"], "version", VERSION_RE, MAX_VERSION_LEN, "a version");
@@ -709,6 +717,20 @@ export function parseRelease(payload: Uint8Array, what = "release"): Release {
     const type = r.text(c["type"], `${field}.type`, CONNECTOR_TYPE_RE, 64, "a connector type");
     connectors.push({ id, type });
   });
+  let runtimes = DEFAULT_RUNTIMES;
+  if (Object.hasOwn(obj, "runtimes")) {
+    runtimes = r
+      .array(obj["runtimes"], "runtimes", true)
+      .map((x, i) => r.text(x, `runtimes[${i}]`, RUNTIME_RE, 16, "a runtime name"));
+    // One spelling per set (sorted, distinct, known): two readers agree on what it says.
+    const canonical = [...new Set(runtimes)].sort();
+    if (runtimes.join() !== canonical.join() || !runtimes.every((x) => (RUNTIMES as readonly string[]).includes(x))) {
+      throw r.fail("runtimes", `expected distinct names from ${JSON.stringify(RUNTIMES)} in sorted order, got ${JSON.stringify(runtimes).slice(0, 120)}`);
+    }
+    if (runtimes.join() === DEFAULT_RUNTIMES.join()) {
+      throw r.fail("runtimes", '["python"] is the default and is written by omission');
+    }
+  }
   return {
     name,
     version,
@@ -717,5 +739,6 @@ export function parseRelease(payload: Uint8Array, what = "release"): Release {
     length: r.integer(obj["length"], "length"),
     requiresModelmesh: requires,
     connectors,
+    runtimes,
   };
 }

@@ -470,7 +470,7 @@ export class TrustedState {
 
   private requireTimestamp(): Timestamp {
     if (this.ts === null) {
-      throw new UsageError("usage.order", "no timestamp loaded: call updateTimestamp first");
+      throw new UsageError("no timestamp loaded: call updateTimestamp first");
     }
     return this.ts;
   }
@@ -478,9 +478,7 @@ export class TrustedState {
   private currentIndex(): IndexTop {
     const ts = this.requireTimestamp();
     if (this.top === null || !ts.index.equals(this.topRef)) {
-      throw new UsageError(
-        "usage.order",
-        "the index top pinned by the current timestamp is not loaded: call updateIndex",
+      throw new UsageError("the index top pinned by the current timestamp is not loaded: call updateIndex",
       );
     }
     // Checked on every use, so a client running on local copies still notices a freeze.
@@ -499,7 +497,7 @@ export class TrustedState {
    */
   updateRoot(data: Uint8Array): Root {
     if (this.rootFinal) {
-      throw new UsageError("usage.order", "cannot update the root after the timestamp was loaded");
+      throw new UsageError("cannot update the root after the timestamp was loaded");
     }
     if (this.rotations >= this.maxRotations) {
       throw new TrustError(
@@ -531,7 +529,7 @@ export class TrustedState {
    */
   loadTrustedTimestamp(data: Uint8Array): Timestamp {
     if (this.ts !== null) {
-      throw new UsageError("usage.order", "a timestamp is already loaded");
+      throw new UsageError("a timestamp is already loaded");
     }
     this.rootFinal = true;
     const [ts, payload] = verifyTimestampBytes(this.currentRoot, data, "trusted timestamp.json");
@@ -548,9 +546,7 @@ export class TrustedState {
    */
   updateTimestamp(data: Uint8Array): Timestamp {
     if (this.indexUpdated) {
-      throw new UsageError(
-        "usage.order",
-        "cannot update the timestamp after the index top was updated",
+      throw new UsageError("cannot update the timestamp after the index top was updated",
       );
     }
     this.rootFinal = true;
@@ -597,7 +593,7 @@ export class TrustedState {
   loadTrustedIndex(data: Uint8Array): IndexTop {
     const ts = this.requireTimestamp();
     if (this.top !== null) {
-      throw new UsageError("usage.order", "an index top is already loaded");
+      throw new UsageError("an index top is already loaded");
     }
     const top = verifyIndexTop(this.currentRoot, ts, data, `trusted index top ${ts.index.path}`);
     this.top = top;
@@ -643,7 +639,7 @@ export class TrustedState {
   /**
    * Verify the group node the current index top pins under `prefix`.
    *
-   * @throws ResolutionError (`resolution.no-package`) No such group.
+   * @throws ResolutionError (`resolution`) No such group.
    * @throws TrustError `trust.expired`, `trust.length`, `trust.hash`, `trust.metadata`.
    */
   verifyGroup(prefix: string, data: Uint8Array): GroupNode {
@@ -656,7 +652,7 @@ export class TrustedState {
     const ref = top.groups.get(prefix);
     if (ref === undefined) {
       throw new ResolutionError(
-        "resolution.no-package",
+        "resolution",
         `index top version ${top.version} has no group '${prefix}'`,
       );
     }
@@ -669,7 +665,7 @@ export class TrustedState {
    * Verify the bin node `group` pins under `prefix`.
    *
    * @throws UsageError `group` was not verified against the current index top.
-   * @throws ResolutionError (`resolution.no-package`) No such bin.
+   * @throws ResolutionError (`resolution`) No such bin.
    * @throws TrustError `trust.expired`, `trust.length`, `trust.hash`, `trust.metadata`.
    */
   verifyBin(group: GroupNode, prefix: string, data: Uint8Array): BinNode {
@@ -681,12 +677,12 @@ export class TrustedState {
     }
     // Only a group verified against the current top may lead to a bin (mix-and-match).
     if (this.groups.get(group.prefix) !== group) {
-      throw new UsageError("usage.order", "group was not verified against the current index top");
+      throw new UsageError("group was not verified against the current index top");
     }
     const ref = group.bins.get(prefix);
     if (ref === undefined) {
       throw new ResolutionError(
-        "resolution.no-package",
+        "resolution",
         `group '${group.prefix}' has no bin '${prefix}'`,
       );
     }

@@ -226,13 +226,13 @@ export class TestPublisher {
     return this.files.get("root/1.json") as Uint8Array;
   }
 
-  /** Add a release of archive bytes; `signers` defaults to the index key. */
+  /** Add a release of archive bytes; `signers` defaults to the index key, `runtimes` to `["node"]`. */
   addRelease(
     name: string,
     version: string,
     archive: Uint8Array,
     connectors: { id: string; type: string }[],
-    opts: { signers?: TestKey[]; yanked?: string; releaseOverride?: Partial<JsonObject> } = {},
+    opts: { signers?: TestKey[]; yanked?: string; releaseOverride?: Partial<JsonObject>; runtimes?: string[] } = {},
   ): void {
     const file = `archives/${name}/${name}-${version}.zip`;
     const payload: JsonObject = {
@@ -245,6 +245,8 @@ export class TestPublisher {
       length: archive.length,
       requires_modelmesh: null,
       connectors: connectors.map((c) => ({ id: c.id, type: c.type })),
+      // Test packages are JS packages; a Python-only release omits the field (FORMAT.md §3).
+      ...((opts.runtimes ?? ["node"]).join() === "python" ? {} : { runtimes: opts.runtimes ?? ["node"] }),
       ...(opts.releaseOverride as JsonObject | undefined),
     };
     const env = signEnvelope(RELEASE_TYPE, canonicalJson(payload), opts.signers ?? [this.indexKey]);

@@ -13,7 +13,8 @@ export type Fault =
   | { kind: "endless" }
   | { kind: "lie-length"; length: number }
   | { kind: "stall" }
-  | { kind: "gzip" };
+  | { kind: "gzip" }
+  | { kind: "redirect"; location: string };
 
 export class TestServer {
   files: Map<string, Uint8Array> | null = null;
@@ -57,6 +58,10 @@ export class TestServer {
       const fault = this.faults.get(path);
       if (fault?.kind === "status") {
         res.writeHead(fault.status).end();
+        return;
+      }
+      if (fault?.kind === "redirect") {
+        res.writeHead(302, { location: fault.location }).end();
         return;
       }
       if (fault?.kind === "stall") {
