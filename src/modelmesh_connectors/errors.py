@@ -274,6 +274,8 @@ class SignerError(PublishError):
     (another key's signature, or garbage): such a signature is never used.
     """
 
+    code = "publish.signer"
+
 
 # -- package -------------------------------------------------------------------
 

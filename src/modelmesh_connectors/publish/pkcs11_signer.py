@@ -76,6 +76,8 @@ class Pkcs11Uri:
 class Pkcs11UriError(InvalidInput, SignerError):
     """A ``pkcs11:`` reference is not a URI of the understood subset."""
 
+    code = "input.key-reference"
+
 
 def _decode(value: str, attr: str) -> bytes:
     if _PCT_RE.search(value):
