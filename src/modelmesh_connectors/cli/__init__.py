@@ -131,7 +131,7 @@ def _finish(parser: argparse.ArgumentParser, path: tuple[str, ...], depth: int) 
                 child.add_argument(
                     "--json",
                     action="store_true",
-                    help="print one JSON document (errors too: {\"error\": {...}})",
+                    help='print one JSON document (errors too: {"error": {...}})',
                 )
             _finish(child, child_path, depth + 1)
 
@@ -174,8 +174,10 @@ def _print_json_error(kind: str, message: str, hint: str | None, code: str | Non
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
-    wants_json = "--json" in arguments[: arguments.index("--")] if "--" in arguments else (
-        "--json" in arguments
+    wants_json = (
+        "--json" in arguments[: arguments.index("--")]
+        if "--" in arguments
+        else ("--json" in arguments)
     )
     token = _json_errors.set(wants_json)
     try:

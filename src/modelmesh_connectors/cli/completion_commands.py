@@ -18,7 +18,7 @@ def register(sub: Any) -> None:
         epilog="examples:\n"
         "  modelmesh-connectors completion bash > "
         "~/.local/share/bash-completion/completions/modelmesh-connectors\n"
-        "  modelmesh-connectors completion zsh > \"${fpath[1]}/_modelmesh-connectors\"\n",
+        '  modelmesh-connectors completion zsh > "${fpath[1]}/_modelmesh-connectors"\n',
     )
     p.add_argument("shell", choices=_SHELLS, help="the shell to complete in")
     p.set_defaults(handler=_completion)

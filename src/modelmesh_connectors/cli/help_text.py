@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["EXAMPLES", "HelpFormatter", "MAIN_EPILOG"]
+__all__ = ["EXAMPLES", "MAIN_EPILOG", "HelpFormatter"]
 
 MAIN_EPILOG = """\
 global options (accepted anywhere on the command line, stackable):
@@ -23,7 +23,8 @@ exit status: 0 ok, 1 other error, 2 usage, 3 configuration, 4 verification/trust
 examples:
   modelmesh-connectors install 'acme-audit-log>=1.1' --config modelmesh.yaml
   modelmesh-connectors load --json
-  modelmesh-connectors completion bash > ~/.local/share/bash-completion/completions/modelmesh-connectors
+  modelmesh-connectors completion bash > ~/.local/share/bash-completion/completions/\
+modelmesh-connectors
 """
 
 EXAMPLES: dict[str, str] = {

@@ -112,7 +112,9 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_mirror)
 
 
-def _config_args(p: argparse.ArgumentParser, *, several: bool = False, network: bool = True) -> None:
+def _config_args(
+    p: argparse.ArgumentParser, *, several: bool = False, network: bool = True
+) -> None:
     p.add_argument(
         "--config",
         type=Path,
@@ -211,13 +213,14 @@ def _install(args: argparse.Namespace) -> int:
     with progress or contextlib.nullcontext(), Loader(cfg, progress=progress) as loader:
         installed = loader.install(specs)
         reused = _reused_age(loader)
+    max_age = _age(timedelta(seconds=cfg.metadata_max_age))
     for resolved, _path in installed:
         spec = resolved.spec
         if reused is not None and isinstance(spec, RequirementSpec) and not spec.exact_version:
             # An unpinned choice made from cached metadata may miss a release published since.
             notes.append(
                 f"{spec.text!r} resolved to {resolved.version} from index metadata checked "
-                f"{_age(reused)} ago (metadata_max_age {_age(timedelta(seconds=cfg.metadata_max_age))}); "
+                f"{_age(reused)} ago (metadata_max_age {max_age}); "
                 "a newer release published since is not seen: pass --refresh to check now"
             )
     rows = [
