@@ -30,8 +30,8 @@ class ExitCode(IntEnum):
 
     OK = 0
     FAILURE = 1  # any other error
-    USAGE = 2  # bad command line: unknown option, missing argument, invalid requirement string
-    CONFIG = 3  # configuration, option value or local file invalid or unreadable
+    USAGE = 2  # bad command line: unknown command or option, missing argument
+    CONFIG = 3  # configuration, option value, key file or input string invalid or unreadable
     TRUST = 4  # verification failed: signature, threshold, hash, length, expiry, rollback, policy
     NETWORK = 5  # a download failed after retries: unreachable, timeout, HTTP error, 404
     RESOLUTION = 6  # no published version satisfies the request
@@ -52,7 +52,7 @@ _TABLE: tuple[tuple[type[ConnectorError], ExitCode], ...] = (
     (PublishError, ExitCode.PUBLISH),
     (PackageError, ExitCode.PACKAGE),
     (RegistryError, ExitCode.REGISTRY),
-    (InvalidInput, ExitCode.USAGE),
+    (InvalidInput, ExitCode.CONFIG),
 )
 
 

@@ -132,8 +132,8 @@ def _inspect(args: argparse.Namespace) -> int:
         lines.append(f"  dependencies: {', '.join(m.dependencies)}")
     for c in m.connectors:
         lines.append(f"  connector {c.id} [{c.type.value}] {c.entry} — {c.description}")
-    for name, result in checks.items():
-        lines.append(f"  check {name}: {result}")
+    for name, outcome in checks.items():
+        lines.append(f"  check {name}: {outcome}")
     emit(args, data, lines)
     if not data["ok"]:
         failed = sorted(k for k, v in checks.items() if v != "ok")

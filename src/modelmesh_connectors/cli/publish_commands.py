@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmesh_connectors.cli.exit_codes import ExitCode
-from modelmesh_connectors.cli.output import emit, note
+from modelmesh_connectors.cli.output import emit, info, note
 from modelmesh_connectors.client.config import parse_duration
 from modelmesh_connectors.errors import ConfigError, ConnectorError, PackageError
 from modelmesh_connectors.index.keys import PublicKey, SigningKey
@@ -387,7 +387,7 @@ def _root_publish(args: argparse.Namespace) -> int:
             "reject the index"
         )
     else:
-        lines += _catalogue(args, args.index)
+        _catalogue(args, args.index)
     emit(args, {"root_version": root.version, "stale_signatures": stale}, lines)
     return 0
 
@@ -401,7 +401,8 @@ def _init(args: argparse.Namespace) -> int:
         index_expiry=_days(args.index_expires, "index-expires"),
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
-    lines = [f"initialised index {args.index}", *_catalogue(args, args.index)]
+    _catalogue(args, args.index)
+    lines = [f"initialised index {args.index}"]
     emit(args, {"index": str(args.index)}, lines)
     return 0
 
@@ -434,8 +435,8 @@ def _publish(args: argparse.Namespace) -> int:
     lines = [
         f"published {release.name} {release.version} sha256={release.sha256} "
         f"length={release.length}",
-        *_catalogue(args, args.index),
     ]
+    _catalogue(args, args.index)
     emit(
         args,
         {
@@ -462,7 +463,8 @@ def _yank(args: argparse.Namespace) -> int:
         index_expiry=_days(args.index_expires, "index-expires"),
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
-    lines = [f"yanked {args.name} {args.version}: {args.reason}", *_catalogue(args, args.index)]
+    _catalogue(args, args.index)
+    lines = [f"yanked {args.name} {args.version}: {args.reason}"]
     emit(args, {"name": args.name, "version": args.version, "reason": args.reason}, lines)
     return 0
 
@@ -471,8 +473,8 @@ def _timestamp(args: argparse.Namespace) -> int:
     ts = repository.refresh_timestamp(
         args.index, _private(args.timestamp_key), _days(args.expires, "expires")
     )
+    _catalogue(args, args.index)
     lines = [f"timestamp version {ts.version}, expires {ts.expires.isoformat()}"]
-    lines += _catalogue(args, args.index)
     emit(args, {"version": ts.version, "expires": ts.expires.isoformat()}, lines)
     return 0
 
@@ -485,8 +487,8 @@ def _refresh(args: argparse.Namespace) -> int:
         index_expiry=_days(args.index_expires, "index-expires"),
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
+    _catalogue(args, args.index)
     lines = [f"index top version {top.version}, expires {top.expires.isoformat()}"]
-    lines += _catalogue(args, args.index)
     emit(args, {"version": top.version, "expires": top.expires.isoformat()}, lines)
     return 0
 
@@ -505,7 +507,7 @@ def _resign(args: argparse.Namespace) -> int:
         "nothing to re-sign: every release verifies under the current root"
     ]
     if releases:
-        lines += _catalogue(args, args.index)
+        _catalogue(args, args.index)
     emit(
         args,
         {"resigned": [{"name": r.name, "version": r.version, "file": r.file} for r in releases]},
@@ -514,15 +516,15 @@ def _resign(args: argparse.Namespace) -> int:
     return 0
 
 
-def _catalogue(args: argparse.Namespace, index: Path) -> list[str]:
+def _catalogue(args: argparse.Namespace, index: Path) -> None:
     """Regenerate the index's catalogue page after a change; a failure is only a note
     (the page is informational: the signed change already happened)."""
     try:
         page = write_catalogue(index)
     except (ConnectorError, OSError) as e:
         note(args, f"the catalogue page was not updated: {e}")
-        return []
-    return [f"catalogue {page}"]
+        return
+    info(args, f"catalogue page: {page}")
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -478,9 +478,7 @@ class _Audit:
     def orphans(self, files: Iterable[str]) -> None:
         for rel in sorted(set(files) - self.referenced - {_LOCK_NAME}):
             if rel == CATALOGUE_FILE:
-                # Written by every publishing command; unsigned and never read by a client.
-                self.ok(rel, "catalogue page (informational, unsigned, never read by clients)")
-                continue
+                continue  # the catalogue page: unsigned, informational, never read by a client
             if (m := _META_NODE.fullmatch(rel)) is not None:
                 try:
                     data = self.read(rel)
