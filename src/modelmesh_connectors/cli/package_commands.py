@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,26 +68,22 @@ def print_table(rows: list[list[str]], headers: list[str]) -> None:
 def _list(args: argparse.Namespace) -> int:
     registry = ConnectorRegistry()
     infos = registry.list_connectors(args.type)
+    rows = [
+        {
+            "id": i.id,
+            "type": i.connector_type.value,
+            "version": i.version,
+            "description": i.description,
+        }
+        for i in infos
+    ]
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "id": i.id,
-                        "type": i.connector_type.value,
-                        "version": i.version,
-                        "description": i.description,
-                    }
-                    for i in infos
-                ],
-                indent=2,
-            )
+        emit(args, rows, [])
+    elif args.verbosity > -2:
+        print_table(
+            [[i.id, i.connector_type.value, i.version, i.description] for i in infos],
+            ["ID", "TYPE", "VERSION", "DESCRIPTION"],
         )
-        return 0
-    print_table(
-        [[i.id, i.connector_type.value, i.version, i.description] for i in infos],
-        ["ID", "TYPE", "VERSION", "DESCRIPTION"],
-    )
     return 0
 
 
