@@ -122,6 +122,7 @@ def test_version() -> None:
         (["inspect", "-v", "{missing}"], True),
         (["-v", "inspect", "{missing}", "-q"], False),  # stacked: +1 -1 = 0
         (["-q", "inspect", "{missing}", "-vv"], True),  # -1 +2 = 1
+        (["-v", "inspect", "{missing}", "-v", "-q"], True),  # counts before the command word stay
     ],
 )
 def test_verbose_and_quiet_anywhere_and_stacked(tmp_path: Path, args: list[str], traceback: bool) -> None:
