@@ -14,7 +14,6 @@ import json
 import os
 import pty
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from modelmesh_connectors.cli import build_parser
 from modelmesh_connectors.cli.exit_codes import ExitCode
 from modelmesh_connectors.publish.keyfiles import write_signing_key
 from tests.support.http_server import Reply
-from tests.support.packages import OBSERVABILITY_SOURCE, make_package, make_zip
+from tests.support.packages import OBSERVABILITY_SOURCE, make_package
 from tests.support.simulator import RepositorySimulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -393,7 +392,7 @@ def test_config_discovery_order_and_verbose_names_the_file(sim: RepositorySimula
     # ./modelmesh.yaml when nothing else is given
     done = run("-v", "load", "--json", cwd=here)
     assert done.returncode == 0, done.stderr
-    assert f"configuration: modelmesh.yaml (from ./modelmesh.yaml in the current directory)" in done.stderr
+    assert "configuration: modelmesh.yaml (from ./modelmesh.yaml in the current directory)" in done.stderr
     assert any(r["id"] == "acme.audit-log.v1" for r in json.loads(done.stdout))
     # $MODELMESH_CONFIG wins over ./modelmesh.yaml
     done = run("load", "--json", "-v", cwd=here, environ=env(MODELMESH_CONFIG=str(from_env)))

@@ -125,7 +125,7 @@ def test_keygen_creates_missing_key_directories_owner_only(tmp_path: Path) -> No
         assert stat.S_IMODE(d.stat().st_mode) == 0o700
     # An existing directory is used as it is (its mode is the owner's business).
     (tmp_path / "shared").mkdir(mode=0o755)
-    os.chmod(tmp_path / "shared", 0o755)
+    os.chmod(tmp_path / "shared", 0o755)  # noqa: S103 - a shared directory is the point here
     assert run("keygen", tmp_path / "shared" / "k.pem").returncode == 0
     assert stat.S_IMODE((tmp_path / "shared").stat().st_mode) == 0o755
 
@@ -201,7 +201,7 @@ def test_publish_refuses_a_failing_package_unless_told(sim: RepositorySimulator,
     marker = tmp_path / "pids"
     proc = subprocess.Popen([*CLI, "publish", str(archive), "--index", str(sim.dir), *map(str, signers)],
                             env=env(MM_TEST_PID_FILE=str(marker)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = proc.communicate(timeout=120)
+    _out, err = proc.communicate(timeout=120)
     assert proc.returncode == ExitCode.PACKAGE, err
     assert "fail their interface check, refusing to publish" in err and "--allow-failing-checks" in err
     assert sim.read("timestamp.json") == before  # the index did not change

@@ -8,6 +8,7 @@ drifts from what the tools do, this test fails.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -60,10 +61,8 @@ def run_group(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 6
     try:
         out, _ = proc.communicate(timeout=timeout)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         if proc.poll() is None:
             proc.kill()
             proc.wait()

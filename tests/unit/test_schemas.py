@@ -19,6 +19,7 @@ import yaml
 
 from modelmesh_connectors.client import config as config_module
 from modelmesh_connectors.client.config import parse_config
+from modelmesh_connectors.errors import ConfigError, ManifestError
 from modelmesh_connectors.package import manifest as manifest_module
 from modelmesh_connectors.package.connector_types import ConnectorType
 from modelmesh_connectors.package.manifest import parse_manifest
@@ -105,7 +106,7 @@ def test_readme_configuration_example_validates(tmp_path: Path) -> None:
 def test_schema_and_parser_both_refuse(section: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"connectors": section}, CONNECTORS)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         parse_config({"connectors": section}, base_dir=tmp_path)
 
 
@@ -125,5 +126,5 @@ def test_package_schema_and_parser_both_refuse(mutate: Any) -> None:
     mutate(base)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(base, PACKAGE)
-    with pytest.raises(ValueError):
+    with pytest.raises(ManifestError):
         parse_manifest(yaml.safe_dump(base).encode(), source="test")
