@@ -29,7 +29,7 @@ import yaml
 from modelmesh_connectors.cli import build_parser
 from modelmesh_connectors.cli.exit_codes import ExitCode
 from modelmesh_connectors.publish.keyfiles import write_signing_key
-from tests.support.http_server import Reply
+from tests.support.http_server import LoopbackServer, Reply
 from tests.support.packages import OBSERVABILITY_SOURCE, make_package
 from tests.support.simulator import RepositorySimulator
 
@@ -191,10 +191,6 @@ def test_json_output_of_a_whole_publish_and_install_cycle(tmp_path: Path) -> Non
     assert j("verify", "verify", tmp_path / "site", "--root", tmp_path / "root.json")["ok"] is True
     assert j("list", "list", "--type", "storage")
     # The client side, against the published index served on loopback.
-    with RepositorySimulator(tmp_path / "sim", serve=False) as sim:
-        sim.server.directory = tmp_path / "site"  # serve the CLI-built index
-    from tests.support.http_server import LoopbackServer
-
     with LoopbackServer(tmp_path / "site") as server:
         config = tmp_path / "modelmesh.yaml"
         config.write_text(yaml.safe_dump({"connectors": {
@@ -219,7 +215,7 @@ def test_errors_are_json_with_json(tmp_path: Path) -> None:
     assert error["type"] == "PackageError"
     assert "missing.zip" in error["message"] and "hint" in error
     # A usage error too, wherever --json stands.
-    usage = run("--json", "install", "--no-such-option", "x") if False else run("install", "x", "--no-such-option", "--json")
+    usage = run("install", "x", "--no-such-option", "--json")
     assert usage.returncode == ExitCode.USAGE
     assert json.loads(usage.stdout)["error"]["type"] == "UsageError"
     assert "--no-such-option" in json.loads(usage.stdout)["error"]["message"]
