@@ -8,6 +8,9 @@ or ``$MODELMESH_MAINTAINER_KEYS`` (e.g. ``../shared/maintainer-keys``). Expected
     python scripts/build_index.py --keys ../shared/maintainer-keys --resign   # extend expiries
     python scripts/build_index.py --keys ../shared/maintainer-keys --add demo-js-canary-1.0.0
                                                        # publish more sources into the index
+    python scripts/build_index.py --catalogue                                 # index/index.html only
+
+Every run also regenerates the catalogue page ``index/index.html`` (unsigned, informational).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from modelmesh_connectors.index.keys import SigningKey
 from modelmesh_connectors.package.pack import pack_to_bytes
 from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish.catalogue_writer import write_catalogue
 from modelmesh_connectors.publish.keyfiles import KeyFileError, read_signing_key
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +53,13 @@ def main() -> int:
     parser.add_argument("--resign", action="store_true", help="only re-sign top and timestamp")
     parser.add_argument("--add", nargs="+", metavar="SOURCE", default=[],
                         help="publish these index/sources/ directories into the existing index")
+    parser.add_argument(
+        "--catalogue", action="store_true", help="only regenerate index/index.html (no keys)"
+    )
     args = parser.parse_args()
+    if args.catalogue:
+        print(f"wrote {write_catalogue(INDEX)}")
+        return 0
     if args.keys is None:
         parser.error("--keys DIR (or $MODELMESH_MAINTAINER_KEYS) is required")
     keys = {n: _maintainer_key(args.keys / f"{n}.pem") for n in
@@ -59,12 +69,14 @@ def main() -> int:
         repository.refresh_index(INDEX, index_keys=keys["index"], timestamp_keys=keys["timestamp"],
                                  now=now, index_expiry=META_EXPIRY, timestamp_expiry=META_EXPIRY)
         print(f"re-signed {INDEX} (expires {now + META_EXPIRY:%Y-%m-%d})")
+        print(f"wrote {write_catalogue(INDEX, now=now)}")
         return 0
     if args.add:
         for name in args.add:
             _publish(name, keys, now)
         removed = _drop_superseded_nodes()
         print(f"removed {removed} superseded meta nodes")
+        print(f"wrote {write_catalogue(INDEX, now=now)}")
         return 0
     if (INDEX / "timestamp.json").exists():
         print("index/ already exists; use --resign to extend expiries", file=sys.stderr)
@@ -87,6 +99,7 @@ def main() -> int:
     print(f"yanked {YANK[0]} {YANK[1]}")
     removed = _drop_superseded_nodes()
     print(f"removed {removed} superseded meta nodes (no reader can be mid-update on a new index)")
+    print(f"wrote {write_catalogue(INDEX, now=now)}")
     return 0
 
 

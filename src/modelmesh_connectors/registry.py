@@ -21,7 +21,7 @@ import difflib
 import logging
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -654,6 +654,7 @@ def build_registry(
     now: datetime | None = None,
     fetcher: Fetcher | None = None,
     freeze: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> ConnectorRegistry:
     """A registry with the built-ins and every configured package, all or nothing.
 
@@ -666,6 +667,7 @@ def build_registry(
         now: Reference time (default: the current clock).
         fetcher: Replace the network seam (unit tests).
         freeze: Freeze the registry once everything is registered.
+        progress: Called as ``progress(name, bytes_so_far, total)`` while archives download.
 
     Raises:
         ConfigError: invalid configuration.
@@ -682,7 +684,7 @@ def build_registry(
         cfg = parse_config(config)
     else:
         cfg = load_config(config)
-    loader = Loader(cfg, now=now, fetcher=fetcher)
+    loader = Loader(cfg, now=now, fetcher=fetcher, progress=progress)
     registry = ConnectorRegistry(source=loader, require_signatures=cfg.require_signatures)
     with loader:
         loaded = loader.load(cfg.packages)  # reads the lock first when locked: true

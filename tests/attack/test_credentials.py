@@ -160,13 +160,13 @@ def test_cli_never_prints_or_stores_a_credential(sim: RepositorySimulator, tmp_p
         (["-v", "load", "--config", str(userinfo_cfg)], False, 0),
         (["lock", "--config", str(userinfo_cfg)], False, 0),
         (["cache", "list", "--config", str(userinfo_cfg)], False, 0),
-        (["install", with_user + "missing-1.0.0.zip", "--config", str(userinfo_cfg)], False, 1),
-        (["install", "--index", with_user + "nope/", "--config", str(userinfo_cfg), "x"], False, 1),
+        (["install", with_user + "missing-1.0.0.zip", "--config", str(userinfo_cfg)], False, 4),  # ExitCode.TRUST: no signature
+        (["install", "--index", with_user + "nope/", "--config", str(userinfo_cfg), "x"], False, 6),  # ExitCode.RESOLUTION
         (["load", "--config", str(token_cfg), "--json"], False, 0),
         (["-v", "lock", "--config", str(token_cfg)], False, 0),
         (["install", "other-sink", "--config", str(token_cfg)], True, 0),
-        (["load", "--config", str(wrong_cfg)], False, 1),
-        (["-v", "load", "--config", str(wrong_cfg)], False, 1),
+        (["load", "--config", str(wrong_cfg)], False, 5),  # ExitCode.NETWORK: 401
+        (["-v", "load", "--config", str(wrong_cfg)], False, 5),
     ]
     outputs: list[str] = []
     for args, tty, expected in runs:

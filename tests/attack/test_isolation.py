@@ -20,9 +20,12 @@ check with real signed packages served on 127.0.0.1:
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ import pytest
 import yaml
 
 from modelmesh_connectors import ConnectorRegistry
+from modelmesh_connectors import errors as errors_module
 from modelmesh_connectors.bridge import load_mesh
 from modelmesh_connectors.cli import main
 from modelmesh_connectors.errors import (
@@ -153,7 +157,13 @@ def _via_from_config(arena: Arena, cfg: dict[str, Any], tmp: Path) -> None:
 def _via_cli(arena: Arena, cfg: dict[str, Any], tmp: Path) -> None:
     path = tmp / "cli.yaml"
     path.write_text(yaml.safe_dump({"connectors": cfg}), encoding="utf-8")
-    main(["--verbose", "load", "--config", str(path)])  # --verbose re-raises the typed error
+    out = io.StringIO()
+    with redirect_stdout(out):
+        status = main(["load", "--config", str(path), "--json"])
+    if status:
+        # The JSON error names the class of the library's error tree: raise it again, typed.
+        error = json.loads(out.getvalue())["error"]
+        raise getattr(errors_module, error["type"])(error["message"])
 
 
 def _via_bridge(arena: Arena, cfg: dict[str, Any], tmp: Path) -> None:
@@ -192,7 +202,7 @@ def test_cli_load_reports_the_later_failure_without_running_the_first(
     _bad_signature(arena)
     path = tmp_path / "cli.yaml"
     path.write_text(yaml.safe_dump({"connectors": arena.sim.config([CANARY_NAME, VICTIM])}))
-    assert main(["load", "--config", str(path)]) == 1
+    assert main(["load", "--config", str(path)]) == 4  # ExitCode.TRUST
     assert "error:" in capsys.readouterr().err
     assert not canary.exists()
 

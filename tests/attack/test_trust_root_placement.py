@@ -207,7 +207,7 @@ def test_cli_refuses_too(scene: Scene, canary: Path, capsys: pytest.CaptureFixtu
     # The CLI refuses a file:// --index outright (index URLs are https or loopback http) ...
     args = ["install", CANARY_NAME, "--index", path_to_url(scene.carry)]
     args += ["--trust-root", str(scene.carry / "keys" / "root.json"), "--cache-dir", str(scene.cache)]
-    assert main(args) == 1
+    assert main(args) == 3  # ExitCode.CONFIG
     assert "connectors.index[0]" in capsys.readouterr().err
     # ... and a configured bundle with the root inside it meets the placement check.
     config = scene.tmp / "mesh.yaml"
@@ -218,7 +218,7 @@ def test_cli_refuses_too(scene: Scene, canary: Path, capsys: pytest.CaptureFixtu
         f"  cache_dir: {scene.cache}\n"
         f"  packages: [{CANARY_NAME}]\n"
     )
-    assert main(["load", "--config", str(config)]) == 1
+    assert main(["load", "--config", str(config)]) == 3  # ExitCode.CONFIG
     err = capsys.readouterr().err
     assert "lies inside the bundle" in err and "out of band" in err
     assert not scene.cache.exists()

@@ -11,6 +11,7 @@ from modelmesh_connectors import TrustError
 from modelmesh_connectors.errors import MissingEntryPointError
 from modelmesh_connectors.index.metadata import MetadataError
 from modelmesh_connectors.publish.audit import audit_directory
+from modelmesh_connectors.publish.catalogue import CATALOGUE_FILE
 from modelmesh_connectors.registry import build_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +63,7 @@ def _signed_files() -> list[str]:
     return sorted(
         p.relative_to(index).as_posix()
         for p in index.rglob("*")
-        if p.is_file() and "sources" not in p.parts
+        if p.is_file() and "sources" not in p.parts and p.name != CATALOGUE_FILE
     )
 
 

@@ -63,9 +63,10 @@ def ok(*args: object) -> Result:
 
 
 def failed(*args: object) -> Result:
-    """Run ``main`` and require a clean failure: exit 1, one error line, no traceback."""
+    """Run ``main`` and require a clean failure: an error status of the table (not usage),
+    one error line, no traceback."""
     result = cli(*args)
-    assert result.status == 1, result
+    assert result.status not in (0, 2) and result.status <= 10, result
     assert result.err.startswith("error: "), result
     assert "Traceback" not in result.err
     return result
@@ -179,7 +180,7 @@ def findings(site: Site, index: Path | str) -> dict[str, Any]:
     """``verify --json`` of ``index`` against the site's trusted root."""
     result = cli("verify", index, "--root", site.root, "--json")
     report: dict[str, Any] = json.loads(result.out)
-    assert result.status == (0 if report["ok"] else 1)
+    assert result.status == (0 if report["ok"] else 4)  # ExitCode.TRUST
     return report
 
 
@@ -284,7 +285,7 @@ def test_console_script_keygen_and_encrypted_key_without_a_terminal(tmp_path: Pa
         "--timestamp-key", tmp_path / "ts.pub.pem", "--allow-shared-keys", "-o", staged,
     )
     refused = run_script("root", "sign", staged, "--key", key)
-    assert refused.returncode == 1
+    assert refused.returncode == 3  # ExitCode.CONFIG: a key file it cannot use
     assert refused.stderr.splitlines() == [
         f"error: key file {key} is encrypted, but no passphrase was found (${PASSPHRASE_ENV}, no terminal)",
         f"hint: set {PASSPHRASE_ENV} or run in a terminal",
@@ -348,7 +349,7 @@ def test_verify_names_a_file_with_one_flipped_byte(site: Site, tmp_path: Path, k
     signed = kind in ("timestamp", "index top")
     flip(target, signature_offset(data) if signed else len(data) // 2)
     result = cli("verify", index, "--root", site.root)
-    assert result.status == 1
+    assert result.status == 4  # ExitCode.TRUST
     assert any(line.startswith(f"ERROR {rel}: ") for line in result.out.splitlines()), result.out
     assert re.search(r"FAILED: \d+ checks, [1-9]\d* error\(s\)$", result.out.strip())
     report = findings(site, index)
@@ -367,7 +368,7 @@ def test_verify_over_http(site: Site, tmp_path: Path) -> None:
     flip(broken / "archives/acme-audit-log/acme-audit-log-1.0.0.zip", 100)
     with LoopbackServer(broken) as server:
         result = cli("verify", server.base_url, "--root", site.root)
-    assert result.status == 1
+    assert result.status == 4
     assert "ERROR archives/acme-audit-log/acme-audit-log-1.0.0.zip: " in result.out
 
 
@@ -377,7 +378,7 @@ def test_verify_against_another_trusted_root_fails(site: Site, tmp_path: Path) -
     ok("root", "init", "--root-key", pub, "--index-key", pub, "--timestamp-key", pub, "--allow-shared-keys", "-o", other)
     ok("root", "sign", other, "--key", tmp_path / "k.pem")
     result = cli("verify", site.index, "--root", other)
-    assert result.status == 1
+    assert result.status == 4
     assert "ERROR root/1.json: expected the trusted root's payload, got a different root" in result.out
 
 
@@ -482,7 +483,7 @@ def test_root_rotation_through_the_cli(site: Site, tmp_path: Path) -> None:
     assert out.startswith("published root version 2\n")
     assert "run 'refresh' (or 'timestamp') with the new keys" in out
     # The old timestamp key is revoked: the audit fails until the timestamp is re-signed.
-    assert cli("verify", index, "--root", site.root).status == 1
+    assert cli("verify", index, "--root", site.root).status == 4
     failed("timestamp", "--index", index, "--timestamp-key", site.key("timestamp"))
     ok("timestamp", "--index", index, "--timestamp-key", tmp_path / "timestamp-2.pem")
     report = findings(site, index)  # still trusting root version 1: the chain is walked
@@ -527,7 +528,7 @@ def test_index_and_publisher_key_rotation_through_the_cli(tmp_path: Path) -> Non
     )
     ok("root", "sign", staged_2, "--key", keys / "root.pem")
     assert "run 'refresh'" in ok("root", "publish", staged_2, "--index", index).out
-    assert cli("verify", index, "--root", staged).status == 1
+    assert cli("verify", index, "--root", staged).status == 4
 
     # The index key may not re-sign acme's release: refused, named, nothing written.
     timestamp = (index / "timestamp.json").read_bytes()
@@ -566,7 +567,7 @@ def test_refresh_re_signs_releases_after_an_index_key_rotation(site: Site, tmp_p
     ok("root", "publish", staged, "--index", index)
     sigs = sorted((index / "archives").rglob("*.zip.sig"))
     before = [p.read_bytes() for p in sigs]
-    assert cli("verify", index, "--root", site.root).status == 1
+    assert cli("verify", index, "--root", site.root).status == 4
     ok("refresh", "--index", index, "--index-key", tmp_path / "index-2.pem", "--timestamp-key", site.key("timestamp"))
     report = findings(site, index)
     assert report["ok"] is True, report
@@ -618,7 +619,7 @@ def test_console_script_root_sign_refuses_a_key_that_is_not_a_root_key(site: Sit
     )
     before = staged.read_bytes()
     refused = run_script("root", "sign", staged, "--key", site.key("index"))
-    assert refused.returncode == 1, refused
+    assert refused.returncode == 9, refused
     index_id = read_public_key(site.pub("index")).keyid
     [error, hint] = refused.stderr.splitlines()
     assert error.startswith(f"error: staged root {staged}: expected a root key, got key {index_id} (root keys of root 1: ")
@@ -638,7 +639,7 @@ def test_console_script_root_sign_rotation_with_a_retiring_key(site: Site, tmp_p
        "--root-key", tmp_path / "new-2.pub.pem", "--root-threshold", 2, "-o", staged)
     # root-1 is in root 1 only: refused without --index (hint names it), accepted with it.
     refused = run_script("root", "sign", staged, "--key", site.key("root-1"))
-    assert refused.returncode == 1 and "--index DIR" in refused.stderr
+    assert refused.returncode == 9 and "--index DIR" in refused.stderr
     for key in (site.key("root-1"), site.key("root-2")):
         assert run_script("root", "sign", staged, "--key", key, "--index", index).returncode == 0
     for key in (tmp_path / "new-1.pem", tmp_path / "new-2.pem"):
@@ -653,7 +654,7 @@ def test_console_script_refuses_shared_role_keys_unless_allowed(site: Site, tmp_
         "--timestamp-key", site.pub("timestamp"), "-o", staged,
     ]
     refused = run_script(*args)
-    assert refused.returncode == 1
+    assert refused.returncode == 9
     ts_id = read_public_key(site.pub("timestamp")).keyid
     assert f"key {ts_id} is in index and timestamp" in refused.stderr
     assert "--allow-shared-keys" in refused.stderr
@@ -663,7 +664,7 @@ def test_console_script_refuses_shared_role_keys_unless_allowed(site: Site, tmp_
     # A rotation that gives the index role a root key: refused the same way.
     index = site.copy(tmp_path / "index")
     refused = run_script("root", "rotate", "--index", index, "--index-key", site.pub("root-1"), "-o", tmp_path / "r2.json")
-    assert refused.returncode == 1
+    assert refused.returncode == 9
     assert f"key {read_public_key(site.pub('root-1')).keyid} is in root and index" in refused.stderr
     assert not (tmp_path / "r2.json").exists()
 
@@ -677,7 +678,7 @@ def test_console_script_refuses_a_private_key_others_can_read(site: Site, tmp_pa
     key.chmod(mode)
     before = (index / "timestamp.json").read_bytes()
     refused = run_script("timestamp", "--index", index, "--timestamp-key", key)
-    assert refused.returncode == 1
+    assert refused.returncode == 3
     assert refused.stderr.splitlines() == [
         f"error: key file {key}: expected permissions 0600 (owner only), got {mode:04o}: a private "
         "key that group or others can access is refused",

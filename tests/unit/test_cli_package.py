@@ -35,7 +35,7 @@ def test_inspect_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     data = json.loads(capsys.readouterr().out)
     assert data["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert data["connectors"][0]["id"] == "acme.audit-log.v1"
-    assert data["checks"] == {"archive": "ok", "manifest": "ok", "environment": "ok"}
+    assert data["checks"] == {"archive": "ok", "manifest": "ok", "environment": "ok", "interface acme.audit-log.v1": "ok"}
 
 
 def test_pack_then_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,7 +52,7 @@ def test_errors_print_one_line_and_hint_and_exit_1(tmp_path: Path, capsys: pytes
     (src / "inner").mkdir()
     (src / "modelmesh-package.yaml").rename(src / "inner" / "modelmesh-package.yaml")
     bad = zip_directory(src, tmp_path / "bad.zip")
-    assert main(["inspect", str(bad)]) == 1
+    assert main(["inspect", str(bad)]) == 7  # ExitCode.PACKAGE
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("error: ")
     assert "must be at the root" in err[0]
@@ -62,10 +62,10 @@ def test_errors_print_one_line_and_hint_and_exit_1(tmp_path: Path, capsys: pytes
 def test_verbose_shows_traceback_via_console_script(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("modelmesh-connectors")
     quiet = subprocess.run([str(exe), "inspect", str(tmp_path / "missing.zip")], capture_output=True, text=True)
-    assert quiet.returncode == 1
+    assert quiet.returncode == 7
     assert "Traceback" not in quiet.stderr
     loud = subprocess.run([str(exe), "-v", "inspect", str(tmp_path / "missing.zip")], capture_output=True, text=True)
-    assert loud.returncode == 1
+    assert loud.returncode == 7
     assert "Traceback" in loud.stderr
     assert "PackageError" in loud.stderr
     module = subprocess.run([sys.executable, "-m", "modelmesh_connectors", "list", "--type", "rotation"],

@@ -324,7 +324,7 @@ def test_console_script_reports_both_in_a_real_process(tmp_path: Path) -> None:
     run = subprocess.run(
         [str(cli), "load", "--config", str(doubled)], capture_output=True, text=True, timeout=60, check=False
     )
-    assert run.returncode == 1
+    assert run.returncode == 3  # ExitCode.CONFIG
     assert run.stderr.splitlines()[0] == (
         f"error: {doubled}: duplicate key 'require_signatures' at line 4 (first at line 2)"
     )

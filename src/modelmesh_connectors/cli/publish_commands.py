@@ -15,16 +15,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from modelmesh_connectors.cli.exit_codes import ExitCode
+from modelmesh_connectors.cli.output import emit, info, note
 from modelmesh_connectors.client.config import parse_duration
-from modelmesh_connectors.errors import ConfigError, ConnectorError
+from modelmesh_connectors.errors import ConfigError, ConnectorError, PackageError
 from modelmesh_connectors.index.keys import PublicKey, SigningKey
+from modelmesh_connectors.package.interface_check import check_interfaces
 from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish.catalogue_writer import write_catalogue
 from modelmesh_connectors.publish.keyfiles import (
     read_public_key,
     write_public_key,
@@ -61,11 +66,11 @@ def register(sub: Any) -> None:
     rsub = root.add_subparsers(dest="root_command", required=True, metavar="ACTION")
     p = rsub.add_parser("init", help="stage root version 1 from public keys")
     _role_args(p, required=True)
-    p.add_argument("--expires", default="365d", help="lifetime (e.g. 365d)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="staged root file")
+    p.add_argument("--expires", default="365d", help="lifetime of the root (e.g. 365d)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="staged root file to create")
     p.set_defaults(handler=_root_init)
     p = rsub.add_parser("sign", help="add one key holder's signature to a staged root")
-    p.add_argument("staged", type=Path)
+    p.add_argument("staged", type=Path, help="staged root file (from 'root init' or 'root rotate')")
     p.add_argument(
         "--key", required=True, metavar=KEY_REFERENCE, help=f"root signing {KEY_REFERENCE_HELP}"
     )
@@ -78,23 +83,26 @@ def register(sub: Any) -> None:
     p = rsub.add_parser("rotate", help="stage root N+1 from an index's current root")
     p.add_argument("--index", type=Path, required=True, help="index directory")
     _role_args(p, required=False)
-    p.add_argument("--expires", default="365d")
-    p.add_argument("-o", "--output", type=Path, required=True)
+    p.add_argument("--expires", default="365d", help="lifetime of the new root")
+    p.add_argument("-o", "--output", type=Path, required=True, help="staged root file to create")
     p.set_defaults(handler=_root_rotate)
     p = rsub.add_parser("publish", help="add a fully signed staged root N+1 to an index")
-    p.add_argument("staged", type=Path)
-    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("staged", type=Path, help="the staged root, signed by enough root keys")
+    p.add_argument("--index", type=Path, required=True, help="index directory")
     p.set_defaults(handler=_root_publish)
 
     p = sub.add_parser("init", help="create an empty index from a signed root version 1")
-    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("--index", type=Path, required=True, help="index directory to create")
     p.add_argument("--root", type=Path, required=True, help="signed root version 1")
     _signer_args(p)
     p.set_defaults(handler=_init)
 
-    p = sub.add_parser("publish", help="publish a package archive into an index")
-    p.add_argument("archive", type=Path)
-    p.add_argument("--index", type=Path, required=True)
+    p = sub.add_parser(
+        "publish",
+        help="publish a package archive into an index (its connectors are checked first)",
+    )
+    p.add_argument("archive", type=Path, help="package .zip (from 'pack')")
+    p.add_argument("--index", type=Path, required=True, help="index directory")
     _signer_args(p)
     p.add_argument(
         "--release-key",
@@ -102,30 +110,36 @@ def register(sub: Any) -> None:
         metavar=KEY_REFERENCE,
         help=f"publisher key(s) to sign the release with (namespace-scoped); {KEY_REFERENCE_HELP}",
     )
+    p.add_argument(
+        "--allow-failing-checks",
+        action="store_true",
+        help="publish even if a connector fails its interface check (refused by default: "
+        "a published version never changes)",
+    )
     p.set_defaults(handler=_publish)
 
     p = sub.add_parser("yank", help="mark a published version as yanked")
-    p.add_argument("name")
-    p.add_argument("version")
-    p.add_argument("--reason", required=True)
-    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("name", help="package name")
+    p.add_argument("version", help="the published version to yank")
+    p.add_argument("--reason", required=True, help="why (shown to clients and in the catalogue)")
+    p.add_argument("--index", type=Path, required=True, help="index directory")
     _signer_args(p)
     p.set_defaults(handler=_yank)
 
     p = sub.add_parser("timestamp", help="re-sign the short-lived freshness file")
-    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("--index", type=Path, required=True, help="index directory")
     p.add_argument(
         "--timestamp-key",
         required=True,
         action="append",
         metavar=KEY_REFERENCE,
-        help=f"timestamp {KEY_REFERENCE_HELP} (repeat)",
+        help=f"timestamp {KEY_REFERENCE_HELP} (repeat to meet the threshold)",
     )
-    p.add_argument("--expires", default="7d")
+    p.add_argument("--expires", default="7d", help="lifetime of the new timestamp")
     p.set_defaults(handler=_timestamp)
 
     p = sub.add_parser("refresh", help="re-sign the index top (new expiry) and the timestamp")
-    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("--index", type=Path, required=True, help="index directory")
     _signer_args(p)
     p.set_defaults(handler=_refresh)
 
@@ -134,7 +148,7 @@ def register(sub: Any) -> None:
         help="re-sign a publisher's releases with its current key after a key rotation",
     )
     p.add_argument("name", nargs="?", help="only this package (default: every package)")
-    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("--index", type=Path, required=True, help="index directory")
     p.add_argument(
         "--release-key",
         required=True,
@@ -153,11 +167,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("location", help="index directory or http(s) URL")
     p.add_argument("--root", type=Path, required=True, help="trusted root (keys/root.json)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(handler=_verify)
 
     p = sub.add_parser("serve", help="serve a directory on 127.0.0.1 (local testing)")
-    p.add_argument("directory", type=Path)
+    p.add_argument("directory", type=Path, help="directory to serve (an index, a mirror)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.set_defaults(handler=_serve)
 
@@ -172,7 +186,12 @@ def _role_args(p: argparse.ArgumentParser, *, required: bool) -> None:
             help=f"{role} role public key: a .pem public key file, or the key reference "
             "(pkcs11:, vault:, exec:) whose public half to list (repeat)",
         )
-        p.add_argument(f"--{role}-threshold", type=int, default=None if not required else 1)
+        p.add_argument(
+            f"--{role}-threshold",
+            type=int,
+            default=None if not required else 1,
+            help=f"{role} signatures required" + ("" if required else " (default: unchanged)"),
+        )
     p.add_argument(
         "--publisher",
         action="append",
@@ -193,17 +212,17 @@ def _signer_args(p: argparse.ArgumentParser) -> None:
         required=True,
         action="append",
         metavar=KEY_REFERENCE,
-        help=f"index {KEY_REFERENCE_HELP} (repeat)",
+        help=f"index {KEY_REFERENCE_HELP} (repeat to meet the threshold)",
     )
     p.add_argument(
         "--timestamp-key",
         required=True,
         action="append",
         metavar=KEY_REFERENCE,
-        help=f"timestamp {KEY_REFERENCE_HELP} (repeat)",
+        help=f"timestamp {KEY_REFERENCE_HELP} (repeat to meet the threshold)",
     )
-    p.add_argument("--index-expires", default="90d")
-    p.add_argument("--timestamp-expires", default="7d")
+    p.add_argument("--index-expires", default="90d", help="lifetime of the new index top")
+    p.add_argument("--timestamp-expires", default="7d", help="lifetime of the new timestamp")
 
 
 def _now() -> datetime:
@@ -293,11 +312,38 @@ def _keygen(args: argparse.Namespace) -> int:
     if public.exists() or public.is_symlink():
         # Checked first, so a refused run leaves no private key without its public half.
         raise ConfigError(f"public key file {public}: exists; refusing to overwrite it")
+    created = _make_key_directory(args.output.parent)
     key = SigningKey.generate()
     write_signing_key(args.output, key, passphrase)
     write_public_key(public, key.public)
-    print(f"{args.output} (private, 0600)\n{public} (public)\nkey id {key.keyid}")
+    lines = [f"created {created} (0700)"] if created else []
+    lines += [f"{args.output} (private, 0600)", f"{public} (public)", f"key id {key.keyid}"]
+    emit(
+        args,
+        {
+            "private_key": str(args.output),
+            "public_key": str(public),
+            "keyid": key.keyid,
+            "encrypted": passphrase is not None,
+            "created_directory": str(created) if created else None,
+        },
+        lines,
+    )
     return 0
+
+
+def _make_key_directory(directory: Path) -> Path | None:
+    """Create a missing key directory (and missing parents) readable by its owner only."""
+    if directory.is_dir():
+        return None
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    try:
+        for d in reversed(missing):
+            d.mkdir(mode=0o700)
+            d.chmod(0o700)  # mkdir's mode is masked by the umask
+    except OSError as e:
+        raise ConfigError(f"key directory {d}: cannot create: {e.strerror or e}") from e
+    return directory
 
 
 def _root_init(args: argparse.Namespace) -> int:
@@ -313,13 +359,21 @@ def _root_init(args: argparse.Namespace) -> int:
         allow_shared_keys=args.allow_shared_keys,
     )
     _write_new(args.output, staged.to_bytes(), "staged root")
-    print(f"staged root version 1 in {args.output}; each root key holder runs 'root sign'")
+    emit(
+        args,
+        {"staged": str(args.output), "version": 1, "signatures": len(staged.signatures)},
+        f"staged root version 1 in {args.output}; each root key holder runs 'root sign'",
+    )
     return 0
 
 
 def _root_sign(args: argparse.Namespace) -> int:
     env = repository.root_sign(args.staged, open_signer(args.key), index=args.index)
-    print(f"{args.staged}: {len(env.signatures)} signature(s)")
+    emit(
+        args,
+        {"staged": str(args.staged), "signatures": [e.keyid for e in env.signatures]},
+        f"{args.staged}: {len(env.signatures)} signature(s)",
+    )
     return 0
 
 
@@ -337,20 +391,29 @@ def _root_rotate(args: argparse.Namespace) -> int:
         allow_shared_keys=args.allow_shared_keys,
     )
     _write_new(args.output, staged.to_bytes(), "staged root")
-    print(f"staged the next root in {args.output}; old AND new root key holders sign it")
+    emit(
+        args,
+        {"staged": str(args.output), "signatures": len(staged.signatures)},
+        f"staged the next root in {args.output}; old AND new root key holders sign it",
+    )
     return 0
 
 
 def _root_publish(args: argparse.Namespace) -> int:
     root = repository.root_publish(args.index, args.staged)
-    print(f"published root version {root.version}")
+    lines = [f"published root version {root.version}"]
+    stale = False
     with contextlib.suppress(ConnectorError):
-        if repository.load_state(args.index).stale_signatures:
-            print(
-                "the timestamp or index top is signed by keys this root no longer lists: "
-                "run 'refresh' (or 'timestamp') with the new keys now; until then clients "
-                "reject the index"
-            )
+        stale = repository.load_state(args.index).stale_signatures
+    if stale:
+        lines.append(
+            "the timestamp or index top is signed by keys this root no longer lists: "
+            "run 'refresh' (or 'timestamp') with the new keys now; until then clients "
+            "reject the index"
+        )
+    else:
+        _catalogue(args, args.index)
+    emit(args, {"root_version": root.version, "stale_signatures": stale}, lines)
     return 0
 
 
@@ -363,7 +426,9 @@ def _init(args: argparse.Namespace) -> int:
         index_expiry=_days(args.index_expires, "index-expires"),
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
-    print(f"initialised index {args.index}")
+    _catalogue(args, args.index)
+    lines = [f"initialised index {args.index}"]
+    emit(args, {"index": str(args.index)}, lines)
     return 0
 
 
@@ -371,6 +436,18 @@ def _publish(args: argparse.Namespace) -> int:
     if not args.archive.is_file():
         # Names the option's value plainly (the library says it cannot read the archive).
         raise ConfigError(f"archive {args.archive}: not a file")
+    # The package's code runs in a child process, never here beside the signing keys.
+    checks = check_interfaces(args.archive)
+    if not checks.ok:
+        failing = "; ".join(c.message for c in checks.failures)
+        if not args.allow_failing_checks:
+            raise PackageError(
+                f"{checks.package}: {len(checks.failures)} connector(s) fail their interface "
+                f"check, refusing to publish (a published version never changes): {failing}",
+                hint="fix the package (see 'modelmesh-connectors inspect'), or pass "
+                "--allow-failing-checks to publish it anyway",
+            )
+        note(args, f"publishing despite failing connector checks: {failing}")
     release = repository.publish(
         args.index,
         args.archive,
@@ -380,9 +457,22 @@ def _publish(args: argparse.Namespace) -> int:
         index_expiry=_days(args.index_expires, "index-expires"),
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
-    print(
+    lines = [
         f"published {release.name} {release.version} sha256={release.sha256} "
-        f"length={release.length}"
+        f"length={release.length}",
+    ]
+    _catalogue(args, args.index)
+    emit(
+        args,
+        {
+            "name": release.name,
+            "version": release.version,
+            "file": release.file,
+            "sha256": release.sha256,
+            "length": release.length,
+            "checks": checks.to_json_obj(),
+        },
+        lines,
     )
     return 0
 
@@ -398,7 +488,9 @@ def _yank(args: argparse.Namespace) -> int:
         index_expiry=_days(args.index_expires, "index-expires"),
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
-    print(f"yanked {args.name} {args.version}: {args.reason}")
+    _catalogue(args, args.index)
+    lines = [f"yanked {args.name} {args.version}: {args.reason}"]
+    emit(args, {"name": args.name, "version": args.version, "reason": args.reason}, lines)
     return 0
 
 
@@ -406,7 +498,9 @@ def _timestamp(args: argparse.Namespace) -> int:
     ts = repository.refresh_timestamp(
         args.index, _private(args.timestamp_key), _days(args.expires, "expires")
     )
-    print(f"timestamp version {ts.version}, expires {ts.expires.isoformat()}")
+    _catalogue(args, args.index)
+    lines = [f"timestamp version {ts.version}, expires {ts.expires.isoformat()}"]
+    emit(args, {"version": ts.version, "expires": ts.expires.isoformat()}, lines)
     return 0
 
 
@@ -418,7 +512,9 @@ def _refresh(args: argparse.Namespace) -> int:
         index_expiry=_days(args.index_expires, "index-expires"),
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
-    print(f"index top version {top.version}, expires {top.expires.isoformat()}")
+    _catalogue(args, args.index)
+    lines = [f"index top version {top.version}, expires {top.expires.isoformat()}"]
+    emit(args, {"version": top.version, "expires": top.expires.isoformat()}, lines)
     return 0
 
 
@@ -432,11 +528,28 @@ def _resign(args: argparse.Namespace) -> int:
         index_expiry=_days(args.index_expires, "index-expires"),
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
-    if not releases:
-        print("nothing to re-sign: every release verifies under the current root")
-    for release in releases:
-        print(f"re-signed {release.name} {release.version} ({release.file}.sig)")
+    lines = [f"re-signed {r.name} {r.version} ({r.file}.sig)" for r in releases] or [
+        "nothing to re-sign: every release verifies under the current root"
+    ]
+    if releases:
+        _catalogue(args, args.index)
+    emit(
+        args,
+        {"resigned": [{"name": r.name, "version": r.version, "file": r.file} for r in releases]},
+        lines,
+    )
     return 0
+
+
+def _catalogue(args: argparse.Namespace, index: Path) -> None:
+    """Regenerate the index's catalogue page after a change; a failure is only a note
+    (the page is informational: the signed change already happened)."""
+    try:
+        page = write_catalogue(index)
+    except (ConnectorError, OSError) as e:
+        note(args, f"the catalogue page was not updated: {e}")
+        return
+    info(args, f"catalogue page: {page}")
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -449,7 +562,7 @@ def _verify(args: argparse.Namespace) -> int:
         report = audit_directory(Path(args.location), trusted_root=trusted)
     if args.json:
         print(report.to_json())
-    else:
+    elif args.verbosity > -2:
         marks = {"ok": "ok   ", "warning": "WARN ", "error": "ERROR"}
         for finding in report.findings:
             print(f"{marks[finding.level]} {finding.path}: {finding.message}")
@@ -458,7 +571,7 @@ def _verify(args: argparse.Namespace) -> int:
             f"{'verified' if report.ok else 'FAILED'}: {len(report.findings)} checks, "
             f"{len(report.errors)} error(s)" + (f", {warnings} warning(s)" if warnings else "")
         )
-    return 0 if report.ok else 1
+    return 0 if report.ok else int(ExitCode.TRUST)
 
 
 def _audit_url(url: str, trusted: bytes, audit_index: Any) -> Any:
@@ -496,11 +609,11 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as e:
         raise ConnectorError(f"cannot listen on 127.0.0.1:{args.port}: {e.strerror or e}") from e
     with server:
-        print(
-            f"serving {args.directory} at http://127.0.0.1:{server.server_address[1]}/ "
-            "(Ctrl-C to stop)",
-            flush=True,
-        )
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        if args.json:
+            print(json.dumps({"directory": str(args.directory), "url": url}), flush=True)
+        else:
+            print(f"serving {args.directory} at {url} (Ctrl-C to stop)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
     return 0

@@ -144,11 +144,22 @@ class IndexView:
         self._failover = failover if failover is not None else Failover()
         self._state: TrustedState | None = None
         self._served_by: str | None = None
+        self._reused_age: timedelta | None = None
         self._releases: dict[str, tuple[BinRelease, ...]] = {}
         # One verified object per prefix: the trust core accepts a bin only through the
         # group it verified last, and threads share this view.
         self._groups: _Memo[GroupNode] = _Memo()
         self._bins: _Memo[BinNode] = _Memo()
+
+    @property
+    def reused_age(self) -> timedelta | None:
+        """How old the cached state was when this run reused it without asking a mirror.
+
+        None when this run refreshed from a mirror (or has not looked yet). A caller that
+        resolved an unpinned requirement can then say that a release published since the
+        last check is not seen (``metadata_max_age``).
+        """
+        return self._reused_age
 
     @property
     def store(self) -> OriginMetadata:
@@ -317,6 +328,8 @@ class IndexView:
             has_local = self._with_local(state)
             if has_local and (not self._mirrors or self._cached_is_fresh(state)):
                 _log.debug("using the cached index state; no request made")
+                last = self._store.last_refresh()
+                self._reused_age = self._now - last if last is not None else timedelta(0)
                 self._warn_grace(state)
                 return state
             if not self._mirrors:

@@ -445,6 +445,9 @@ def verify_threshold(
     keyids: Iterable[str],
     threshold: int,
     what: str,
+    role: str | None = None,
+    roles: Mapping[str, Iterable[str]] | None = None,
+    listed_by: str = "the root",
 ) -> frozenset[str]:
     """Check that a threshold of distinct trusted keys signed the envelope.
 
@@ -459,6 +462,11 @@ def verify_threshold(
         keyids: The key IDs of the role whose signatures count.
         threshold: How many distinct valid signatures are needed (at least 1).
         what: Names the file in error messages, e.g. ``"timestamp.json"``.
+        role: Names the role whose keys count (``"the timestamp role"``), for the message.
+        roles: Every role and publisher of the root by name (``"the index role"``,
+            ``"publisher acme"``) with its key IDs: the message says which of them lists
+            each key that signed, so a file signed with the wrong role's key says so.
+        listed_by: Names the root in the message (``"root v1"``).
 
     Returns:
         The key IDs with a valid signature (at least ``threshold`` of them).
@@ -491,5 +499,42 @@ def verify_threshold(
         raise SignatureError(
             f"{what}: expected signatures by at least {threshold} distinct trusted key(s), "
             f"got {len(valid)} valid"
+            + _who_signed(envelope, trusted, valid, role, roles or {}, listed_by)
         )
     return frozenset(valid)
+
+
+def _short(keyid: str) -> str:
+    return keyid[:8] + "…"
+
+
+def _who_signed(
+    envelope: Envelope,
+    trusted: frozenset[str],
+    valid: set[str],
+    role: str | None,
+    roles: Mapping[str, Iterable[str]],
+    listed_by: str,
+) -> str:
+    """``; signed by 5ca5…, which root v1 lists for the index role; the timestamp role's
+    keys are 9f01…`` — which keys signed, where the root lists them, and which keys count."""
+    seen: list[str] = []
+    parts: list[str] = []
+    for entry in envelope.signatures:
+        if entry.keyid in seen or entry.keyid in valid:
+            continue
+        seen.append(entry.keyid)
+        if entry.keyid in trusted:
+            parts.append(f"{_short(entry.keyid)} (a key of this role, but it does not verify)")
+            continue
+        listed = [name for name, ids in roles.items() if entry.keyid in set(ids)]
+        if listed:
+            parts.append(
+                f"{_short(entry.keyid)}, which {listed_by} lists for {' and '.join(listed)}"
+            )
+        else:
+            parts.append(f"{_short(entry.keyid)}, which {listed_by} does not list")
+    signed = "; signed by " + "; ".join(parts) if parts else "; it carries no other signature"
+    wanted = ", ".join(_short(k) for k in sorted(trusted)) or "none"
+    whose = f"{role}'s keys" if role else "the keys that count"
+    return f"{signed}; {whose} are {wanted}"

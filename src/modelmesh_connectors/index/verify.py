@@ -73,6 +73,19 @@ from modelmesh_connectors.index.metadata import (
 # -- pure per-file checks ------------------------------------------------------
 
 
+def _explained(root: Root, role: str) -> dict[str, Any]:
+    """Arguments that let a threshold error name who signed, and for which role the root
+    lists each signing key (a file signed with another role's key says so)."""
+    roles: dict[str, tuple[str, ...]] = {
+        "the root role": root.root.keyids,
+        "the index role": root.index.keyids,
+        "the timestamp role": root.timestamp.keyids,
+    }
+    for publisher in root.publishers:
+        roles[f"publisher {publisher.name}"] = publisher.keyids
+    return {"role": role, "roles": roles, "listed_by": f"root v{root.version}"}
+
+
 def _envelope(data: bytes | Mapping[str, Any] | Envelope, what: str) -> Envelope:
     if isinstance(data, Envelope):
         return data
@@ -161,6 +174,7 @@ def verify_anchor_root(data: bytes, what: str = "trusted root") -> Root:
         keyids=root.root.keyids,
         threshold=root.root.threshold,
         what=f"{what} (own root role)",
+        **_explained(root, "the root role"),
     )
     return root
 
@@ -219,6 +233,7 @@ def verify_next_root(trusted: Root, data: bytes, what: str | None = None) -> Roo
         keyids=trusted.root.keyids,
         threshold=trusted.root.threshold,
         what=f"{what} (root role of trusted root version {trusted.version})",
+        **_explained(trusted, "the root role"),
     )
     new = parse_root(env.payload, what)
     # Its own keys must sign too, so a rotation cannot hand trust to keys nobody holds.
@@ -229,6 +244,7 @@ def verify_next_root(trusted: Root, data: bytes, what: str | None = None) -> Roo
         keyids=new.root.keyids,
         threshold=new.root.threshold,
         what=f"{what} (its own root role)",
+        **_explained(new, "the root role"),
     )
     if new.version != trusted.version + 1:
         raise RootRotationError(
@@ -252,6 +268,7 @@ def verify_timestamp_payload(root: Root, data: bytes, what: str) -> tuple[Timest
         keyids=root.timestamp.keyids,
         threshold=root.timestamp.threshold,
         what=what,
+        **_explained(root, "the timestamp role"),
     )
     return parse_timestamp(env.payload, what), env.payload
 
@@ -306,6 +323,7 @@ def verify_index_top(
         keyids=root.index.keyids,
         threshold=root.index.threshold,
         what=what,
+        **_explained(root, "the index role"),
     )
     top = parse_index_top(env.payload, what)
     if top.version < timestamp.index_version:
@@ -407,6 +425,7 @@ def _signed_by_publisher(
             keyids=publisher.keyids,
             threshold=publisher.threshold,
             what=f"{what} (publisher {publisher.name})",
+            **_explained(root, f"publisher {publisher.name}"),
         )
     except SignatureError:
         return None
@@ -458,6 +477,7 @@ def verify_release_signed(
             keyids=root.index.keyids,
             threshold=root.index.threshold,
             what=f"{what} (index role)",
+            **_explained(root, "the index role"),
         )
     except SignatureError as index_error:
         signers = [

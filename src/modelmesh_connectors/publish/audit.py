@@ -72,6 +72,7 @@ from modelmesh_connectors.index.trust import (
     verify_release,
     verify_timestamp,
 )
+from modelmesh_connectors.publish.catalogue import CATALOGUE_FILE
 
 Reader = Callable[[str], bytes]
 _MAX_ROOT_VERSIONS = 10_000  # root files walked at most; bounds a hostile endless chain
@@ -476,6 +477,8 @@ class _Audit:
 
     def orphans(self, files: Iterable[str]) -> None:
         for rel in sorted(set(files) - self.referenced - {_LOCK_NAME}):
+            if rel == CATALOGUE_FILE:
+                continue  # the catalogue page: unsigned, informational, never read by a client
             if (m := _META_NODE.fullmatch(rel)) is not None:
                 try:
                     data = self.read(rel)
