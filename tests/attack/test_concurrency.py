@@ -28,6 +28,8 @@ from tests.attack.hostile import (
 )
 from tests.support.http_server import Reply
 
+pytestmark = pytest.mark.slow  # many cold processes racing; scripts/test.sh runs them
+
 PACKAGES = [CANARY_NAME, "acme-audit-log", "other-sink"]
 EXPECTED_IDS = {CANARY_ID, "acme.audit-log.v1", "other.sink.v1"}
 
