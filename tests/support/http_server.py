@@ -344,7 +344,7 @@ class _Server(ThreadingHTTPServer):
             while not self._woken:
                 for key, _ in selector.select():
                     if key.fileobj is self and not self._woken:
-                        self._handle_request_noblock()
+                        self.handle_request()  # ready: accepts without waiting
 
     def wake(self) -> None:
         """End :meth:`serve_until_woken` (callable from any thread)."""
