@@ -13,6 +13,8 @@ scripts/bootstrap.sh test,lint
 # nginx serves the committed index in one end-to-end test; without root it may be missing,
 # and that test then says why it skips. CI installs it beforehand (.ci/run).
 scripts/ci_services.sh >/dev/null 2>&1 || echo "note: nginx unavailable; tests/e2e/test_nginx_e2e.py will skip" >&2
+# CI's fuzz profile: 60 examples per test (a plain `pytest` run tries 20; see tests/fuzz/conftest.py).
+export MODELMESH_FUZZ_PROFILE="${MODELMESH_FUZZ_PROFILE:-quick}"
 if [ "$#" -gt 0 ]; then
     exec .venv/bin/python -m pytest "$@"
 fi
