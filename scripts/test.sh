@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# Set up ./.venv and run the whole test suite (the README's and CI's test command).
+# Set up ./.venv and run the whole test suite under the coverage gate (the README's and CI's
+# test command).
+#
+#   scripts/test.sh              everything: the default set on two workers, then the `slow`
+#                                set alone (processes racing or killed on purpose must not
+#                                compete with timing tests), branch coverage of both runs
+#                                including CLI subprocesses, fail_under from pyproject.toml
+#   scripts/test.sh ARGS...      plain `pytest ARGS...` (no coverage gate), e.g. -n0 -x tests/unit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test,lint
@@ -7,4 +14,13 @@ scripts/bootstrap.sh test,lint
 # and that test then says why it skips. CI installs it beforehand (.ci/run).
 scripts/ci_services.sh >/dev/null 2>&1 || echo "note: nginx unavailable; tests/e2e/test_nginx_e2e.py will skip" >&2
 scripts/ci_browser.sh >/dev/null 2>&1 || echo "note: chromium unavailable; tests/e2e/test_catalogue_browser.py will skip" >&2
-exec .venv/bin/python -m pytest "$@"
+# CI's fuzz profile: 60 examples per test (a plain `pytest` run tries 20; see tests/fuzz/conftest.py).
+export MODELMESH_FUZZ_PROFILE="${MODELMESH_FUZZ_PROFILE:-quick}"
+if [ "$#" -gt 0 ]; then
+    exec .venv/bin/python -m pytest "$@"
+fi
+rm -f .coverage .coverage.*
+# 1. The default set (addopts: two workers, not slow); coverage is collected, judged below.
+.venv/bin/python -m pytest --cov --cov-report= --cov-fail-under=0
+# 2. The slow set, in one process; its coverage is appended, then reported and gated.
+.venv/bin/python -m pytest -m slow -n0 --cov --cov-append --cov-report=term-missing:skip-covered

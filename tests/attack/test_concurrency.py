@@ -26,7 +26,9 @@ from tests.attack.hostile import (
     cache_problems,
     snapshot_files,
 )
-from tests.support.http_server import Reply
+from tests.support.http_server import RecordedRequest, Reply
+
+pytestmark = pytest.mark.slow  # many cold processes racing; scripts/test.sh runs them
 
 PACKAGES = [CANARY_NAME, "acme-audit-log", "other-sink"]
 EXPECTED_IDS = {CANARY_ID, "acme.audit-log.v1", "other.sink.v1"}
@@ -48,7 +50,11 @@ def _slow_archives(arena: Arena, archives: list[str]) -> None:
     download is still running: only the lock (and the re-check under it) prevents more."""
     for rel in archives:
         body = arena.sim.read(rel)
-        arena.sim.server.respond_with("/" + rel, lambda r, body=body: Reply.ok(body, delay=0.5))
+
+        def late(request: RecordedRequest, body: bytes = body) -> Reply:
+            return Reply.ok(body, delay=0.5)
+
+        arena.sim.server.respond_with("/" + rel, late)
 
 
 def _cold_start(arena: Arena, processes: int, canary: Path) -> list[dict[str, object]]:

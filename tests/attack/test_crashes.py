@@ -41,7 +41,10 @@ from tests.attack.hostile import (
 )
 from tests.support.http_server import Reply
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+pytestmark = [
+    pytest.mark.slow,  # child processes killed mid-write; scripts/test.sh runs them
+    pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL"),
+]
 
 
 def _wait_for(condition: Callable[[], bool], child: subprocess.Popen[str], what: str) -> None:

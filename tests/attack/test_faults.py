@@ -12,6 +12,9 @@ connection reset, truncated body, stalled body (read timeout), a wrong Content-L
 Cache side: empty; a corrupt archive entry; corrupt stored metadata; half-written temp
 files of an interrupted download and metadata write; stale lock files nobody holds.
 
+Backoff waits are recorded instead of slept (``time.sleep`` is replaced for the cell): a
+retried cell asserts it waited, and the 429 cells that they waited exactly ``Retry-After``.
+
 In every cell nothing half-written becomes visible: each new or changed cache file is
 verified (:func:`tests.attack.hostile.cache_problems`), no lock is left held, and after a
 success no temp file remains and every cache file is verified.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -233,6 +237,8 @@ def test_fault_cell(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)  # backoff is recorded, never slept
     cache = tmp_path / "cache"
     planted = prepare(served, cache)
     before = snapshot_files(cache)
@@ -255,6 +261,13 @@ def test_fault_cell(
             registry = build_registry(cfg)
             assert registry.origin(CONNECTOR).kind == "package"
             assert server.request_count("/" + served.archive) == 2  # the fault, then the retry
+            # One backoff before each retry (timestamp.json and the archive); a 429's wait
+            # is the server's Retry-After, anything else a jittered backoff under a second.
+            assert len(waits) == 2, waits
+            if fault.name == "http-429-retry-after":
+                assert waits == [1.0, 1.0]
+            else:
+                assert all(0 < w < 1 for w in waits), waits
         else:
             with pytest.raises(ConnectorError) as info:
                 build_registry(cfg)

@@ -557,7 +557,7 @@ def test_a_builtin_rebound_in_modelmeshs_module_is_refused(arena: Arena, canary:
             registry.get_connector("modelmesh.null.v1")
         assert type(caught.value) is LibraryTamperedError
     finally:
-        null.NullObservabilityConnector = original
+        null.NullObservabilityConnector = original  # type: ignore[misc]  # put the class back
 
 
 def test_the_bridge_refuses_a_tampered_upstream_table(

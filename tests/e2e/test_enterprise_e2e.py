@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import tarfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from tests.support.simulator import RepositorySimulator
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> RepositorySimulator:
+def sim(tmp_path: Path) -> Iterator[RepositorySimulator]:
     with RepositorySimulator(tmp_path) as simulator:
         simulator.publish("acme-audit-log", "1.0.0")
         simulator.publish("acme-audit-log", "1.1.0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from tests.support.simulator import RepositorySimulator
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> RepositorySimulator:
+def sim(tmp_path: Path) -> Iterator[RepositorySimulator]:
     with RepositorySimulator(tmp_path) as simulator:
         simulator.publish("acme-audit-log", "1.0.0")
         simulator.publish("other-sink", "2.0.0", connectors=[("other.sink.v1", "observability", "other_sink.sink:Sink")])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from tests.support.simulator import RepositorySimulator
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> RepositorySimulator:
+def sim(tmp_path: Path) -> Iterator[RepositorySimulator]:
     with RepositorySimulator(tmp_path) as simulator:
         simulator.publish("acme-audit-log", "1.0.0")
         simulator.publish("acme-audit-log", "1.1.0")

@@ -1,7 +1,9 @@
 """Hypothesis profiles for the fuzz suite, chosen with ``MODELMESH_FUZZ_PROFILE``.
 
-``quick`` (default) keeps the folder well under a minute on two cores and never writes an
-example database (CI runs from a clean checkout; nothing lands in the repository root).
+``dev`` (the default of a plain ``pytest`` run) tries 20 examples per test: the quick loop
+while working. ``quick`` (what ``scripts/test.sh``, and so CI, sets) tries 60 and keeps the
+folder well under a minute on two cores. Neither writes an example database (CI runs from a
+clean checkout; nothing lands in the repository root).
 ``long`` runs at least 10,000 examples per test and keeps failing examples in a database
 under the system temp directory (``MODELMESH_FUZZ_DB`` overrides the place), so a failure
 found overnight replays on the next run.
@@ -27,6 +29,13 @@ LONG_TIMEOUT = 3600  # seconds per test in the long profile (pyproject's default
 _HERE = Path(__file__).resolve().parent
 
 settings.register_profile(
+    "dev",
+    max_examples=20,  # examples per test
+    deadline=None,
+    database=None,
+    print_blob=True,
+)
+settings.register_profile(
     "quick",
     max_examples=60,  # examples per test
     deadline=None,  # shared CI runners are too noisy for per-example deadlines
@@ -44,9 +53,9 @@ settings.register_profile(
     print_blob=True,
 )
 
-PROFILE = os.environ.get(PROFILE_ENV, "quick")
-if PROFILE not in ("quick", "long"):
-    raise pytest.UsageError(f"{PROFILE_ENV}: expected 'quick' or 'long', got {PROFILE!r}")
+PROFILE = os.environ.get(PROFILE_ENV, "dev")
+if PROFILE not in ("dev", "quick", "long"):
+    raise pytest.UsageError(f"{PROFILE_ENV}: expected 'dev', 'quick' or 'long', got {PROFILE!r}")
 settings.load_profile(PROFILE)
 
 

@@ -319,7 +319,8 @@ def mutated_json(
             name = draw(st.sampled_from(keys) if keys else st.text(max_size=8))
             old[name] = draw(json_values(4, floats=floats))
         elif edit == "list" and isinstance(old, list):
-            if old and draw(st.booleans()):
+            duplicate: bool = draw(st.booleans())
+            if old and duplicate:
                 old.append(copy.deepcopy(draw(st.sampled_from(old))))
             elif old:
                 old.pop(draw(st.integers(min_value=0, max_value=len(old) - 1)))

@@ -78,7 +78,8 @@ def test_connector_id_round_trip(value: str) -> None:
     cid = parse_connector_id(value)
     assert str(cid) == value
     assert parse_connector_id(str(cid)) == cid
-    assert cid == ConnectorId(*value.rsplit(".", 2)[:2], int(value.rsplit(".v", 1)[1]))
+    namespace, name = value.rsplit(".", 2)[:2]
+    assert cid == ConnectorId(namespace, name, int(value.rsplit(".v", 1)[1]))
 
 
 # -- package specs ---------------------------------------------------------------

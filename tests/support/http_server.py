@@ -45,6 +45,7 @@ __all__ = ["LoopbackServer", "RecordedRequest", "Reply", "Responder"]
 
 import contextlib
 import itertools
+import selectors
 import socket
 import ssl
 import struct
@@ -171,8 +172,7 @@ class LoopbackServer:
             raise RuntimeError("server already started")
         self._server = _Server(self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            target=self._server.serve_until_woken,
             name=f"loopback-http-{self.port}",
             daemon=True,
         )
@@ -185,11 +185,11 @@ class LoopbackServer:
         if server is None:
             return
         self._stopping.set()
-        server.shutdown()
-        server.cut_connections()
-        server.server_close()  # joins the handler threads
+        server.wake()  # the accept loop ends at once (no poll interval to wait out)
         if self._thread is not None:
             self._thread.join()
+        server.cut_connections()
+        server.server_close()  # joins the handler threads
 
     def __enter__(self) -> Self:
         return self.start()
@@ -332,7 +332,30 @@ class _Server(ThreadingHTTPServer):
         self._live: set[socket.socket] = set()
         self._live_lock = threading.Lock()
         self._connection_numbers = itertools.count(1)
+        self._woken = False
+        self._wake_r, self._wake_w = socket.socketpair()
         super().__init__((owner.host, 0), _Handler)
+
+    def serve_until_woken(self) -> None:
+        """Accept connections until :meth:`wake` (``serve_forever`` polls; this never waits)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            while not self._woken:
+                for key, _ in selector.select():
+                    if key.fileobj is self and not self._woken:
+                        self.handle_request()  # ready: accepts without waiting
+
+    def wake(self) -> None:
+        """End :meth:`serve_until_woken` (callable from any thread)."""
+        self._woken = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind would call socket.getfqdn(): a DNS lookup.

@@ -9,11 +9,13 @@ from pathlib import Path
 import pytest
 
 from modelmesh_connectors import ArchiveError
+from modelmesh_connectors.errors import ArchiveFormatError
 from modelmesh_connectors.package.archive import (
     ArchiveLimits,
     read_directory,
     read_zip,
 )
+from tests.fuzz.zips import RawEntry, build_raw_zip
 from tests.support.packages import raw_zip
 
 MANIFEST = b"name: a\nversion: '1.0'\ndescription: d\nconnectors: []\n"
@@ -180,3 +182,30 @@ def test_directory_reader_caps(tmp_path: Path) -> None:
     (tmp_path / "big.bin").write_bytes(b"x" * 2000)
     with pytest.raises(ArchiveError, match="per-file cap"):
         read_directory(tmp_path, limits=ArchiveLimits(max_file_size=1000))
+
+
+# -- regressions found by fuzzing (tests/fuzz): each was a foreign exception escaping ----------
+
+
+def test_corrupt_deflate_stream_is_an_archive_format_error() -> None:
+    # zlib.error is neither OSError nor ValueError: it used to escape read_zip.
+    entry = RawEntry(b"modelmesh-package.yaml", b"", method=8)
+    data = bytearray(build_raw_zip([entry]))
+    # RawEntry(method=8) deflates b"" to b"\x03\x00"; make the block type the reserved 0b11.
+    data[30 + len(entry.name)] = 0x07
+    with pytest.raises(ArchiveFormatError, match="corrupt deflate data"):
+        read_zip(bytes(data), source="repro.zip")
+
+
+def test_version_needed_to_extract_above_6_3_is_not_a_foreign_error() -> None:
+    # zipfile raised NotImplementedError("zip file version 12.7") reading the directory.
+    manifest = b"name: a\n"
+    data = bytearray(
+        build_raw_zip([RawEntry(b"modelmesh-package.yaml", manifest, method=0)])
+    )
+    data[data.find(b"PK\x01\x02") + 6] = 0x7F  # version needed to extract: 12.7
+    try:
+        files = read_zip(bytes(data), source="repro.zip")
+    except ArchiveError:
+        return  # refusing it is as good as reading it; any other exception fails
+    assert files["modelmesh-package.yaml"] == manifest

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ def zip_of(*entries: RawEntry, manifest: bool = True, **archive: object) -> Call
     return lambda: build_raw_zip(items, **archive)  # type: ignore[arg-type]
 
 
-def with_name(name: str | bytes, **fields: object) -> Callable[[], bytes]:
+def with_name(name: str | bytes, **fields: Any) -> Callable[[], bytes]:
     return zip_of(entry(name, **fields))
 
 

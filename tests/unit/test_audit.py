@@ -40,7 +40,7 @@ from tests.support.builders import (
 NAME = "acme-audit-log"
 
 
-def reader(files: dict[str, bytes]):  # type: ignore[no-untyped-def]
+def reader(files: dict[str, bytes]):
     def read(rel: str) -> bytes:
         if rel not in files:
             raise NotFoundError(f"{rel}: not found")

@@ -424,6 +424,7 @@ def test_threads_racing_fetch_write_once(cache: ArchiveCache) -> None:
     assert_unlocked(cache)
 
 
+@pytest.mark.slow  # real processes racing for the lock; scripts/test.sh runs it
 def test_processes_racing_fetch_write_once(cache: ArchiveCache, tmp_path: Path) -> None:
     counter = tmp_path / "calls.txt"
     go = tmp_path / "go"

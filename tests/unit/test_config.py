@@ -113,3 +113,66 @@ def test_durations(text: object, seconds: float) -> None:
 def test_locked_defaults_lock_file_next_to_config(tmp_path: Path) -> None:
     cfg = parse_config({"locked": True}, base_dir=tmp_path)
     assert cfg.lock_file == tmp_path / "connectors.lock"
+
+
+# -- regressions found by fuzzing (tests/fuzz): each was a foreign exception escaping ----------
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        # yaml's constructors and scanner raise ValueError/OverflowError/AttributeError
+        (b"connectors: {max_expired_age: 2001-02-30}\n", "invalid scalar value: ValueError"),
+        (b'connectors: {cache_dir: "\\U00110000"}\n', "invalid scalar value: ValueError"),
+        (b"connectors: {max_expired_age: !!timestamp 5m}\n", "invalid scalar value: AttributeError"),
+        (b"[" * 1000, "nesting is too deep"),  # RecursionError in yaml's composer
+    ],
+)
+def test_yaml_library_errors_become_config_errors(tmp_path: Path, data: bytes, fragment: str) -> None:
+    (tmp_path / "mesh.yaml").write_bytes(data)
+    with pytest.raises(ConfigError, match="invalid YAML") as info:
+        load_config(tmp_path / "mesh.yaml")
+    assert fragment in str(info.value)
+
+
+def test_config_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "mesh.yaml").write_bytes(b"connectors: {}\n\xff\n")
+    with pytest.raises(ConfigError, match="configuration is not UTF-8"):
+        load_config(tmp_path / "mesh.yaml")
+
+
+@pytest.mark.parametrize(
+    ("section", "fragment"),
+    [
+        ({"max_expired_age": 10**400}, "connectors.max_expired_age: must be a finite"),
+        ({"timeouts": {"connect": 10**400}}, "connectors.timeouts.connect: must be a finite"),
+        ({"cache_dir": "~no-such-user-modelmesh"}, "connectors.cache_dir: cannot expand"),
+        ({"cache_dir": "~\x00"}, "connectors.cache_dir: cannot expand"),
+        ({"packages": ["~no-such-user-modelmesh/pkg"]}, "connectors.packages[0]"),
+        ({"packages": ["~a\x00/pkg.zip"]}, "connectors.packages[0]"),
+        ({"trust_root": "root.json", "packages": ["https://[::1#a"]}, "is not a valid URL"),
+    ],
+)
+def test_hostile_values_are_config_errors(section: dict[str, object], fragment: str) -> None:
+    # OverflowError from float(), RuntimeError/ValueError from expanduser(), ValueError from
+    # urlsplit() used to escape parse_config.
+    with pytest.raises(ConfigError) as info:
+        parse_config(section)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"connectors:\n  metadata_max_age: 1" + b"0" * 400, "metadata_max_age: must be a finite"),
+        (b"connectors: {cache_dir: '~no-such-user-modelmesh'}\n", "cannot expand"),
+        (b'connectors: {cache_dir: "~\\0"}\n', "cannot expand"),
+    ],
+)
+def test_hostile_values_in_a_file_are_config_errors(
+    tmp_path: Path, data: bytes, fragment: str
+) -> None:
+    (tmp_path / "mesh.yaml").write_bytes(data)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "mesh.yaml")
+    assert fragment in str(info.value)

@@ -44,3 +44,9 @@ def test_invalid_ids_say_what_is_wrong(value: object, fragment: str) -> None:
     with pytest.raises(InvalidConnectorId, match=fragment) as info:
         parse_connector_id(value)
     assert isinstance(info.value, ValueError)
+
+
+def test_version_beyond_the_int_digit_limit_is_invalid() -> None:
+    # Found by fuzzing: int() refused 4301 digits with a plain ValueError of its own.
+    with pytest.raises(InvalidConnectorId, match="version"):
+        parse_connector_id("a.b.v" + "1" * 4301)

@@ -245,10 +245,11 @@ def test_read_encrypted_key_prompts_on_tty(tmp_path: Path, monkeypatch: pytest.M
             return True
 
     monkeypatch.setattr(sys, "stdin", Tty())
-    monkeypatch.setattr(
-        "modelmesh_connectors.publish.keyfiles.getpass.getpass",
-        lambda prompt: prompts.append(prompt) or "typed",
-    )
+    def getpass(prompt: str) -> str:
+        prompts.append(prompt)
+        return "typed"
+
+    monkeypatch.setattr("modelmesh_connectors.publish.keyfiles.getpass.getpass", getpass)
     assert read_signing_key(tmp_path / "k.pem").keyid == key.keyid
     assert len(prompts) == 1
     assert "k.pem" in prompts[0]

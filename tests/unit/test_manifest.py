@@ -81,3 +81,61 @@ def test_yaml_aliases_refused() -> None:
     data = b"a: &x [1, 2]\nb: *x\n"
     with pytest.raises(ManifestError, match="aliases are not allowed"):
         parse_manifest(data, source="m")
+
+
+# -- regressions found by fuzzing (tests/fuzz): each was a foreign exception escaping ----------
+
+_VALID = (
+    b"name: acme\nversion: '1.0'\ndescription: d\n"
+    b"connectors:\n  - {id: acme.sink.v1, type: observability, entry: 'acme.sink:Sink'}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        # yaml's scalar constructors raise ValueError/KeyError/IndexError, not YAMLError
+        (b"name: 2001-13-45\n", "invalid scalar value: ValueError"),
+        (b"name: !!int 0b\n", "invalid scalar value: ValueError"),
+        (b"name: !!bool x\n", "invalid scalar value: KeyError"),
+        (b"name: !!int ''\n", "invalid scalar value: IndexError"),
+        (b"name: " + b"1" * 4301 + b"\n", "invalid scalar value: ValueError"),
+        # ... and AttributeError for an explicit !!timestamp tag on a non-timestamp
+        (b"name: !!timestamp x\n", "invalid scalar value: AttributeError"),
+        (b"!!timestamp", "invalid scalar value: AttributeError"),
+        # the scanner: a \U escape beyond U+10FFFF (ValueError or OverflowError)
+        (b'name: "\\U00110000"\n', "invalid scalar value: ValueError"),
+        (b'description: "0\\U10010000"\n', "invalid scalar value: ValueError"),
+        (b'name: "\\UFFFFFFFF"\n', "invalid scalar value: OverflowError"),
+        # the recursive composer: RecursionError on 1 KB of nesting
+        (b"[" * 1000, "nesting is too deep"),
+        (b"{a: " * 1000, "nesting is too deep"),
+    ],
+)
+def test_yaml_library_errors_become_manifest_errors(data: bytes, fragment: str) -> None:
+    with pytest.raises(ManifestError, match="not valid YAML") as info:
+        parse_manifest(data, source="m.yaml")
+    assert fragment in str(info.value)
+    assert str(info.value).startswith("m.yaml: ")
+
+
+def test_connector_id_beyond_the_int_digit_limit_is_a_manifest_error() -> None:
+    data = _VALID.replace(b"acme.sink.v1", b"acme.sink.v" + b"1" * 4301)
+    with pytest.raises(ManifestError, match=r"field 'connectors\[0\]\.id': invalid connector ID"):
+        parse_manifest(data, source="m.yaml")
+
+
+def _alias_bomb(levels: int) -> bytes:
+    """A few hundred bytes of YAML whose aliases expand to 10**levels list items."""
+    lines = ["name:", "  - &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"  - &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]")
+    lines += ["version: '1.0'", "description: d", "connectors: [1]"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_error_message_does_not_amplify_aliases() -> None:
+    data = _alias_bomb(6)
+    with pytest.raises(ManifestError) as info:
+        parse_manifest(data, source="m.yaml")
+    assert len(str(info.value)) <= 16 * len(data) + 2_000

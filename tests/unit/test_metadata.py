@@ -511,3 +511,17 @@ def test_bin_path_helpers() -> None:
 def test_name_hash_rejects_unnormalized(name: str) -> None:
     with pytest.raises(InvalidNameError, match="package name"):
         name_hash(name)
+
+
+@pytest.mark.parametrize("expires", ["0027-06-01T12:00:00Z", "0999-12-31T23:59:59Z"])
+def test_years_before_1000_round_trip(expires: str) -> None:
+    # Found by fuzzing: strftime("%Y") does not zero-pad on glibc, so year 27 was written as
+    # "27-06-01T12:00:00Z", which parse_time refuses.
+    payload = (
+        b'{"expires":"' + expires.encode() + b'","index":{"length":7,"sha256":"' + b"ab" * 32 + b'",'
+        b'"version":1},"spec":1,"type":"timestamp","version":1}'
+    )
+    parsed = parse_timestamp(payload)
+    again = parse_timestamp(parsed.to_payload())
+    assert again == parsed
+    assert format_time(again.expires) == expires

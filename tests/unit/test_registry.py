@@ -29,7 +29,7 @@ class Sink(ObservabilityConnector):
     def trace(self, entry: Any) -> None: ...
 
 
-class HalfProvider(ProviderConnector):  # type: ignore[misc]
+class HalfProvider(ProviderConnector):
     """Leaves every abstract method unimplemented."""
 
 

@@ -6,8 +6,9 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,7 +100,7 @@ class Repo:
         path.write_bytes(content)
         return path
 
-    def publish(self, version: str = "1.0.0", content: bytes | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    def publish(self, version: str = "1.0.0", content: bytes | None = None, **kw: Any):
         kw.setdefault("inspect", inspector(version=version))
         return repository.publish(
             self.dir,
@@ -107,7 +108,7 @@ class Repo:
             index_keys=self.index_key,
             timestamp_keys=self.timestamp_key,
             now=NOW,
-            **kw,  # type: ignore[arg-type]
+            **kw,
         )
 
     def files(self) -> dict[str, bytes]:
@@ -117,7 +118,7 @@ class Repo:
             if p.is_file() and p.name != repository.LOCK_NAME
         }
 
-    def client(self, now=NOW) -> TrustedState:  # type: ignore[no-untyped-def]
+    def client(self, now: datetime = NOW) -> TrustedState:
         state = TrustedState(self.root_bytes, now)
         n = 2
         while (self.dir / f"root/{n}.json").exists():
