@@ -141,19 +141,19 @@ def test_wrong_key_and_garbage_signers_are_refused_and_nothing_is_written(
 
     # An HSM whose public and private objects under one label are different keys.
     r = run("timestamp", "--index", index, "--timestamp-key", softhsm.reference(f"crossed-{tag}"), env=env)
-    assert r.returncode == 1
+    assert r.returncode == 9  # publish failure (cli/exit_codes.py)
     assert "does not verify" in r.stderr and declared.keyid in r.stderr, r.stderr
     # A program that declares one Vault key and signs with another.
     crossed = exec_ref("vault-crossed", f"index-{tag}", f"other-{tag}")
     r = run("refresh", "--index", index, "--index-key", crossed, "--timestamp-key", ts, env=env)
-    assert r.returncode == 1 and "does not verify" in r.stderr, r.stderr
+    assert r.returncode == 9 and "does not verify" in r.stderr, r.stderr
     assert (index / "timestamp.json").read_bytes() == before
 
     # A Vault key rotated to a version the root does not list: the signature verifies under
     # the key the signer declared, but the publisher's trust-core check refuses the result.
     openbao.rotate_key(f"index-{tag}")
     r = run("refresh", "--index", index, "--index-key", f"vault:index-{tag}", "--timestamp-key", ts, env=env)
-    assert r.returncode == 1 and "index" in r.stderr, r.stderr
+    assert r.returncode == 4 and "index" in r.stderr, r.stderr  # trust failure
     assert (index / "timestamp.json").read_bytes() == before
     # Pinning the listed version works.
     ok("refresh", "--index", index, "--index-key", f"vault:index-{tag}@1", "--timestamp-key", ts, env=env)

@@ -57,7 +57,12 @@ def test_package_schema_has_the_parsers_keys() -> None:
     assert set(PACKAGE["required"]) == manifest_module._REQUIRED_TOP
     connector = PACKAGE["$defs"]["connector"]
     assert set(connector["properties"]) == manifest_module._CONNECTOR_KEYS
-    assert set(connector["required"]) == manifest_module._CONNECTOR_KEYS - {"description"}
+    # id and type always; a Python entry, a Node entry, or both (FORMAT.md §7)
+    assert set(connector["required"]) == {"id", "type"}
+    assert connector["anyOf"] == [{"required": ["entry"]}, {"required": ["node"]}]
+    assert set(connector["required"]) | {"entry", "node"} == manifest_module._CONNECTOR_KEYS - {
+        "description"
+    }
     assert set(connector["properties"]["type"]["enum"]) == {t.value for t in ConnectorType}
 
 

@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "submit", help="sign a release with a publisher key and place it in an ingest inbox"
     )
-    p.add_argument("archive", type=Path)
+    p.add_argument("archive", type=Path, help="the packed release (.zip) to submit")
     p.add_argument("--inbox", type=Path, required=True, help="inbox directory")
     p.add_argument("--publisher", required=True, help="the publisher's name in the root")
     p.add_argument("--release-key", required=True, action="append", metavar="REF", help=_REF_HELP)
@@ -49,12 +49,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "ingest", help="verify waiting submissions and publish them in one index update"
     )
-    p.add_argument("--index", type=Path, required=True)
-    p.add_argument("--inbox", type=Path, required=True)
+    p.add_argument("--index", type=Path, required=True, help="index directory to publish into")
+    p.add_argument("--inbox", type=Path, required=True, help="inbox directory to ingest from")
     p.add_argument("--index-key", required=True, action="append", metavar="REF", help=_REF_HELP)
     p.add_argument("--timestamp-key", required=True, action="append", metavar="REF", help=_REF_HELP)
-    p.add_argument("--index-expires", default="90d")
-    p.add_argument("--timestamp-expires", default="7d")
+    p.add_argument("--index-expires", default="90d", help="lifetime of the new index top")
+    p.add_argument("--timestamp-expires", default="7d", help="lifetime of the new timestamp")
     p.add_argument(
         "--per-publisher", type=int, default=16, help="submissions per publisher per run"
     )
@@ -67,8 +67,8 @@ def register(sub: Any) -> None:
         help="what became of a submission (exit 0 published, 1 rejected, 3 pending)",
     )
     p.add_argument("id", help="the submission ID printed by 'submit'")
-    p.add_argument("--inbox", type=Path, required=True)
-    p.add_argument("--publisher", required=True)
+    p.add_argument("--inbox", type=Path, required=True, help="inbox directory")
+    p.add_argument("--publisher", required=True, help="the publisher's name in the root")
     p.set_defaults(handler=_submission)
 
 
