@@ -8,6 +8,7 @@ split by where the failure comes from::
     │   ├── SignatureError              threshold of valid signatures not met, wrong type
     │   ├── ExpiredError                signed metadata is past its expiry
     │   ├── RollbackError               older version than trusted, or same version other bytes
+    │   │   └── ForkError               a timestamp that does not extend the trusted history
     │   ├── RootRotationError           the root chain cannot be walked
     │   ├── HashMismatchError           sha256 of received bytes differs from the signed one
     │   ├── LengthMismatchError         size of received bytes differs from the signed one
@@ -20,6 +21,8 @@ split by where the failure comes from::
     │   └── LockTimeoutError            another process holds an entry's lock too long
     ├── ResolutionError                 the user's request cannot be met by the index
     ├── PublishError                    the index directory cannot be changed as asked
+    │   ├── PublishConflictError        other publishers kept winning the race (retries spent)
+    │   └── StorageError                the index storage failed or ignores conditional writes
     ├── PackageError                    a package archive or directory is bad
     │   ├── ArchiveError                an unsafe or malformed zip entry or package directory
     │   │   ├── ArchiveFormatError      the zip structure is malformed or could be read two ways
@@ -58,6 +61,7 @@ __all__ = [
     "DuplicateConnectorError",
     "ExpiredError",
     "ForbiddenEntryError",
+    "ForkError",
     "HashMismatchError",
     "InvalidInput",
     "LengthMismatchError",
@@ -70,6 +74,7 @@ __all__ = [
     "PackageError",
     "PackageImportError",
     "PolicyError",
+    "PublishConflictError",
     "PublishError",
     "RegistryError",
     "RegistryFrozenError",
@@ -77,6 +82,7 @@ __all__ = [
     "RollbackError",
     "RootRotationError",
     "SignatureError",
+    "StorageError",
     "TransferTimeoutError",
     "TrustError",
     "UnknownConnectorError",
@@ -123,6 +129,11 @@ class ExpiredError(TrustError):
 
 class RollbackError(TrustError):
     """A version older than the trusted one, or the same version with other bytes."""
+
+
+class ForkError(RollbackError):
+    """A newer timestamp that does not extend the trusted one: the server showed this client
+    two different histories (FORMAT.md §3 history)."""
 
 
 class RootRotationError(TrustError):
@@ -212,6 +223,14 @@ class ResolutionError(ConnectorError):
 
 class PublishError(ConnectorError):
     """The publisher cannot change the index as asked (version exists, bad directory)."""
+
+
+class PublishConflictError(PublishError):
+    """Every attempt lost the compare-and-swap of ``timestamp.json`` to another publisher."""
+
+
+class StorageError(PublishError):
+    """The index storage cannot be read or written, or does not enforce conditional writes."""
 
 
 # -- package -------------------------------------------------------------------
