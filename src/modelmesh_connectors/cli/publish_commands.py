@@ -1,9 +1,10 @@
 """CLI: the publisher's commands — keys, roots, publishing, auditing and a local server.
 
 ``keygen``; ``root init|sign|rotate|publish``; ``init``; ``publish``; ``yank``; ``timestamp``;
-``refresh``; ``resign``; ``verify``; ``serve``. Private keys are read from files; a passphrase
-comes from ``$MODELMESH_KEY_PASSPHRASE`` or a prompt, never from an argument (arguments leak
-into shell history and the process list).
+``refresh``; ``resign``; ``verify``; ``gc``; ``serve``. ``--index`` is a directory or
+``s3://bucket/prefix/`` (``--s3-endpoint`` or ``$AWS_ENDPOINT_URL`` for a non-AWS store).
+Private keys are read from files; a passphrase comes from ``$MODELMESH_KEY_PASSPHRASE`` or a
+prompt, never from an argument (arguments leak into shell history and the process list).
 
 Commands import what only they need inside their function: ``--help`` and the other
 commands stay fast.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
+import json
 import os
 import sys
 from datetime import UTC, datetime, timedelta
@@ -30,6 +32,7 @@ from modelmesh_connectors.publish.keyfiles import (
     write_public_key,
     write_signing_key,
 )
+from modelmesh_connectors.publish.storage import Storage, open_storage
 
 __all__ = ["register"]
 
@@ -57,32 +60,36 @@ def register(sub: Any) -> None:
     p = rsub.add_parser("sign", help="add one key holder's signature to a staged root")
     p.add_argument("staged", type=Path)
     p.add_argument("--key", type=Path, required=True, help="private root key file")
-    p.add_argument(
-        "--index",
-        type=Path,
-        help="index directory (rotation: lets a root key of its current root sign root N+1)",
+    _index_arg(
+        p,
+        required=False,
+        help="index directory or s3:// (rotation: lets a root key of its current root sign "
+        "root N+1)",
     )
     p.set_defaults(handler=_root_sign)
     p = rsub.add_parser("rotate", help="stage root N+1 from an index's current root")
-    p.add_argument("--index", type=Path, required=True, help="index directory")
+    _index_arg(p)
     _role_args(p, required=False)
     p.add_argument("--expires", default="365d")
     p.add_argument("-o", "--output", type=Path, required=True)
     p.set_defaults(handler=_root_rotate)
     p = rsub.add_parser("publish", help="add a fully signed staged root N+1 to an index")
     p.add_argument("staged", type=Path)
-    p.add_argument("--index", type=Path, required=True)
+    _index_arg(p)
     p.set_defaults(handler=_root_publish)
 
     p = sub.add_parser("init", help="create an empty index from a signed root version 1")
-    p.add_argument("--index", type=Path, required=True)
+    _index_arg(p)
     p.add_argument("--root", type=Path, required=True, help="signed root version 1")
     _signer_args(p)
     p.set_defaults(handler=_init)
 
-    p = sub.add_parser("publish", help="publish a package archive into an index")
-    p.add_argument("archive", type=Path)
-    p.add_argument("--index", type=Path, required=True)
+    p = sub.add_parser(
+        "publish",
+        help="publish package archives into an index (several: one change, one timestamp)",
+    )
+    p.add_argument("archive", type=Path, nargs="+")
+    _index_arg(p)
     _signer_args(p)
     p.add_argument(
         "--release-key",
@@ -96,18 +103,18 @@ def register(sub: Any) -> None:
     p.add_argument("name")
     p.add_argument("version")
     p.add_argument("--reason", required=True)
-    p.add_argument("--index", type=Path, required=True)
+    _index_arg(p)
     _signer_args(p)
     p.set_defaults(handler=_yank)
 
     p = sub.add_parser("timestamp", help="re-sign the short-lived freshness file")
-    p.add_argument("--index", type=Path, required=True)
+    _index_arg(p)
     p.add_argument("--timestamp-key", type=Path, required=True, action="append")
     p.add_argument("--expires", default="7d")
     p.set_defaults(handler=_timestamp)
 
     p = sub.add_parser("refresh", help="re-sign the index top (new expiry) and the timestamp")
-    p.add_argument("--index", type=Path, required=True)
+    _index_arg(p)
     _signer_args(p)
     p.set_defaults(handler=_refresh)
 
@@ -116,7 +123,7 @@ def register(sub: Any) -> None:
         help="re-sign a publisher's releases with its current key after a key rotation",
     )
     p.add_argument("name", nargs="?", help="only this package (default: every package)")
-    p.add_argument("--index", type=Path, required=True)
+    _index_arg(p)
     p.add_argument(
         "--release-key",
         type=Path,
@@ -132,15 +139,55 @@ def register(sub: Any) -> None:
         help="audit an index: every signature, expiry, hash and length; warn of stray "
         "signatures and orphan files",
     )
-    p.add_argument("location", help="index directory or http(s) URL")
+    p.add_argument("location", help="index directory, s3://bucket/prefix/ or http(s) URL")
     p.add_argument("--root", type=Path, required=True, help="trusted root (keys/root.json)")
     p.add_argument("--json", action="store_true")
+    _s3_endpoint_arg(p)
     p.set_defaults(handler=_verify)
+
+    p = sub.add_parser(
+        "gc",
+        help="remove files no timestamp of the grace period reaches (superseded nodes, "
+        "orphans of interrupted publishes)",
+    )
+    _index_arg(p)
+    p.add_argument(
+        "--grace",
+        default="8d",
+        help="honour timestamps replaced within this long, and keep files younger than it "
+        "(default 8d: longer than a timestamp's validity; at least 1h)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_gc)
 
     p = sub.add_parser("serve", help="serve a directory on 127.0.0.1 (local testing)")
     p.add_argument("directory", type=Path)
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.set_defaults(handler=_serve)
+
+
+def _index_arg(
+    p: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    help: str = "index directory or s3://bucket/prefix/",
+) -> None:
+    # A string, not a Path: Path("s3://b/p") would fold the '//'.
+    p.add_argument("--index", required=required, help=help)
+    _s3_endpoint_arg(p)
+
+
+def _s3_endpoint_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3-compatible endpoint for s3:// indexes (default: $AWS_ENDPOINT_URL, else AWS)",
+    )
+
+
+def _index(args: argparse.Namespace) -> Storage:
+    return open_storage(args.index, s3_endpoint=args.s3_endpoint)
 
 
 def _role_args(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -274,14 +321,15 @@ def _root_init(args: argparse.Namespace) -> int:
 
 
 def _root_sign(args: argparse.Namespace) -> int:
-    env = repository.root_sign(args.staged, read_signing_key(args.key), index=args.index)
+    index = _index(args) if args.index is not None else None
+    env = repository.root_sign(args.staged, read_signing_key(args.key), index=index)
     print(f"{args.staged}: {len(env.signatures)} signature(s)")
     return 0
 
 
 def _root_rotate(args: argparse.Namespace) -> int:
     staged = repository.root_rotate(
-        args.index,
+        _index(args),
         expires=_now() + _days(args.expires, "expires"),
         root_keys=_public(args.root_key),
         root_threshold=args.root_threshold,
@@ -298,10 +346,11 @@ def _root_rotate(args: argparse.Namespace) -> int:
 
 
 def _root_publish(args: argparse.Namespace) -> int:
-    root = repository.root_publish(args.index, args.staged)
+    index = _index(args)
+    root = repository.root_publish(index, args.staged)
     print(f"published root version {root.version}")
     with contextlib.suppress(ConnectorError):
-        if repository.load_state(args.index).stale_signatures:
+        if repository.load_state(index).stale_signatures:
             print(
                 "the timestamp or index top is signed by keys this root no longer lists: "
                 "run 'refresh' (or 'timestamp') with the new keys now; until then clients "
@@ -312,7 +361,7 @@ def _root_publish(args: argparse.Namespace) -> int:
 
 def _init(args: argparse.Namespace) -> int:
     repository.init_repository(
-        args.index,
+        args.index if "://" not in args.index else _index(args),
         _read_file(args.root, "root file"),
         _private(args.index_key),
         _private(args.timestamp_key),
@@ -324,11 +373,12 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    if not args.archive.is_file():
-        # Names the option's value plainly (the library says it cannot read the archive).
-        raise ConfigError(f"archive {args.archive}: not a file")
-    release = repository.publish(
-        args.index,
+    for archive in args.archive:
+        if not archive.is_file():
+            # Names the option's value plainly (the library says it cannot read the archive).
+            raise ConfigError(f"archive {archive}: not a file")
+    releases = repository.publish_many(
+        _index(args),
         args.archive,
         index_keys=_private(args.index_key),
         timestamp_keys=_private(args.timestamp_key),
@@ -336,16 +386,17 @@ def _publish(args: argparse.Namespace) -> int:
         index_expiry=_days(args.index_expires, "index-expires"),
         timestamp_expiry=_days(args.timestamp_expires, "timestamp-expires"),
     )
-    print(
-        f"published {release.name} {release.version} sha256={release.sha256} "
-        f"length={release.length}"
-    )
+    for release in releases:
+        print(
+            f"published {release.name} {release.version} sha256={release.sha256} "
+            f"length={release.length}"
+        )
     return 0
 
 
 def _yank(args: argparse.Namespace) -> int:
     repository.yank(
-        args.index,
+        _index(args),
         args.name,
         args.version,
         args.reason,
@@ -360,7 +411,7 @@ def _yank(args: argparse.Namespace) -> int:
 
 def _timestamp(args: argparse.Namespace) -> int:
     ts = repository.refresh_timestamp(
-        args.index, _private(args.timestamp_key), _days(args.expires, "expires")
+        _index(args), _private(args.timestamp_key), _days(args.expires, "expires")
     )
     print(f"timestamp version {ts.version}, expires {ts.expires.isoformat()}")
     return 0
@@ -368,7 +419,7 @@ def _timestamp(args: argparse.Namespace) -> int:
 
 def _refresh(args: argparse.Namespace) -> int:
     top = repository.refresh_index(
-        args.index,
+        _index(args),
         index_keys=_private(args.index_key),
         timestamp_keys=_private(args.timestamp_key),
         index_expiry=_days(args.index_expires, "index-expires"),
@@ -380,7 +431,7 @@ def _refresh(args: argparse.Namespace) -> int:
 
 def _resign(args: argparse.Namespace) -> int:
     releases = repository.resign_releases(
-        args.index,
+        _index(args),
         name=args.name,
         release_keys=_private(args.release_key),
         index_keys=_private(args.index_key),
@@ -396,10 +447,13 @@ def _resign(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from modelmesh_connectors.publish.audit import audit_directory, audit_index
+    from modelmesh_connectors.publish.audit import audit_directory, audit_index, audit_storage
 
     trusted = _read_file(args.root, "trusted root")
-    if "://" in args.location:
+    if args.location.startswith("s3://"):
+        storage = open_storage(args.location, s3_endpoint=args.s3_endpoint)
+        report = audit_storage(storage, trusted_root=trusted)
+    elif "://" in args.location:
         report = _audit_url(args.location, trusted, audit_index)
     else:
         report = audit_directory(Path(args.location), trusted_root=trusted)
@@ -412,9 +466,32 @@ def _verify(args: argparse.Namespace) -> int:
         warnings = len(report.warnings)
         print(
             f"{'verified' if report.ok else 'FAILED'}: {len(report.findings)} checks, "
-            f"{len(report.errors)} error(s)" + (f", {warnings} warning(s)" if warnings else "")
+            f"{len(report.errors)} error(s)"
+            + (f", {warnings} warning(s)" if warnings else "")
+            + (f"; {len(report.missing)} missing file(s)" if report.missing else "")
+            + (f"; {len(report.orphans)} orphan(s) ('gc' removes them)" if report.orphans else "")
         )
     return 0 if report.ok else 1
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish.gc import collect_garbage
+
+    report = collect_garbage(_index(args), grace=_days(args.grace, "grace"), dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report.to_json_obj(), indent=2, sort_keys=True))
+        return 0
+    verb = "would remove" if args.dry_run else "removed"
+    for path in report.removed:
+        print(f"{verb} {path}")
+    for path in report.changed:
+        print(f"left {path}: changed or removed meanwhile")
+    print(
+        f"{verb} {len(report.removed)} file(s); kept {report.kept} reachable from "
+        f"{report.timestamps} timestamp(s), and {len(report.young)} unreferenced file(s) "
+        "younger than the grace period"
+    )
+    return 0
 
 
 def _audit_url(url: str, trusted: bytes, audit_index: Any) -> Any:

@@ -859,9 +859,7 @@ class TrustedState:
                     f"{old.index_version} has sha256 {old.index.sha256}"
                 )
             if new.version > old.version:
-                _check_extends(
-                    old, self._timestamp_payload, new, history, max_history_walk
-                )
+                _check_extends(old, self._timestamp_payload, new, history, max_history_walk)
         self._expiry("timestamp.json", new.expires)
         self._timestamp, self._timestamp_payload = new, payload
         if self._index_ref != new.index:

@@ -18,7 +18,8 @@ verify: it counts for nothing, so a signer who believes it added to a threshold 
 and a planted signature hides among real ones. An **orphan** is a file in the index
 that nothing the current timestamp pins refers to (a leftover of a crashed or rebased
 publish — ``gc`` removes those after a grace period —, a file planted for a later attack, a
-misplaced archive); it is looked for only when every check passed (below a failed file, every pinned file would look unreferenced).
+misplaced archive); it is looked for only when every check passed (below a failed file,
+every pinned file would look unreferenced).
 Superseded ``meta/`` nodes whose name is their content's hash are expected (clients
 mid-update may still fetch them) and not reported.
 
@@ -58,7 +59,6 @@ from modelmesh_connectors.errors import (
 )
 from modelmesh_connectors.index.envelope import Envelope, parse_envelope
 from modelmesh_connectors.index.keys import PublicKey
-from modelmesh_connectors.publish.storage import Storage, open_storage
 from modelmesh_connectors.index.metadata import (
     BinNode,
     IndexTop,
@@ -81,6 +81,7 @@ from modelmesh_connectors.index.trust import (
     verify_release,
     verify_timestamp,
 )
+from modelmesh_connectors.publish.storage import Storage, open_storage
 
 Reader = Callable[[str], bytes]
 _MAX_ROOT_VERSIONS = 10_000  # root files walked at most; bounds a hostile endless chain
@@ -485,13 +486,12 @@ class _Audit:
                 self.ok(bref.path, f"bin {bp!r} matches its pin ({len(node.packages)} packages)")
                 packages += len(node.packages)
                 self.releases(root, bref.path, node)
-        if top.packages is not None and not any(not f.ok for f in self.findings):
-            if top.packages != packages:
-                self.error(
-                    "index top",
-                    f"expected the {top.packages} packages the top counts, got {packages} in "
-                    "its bins",
-                )
+        complete = not any(not f.ok for f in self.findings)
+        if complete and top.packages is not None and top.packages != packages:
+            self.error(
+                "index top",
+                f"expected the {top.packages} packages the top counts, got {packages} in its bins",
+            )
 
     def releases(self, root: Root, bin_path: str, node: BinNode) -> None:
         for name, entries in sorted(node.packages.items()):

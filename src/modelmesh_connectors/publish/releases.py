@@ -97,7 +97,6 @@ def _default_inspector(path: Path) -> PackageInfoLike:
     return inspect_archive(path)
 
 
-
 # -- creating an index ---------------------------------------------------------
 
 
@@ -144,15 +143,15 @@ def init_repository(
     top_bytes = sign(INDEX_TYPE, top.to_payload(), signing_keys(index_keys)).to_bytes()
     top_ref = MetaRef.of(top_bytes)
     timestamp = Timestamp(1, now + timestamp_expiry, 1, top_ref)
-    ts_bytes = sign(
-        TIMESTAMP_TYPE, timestamp.to_payload(), signing_keys(timestamp_keys)
-    ).to_bytes()
+    ts_bytes = sign(TIMESTAMP_TYPE, timestamp.to_payload(), signing_keys(timestamp_keys)).to_bytes()
     check_new_state((root_envelope_bytes,), now, ts_bytes, top_bytes, ())
     if not isinstance(directory, Storage) and "://" not in os.fspath(directory):
         try:
             Path(directory).mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise PublishError(f"index {directory}: cannot create directory: {e.strerror or e}") from e
+            raise PublishError(
+                f"index {directory}: cannot create directory: {e.strerror or e}"
+            ) from e
     storage = open_storage(directory)
     storage.ensure_conditions()
     for rel in ("timestamp.json", "root/1.json"):
@@ -251,8 +250,6 @@ def _release_from(info: PackageInfoLike, sha256: str, length: int) -> Release:
         return parse_release(release.to_payload(), f"release {m.name} {version}")
     except MetadataError as e:
         raise PublishError(f"cannot publish {m.name} {version}: {e.message}") from e
-
-
 
 
 def publish(
@@ -366,7 +363,9 @@ def publish_many(
         check_expiry(f"root/{state.root.version}.json", state.root.expires, now)
         by_bin: dict[str, list[int]] = {}
         for i, p in enumerate(prepared):
-            verify_release(state.root, envelopes[i], f"release {p.release.name} {p.release.version}")
+            verify_release(
+                state.root, envelopes[i], f"release {p.release.name} {p.release.version}"
+            )
             by_bin.setdefault(state.top.bin_prefix(p.release.name), []).append(i)
         resigned, check_all = resign_for_write(state, ikeys, sorted(by_bin))
         nodes: list[BinNode] = []

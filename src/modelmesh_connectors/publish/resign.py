@@ -37,7 +37,7 @@ from modelmesh_connectors.index.metadata import (
     Root,
     parse_release,
 )
-from modelmesh_connectors.index.trust import verify_next_root, verify_anchor_root, verify_release
+from modelmesh_connectors.index.trust import verify_anchor_root, verify_next_root, verify_release
 from modelmesh_connectors.publish.commit import commit
 from modelmesh_connectors.publish.plan import Plan, plan_tree
 from modelmesh_connectors.publish.state import (
@@ -129,9 +129,7 @@ def _resign(
     resigned: list[Release] = []
     refused: list[str] = []
     for gp in sorted(state.top.groups):
-        if only_bins is not None and all(
-            gp != bp[: state.top.group_chars] for bp in only_bins
-        ):
+        if only_bins is not None and all(gp != bp[: state.top.group_chars] for bp in only_bins):
             continue
         group = read_group(state, gp)
         for bp in sorted(group.bins):
@@ -180,8 +178,8 @@ def _resign(
                 bins[bp] = BinNode(bp, packages)
     if refused:
         raise PublishError(
-            f"index {state.storage.location}: {len(refused)} release(s) no longer verify under root "
-            f"{root.version} and the index keys may not re-sign them: {_listing(refused)}",
+            f"index {state.storage.location}: {len(refused)} release(s) no longer verify under "
+            f"root {root.version} and the index keys may not re-sign them: {_listing(refused)}",
             hint="re-sign a publisher's releases with its current key ('modelmesh-connectors "
             "resign --release-key ...'), or list its old key again in a new root",
         )
@@ -299,7 +297,7 @@ def refresh_index(
         )
 
     plan = commit(directory, changes).plan
-    assert plan is not None  # noqa: S101 - changes always plans
+    assert plan is not None
     return plan.top
 
 
@@ -374,4 +372,3 @@ def resign_releases(
 
     commit(directory, changes)
     return done[0] if done else ()
-

@@ -21,7 +21,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -145,9 +145,7 @@ class S3Storage(Storage):
 
     def create(self, key: str, data: bytes) -> bool:
         self.writes += 1
-        response = self._call(
-            key, "create", self._client.put_object, Body=data, IfNoneMatch="*"
-        )
+        response = self._call(key, "create", self._client.put_object, Body=data, IfNoneMatch="*")
         return response is not None
 
     def replace(self, key: str, data: bytes, tag: str | None) -> str | None:

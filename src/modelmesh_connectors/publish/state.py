@@ -182,7 +182,9 @@ def load_root_chain(storage: Storage) -> tuple[tuple[bytes, ...], list[Root]]:
     for n in range(1, (versions[-1] if versions else 1) + 1):
         rel = f"root/{n}.json"
         data = read_required(storage, rel)
-        roots.append(verify_anchor_root(data, rel) if n == 1 else verify_next_root(roots[-1], data, rel))
+        roots.append(
+            verify_anchor_root(data, rel) if n == 1 else verify_next_root(roots[-1], data, rel)
+        )
         roots_bytes.append(data)
     return tuple(roots_bytes), roots
 
