@@ -229,8 +229,9 @@ class LocalStorage(Storage):
 
     def _probe_storage(self) -> Storage:
         self._require_directory()
-        # The probe never touches the served tree: it runs in the work directory.
-        probe = LocalStorage(
+        # The probe never touches the served tree: it runs in the work directory, with the
+        # same implementation.
+        probe = type(self)(
             self.work_dir / "probe", work_dir=self.work_dir / "probe-work", durable=False
         )
         probe.directory.mkdir(parents=True, exist_ok=True)
