@@ -59,7 +59,7 @@ class Keys:
         for role in ("index", "timestamp"):
             path = directory / f"{role}.pem"
             if not path.exists():
-                write_signing_key(path, getattr(self, role))
+                write_signing_key(path, getattr(self, role), None)
             paths[role] = path
         root = directory / "root.json"
         root.write_bytes(self.root_bytes)
