@@ -30,7 +30,15 @@ from modelmesh_connectors.publish.gc import collect_garbage
 from modelmesh_connectors.publish.state import current_bin, load_state
 from modelmesh_connectors.publish.storage import Storage
 from tests.support.publish_worker import CRASH_STATUS
-from tests.support.publishing import DAY, Backend, Keys, backends, build_archives, index_files_only, make_keys
+from tests.support.publishing import (
+    DAY,
+    Backend,
+    Keys,
+    backends,
+    build_archives,
+    index_files_only,
+    make_keys,
+)
 from tests.support.s3 import MotoServer, moto_server
 from tests.support.simulator import RepositorySimulator
 

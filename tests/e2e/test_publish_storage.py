@@ -23,7 +23,14 @@ from modelmesh_connectors.publish.local_storage import LocalStorage, default_wor
 from modelmesh_connectors.publish.s3_storage import S3Storage
 from modelmesh_connectors.publish.state import load_state
 from modelmesh_connectors.publish.storage import Storage
-from tests.support.publishing import Backend, Keys, backends, build_archives, index_files_only, make_keys
+from tests.support.publishing import (
+    Backend,
+    Keys,
+    backends,
+    build_archives,
+    index_files_only,
+    make_keys,
+)
 from tests.support.s3 import MotoServer, moto_server
 
 

@@ -14,7 +14,13 @@ import pytest
 
 from modelmesh_connectors.errors import ForkError, HashMismatchError, RollbackError
 from modelmesh_connectors.index.envelope import TIMESTAMP_TYPE, parse_envelope, sign
-from modelmesh_connectors.index.metadata import MetadataError, MetaRef, Timestamp, TimestampLink, parse_timestamp
+from modelmesh_connectors.index.metadata import (
+    MetadataError,
+    MetaRef,
+    Timestamp,
+    TimestampLink,
+    parse_timestamp,
+)
 from modelmesh_connectors.index.trust import TrustedState, verify_history_link
 from tests.support.builders import FAR, NOW, KeySet, make_top, root_bytes, signed_top
 

@@ -29,8 +29,8 @@ from modelmesh_connectors.index.metadata import (
 from modelmesh_connectors.index.trust import TrustedState, verify_release
 from modelmesh_connectors.publish import repository, resign
 from modelmesh_connectors.publish import state as publish_state
-from modelmesh_connectors.publish.local_storage import LocalStorage
 from modelmesh_connectors.publish.audit import audit_directory
+from modelmesh_connectors.publish.local_storage import LocalStorage
 from modelmesh_connectors.publish.repository import PublisherSpec
 from tests.support.builders import DAY, NOW, make_keys
 from tests.support.packages import make_zip

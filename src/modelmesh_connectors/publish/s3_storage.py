@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from modelmesh_connectors.errors import StorageError
-from modelmesh_connectors.publish.storage import Listed, Storage, Stored
+from modelmesh_connectors.publish.storage import Listed, Storage, Stored, cache_control
 
 _CONFLICT_RETRIES = 5  # 409 ConditionalRequestConflict: another conditional write in flight
 _CONFLICT_BACKOFF = 0.05  # seconds, doubled per retry
@@ -108,6 +108,13 @@ class S3Storage(Storage):
     def _key(self, key: str) -> str:
         return self.prefix + key
 
+    @staticmethod
+    def _headers(key: str) -> dict[str, str]:
+        # Served straight from the bucket or through a CDN: the caching rules travel with
+        # each object (docs/HOSTING.md).
+        kind = "application/zip" if key.endswith(".zip") else "application/json"
+        return {"CacheControl": cache_control(key), "ContentType": kind}
+
     def _fail(self, key: str, what: str, e: Exception) -> StorageError:
         return StorageError(f"{self.location}: cannot {what} {key}: {e}")
 
@@ -145,13 +152,17 @@ class S3Storage(Storage):
 
     def create(self, key: str, data: bytes) -> bool:
         self.writes += 1
-        response = self._call(key, "create", self._client.put_object, Body=data, IfNoneMatch="*")
+        response = self._call(
+            key, "create", self._client.put_object, Body=data, IfNoneMatch="*", **self._headers(key)
+        )
         return response is not None
 
     def replace(self, key: str, data: bytes, tag: str | None) -> str | None:
         self.writes += 1
         condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
-        response = self._call(key, "replace", self._client.put_object, Body=data, **condition)
+        response = self._call(
+            key, "replace", self._client.put_object, Body=data, **condition, **self._headers(key)
+        )
         return None if response is None else str(response["ETag"])
 
     def list(self, prefix: str = "") -> Iterator[Listed]:

@@ -21,9 +21,12 @@ Backends: :class:`~modelmesh_connectors.publish.local_storage.LocalStorage` (a d
 from __future__ import annotations
 
 __all__ = [
+    "IMMUTABLE_CACHE_CONTROL",
+    "TIMESTAMP_CACHE_CONTROL",
     "Listed",
     "Storage",
     "Stored",
+    "cache_control",
     "open_storage",
     "prove_conditions",
 ]
@@ -36,6 +39,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from modelmesh_connectors.errors import StorageError
+
+# docs/HOSTING.md "Cache-Control per path": only timestamp.json changes in place; every other
+# file is immutable once written (content-addressed, or versioned by its name).
+TIMESTAMP_CACHE_CONTROL = "no-cache"  # revalidate every time: freshness lives here
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"  # a year: never changes
+
+
+def cache_control(key: str) -> str:
+    """The ``Cache-Control`` an index file is served with (docs/HOSTING.md)."""
+    return TIMESTAMP_CACHE_CONTROL if key == "timestamp.json" else IMMUTABLE_CACHE_CONTROL
 
 
 @dataclass(frozen=True)
