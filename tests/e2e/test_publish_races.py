@@ -84,7 +84,7 @@ def _all_present(backend: Backend, keys: Keys, names: list[tuple[str, str]]) -> 
     assert report.missing == ()
     # What a lost race leaves is only ever an unreferenced history file (gc removes it).
     assert all(p.startswith("history/") for p in report.orphans), report.orphans
-    assert index_files_only(backend.keys()) == []
+    assert index_files_only(backend.files()) == []
 
 
 def _env(backend: Backend) -> dict[str, str]:

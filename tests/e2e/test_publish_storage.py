@@ -79,7 +79,7 @@ def test_primitives(backend: Backend) -> None:
 def test_the_condition_probe_leaves_nothing_in_the_served_tree(backend: Backend) -> None:
     storage = backend.storage()
     storage.ensure_conditions()
-    assert backend.keys() == []
+    assert backend.files() == []
     if backend.kind == "s3":
         # The probe ran beside the prefix, and was removed.
         assert backend.all_bucket_keys() == []
@@ -124,7 +124,7 @@ def test_a_store_that_ignores_conditions_is_refused(backend: Backend) -> None:
     with pytest.raises(StorageError, match="does not enforce conditional writes") as e:
         repository.init_repository(storage, keys.root_bytes, keys.index, keys.timestamp, now=keys.now)
     assert "If-None-Match ignored" in e.value.message and "If-Match ignored" in e.value.message
-    assert backend.keys() == []  # refused before the first index write
+    assert backend.files() == []  # refused before the first index write
 
 
 # -- the protocol on both backends -----------------------------------------------------
@@ -136,7 +136,7 @@ def test_lifecycle_and_no_stray_file_after_any_operation(backend: Backend, tmp_p
     storage = init(backend, keys)
 
     def clean() -> None:
-        assert index_files_only(backend.keys()) == []
+        assert index_files_only(backend.files()) == []
         if backend.kind == "local":
             assert backend.directory is not None
             work = default_work_dir(backend.directory)
@@ -167,7 +167,7 @@ def test_lifecycle_and_no_stray_file_after_any_operation(backend: Backend, tmp_p
     assert state.top.packages == 3
     assert state.timestamp.version == 7  # init, 2 publishes, bulk, yank, timestamp, refresh
     # Every timestamp is in the history, each naming the one before.
-    history = sorted((k for k in backend.keys() if k.startswith("history/")), key=lambda k: int(k[8:].split("-")[0]))
+    history = sorted((k for k in backend.files() if k.startswith("history/")), key=lambda k: int(k[8:].split("-")[0]))
     assert [int(k[8:].split("-")[0]) for k in history] == list(range(1, 8))
     versions = [parse_timestamp(parse_envelope(storage.read(k).data).payload) for k in history]  # type: ignore[union-attr]
     assert [t.previous.version if t.previous else None for t in versions] == [None, *range(1, 7)]
@@ -178,10 +178,10 @@ def test_bulk_publish_is_one_change(backend: Backend, tmp_path: Path) -> None:
     storage = init(backend, keys)
     names = [(f"pkg-{i}", "1.0.0") for i in range(40)]
     archives = build_archives(tmp_path / "dist", names)
-    before = set(backend.keys())
+    before = set(backend.files())
     releases = repository.publish_many(storage, archives, **keys.signers())  # type: ignore[arg-type]
     assert [(r.name, r.version) for r in releases] == names
-    new = set(backend.keys()) - before
+    new = set(backend.files()) - before
     assert len([k for k in new if k.startswith("archives/")]) == 80  # archive + .sig each
     assert len([k for k in new if k.startswith("meta/")]) == 3  # one bin, its group, the top
     assert len([k for k in new if k.startswith("history/")]) == 1  # one timestamp
@@ -193,11 +193,11 @@ def test_bulk_publish_is_all_or_nothing(backend: Backend, tmp_path: Path) -> Non
     storage = init(backend, keys)
     archives = build_archives(tmp_path / "dist", [("one", "1.0.0"), ("two", "1.0.0")])
     repository.publish(storage, archives[1], **keys.signers())  # type: ignore[arg-type]
-    before = backend.keys()
+    before = backend.files()
     with pytest.raises(PublishError, match="two 1.0.0 is already published"):
         repository.publish_many(storage, archives, **keys.signers())  # type: ignore[arg-type]
     assert load_state(storage).timestamp.version == 2
-    assert [k for k in backend.keys() if k not in before and not k.startswith("archives/one/")] == []
+    assert [k for k in backend.files() if k not in before and not k.startswith("archives/one/")] == []
     with pytest.raises(PublishError, match="publish each version once"):
         repository.publish_many(storage, [archives[0], archives[0]], **keys.signers())  # type: ignore[arg-type]
 

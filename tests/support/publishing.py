@@ -125,7 +125,7 @@ class Backend:
         assert self.server is not None
         return S3Storage(self.bucket, self.prefix, client=self.server.client())
 
-    def keys(self) -> list[str]:
+    def files(self) -> list[str]:
         """Every file in the served tree (index-relative)."""
         if self.kind == "local":
             assert self.directory is not None
