@@ -109,6 +109,7 @@ def commit(
             return CommitResult(None, state, attempt)
         reused = _upload(storage, plan)
         conflict = not _replace_signatures(storage, plan)
+        storage.flush()  # every new file durable before the timestamp names it
         if not conflict:
             if before_swap is not None:
                 before_swap(plan)

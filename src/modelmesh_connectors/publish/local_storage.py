@@ -7,7 +7,9 @@ same file system so a rename stays atomic). A web server pointed at the index th
 serves a lock or a half-written file.
 
 * create-if-absent: write a temp file, then ``link()`` it into place (never replaces, even in a
-  race between processes);
+  race between processes); the new files are fsynced together by :meth:`LocalStorage.flush`,
+  which the publish protocol calls before it swaps the timestamp (one round of concurrent
+  fsyncs instead of two per file: a bulk publish of 1,000 packages writes 2,000 files);
 * replace-if-unchanged: under the work directory's lock, compare the current file's SHA-256
   (its tag) and ``os.replace`` a temp file over it (readers see old or new bytes, never a mix);
 * delete-if-unchanged: the same comparison under the lock, then ``unlink``.
@@ -22,6 +24,7 @@ import errno
 import hashlib
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
@@ -33,6 +36,7 @@ from modelmesh_connectors.publish.storage import Listed, Storage, Stored
 
 _LOCK_TIMEOUT = 60.0  # seconds: a replace holds the lock for one small write
 _MKDIR_RETRIES = 3  # a concurrent gc may remove an emptied directory between mkdir and link
+_FSYNC_THREADS = 16  # concurrent fsyncs in flush(): the file system commits them together
 
 
 def default_work_dir(directory: Path) -> Path:
@@ -70,6 +74,7 @@ class LocalStorage(Storage):
                 hint="choose a work directory beside the index, not in it",
             )
         self._lock = FileLock(str(self.work_dir / "lock"), timeout=_LOCK_TIMEOUT)
+        self._unsynced: list[Path] = []  # created, not yet fsynced (see flush)
 
     @property
     def location(self) -> str:
@@ -90,9 +95,9 @@ class LocalStorage(Storage):
         if not self.directory.is_dir():
             raise StorageError(f"index {self.directory}: not a directory")
 
-    def _temp(self, key: str, data: bytes) -> Path:
+    def _temp(self, key: str, data: bytes, *, durable: bool) -> Path:
         name = PurePosixPath(key).name
-        return write_temp(self.work_dir / "tmp" / name, data, durable=self.durable)
+        return write_temp(self.work_dir / "tmp" / name, data, durable=durable)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -134,7 +139,7 @@ class LocalStorage(Storage):
         self._require_directory()
         target = self._path(key)
         try:
-            tmp = self._temp(key, data)
+            tmp = self._temp(key, data, durable=False)  # fsynced in flush()
         except OSError as e:
             raise self._fail(key, "write", e) from e
         try:
@@ -151,7 +156,7 @@ class LocalStorage(Storage):
                     if attempt == _MKDIR_RETRIES - 1:
                         raise
             if self.durable:
-                fsync_directory(target.parent)
+                self._unsynced.append(target)
             return True
         except OSError as e:
             if e.errno == errno.EEXIST:
@@ -170,7 +175,7 @@ class LocalStorage(Storage):
             if (current.tag if current is not None else None) != tag:
                 return None
             try:
-                tmp = self._temp(key, data)
+                tmp = self._temp(key, data, durable=self.durable)
                 try:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp, target)
@@ -183,6 +188,29 @@ class LocalStorage(Storage):
             except OSError as e:
                 raise self._fail(key, "write", e) from e
         return hashlib.sha256(data).hexdigest()
+
+    def flush(self) -> None:
+        pending, self._unsynced = self._unsynced, []
+        if not pending:
+            return
+        directories = sorted({p.parent for p in pending})
+
+        def sync(path: Path) -> None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+        try:
+            with ThreadPoolExecutor(max_workers=_FSYNC_THREADS) as pool:
+                list(pool.map(sync, pending))
+                # Then the directory entries the links added.
+                list(pool.map(fsync_directory, directories))
+        except OSError as e:
+            raise StorageError(
+                f"index {self.directory}: cannot make new files durable: {e.strerror or e}"
+            ) from e
 
     def list(self, prefix: str = "") -> Iterator[Listed]:
         self.reads += 1

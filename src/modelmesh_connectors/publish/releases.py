@@ -169,6 +169,7 @@ def init_repository(
             existing = storage.read(rel)
             if existing is None or existing.data != data:
                 raise PublishError(f"index {storage.location}: {rel} exists with other content")
+    storage.flush()
     # Last, and create-only: of two racing inits exactly one makes the index exist.
     if storage.replace("timestamp.json", ts_bytes, None) is None:
         raise PublishError(

@@ -342,4 +342,5 @@ def root_publish(
                 "was published first)",
                 hint="stage the rotation again from the index's current root ('root rotate')",
             )
+    storage.flush()
     return new

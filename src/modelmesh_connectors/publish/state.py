@@ -139,6 +139,7 @@ class RepositoryState:
     top_bytes: bytes
     stale_signatures: bool
     _meta: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    _nodes: dict[str, GroupNode | BinNode] = field(default_factory=dict, compare=False, repr=False)
 
     def read(self, key: str) -> bytes:
         """An index file that must exist; ``meta/`` files are read once per state (they are
@@ -252,9 +253,14 @@ def read_group(state: RepositoryState, prefix: str) -> GroupNode:
     ref = top.groups.get(prefix)
     if ref is None:
         return GroupNode(prefix, {})
-    return verify_group_node(
-        ref, prefix, state.read(ref.path), group_chars=top.group_chars, bin_chars=top.bin_chars
-    )
+    # Verified once per state: a group of 256 bins takes milliseconds to parse.
+    node = state._nodes.get(ref.path)
+    if not isinstance(node, GroupNode):
+        node = verify_group_node(
+            ref, prefix, state.read(ref.path), group_chars=top.group_chars, bin_chars=top.bin_chars
+        )
+        state._nodes[ref.path] = node
+    return node
 
 
 def read_bin(state: RepositoryState, group: GroupNode, prefix: str) -> BinNode:
@@ -262,7 +268,11 @@ def read_bin(state: RepositoryState, group: GroupNode, prefix: str) -> BinNode:
     ref = group.bins.get(prefix)
     if ref is None:
         return BinNode(prefix, {})
-    return verify_bin_node(ref, prefix, state.read(ref.path))
+    node = state._nodes.get(ref.path)
+    if not isinstance(node, BinNode):
+        node = verify_bin_node(ref, prefix, state.read(ref.path))
+        state._nodes[ref.path] = node
+    return node
 
 
 def current_bin(state: RepositoryState, prefix: str) -> BinNode:

@@ -121,6 +121,13 @@ class Storage(abc.ABC):
     def delete(self, key: str, tag: str) -> bool:
         """Delete the file if its current tag is ``tag``; False when it changed or is gone."""
 
+    def flush(self) -> None:  # noqa: B027 - most stores are durable on every write
+        """Make every file created so far durable (before ``timestamp.json`` names them).
+
+        Object stores are durable when a write is acknowledged: nothing to do. A directory
+        batches its fsyncs here (one round for a bulk publish instead of one per file).
+        """
+
     def _probe_storage(self) -> Storage:
         """The storage the condition probe writes to (a backend may point it elsewhere)."""
         return self
