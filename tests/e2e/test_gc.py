@@ -143,7 +143,7 @@ def test_a_grace_shorter_than_an_hour_is_refused(tmp_path: Path) -> None:
 def test_console_script_gc(tmp_path: Path) -> None:
     directory = tmp_path / "index"
     directory.mkdir()
-    storage, keys = _published(Backend("local", str(directory), directory=directory), tmp_path)
+    _published(Backend("local", str(directory), directory=directory), tmp_path)
     run = subprocess.run(
         [sys.executable, "-m", "modelmesh_connectors", "gc", "--index", str(directory), "--grace", "1h", "--dry-run", "--json"],
         capture_output=True, text=True, check=False, cwd=REPO,

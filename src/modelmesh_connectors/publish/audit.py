@@ -23,6 +23,9 @@ every pinned file would look unreferenced).
 Superseded ``meta/`` nodes whose name is their content's hash are expected (clients
 mid-update may still fetch them) and not reported.
 
+(Length: about 700 lines, over the house's 600, because the walk is one class whose methods
+share the findings list and the set of referenced paths; split, they would pass both around.)
+
 Files are read through one callable, ``read(relpath) -> bytes``, which raises
 :class:`~modelmesh_connectors.errors.NotFoundError` for a missing file; a local directory
 and a remote index differ only in that callable.
