@@ -8,6 +8,7 @@ split by where the failure comes from::
     │   ├── SignatureError              threshold of valid signatures not met, wrong type
     │   ├── ExpiredError                signed metadata is past its expiry
     │   ├── RollbackError               older version than trusted, or same version other bytes
+    │   │   └── ForkError               a timestamp that does not extend the trusted history
     │   ├── RootRotationError           the root chain cannot be walked
     │   ├── HashMismatchError           sha256 of received bytes differs from the signed one
     │   ├── LengthMismatchError         size of received bytes differs from the signed one
@@ -20,9 +21,12 @@ split by where the failure comes from::
     │   └── LockTimeoutError            another process holds an entry's lock too long
     ├── ResolutionError                 the user's request cannot be met by the index
     ├── PublishError                    the index directory cannot be changed as asked
-    │   └── SignerError                 a key reference cannot sign: HSM, Vault or program
+    │   ├── SignerError                 a key reference cannot sign: HSM, Vault or program
     │                                   failed, or answered with a signature that does not
     │                                   verify under the key it names
+
+    │   ├── PublishConflictError        other publishers kept winning the race (retries spent)
+    │   └── StorageError                the index storage failed or ignores conditional writes
     ├── PackageError                    a package archive or directory is bad
     │   ├── ArchiveError                an unsafe or malformed zip entry or package directory
     │   │   ├── ArchiveFormatError      the zip structure is malformed or could be read two ways
@@ -70,6 +74,7 @@ __all__ = [
     "DuplicateConnectorError",
     "ExpiredError",
     "ForbiddenEntryError",
+    "ForkError",
     "HashMismatchError",
     "InvalidInput",
     "LengthMismatchError",
@@ -83,6 +88,7 @@ __all__ = [
     "PackageError",
     "PackageImportError",
     "PolicyError",
+    "PublishConflictError",
     "PublishError",
     "RegistryError",
     "RegistryFrozenError",
@@ -91,6 +97,7 @@ __all__ = [
     "RootRotationError",
     "SignatureError",
     "SignerError",
+    "StorageError",
     "TransferTimeoutError",
     "TrustError",
     "UnknownConnectorError",
@@ -151,6 +158,13 @@ class RollbackError(TrustError):
     """A version older than the trusted one, or the same version with other bytes."""
 
     code = "trust.rollback"
+
+
+class ForkError(RollbackError):
+    """A newer timestamp that does not extend the trusted one: the server showed this client
+    two different histories (FORMAT.md §3 history)."""
+
+    code = "trust.rollback.fork"
 
 
 class RootRotationError(TrustError):
@@ -275,6 +289,18 @@ class SignerError(PublishError):
     """
 
     code = "publish.signer"
+
+
+class PublishConflictError(PublishError):
+    """Every attempt lost the compare-and-swap of ``timestamp.json`` to another publisher."""
+
+    code = "publish.conflict"
+
+
+class StorageError(PublishError):
+    """The index storage cannot be read or written, or does not enforce conditional writes."""
+
+    code = "publish.storage"
 
 
 # -- package -------------------------------------------------------------------

@@ -59,6 +59,7 @@ from modelmesh_connectors.index.metadata import (
     RoleSpec,
     Root,
     Timestamp,
+    TimestampLink,
     archive_path,
     parse_bin,
     parse_group,
@@ -290,6 +291,7 @@ def commit_state(
         version=top_version if top_version is not None else state.top.version + 1,
         expires=top_expires or sim.now + 365 * DAY,
         groups=dict(groups if groups is not None else state.top.groups),
+        packages=None,  # hand-made trees: the count is not kept
     )
     top_bytes = sign(
         INDEX_TYPE, top.to_payload(), top_signers if top_signers is not None else [sim.index_key]
@@ -301,6 +303,8 @@ def commit_state(
         ts_expires or sim.now + 7 * DAY,
         index_version if index_version is not None else top.version,
         ref,
+        # Extends the current timestamp's history, as a publisher's next timestamp does.
+        TimestampLink.of(state.timestamp.version, parse_envelope(state.timestamp_bytes).payload),
     )
     ts_bytes = sign(
         TIMESTAMP_TYPE,
@@ -308,6 +312,9 @@ def commit_state(
         ts_signers if ts_signers is not None else [sim.timestamp_key],
     ).to_bytes()
     if write_timestamp:
+        link = TimestampLink.of(ts.version, ts.to_payload())
+        (sim.dir / "history").mkdir(exist_ok=True)
+        sim.write(link.path, ts_bytes)
         sim.write("timestamp.json", ts_bytes)
     return top_bytes, ts_bytes
 

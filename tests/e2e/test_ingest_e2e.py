@@ -29,6 +29,7 @@ from modelmesh_connectors.publish.audit import audit_directory
 from modelmesh_connectors.publish.inbox import read_status, submission_id, submit
 from modelmesh_connectors.publish.ingest import REASONS, IngestLimits, IngestRun, ingest
 from modelmesh_connectors.publish.repository import PublisherSpec
+from modelmesh_connectors.publish.state import current_bin
 from tests.support.packages import OBSERVABILITY_SOURCE, make_zip, raw_zip
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -79,9 +80,7 @@ class Arena:
 
     def listed(self, name: str) -> list[str]:
         state = repository.load_state(self.index)
-        bp = state.top.bin_prefix(name)
-        group = repository._group(self.index, state.top, bp[: state.top.group_chars])
-        node = repository._bin(self.index, group, bp)
+        node = current_bin(state, state.top.bin_prefix(name))
         return [e.version for e in node.packages.get(name, ())]
 
     def top_version(self) -> int:

@@ -9,8 +9,11 @@ binary there is a failure). An installed nginx that rejects the configuration or
 start is always a failure, with the end of its error log: a skip would hide a broken
 end-to-end test behind a green run.
 
-The committed index is served as checked out (``sources/`` included, which is harmless), and
-verified against the committed ``keys/root.json``: exactly what a deployment does.
+The server block is docs/HOSTING.md's, with only its port and root replaced: the guide's
+caching rules (``timestamp.json`` no-cache, everything else immutable) and its refusal to serve
+anything that is not an index file are checked here. The committed index is served as checked
+out (its ``sources/`` are not served), and verified against the committed ``keys/root.json``:
+exactly what a deployment does.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from modelmesh_connectors.index.trust import verify_anchor_root
 from modelmesh_connectors.registry import build_registry
 
 REPO = Path(__file__).resolve().parents[2]
+HOSTING = REPO / "docs" / "HOSTING.md"
 COMMITTED_INDEX = REPO / "index"
 COMMITTED_ROOT = REPO / "keys" / "root.json"
 
@@ -138,16 +142,20 @@ def _nginx_conf(tmp: Path, root: Path, port: int, build_info: str) -> str:
     for directive, (built_with, without) in _TEMP_PATHS.items():
         if built_with in build_info and (without is None or without not in build_info):
             lines.append(f"    {directive} {tmp / directive};")
-    lines += [
-        "    server {",
-        f"        listen 127.0.0.1:{port};",
-        "        server_name localhost;",
-        f"        root {root};",
-        "        location / { try_files $uri =404; }",
-        "    }",
-        "}",
-    ]
+    lines += ["    " + line for line in _guide_server_block(root, port).splitlines()]
+    lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _guide_server_block(root: Path, port: int) -> str:
+    """docs/HOSTING.md's nginx server block, listening on ``port`` and serving ``root``."""
+    text = HOSTING.read_text(encoding="utf-8")
+    start = text.index("```nginx\n") + len("```nginx\n")
+    block = text[start : text.index("```", start)]
+    for old, new in (("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{port};"), ("root /srv/modelmesh-index;", f"root {root};")):
+        assert old in block, f"docs/HOSTING.md's server block no longer says {old!r}"
+        block = block.replace(old, new)
+    return block
 
 
 def _wait_until_listening(process: subprocess.Popen[bytes], port: int) -> bool:
@@ -326,3 +334,18 @@ def test_installed_nginx_that_cannot_start_fails(
     with pytest.raises(outcomes, match="cannot start") as outcome, _run_nginx(tmp_path, tmp_path):
         pass
     assert outcome.type is pytest.fail.Exception, outcome.value
+
+
+def test_the_guide_caching_rules(served_index: ServedIndex, nginx: Nginx) -> None:
+    import httpx
+
+    timestamp = httpx.get(nginx.url + "timestamp.json")
+    assert timestamp.status_code == 200
+    assert timestamp.headers["cache-control"] == "no-cache"
+    assert timestamp.content == (served_index.directory / "timestamp.json").read_bytes()
+    for rel in ("root/1.json", "archives/acme-audit-log/acme-audit-log-1.1.0.zip"):
+        response = httpx.get(nginx.url + rel)
+        assert response.status_code == 200, rel
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    # Only index files are served (the checkout's sources/ are not).
+    assert httpx.get(nginx.url + "sources/").status_code == 404

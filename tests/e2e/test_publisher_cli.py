@@ -716,7 +716,7 @@ def test_console_script_verify_warns_of_stray_signatures_and_orphans(site: Site,
         "WARN  archives/acme-audit-log/acme-audit-log-9.0.0.zip: orphan: nothing the current "
         "timestamp pins refers to this file (left by an interrupted publish, misplaced, or planted?)",
     ]
-    assert re.search(r"^verified: \d+ checks, 0 error\(s\), 2 warning\(s\)$", text.stdout.splitlines()[-1])
+    assert re.search(r"^verified: \d+ checks, 0 error\(s\), 2 warning\(s\); 1 orphan\(s\) \('gc' removes them\)$", text.stdout.splitlines()[-1])
 
     as_json = run_script("verify", index, "--root", site.root, "--json")
     assert as_json.returncode == 0

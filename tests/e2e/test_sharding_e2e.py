@@ -10,6 +10,7 @@ import pytest
 
 from modelmesh_connectors import ConnectorRegistry, ConnectorType
 from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish import state as publish_state
 from modelmesh_connectors.publish.audit import audit_directory
 from tests.support.simulator import RepositorySimulator
 
@@ -55,8 +56,8 @@ def test_cold_install_of_a_small_index_costs_n_plus_5_requests(sim: RepositorySi
 def test_clients_keep_loading_across_every_level_change(
     sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(repository, "SMALL_INDEX_MAX_PACKAGES", 2)
-    monkeypatch.setattr(repository, "MEDIUM_INDEX_MAX_PACKAGES", 4)
+    monkeypatch.setattr(publish_state, "SMALL_INDEX_MAX_PACKAGES", 2)
+    monkeypatch.setattr(publish_state, "MEDIUM_INDEX_MAX_PACKAGES", 4)
     published: list[str] = []
     for i, expected in enumerate([(0, 0), (0, 0), (0, 2), (0, 2), (2, 4), (2, 4)]):
         publish(sim, i)

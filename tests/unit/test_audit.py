@@ -102,7 +102,7 @@ def test_reports_every_failure_without_stopping() -> None:
     errs = errors(report)
     assert "length mismatch" in errs[archive_path(NAME, "1.0.0")]
     assert "sha256 mismatch" in errs[archive_path("other-pkg", "0.1")]
-    assert "cannot read" in errs[archive_path(NAME, "1.1.0")]
+    assert errs[archive_path(NAME, "1.1.0")].startswith("missing: ")
     assert "got other bytes" in errs[archive_path(NAME, "1.1.0") + ".sig"]
     assert len(report.errors) == 4
 
@@ -120,7 +120,7 @@ def test_missing_group_file() -> None:
     b = bundle()
     group_path = next(p for p, d in b.files.items() if d == b.group_bytes(NAME))
     del b.files[group_path]
-    assert "cannot read" in errors(audit_index(reader(b.files), now=NOW))[group_path]
+    assert errors(audit_index(reader(b.files), now=NOW))[group_path] == "missing: the index top refers to it, but it is not there"
 
 
 def test_release_signed_by_untrusted_key() -> None:

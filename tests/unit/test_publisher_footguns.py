@@ -354,7 +354,7 @@ def test_orphan_files_are_warned(sim: RepositorySimulator, rel: str) -> None:
 
 
 def test_lock_file_is_not_an_orphan(sim: RepositorySimulator) -> None:
-    (sim.dir / repository.LOCK_NAME).write_bytes(b"")
+    (sim.dir / ".modelmesh-publish.lock").write_bytes(b"")  # left by an older publisher
     assert audit(sim).warnings == ()
 
 

@@ -28,8 +28,10 @@ from modelmesh_connectors.index.metadata import (
     parse_group,
 )
 from modelmesh_connectors.index.trust import TrustedState, verify_release
-from modelmesh_connectors.publish import repository
+from modelmesh_connectors.publish import repository, resign
+from modelmesh_connectors.publish import state as publish_state
 from modelmesh_connectors.publish.audit import audit_directory
+from modelmesh_connectors.publish.local_storage import LocalStorage
 from modelmesh_connectors.publish.repository import PublisherSpec
 from tests.support.builders import DAY, NOW, make_keys
 from tests.support.packages import make_zip
@@ -115,7 +117,7 @@ class Repo:
         return {
             str(p.relative_to(self.dir)): p.read_bytes()
             for p in sorted(self.dir.rglob("*"))
-            if p.is_file() and p.name != repository.LOCK_NAME
+            if p.is_file()
         }
 
     def client(self, now: datetime = NOW) -> TrustedState:
@@ -353,23 +355,25 @@ def test_publish_refuses_release_the_client_would_reject(repo: Repo) -> None:
 
 def test_publish_timestamp_is_written_last(repo: Repo, monkeypatch: pytest.MonkeyPatch) -> None:
     order: list[str] = []
-    real_replace = repository._write_replace
-    real_immutable = repository._write_immutable
+    real_create, real_replace = LocalStorage.create, LocalStorage.replace
 
-    def record_replace(d: Path, rel: str, data: bytes) -> None:
-        order.append(rel)
-        real_replace(d, rel, data)
+    def record_create(self: LocalStorage, rel: str, data: bytes) -> bool:
+        if self.directory == repo.dir:  # not the conditional-write probe
+            order.append(f"create {rel}")
+        return real_create(self, rel, data)
 
-    def record_immutable(d: Path, rel: str, data: bytes) -> None:
-        order.append(rel)
-        real_immutable(d, rel, data)
+    def record_replace(self: LocalStorage, rel: str, data: bytes, tag: str | None) -> str | None:
+        if self.directory == repo.dir:
+            order.append(f"replace {rel}")
+        return real_replace(self, rel, data, tag)
 
-    monkeypatch.setattr(repository, "_write_replace", record_replace)
-    monkeypatch.setattr(repository, "_write_immutable", record_immutable)
+    monkeypatch.setattr(LocalStorage, "create", record_create)
+    monkeypatch.setattr(LocalStorage, "replace", record_replace)
     repo.publish("1.0.0")
-    assert order[-1] == "timestamp.json"
-    assert order.count("timestamp.json") == 1
-    assert sum(1 for p in order if p.startswith("meta/")) == 3  # bin, group, top
+    assert order[-1] == "replace timestamp.json"
+    assert [o for o in order if o.startswith("replace")] == ["replace timestamp.json"]  # the rest is create-only
+    assert sum(1 for p in order if p.startswith("create meta/")) == 3  # bin, group, top
+    assert order[-2].startswith("create history/")  # the new timestamp's history copy, before it
 
 
 def test_publish_with_real_inspector(repo: Repo, tmp_path: Path) -> None:
@@ -403,7 +407,7 @@ def test_publish_unreadable_archive_is_named_as_such(repo: Repo, tmp_path: Path,
 
 def test_publish_reports_an_index_it_cannot_copy_into(repo: Repo) -> None:
     (repo.dir / "archives").write_bytes(b"")  # a file where the archives directory goes
-    with pytest.raises(PublishError, match="cannot copy into the index"):
+    with pytest.raises(PublishError, match="cannot create archives/"):
         repo.publish("1.0.0")
 
 
@@ -538,8 +542,8 @@ def test_sharding_level_thresholds(packages: int, level: tuple[int, int]) -> Non
 @pytest.fixture
 def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Levels change at 2 and 4 packages instead of 256 and 16384 (tests stay fast)."""
-    monkeypatch.setattr(repository, "SMALL_INDEX_MAX_PACKAGES", 2)
-    monkeypatch.setattr(repository, "MEDIUM_INDEX_MAX_PACKAGES", 4)
+    monkeypatch.setattr(publish_state, "SMALL_INDEX_MAX_PACKAGES", 2)
+    monkeypatch.setattr(publish_state, "MEDIUM_INDEX_MAX_PACKAGES", 4)
 
 
 def publish_package(repo: Repo, i: int, version: str = "1.0.0") -> None:
@@ -629,8 +633,8 @@ def test_refresh_yank_and_resign_move_to_the_level_of_the_current_size(
     state = repo.client()
     assert state.index is not None and state.index.level == (0, 0)
     # The thresholds change (a new release of the tooling): the next write re-levels.
-    monkeypatch.setattr(repository, "SMALL_INDEX_MAX_PACKAGES", 1)
-    monkeypatch.setattr(repository, "MEDIUM_INDEX_MAX_PACKAGES", 2)
+    monkeypatch.setattr(publish_state, "SMALL_INDEX_MAX_PACKAGES", 1)
+    monkeypatch.setattr(publish_state, "MEDIUM_INDEX_MAX_PACKAGES", 2)
     keys = {"index_keys": repo.index_key, "timestamp_keys": repo.timestamp_key, "now": NOW}
     if operation == "refresh":
         repository.refresh_index(repo.dir, **keys)  # type: ignore[arg-type]
@@ -805,7 +809,7 @@ def test_load_state(repo: Repo) -> None:
 
 
 def test_load_state_missing_files(tmp_path: Path) -> None:
-    with pytest.raises(PublishError, match=r"cannot read root/1\.json"):
+    with pytest.raises(PublishError, match=r"root/1\.json is missing"):
         repository.load_state(tmp_path)
 
 
@@ -902,7 +906,7 @@ def test_refresh_re_signs_index_releases_after_an_index_key_rotation(
         "timestamp.json",
         *(set(again) - set(after)),
     }
-    assert len(set(again) - set(after)) == 1  # the top
+    assert sorted(p.split("/")[0] for p in set(again) - set(after)) == ["history", "meta"]  # the top, the timestamp's history copy
     audit_ok(repo)
 
 
@@ -948,7 +952,7 @@ def test_refresh_never_writes_an_index_whose_releases_fail(
     new = rotate_index_key(repo, tmp_path)
     before = repo.files()
     # Without the re-signing, the check of every release reachable from the new top refuses.
-    monkeypatch.setattr(repository, "_resign", lambda state, **kw: repository._Resigned({}, (), ()))
+    monkeypatch.setattr(resign, "_resign", lambda state, **kw: resign.Resigned({}, (), ()))
     with pytest.raises(SignatureError, match=r"release"):
         refresh(repo, new)
     assert repo.files() == before
@@ -960,14 +964,14 @@ def test_an_interrupted_re_signing_is_finished_by_the_next_refresh(
     repo.publish("1.0.0")
     new = rotate_index_key(repo, tmp_path)
     old_timestamp = (repo.dir / "timestamp.json").read_bytes()
-    write_replace = repository._write_replace
+    replace = LocalStorage.replace
 
-    def crash_before_timestamp(d: Path, rel: str, data: bytes) -> None:
+    def crash_before_timestamp(self: LocalStorage, rel: str, data: bytes, tag: str | None) -> str | None:
         if rel == "timestamp.json":
             raise PublishError("crash")
-        write_replace(d, rel, data)
+        return replace(self, rel, data, tag)
 
-    monkeypatch.setattr(repository, "_write_replace", crash_before_timestamp)
+    monkeypatch.setattr(LocalStorage, "replace", crash_before_timestamp)
     with pytest.raises(PublishError, match="crash"):
         refresh(repo, new)
     assert (repo.dir / "timestamp.json").read_bytes() == old_timestamp  # old state visible

@@ -1,7 +1,9 @@
 """CLI: the publisher's commands — keys, roots, publishing, auditing and a local server.
 
 ``keygen``; ``root init|sign|rotate|publish``; ``init``; ``publish``; ``yank``; ``timestamp``;
-``refresh``; ``resign``; ``verify``; ``serve``. Every signing key is a *key reference*
+``refresh``; ``resign``; ``verify``; ``gc``; ``serve``. ``--index`` is a directory or
+``s3://bucket/prefix/`` (``--s3-endpoint`` or ``$AWS_ENDPOINT_URL`` for a non-AWS store).
+Every signing key is a *key reference*
 (``file:PATH`` or a bare path, ``pkcs11:URI``, ``vault:KEY``, ``exec:PROGRAM``; see
 :mod:`modelmesh_connectors.publish.signers`); a passphrase or PIN comes from the environment
 or a prompt, never from an argument (arguments leak into shell history and the process list).
@@ -41,6 +43,7 @@ from modelmesh_connectors.publish.signers import (
     open_signers,
     reference_kind,
 )
+from modelmesh_connectors.publish.storage import Storage, open_storage
 
 __all__ = ["register"]
 
@@ -74,35 +77,37 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--key", required=True, metavar=KEY_REFERENCE, help=f"root signing {KEY_REFERENCE_HELP}"
     )
-    p.add_argument(
-        "--index",
-        type=Path,
-        help="index directory (rotation: lets a root key of its current root sign root N+1)",
+    _index_arg(
+        p,
+        required=False,
+        help="index directory or s3:// (rotation: lets a root key of its current root sign "
+        "root N+1)",
     )
     p.set_defaults(handler=_root_sign)
     p = rsub.add_parser("rotate", help="stage root N+1 from an index's current root")
-    p.add_argument("--index", type=Path, required=True, help="index directory")
+    _index_arg(p)
     _role_args(p, required=False)
     p.add_argument("--expires", default="365d", help="lifetime of the new root")
     p.add_argument("-o", "--output", type=Path, required=True, help="staged root file to create")
     p.set_defaults(handler=_root_rotate)
     p = rsub.add_parser("publish", help="add a fully signed staged root N+1 to an index")
     p.add_argument("staged", type=Path, help="the staged root, signed by enough root keys")
-    p.add_argument("--index", type=Path, required=True, help="index directory")
+    _index_arg(p)
     p.set_defaults(handler=_root_publish)
 
     p = sub.add_parser("init", help="create an empty index from a signed root version 1")
-    p.add_argument("--index", type=Path, required=True, help="index directory to create")
+    _index_arg(p, help="index directory (or s3://bucket/prefix/) to create")
     p.add_argument("--root", type=Path, required=True, help="signed root version 1")
     _signer_args(p)
     p.set_defaults(handler=_init)
 
     p = sub.add_parser(
         "publish",
-        help="publish a package archive into an index (its connectors are checked first)",
+        help="publish package archives into an index (several: one change, one timestamp; "
+        "their connectors are checked first)",
     )
-    p.add_argument("archive", type=Path, help="package .zip (from 'pack')")
-    p.add_argument("--index", type=Path, required=True, help="index directory")
+    p.add_argument("archive", type=Path, nargs="+", help="package .zip file(s) (from 'pack')")
+    _index_arg(p)
     _signer_args(p)
     p.add_argument(
         "--release-key",
@@ -122,12 +127,12 @@ def register(sub: Any) -> None:
     p.add_argument("name", help="package name")
     p.add_argument("version", help="the published version to yank")
     p.add_argument("--reason", required=True, help="why (shown to clients and in the catalogue)")
-    p.add_argument("--index", type=Path, required=True, help="index directory")
+    _index_arg(p)
     _signer_args(p)
     p.set_defaults(handler=_yank)
 
     p = sub.add_parser("timestamp", help="re-sign the short-lived freshness file")
-    p.add_argument("--index", type=Path, required=True, help="index directory")
+    _index_arg(p)
     p.add_argument(
         "--timestamp-key",
         required=True,
@@ -139,7 +144,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_timestamp)
 
     p = sub.add_parser("refresh", help="re-sign the index top (new expiry) and the timestamp")
-    p.add_argument("--index", type=Path, required=True, help="index directory")
+    _index_arg(p)
     _signer_args(p)
     p.set_defaults(handler=_refresh)
 
@@ -148,7 +153,7 @@ def register(sub: Any) -> None:
         help="re-sign a publisher's releases with its current key after a key rotation",
     )
     p.add_argument("name", nargs="?", help="only this package (default: every package)")
-    p.add_argument("--index", type=Path, required=True, help="index directory")
+    _index_arg(p)
     p.add_argument(
         "--release-key",
         required=True,
@@ -165,15 +170,55 @@ def register(sub: Any) -> None:
         help="audit an index: every signature, expiry, hash and length; warn of stray "
         "signatures and orphan files",
     )
-    p.add_argument("location", help="index directory or http(s) URL")
+    p.add_argument("location", help="index directory, s3://bucket/prefix/ or http(s) URL")
     p.add_argument("--root", type=Path, required=True, help="trusted root (keys/root.json)")
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    _s3_endpoint_arg(p)
     p.set_defaults(handler=_verify)
+
+    p = sub.add_parser(
+        "gc",
+        help="remove files no timestamp of the grace period reaches (superseded nodes, "
+        "orphans of interrupted publishes)",
+    )
+    _index_arg(p)
+    p.add_argument(
+        "--grace",
+        default="8d",
+        help="honour timestamps replaced within this long, and keep files younger than it "
+        "(default: 8d, longer than a timestamp's validity; at least 1h)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(handler=_gc)
 
     p = sub.add_parser("serve", help="serve a directory on 127.0.0.1 (local testing)")
     p.add_argument("directory", type=Path, help="directory to serve (an index, a mirror)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
     p.set_defaults(handler=_serve)
+
+
+def _index_arg(
+    p: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    help: str = "index directory or s3://bucket/prefix/",
+) -> None:
+    # A string, not a Path: Path("s3://b/p") would fold the '//'.
+    p.add_argument("--index", required=required, help=help)
+    _s3_endpoint_arg(p)
+
+
+def _s3_endpoint_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3-compatible endpoint for s3:// indexes (default: $AWS_ENDPOINT_URL, else AWS)",
+    )
+
+
+def _index(args: argparse.Namespace) -> Storage:
+    return open_storage(args.index, s3_endpoint=args.s3_endpoint)
 
 
 def _role_args(p: argparse.ArgumentParser, *, required: bool) -> None:
@@ -368,7 +413,8 @@ def _root_init(args: argparse.Namespace) -> int:
 
 
 def _root_sign(args: argparse.Namespace) -> int:
-    env = repository.root_sign(args.staged, open_signer(args.key), index=args.index)
+    index = _index(args) if args.index is not None else None
+    env = repository.root_sign(args.staged, open_signer(args.key), index=index)
     emit(
         args,
         {"staged": str(args.staged), "signatures": [e.keyid for e in env.signatures]},
@@ -379,7 +425,7 @@ def _root_sign(args: argparse.Namespace) -> int:
 
 def _root_rotate(args: argparse.Namespace) -> int:
     staged = repository.root_rotate(
-        args.index,
+        _index(args),
         expires=_now() + _days(args.expires, "expires"),
         root_keys=_public(args.root_key),
         root_threshold=args.root_threshold,
@@ -400,11 +446,12 @@ def _root_rotate(args: argparse.Namespace) -> int:
 
 
 def _root_publish(args: argparse.Namespace) -> int:
-    root = repository.root_publish(args.index, args.staged)
+    index = _index(args)
+    root = repository.root_publish(index, args.staged)
     lines = [f"published root version {root.version}"]
     stale = False
     with contextlib.suppress(ConnectorError):
-        stale = repository.load_state(args.index).stale_signatures
+        stale = repository.load_state(index).stale_signatures
     if stale:
         lines.append(
             "the timestamp or index top is signed by keys this root no longer lists: "
@@ -419,7 +466,7 @@ def _root_publish(args: argparse.Namespace) -> int:
 
 def _init(args: argparse.Namespace) -> int:
     repository.init_repository(
-        args.index,
+        args.index if "://" not in args.index else _index(args),
         _read_file(args.root, "root file"),
         _private(args.index_key),
         _private(args.timestamp_key),
@@ -433,23 +480,28 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    if not args.archive.is_file():
-        # Names the option's value plainly (the library says it cannot read the archive).
-        raise ConfigError(f"archive {args.archive}: not a file")
-    # The package's code runs in a child process, never here beside the signing keys.
-    checks = check_interfaces(args.archive)
-    if not checks.ok:
-        failing = "; ".join(c.message for c in checks.failures)
-        if not args.allow_failing_checks:
-            raise PackageError(
-                f"{checks.package}: {len(checks.failures)} connector(s) fail their interface "
-                f"check, refusing to publish (a published version never changes): {failing}",
-                hint="fix the package (see 'modelmesh-connectors inspect'), or pass "
-                "--allow-failing-checks to publish it anyway",
-            )
-        note(args, f"publishing despite failing connector checks: {failing}")
-    release = repository.publish(
-        args.index,
+    for archive in args.archive:
+        if not archive.is_file():
+            # Names the option's value plainly (the library says it cannot read the archive).
+            raise ConfigError(f"archive {archive}: not a file")
+    all_checks = []
+    for archive in args.archive:
+        # The package's code runs in a child process, never here beside the signing keys.
+        checks = check_interfaces(archive)
+        all_checks.append(checks)
+        if not checks.ok:
+            failing = "; ".join(c.message for c in checks.failures)
+            if not args.allow_failing_checks:
+                raise PackageError(
+                    f"{checks.package}: {len(checks.failures)} connector(s) fail their "
+                    "interface check, refusing to publish (a published version never "
+                    f"changes): {failing}",
+                    hint="fix the package (see 'modelmesh-connectors inspect'), or pass "
+                    "--allow-failing-checks to publish it anyway",
+                )
+            note(args, f"publishing despite failing connector checks: {failing}")
+    releases = repository.publish_many(
+        _index(args),
         args.archive,
         index_keys=_private(args.index_key),
         timestamp_keys=_private(args.timestamp_key),
@@ -459,11 +511,11 @@ def _publish(args: argparse.Namespace) -> int:
     )
     lines = [
         f"published {release.name} {release.version} sha256={release.sha256} "
-        f"length={release.length}",
+        f"length={release.length}"
+        for release in releases
     ]
     _catalogue(args, args.index)
-    emit(
-        args,
+    published = [
         {
             "name": release.name,
             "version": release.version,
@@ -471,15 +523,17 @@ def _publish(args: argparse.Namespace) -> int:
             "sha256": release.sha256,
             "length": release.length,
             "checks": checks.to_json_obj(),
-        },
-        lines,
-    )
+        }
+        for release, checks in zip(releases, all_checks, strict=True)
+    ]
+    # One archive: the release object itself; several: {"published": [...]} (one change).
+    emit(args, published[0] if len(published) == 1 else {"published": published}, lines)
     return 0
 
 
 def _yank(args: argparse.Namespace) -> int:
     repository.yank(
-        args.index,
+        _index(args),
         args.name,
         args.version,
         args.reason,
@@ -496,7 +550,7 @@ def _yank(args: argparse.Namespace) -> int:
 
 def _timestamp(args: argparse.Namespace) -> int:
     ts = repository.refresh_timestamp(
-        args.index, _private(args.timestamp_key), _days(args.expires, "expires")
+        _index(args), _private(args.timestamp_key), _days(args.expires, "expires")
     )
     _catalogue(args, args.index)
     lines = [f"timestamp version {ts.version}, expires {ts.expires.isoformat()}"]
@@ -506,7 +560,7 @@ def _timestamp(args: argparse.Namespace) -> int:
 
 def _refresh(args: argparse.Namespace) -> int:
     top = repository.refresh_index(
-        args.index,
+        _index(args),
         index_keys=_private(args.index_key),
         timestamp_keys=_private(args.timestamp_key),
         index_expiry=_days(args.index_expires, "index-expires"),
@@ -520,7 +574,7 @@ def _refresh(args: argparse.Namespace) -> int:
 
 def _resign(args: argparse.Namespace) -> int:
     releases = repository.resign_releases(
-        args.index,
+        _index(args),
         name=args.name,
         release_keys=_private(args.release_key),
         index_keys=_private(args.index_key),
@@ -541,11 +595,15 @@ def _resign(args: argparse.Namespace) -> int:
     return 0
 
 
-def _catalogue(args: argparse.Namespace, index: Path) -> None:
+def _catalogue(args: argparse.Namespace, index: str | Path) -> None:
     """Regenerate the index's catalogue page after a change; a failure is only a note
-    (the page is informational: the signed change already happened)."""
+    (the page is informational: the signed change already happened). Local indexes only:
+    an object-store index gets its page from the job that syncs or serves it."""
+    if "://" in str(index):
+        info(args, "catalogue page: not written for an object-store index")
+        return
     try:
-        page = write_catalogue(index)
+        page = write_catalogue(Path(index))
     except (ConnectorError, OSError) as e:
         note(args, f"the catalogue page was not updated: {e}")
         return
@@ -553,10 +611,13 @@ def _catalogue(args: argparse.Namespace, index: Path) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from modelmesh_connectors.publish.audit import audit_directory, audit_index
+    from modelmesh_connectors.publish.audit import audit_directory, audit_index, audit_storage
 
     trusted = _read_file(args.root, "trusted root")
-    if "://" in args.location:
+    if args.location.startswith("s3://"):
+        storage = open_storage(args.location, s3_endpoint=args.s3_endpoint)
+        report = audit_storage(storage, trusted_root=trusted)
+    elif "://" in args.location:
         report = _audit_url(args.location, trusted, audit_index)
     else:
         report = audit_directory(Path(args.location), trusted_root=trusted)
@@ -569,9 +630,28 @@ def _verify(args: argparse.Namespace) -> int:
         warnings = len(report.warnings)
         print(
             f"{'verified' if report.ok else 'FAILED'}: {len(report.findings)} checks, "
-            f"{len(report.errors)} error(s)" + (f", {warnings} warning(s)" if warnings else "")
+            f"{len(report.errors)} error(s)"
+            + (f", {warnings} warning(s)" if warnings else "")
+            + (f"; {len(report.missing)} missing file(s)" if report.missing else "")
+            + (f"; {len(report.orphans)} orphan(s) ('gc' removes them)" if report.orphans else "")
         )
     return 0 if report.ok else int(ExitCode.TRUST)
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish.gc import collect_garbage
+
+    report = collect_garbage(_index(args), grace=_days(args.grace, "grace"), dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    lines = [f"{verb} {path}" for path in report.removed]
+    lines += [f"left {path}: changed or removed meanwhile" for path in report.changed]
+    lines.append(
+        f"{verb} {len(report.removed)} file(s); kept {report.kept} reachable from "
+        f"{report.timestamps} timestamp(s), and {len(report.young)} unreferenced file(s) "
+        "younger than the grace period"
+    )
+    emit(args, report.to_json_obj(), lines)
+    return 0
 
 
 def _audit_url(url: str, trusted: bytes, audit_index: Any) -> Any:

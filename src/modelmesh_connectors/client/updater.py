@@ -393,7 +393,13 @@ class IndexView:
             f"{mirror.url}timestamp.json", max_length=self._limits.max_timestamp_bytes
         )
         previous_ref = _ref_of(state)
-        ts = state.update_timestamp(ts_bytes)
+        # A gap since the trusted timestamp is explained by the index's history files.
+        ts = state.update_timestamp(
+            ts_bytes,
+            history=lambda link: fetcher.fetch_bytes(
+                f"{mirror.url}{link.path}", max_length=self._limits.max_timestamp_bytes
+            ),
+        )
         top: bytes | None = None
         if previous_ref != ts.index:
             top = fetcher.fetch_bytes(f"{mirror.url}{ts.index.path}", max_length=ts.index.length)

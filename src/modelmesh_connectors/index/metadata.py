@@ -36,11 +36,13 @@ __all__ = [
     "RoleSpec",
     "Root",
     "Timestamp",
+    "TimestampLink",
     "archive_path",
     "bin_prefix",
     "connector_namespace",
     "format_time",
     "group_prefix",
+    "history_path",
     "name_hash",
     "parse_bin",
     "parse_group",
@@ -51,6 +53,7 @@ __all__ = [
     "parse_timestamp",
 ]
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -324,6 +327,43 @@ def parse_root(payload: bytes, what: str = "root") -> Root:
 
 
 @dataclass(frozen=True)
+class TimestampLink:
+    """The timestamp a newer one replaces: its version and the hash of its signed payload.
+
+    Every timestamp file is also stored, create-only, as ``history/<version>-<sha256>.json``
+    (FORMAT.md §3 history), so a client can walk from a new timestamp back to the one it
+    trusts. The payload is hashed (not the file), so a re-signature of one payload is one
+    link, as it is one timestamp for rollback protection.
+
+    Args:
+        version: The replaced timestamp's version.
+        sha256: Lowercase hex SHA-256 of its exact payload bytes.
+    """
+
+    version: int
+    sha256: str
+
+    @property
+    def path(self) -> str:
+        """The history file ``history/<version>-<sha256>.json``."""
+        return history_path(self.version, self.sha256)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        """Return ``{"version", "sha256"}``."""
+        return {"version": self.version, "sha256": self.sha256}
+
+    @classmethod
+    def of(cls, version: int, payload: bytes) -> TimestampLink:
+        """Link to the timestamp of version ``version`` whose payload bytes are ``payload``."""
+        return cls(version, hashlib.sha256(payload).hexdigest())
+
+
+def history_path(version: int, sha256: str) -> str:
+    """``history/<version>-<sha256>.json``: where a timestamp file is kept for good."""
+    return f"history/{version}-{sha256}.json"
+
+
+@dataclass(frozen=True)
 class Timestamp:
     """The freshness file (``timestamp.json``) pinning the current index top.
 
@@ -332,27 +372,31 @@ class Timestamp:
         expires: Expiry (normalized to UTC, whole seconds).
         index_version: Version of the pinned index top.
         index: Hash and length of the pinned index top file.
+        previous: The timestamp this one replaces (None for the first one, and in
+            timestamps written before history existed).
     """
 
     version: int
     expires: datetime
     index_version: int
     index: MetaRef
+    previous: TimestampLink | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expires", utc_seconds(self.expires))
 
     def to_payload(self) -> bytes:
         """Return the deterministic payload bytes to sign."""
-        return canonical_json(
-            {
-                "type": "timestamp",
-                "spec": SPEC_VERSION,
-                "version": self.version,
-                "expires": format_time(self.expires),
-                "index": {"version": self.index_version, **self.index.to_json_obj()},
-            }
-        )
+        obj: dict[str, Any] = {
+            "type": "timestamp",
+            "spec": SPEC_VERSION,
+            "version": self.version,
+            "expires": format_time(self.expires),
+            "index": {"version": self.index_version, **self.index.to_json_obj()},
+        }
+        if self.previous is not None:
+            obj["previous"] = self.previous.to_json_obj()
+        return canonical_json(obj)
 
 
 def parse_timestamp(payload: bytes, what: str = "timestamp.json") -> Timestamp:
@@ -373,16 +417,31 @@ def parse_timestamp(payload: bytes, what: str = "timestamp.json") -> Timestamp:
         load_payload(payload, what, "timestamp"),
         "timestamp",
         frozenset({"type", "spec", "version", "expires", "index"}),
+        frozenset({"previous"}),
     )
     r.spec(obj)
     index = r.obj(obj["index"], "index", frozenset({"version", "sha256", "length"}))
+    version = r.integer(obj["version"], "version")
+    previous: TimestampLink | None = None
+    if "previous" in obj:
+        link = r.obj(obj["previous"], "previous", frozenset({"version", "sha256"}))
+        previous = TimestampLink(
+            r.integer(link["version"], "previous.version"),
+            r.hex64(link["sha256"], "previous.sha256"),
+        )
+        if previous.version >= version:
+            raise r.fail(
+                "previous.version",
+                f"expected a version below {version}, got {previous.version}",
+            )
     return Timestamp(
-        version=r.integer(obj["version"], "version"),
+        version=version,
         expires=r.time(obj["expires"], "expires"),
         index_version=r.integer(index["version"], "index.version"),
         index=MetaRef(
             r.hex64(index["sha256"], "index.sha256"), r.integer(index["length"], "index.length")
         ),
+        previous=previous,
     )
 
 
@@ -397,6 +456,8 @@ class IndexTop:
         group_chars: Hex characters of ``sha256(name)`` in a group prefix.
         bin_chars: Hex characters of ``sha256(name)`` in a bin prefix;
             ``(group_chars, bin_chars)`` is one of :data:`SHARDING_LEVELS`.
+        packages: How many package names the tree holds (lets a publisher choose the
+            fan-out without reading every bin); None in tops written before it existed.
     """
 
     version: int
@@ -404,6 +465,7 @@ class IndexTop:
     groups: Mapping[str, MetaRef]
     group_chars: int
     bin_chars: int
+    packages: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expires", utc_seconds(self.expires))
@@ -432,17 +494,18 @@ class IndexTop:
 
     def to_payload(self) -> bytes:
         """Return the deterministic payload bytes to sign."""
-        return canonical_json(
-            {
-                "type": "index",
-                "spec": SPEC_VERSION,
-                "version": self.version,
-                "expires": format_time(self.expires),
-                "group_chars": self.group_chars,
-                "bin_chars": self.bin_chars,
-                "groups": {p: ref.to_json_obj() for p, ref in self.groups.items()},
-            }
-        )
+        obj: dict[str, Any] = {
+            "type": "index",
+            "spec": SPEC_VERSION,
+            "version": self.version,
+            "expires": format_time(self.expires),
+            "group_chars": self.group_chars,
+            "bin_chars": self.bin_chars,
+            "groups": {p: ref.to_json_obj() for p, ref in self.groups.items()},
+        }
+        if self.packages is not None:
+            obj["packages"] = self.packages
+        return canonical_json(obj)
 
 
 def parse_index_top(payload: bytes, what: str = "index top") -> IndexTop:
@@ -465,6 +528,7 @@ def parse_index_top(payload: bytes, what: str = "index top") -> IndexTop:
         load_payload(payload, what, "index"),
         "index",
         frozenset({"type", "spec", "version", "expires", "group_chars", "bin_chars", "groups"}),
+        frozenset({"packages"}),
     )
     r.spec(obj)
     group_chars = r.integer(obj["group_chars"], "group_chars", minimum=0)
@@ -485,6 +549,7 @@ def parse_index_top(payload: bytes, what: str = "index top") -> IndexTop:
         groups=groups,
         group_chars=group_chars,
         bin_chars=bin_chars,
+        packages=r.integer(obj["packages"], "packages", minimum=0) if "packages" in obj else None,
     )
 
 

@@ -20,7 +20,9 @@ Two layers:
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_MAX_HISTORY_WALK",
     "DEFAULT_MAX_ROOT_ROTATIONS",
+    "HistoryReader",
     "TrustedState",
     "check_archive",
     "check_expiry",
@@ -29,6 +31,7 @@ __all__ = [
     "verify_anchor_root",
     "verify_bin_node",
     "verify_group_node",
+    "verify_history_link",
     "verify_index_top",
     "verify_next_root",
     "verify_release",
@@ -36,12 +39,15 @@ __all__ = [
     "verify_timestamp",
 ]
 
+import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from modelmesh_connectors.errors import (
+    ForkError,
+    HashMismatchError,
     PolicyError,
     ResolutionError,
     RollbackError,
@@ -56,12 +62,16 @@ from modelmesh_connectors.index.metadata import (
     BinRelease,
     GroupNode,
     IndexTop,
+    MetadataError,
     MetaRef,
     Release,
     Root,
     Timestamp,
+    TimestampLink,
+    parse_timestamp,
 )
 from modelmesh_connectors.index.verify import (
+    _envelope,
     check_archive,
     check_expiry,
     check_pinned,
@@ -78,7 +88,88 @@ from modelmesh_connectors.index.verify import (
 )
 
 DEFAULT_MAX_ROOT_ROTATIONS = 32  # new root versions accepted per update (FORMAT.md §3)
+DEFAULT_MAX_HISTORY_WALK = 1024  # history links followed per update (FORMAT.md §3 history)
+
+HistoryReader = Callable[[TimestampLink], bytes]
+"""Returns the bytes of ``history/<version>-<sha256>.json`` for a link (the caller's I/O)."""
 _HEX_RE = re.compile(r"[0-9a-f]*")
+
+
+# -- history -------------------------------------------------------------------
+
+
+def verify_history_link(link: TimestampLink, data: bytes) -> Timestamp:
+    """Check a history file against the link that names it, and parse it.
+
+    No signature is checked: the link comes from a verified timestamp (or from a file
+    checked this way), so the hash chain authenticates every file back from it, even one
+    signed by keys rotated out since.
+
+    Args:
+        link: The ``previous`` link naming the file.
+        data: The bytes of ``history/<version>-<sha256>.json``.
+
+    Returns:
+        The timestamp it holds.
+
+    Raises:
+        SignatureError: Not an envelope.
+        HashMismatchError: Its payload is not the one the link names.
+        MetadataError: Not a timestamp of the linked version.
+    """
+    what = link.path
+    payload = _envelope(data, what).payload
+    digest = hashlib.sha256(payload).hexdigest()
+    if digest != link.sha256:
+        raise HashMismatchError(
+            f"sha256 mismatch for {what}: expected payload {link.sha256}, got {digest}"
+        )
+    ts = parse_timestamp(payload, what)
+    if ts.version != link.version:
+        raise MetadataError(f"{what}: expected timestamp version {link.version}, got {ts.version}")
+    return ts
+
+
+def _check_extends(
+    old: Timestamp,
+    old_payload: bytes,
+    new: Timestamp,
+    history: HistoryReader | None,
+    max_walk: int,
+) -> None:
+    """Raise :class:`ForkError` unless ``new`` extends ``old`` (see update_timestamp)."""
+    if new.previous is None:
+        if old.previous is not None:
+            raise ForkError(
+                f"timestamp.json: version {new.version} names no predecessor, but the trusted "
+                f"version {old.version} is part of a history (history dropped: a fork?)"
+            )
+        return  # an index written before history existed
+    link = new.previous
+    for _ in range(max_walk):
+        if link.version <= old.version or history is None:
+            break
+        ts = verify_history_link(link, history(link))
+        if ts.previous is None:
+            raise ForkError(
+                f"timestamp.json: version {new.version}'s history starts at version "
+                f"{ts.version}, after the trusted version {old.version}: not the history "
+                "this client trusts"
+            )
+        link = ts.previous
+    else:
+        return  # a gap longer than the walk: accepted unchecked (FORMAT.md §3 limits)
+    if link.version > old.version:
+        return  # no history reader: the gap is not checked
+    trusted = hashlib.sha256(old_payload).hexdigest()
+    if link.version != old.version or link.sha256 != trusted:
+        raise ForkError(
+            f"timestamp.json: version {new.version} extends timestamp version {link.version} "
+            f"(payload sha256 {link.sha256}), but this client trusts version {old.version} "
+            f"(payload sha256 {trusted}): the index showed two different histories",
+            hint="a publisher wrote without a compare-and-swap, or the server is compromised; "
+            "compare the index's history/ with the timestamps clients hold",
+        )
 
 
 # -- stateful update -----------------------------------------------------------
@@ -262,11 +353,26 @@ class TrustedState:
         self._timestamp, self._timestamp_payload = ts, payload
         return ts
 
-    def update_timestamp(self, data: bytes) -> Timestamp:
+    def update_timestamp(
+        self,
+        data: bytes,
+        *,
+        history: HistoryReader | None = None,
+        max_history_walk: int = DEFAULT_MAX_HISTORY_WALK,
+    ) -> Timestamp:
         """Accept a newly fetched timestamp. Ends the root walk.
+
+        A newer timestamp must extend the trusted one (FORMAT.md §3 history): the next
+        version names the trusted one's payload hash as ``previous``; across a gap, the
+        links are followed through ``history`` back to the trusted version. Another
+        predecessor at that version means the server showed this client two different
+        histories: :class:`ForkError`. Without ``history`` (or past ``max_history_walk``
+        links) a gap is accepted unchecked.
 
         Args:
             data: The fetched ``timestamp.json`` bytes.
+            history: Reads one history file (for gaps); None skips gap checks.
+            max_history_walk: Most history links followed.
 
         Returns:
             The new trusted timestamp.
@@ -278,6 +384,9 @@ class TrustedState:
             MetadataError: Not a valid timestamp.
             RollbackError: Lower version than trusted, same version with other payload
                 bytes, or a lower pinned index version (or same with another hash).
+            ForkError: The new timestamp does not extend the trusted one.
+            HashMismatchError: A history file is not the one its link names.
+            Exception: Whatever ``history`` raises (e.g. a download error).
         """
         if self._index_updated:
             raise RuntimeError("cannot update the timestamp after the index top was updated")
@@ -308,6 +417,8 @@ class TrustedState:
                     f"{new.index.sha256}, but the trusted index version "
                     f"{old.index_version} has sha256 {old.index.sha256}"
                 )
+            if new.version > old.version:
+                _check_extends(old, self._timestamp_payload, new, history, max_history_walk)
         self._expiry("timestamp.json", new.expires)
         self._timestamp, self._timestamp_payload = new, payload
         if self._index_ref != new.index:

@@ -1,16 +1,14 @@
 """One index update for many releases: the commit step of ingest.
 
-:func:`commit_releases` is the single call through which the ingest job changes the index:
-under the publisher's lock it loads the current state (the root *as it is now*), lets the
-caller decide on each candidate against that root, folds every accepted release into new
-bins, signs one new index top and one timestamp, runs the result through the client's trust
-core, then writes archives, ``.zip.sig`` files and — last — ``timestamp.json``, exactly in
-the order :func:`repository.publish` uses.
-
-It is built from the publisher's own planning and writing steps in :mod:`repository`, so a
-batch and a single ``publish`` produce the same files. When the storage backend with
-compare-and-swap commits arrives (issue 15), this function is the one place ingest needs
-ported: the decision callback and the result stay.
+:func:`commit_releases` is the single call through which the ingest job changes the index.
+It is a *changes function* run by :func:`~modelmesh_connectors.publish.commit.commit`, the
+publisher's compare-and-swap protocol: on the state read (the root *as it is now*) it lets
+the caller decide on each candidate, folds every accepted release into new bins, signs one
+new index top and one timestamp and runs the result through the client's trust core; the
+protocol then uploads archives, ``.zip.sig`` files and nodes create-only and swaps
+``timestamp.json`` only if no other publisher got there first (else it re-reads and decides
+again). So a batch, a single ``publish`` and another publisher racing with either never lose
+a release.
 """
 
 from __future__ import annotations
@@ -29,19 +27,18 @@ from modelmesh_connectors.index.envelope import Envelope
 from modelmesh_connectors.index.keys import SigningKey
 from modelmesh_connectors.index.metadata import BinNode, BinRelease, Release, Root
 from modelmesh_connectors.index.trust import check_expiry
-from modelmesh_connectors.publish import repository as _repo
-
-# The planning and writing steps are the publisher's own (private to the package, shared
-# here so that a batch writes exactly what a single publish writes).
-_locked = _repo._locked
-_plan = _repo._plan
-_apply = _repo._apply
-_resign = _repo._resign
-_current_bin = _repo._current_bin
-_same_version = _repo._same_version
-_write_replace = _repo._write_replace
-_keys = _repo._keys
-_now = _repo._now
+from modelmesh_connectors.publish.commit import commit
+from modelmesh_connectors.publish.plan import Plan, plan_tree
+from modelmesh_connectors.publish.releases import _same_version
+from modelmesh_connectors.publish.resign import resign_for_write, resigned_bin, with_bins
+from modelmesh_connectors.publish.state import (
+    DEFAULT_INDEX_EXPIRY,
+    DEFAULT_TIMESTAMP_EXPIRY,
+    RepositoryState,
+    signing_keys,
+    utc_now,
+)
+from modelmesh_connectors.publish.storage import Storage, open_storage
 
 
 @dataclass(frozen=True)
@@ -52,8 +49,8 @@ class Candidate:
         key: The caller's identifier (a submission ID).
         envelope: The release envelope (signed by its publisher).
         release: Its payload, parsed.
-        staged: A file inside the index directory holding the archive's exact bytes (its
-            sha256 and length already checked against ``release``); linked into place.
+        staged: A file outside the index holding the archive's exact bytes (its sha256 and
+            length already checked against ``release``); uploaded create-only at commit.
     """
 
     key: str
@@ -94,33 +91,36 @@ class CommitResult:
 Check = Callable[[Root, Candidate], Refusal | None]
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _read_staged(c: Candidate) -> bytes:
+    try:
+        data = c.staged.read_bytes()
+    except OSError as e:
+        raise PublishError(f"{c.staged}: cannot read the staged archive: {e.strerror or e}") from e
+    # Checked again here: the bytes uploaded are the bytes the release signs.
+    if len(data) != c.release.length or hashlib.sha256(data).hexdigest() != c.release.sha256:
+        raise PublishError(f"{c.staged}: the staged archive changed since it was checked")
+    return data
 
 
 def commit_releases(
-    directory: str | os.PathLike[str],
+    index: str | os.PathLike[str] | Storage,
     candidates: Sequence[Candidate],
     *,
     check: Check,
     index_keys: SigningKey | Sequence[SigningKey],
     timestamp_keys: SigningKey | Sequence[SigningKey],
     now: datetime | None = None,
-    index_expiry: timedelta = _repo.DEFAULT_INDEX_EXPIRY,
-    timestamp_expiry: timedelta = _repo.DEFAULT_TIMESTAMP_EXPIRY,
+    index_expiry: timedelta = DEFAULT_INDEX_EXPIRY,
+    timestamp_expiry: timedelta = DEFAULT_TIMESTAMP_EXPIRY,
 ) -> CommitResult:
     """Fold every accepted candidate into one new index state.
 
     Args:
-        directory: The index directory.
+        index: The index (directory, ``s3://bucket/prefix/`` or a storage).
         candidates: Releases to add, in priority order (of two for one name and version,
             the first wins).
-        check: Called under the lock with the current root for each candidate; returns a
-            :class:`Refusal` to leave it out.
+        check: Called with the root in force for each candidate (again on every attempt
+            of the compare-and-swap); returns a :class:`Refusal` to leave it out.
         index_keys: Key(s) meeting the index threshold.
         timestamp_keys: Key(s) meeting the timestamp threshold.
         now: Reference time (default: the current time).
@@ -133,15 +133,20 @@ def commit_releases(
     Raises:
         PublishError: The index cannot be read or written, or a release of the index must
             be re-signed by a publisher first (nothing is written).
+        PublishConflictError: Other publishers won every attempt.
         SignatureError: The keys do not meet a threshold.
         ExpiredError: The root is expired.
         TrustError: The current index fails verification.
     """
-    d = Path(directory)
-    now = _now(now)
-    ikeys, tkeys = _keys(index_keys), _keys(timestamp_keys)
-    with _locked(d):
-        state = _repo.load_state(d)
+    now = utc_now(now)
+    ikeys, tkeys = signing_keys(index_keys), signing_keys(timestamp_keys)
+    storage = open_storage(index)
+    storage.ensure_conditions()
+    data = {c.key: _read_staged(c) for c in candidates}
+    outcome: dict[str, tuple[list[Candidate], list[str], list[Refusal], int]] = {}
+
+    def changes(state: RepositoryState) -> Plan | None:
+        # Decided afresh on every attempt: a lost race re-plans on the winner's state.
         check_expiry(f"root/{state.root.version}.json", state.root.expires, now)
         refused: list[Refusal] = []
         accepted: list[Candidate] = []
@@ -152,23 +157,12 @@ def commit_releases(
             else:
                 refused.append(refusal)
         prefixes = sorted({state.top.bin_prefix(c.release.name) for c in accepted})
-        if state.stale_signatures:
-            resigned = _resign(state, index_keys=ikeys)
-            check_all = True
-        else:
-            parts = [_resign(state, index_keys=ikeys, only_bin=bp) for bp in prefixes]
-            resigned = _repo._Resigned(
-                {bp: node for part in parts for bp, node in part.bins.items()},
-                tuple(sig for part in parts for sig in part.signatures),
-                tuple(r for part in parts for r in part.releases),
-            )
-            check_all = False
-        new_bins: dict[str, BinNode] = dict(resigned.bins)
+        resigned, check_all = resign_for_write(state, ikeys, prefixes)
+        nodes: list[BinNode] = []
         to_write: list[Candidate] = []
         already: list[str] = []
         for bp in prefixes:
-            node = _current_bin(state, resigned, bp)
-            packages = dict(node.packages)
+            packages = dict(resigned_bin(state, resigned, bp).packages)
             for c in (c for c in accepted if state.top.bin_prefix(c.release.name) == bp):
                 name, version = c.release.name, c.release.version
                 existing = packages.get(name, ())
@@ -184,52 +178,53 @@ def commit_releases(
                     else:
                         refused.append(refusal)
                     continue
-                target = d / c.release.file
-                if target.exists() and _file_sha256(target) != c.release.sha256:
+                stored = storage.read(c.release.file)
+                if stored is not None and hashlib.sha256(stored.data).hexdigest() != (
+                    c.release.sha256
+                ):
                     refused.append(
                         Refusal(
                             c.key,
                             "stray-file",
-                            f"index {d}: {c.release.file} exists with other bytes but is not "
-                            "listed (left by an interrupted publish?); the operator must "
-                            "remove it",
+                            f"index {storage.location}: {c.release.file} exists with other "
+                            "bytes but is not listed (left by an interrupted publish?); the "
+                            "operator must remove it ('gc' does once it is old enough)",
                         )
                     )
                     continue
                 packages[name] = (*existing, BinRelease(version, c.envelope, False, None))
                 to_write.append(c)
-            new_bins[bp] = BinNode(bp, packages)
+            nodes.append(BinNode(bp, packages))
+        outcome["last"] = (to_write, already, refused, state.root.version)
         if not to_write and not resigned.bins:
-            return CommitResult((), tuple(already), tuple(refused), state.root.version, None)
-        # Everything is signed and checked by the client's trust core before a byte is written.
-        plan = _plan(
+            return None
+        plan = plan_tree(
             state,
             now=now,
             index_keys=ikeys,
             timestamp_keys=tkeys,
             index_expiry=index_expiry,
             timestamp_expiry=timestamp_expiry,
-            new_bins=list(new_bins.values()),
+            new_bins=with_bins(resigned, nodes),
             signatures=resigned.signatures,
             check_all=check_all,
         )
-        try:
-            for c in to_write:
-                target = d / c.release.file
-                if not target.exists():
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    # link() never replaces an existing file, even in a race.
-                    os.link(c.staged, target)
-                _write_replace(d, c.release.file + ".sig", c.envelope.to_bytes())
-        except OSError as e:
-            raise PublishError(f"index {d}: cannot place archives: {e.strerror or e}") from e
-        _apply(d, plan)
+        files: list[tuple[str, bytes]] = []
+        for c in to_write:
+            files += [
+                (c.release.file, data[c.key]),
+                (c.release.file + ".sig", c.envelope.to_bytes()),
+            ]
+        return plan.with_uploads_first(files)
+
+    result = commit(storage, changes)
+    to_write, already, refused, root_version = outcome["last"]
     return CommitResult(
-        tuple(c.key for c in to_write),
+        tuple(c.key for c in to_write) if result.plan is not None else (),
         tuple(already),
         tuple(refused),
-        state.root.version,
-        plan.top.version,
+        root_version,
+        result.plan.top.version if result.plan is not None else None,
     )
 
 

@@ -224,6 +224,7 @@ class IngestRun:
         timestamp_expiry: timedelta = repository.DEFAULT_TIMESTAMP_EXPIRY,
     ) -> None:
         self.index, self.inbox = Path(index), Path(inbox)
+        self._staging: Path | None = None
         self.index_keys, self.timestamp_keys = index_keys, timestamp_keys
         self.limits = limits or IngestLimits()
         self.now = now
@@ -313,8 +314,10 @@ class IngestRun:
             PublishError, TrustError: The index itself cannot be read or verified.
         """
         root = repository.load_state(self.index).root
-        staging = self.index / "archives"
-        staging.mkdir(parents=True, exist_ok=True)
+        # Staged outside the served tree: nothing that is not part of the index ever
+        # appears in it (the commit uploads the staged bytes create-only).
+        staging = Path(tempfile.mkdtemp(prefix="modelmesh-ingest-"))
+        self._staging = staging
         for publisher, path in self._select():
             try:
                 self._prepared.append(
@@ -412,8 +415,8 @@ class IngestRun:
                 f"{[c.id for c in stated.connectors]}, not what the release signs",
                 claimed,
             )
-        # Staged inside the index (same file system: linked into place at commit); these
-        # are the bytes hashed above and the bytes that will be served.
+        # Staged outside the index; these are the bytes hashed above and the bytes that
+        # will be uploaded and served.
         fd, tmp = tempfile.mkstemp(dir=staging, prefix=".ingest-", suffix=".zip")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -459,6 +462,9 @@ class IngestRun:
             for p in self._prepared:
                 with contextlib.suppress(OSError):
                     p.candidate.staged.unlink()
+            if self._staging is not None:
+                with contextlib.suppress(OSError):
+                    self._staging.rmdir()
         self.report.index_version = result.index_version
         for key in result.published:
             p = by_key[key]

@@ -450,12 +450,20 @@ export class MetaRef {
   }
 }
 
+/** The timestamp a newer one replaces: its version and the SHA-256 of its payload (FORMAT.md §3 history). */
+export interface TimestampLink {
+  readonly version: number;
+  readonly sha256: string;
+}
+
 /** The freshness file (`timestamp.json`). */
 export interface Timestamp {
   readonly version: number;
   readonly expires: Date;
   readonly indexVersion: number;
   readonly index: MetaRef;
+  /** The timestamp this one replaced; null in version 1 and in timestamps written before history. */
+  readonly previous: TimestampLink | null;
 }
 
 /**
@@ -465,23 +473,35 @@ export interface Timestamp {
  */
 export function parseTimestamp(payload: Uint8Array, what = "timestamp.json"): Timestamp {
   const r = new Reader(what);
-  const obj = r.obj(load(payload, what, "timestamp"), "timestamp", [
-    "type",
-    "spec",
-    "version",
-    "expires",
-    "index",
-  ]);
+  const obj = r.obj(
+    load(payload, what, "timestamp"),
+    "timestamp",
+    ["type", "spec", "version", "expires", "index"],
+    ["previous"],
+  );
   r.spec(obj);
   const index = r.obj(obj["index"], "index", ["version", "sha256", "length"]);
+  const version = r.integer(obj["version"], "version");
+  let previous: TimestampLink | null = null;
+  if (Object.hasOwn(obj, "previous")) {
+    const link = r.obj(obj["previous"], "previous", ["version", "sha256"]);
+    previous = {
+      version: r.integer(link["version"], "previous.version"),
+      sha256: r.hex64(link["sha256"], "previous.sha256"),
+    };
+    if (previous.version >= version) {
+      throw r.fail("previous.version", `expected a version below ${version}, got ${previous.version}`);
+    }
+  }
   return {
-    version: r.integer(obj["version"], "version"),
+    version,
     expires: r.time(obj["expires"], "expires"),
     indexVersion: r.integer(index["version"], "index.version"),
     index: new MetaRef(
       r.hex64(index["sha256"], "index.sha256"),
       r.integer(index["length"], "index.length"),
     ),
+    previous,
   };
 }
 
@@ -492,6 +512,8 @@ export interface IndexTop {
   readonly groups: ReadonlyMap<string, MetaRef>;
   readonly groupChars: number;
   readonly binChars: number;
+  /** Package names in the tree (publishers since history write it); null when absent. */
+  readonly packages: number | null;
 }
 
 /**
@@ -501,15 +523,12 @@ export interface IndexTop {
  */
 export function parseIndexTop(payload: Uint8Array, what = "index top"): IndexTop {
   const r = new Reader(what);
-  const obj = r.obj(load(payload, what, "index"), "index", [
-    "type",
-    "spec",
-    "version",
-    "expires",
-    "group_chars",
-    "bin_chars",
-    "groups",
-  ]);
+  const obj = r.obj(
+    load(payload, what, "index"),
+    "index",
+    ["type", "spec", "version", "expires", "group_chars", "bin_chars", "groups"],
+    ["packages"],
+  );
   r.spec(obj);
   const groupChars = r.integer(obj["group_chars"], "group_chars", 0);
   const binChars = r.integer(obj["bin_chars"], "bin_chars", 0);
@@ -530,6 +549,7 @@ export function parseIndexTop(payload: Uint8Array, what = "index top"): IndexTop
     groups,
     groupChars,
     binChars,
+    packages: Object.hasOwn(obj, "packages") ? r.integer(obj["packages"], "packages", 0) : null,
   };
 }
 
