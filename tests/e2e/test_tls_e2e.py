@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,11 @@ def _assert_refused_certificate(
     # retries=3: a certificate failure must not be retried (it never fixes itself).
     with pytest.raises(DownloadError, match="TLS certificate verification failed") as raised:
         build_registry(_config(sim, index, ca_bundle, retries=3))
+    # The server's handler sees the client's alert a moment after the client gave up; give it
+    # that moment before stop() cuts the connection (else it may end with a plain EOF).
+    deadline = time.monotonic() + 5.0
+    while not server.errors and time.monotonic() < deadline:
+        time.sleep(0.01)
     server.stop()  # joins the handler threads: every handshake attempt is now recorded
     assert server.requests == []  # no HTTP request got through the failed handshake
     assert len(server.errors) == 1, server.errors  # one handshake: no retry
