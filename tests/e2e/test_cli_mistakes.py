@@ -257,7 +257,7 @@ BAD_YAML = {
 @pytest.mark.parametrize("case", sorted(BAD_YAML))
 def test_every_yaml_error_names_the_file(tmp_path: Path, case: str) -> None:
     content = BAD_YAML[case]
-    data = content if isinstance(content, bytes) else content.encode()
+    data = content if isinstance(content, bytes) else str(content).encode()
     config = tmp_path / "mesh-config.yaml"
     config.write_bytes(data)
     done = run("load", "--config", config)

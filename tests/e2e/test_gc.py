@@ -71,8 +71,8 @@ def test_superseded_nodes_go_after_the_grace_period(backend: Backend, tmp_path: 
     assert _meta(backend) == {state.timestamp.index.path, *(p for p in _meta(backend) if p != state.timestamp.index.path)}
     assert len(_meta(backend)) == 3
     assert len([p for p in backend.files() if p.startswith("history/")]) == 4  # history is kept
-    report = audit_storage(storage, trusted_root=keys.root_bytes)
-    assert report.ok and report.missing == () and report.orphans == ()
+    audit = audit_storage(storage, trusted_root=keys.root_bytes)
+    assert audit.ok and audit.missing == () and audit.orphans == ()
 
 
 def test_a_reader_holding_an_older_timestamp_keeps_its_tree(backend: Backend, tmp_path: Path) -> None:
@@ -110,7 +110,7 @@ class _StaleListing(Storage):
     def location(self) -> str:
         return self.inner.location
 
-    def read(self, key: str):  # type: ignore[no-untyped-def]
+    def read(self, key: str):
         return self.inner.read(key)
 
     def create(self, key: str, data: bytes) -> bool:

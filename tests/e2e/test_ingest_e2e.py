@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,9 +72,9 @@ class Arena:
         archive = self.archive(name, version, connectors, **kw)
         return submit(self.inbox, archive, [key or self.publishers[publisher]], publisher=publisher).id
 
-    def ingest(self, **kw: object) -> object:
+    def ingest(self, **kw: Any) -> Any:
         return ingest(self.index, self.inbox, index_keys=self.index_key,
-                      timestamp_keys=self.timestamp_key, **kw)  # type: ignore[arg-type]
+                      timestamp_keys=self.timestamp_key, **kw)
 
     def status(self, publisher: str, sub_id: str) -> dict[str, object]:
         return read_status(self.inbox, publisher, sub_id)

@@ -200,7 +200,7 @@ def test_a_reader_in_a_loop_during_concurrent_publishes(tmp_path: Path) -> None:
                 try:
                     with Loader(cfg) as loader:
                         [(resolved, _path)] = loader.install(cfg.packages)
-                    assert resolved.release.version == "1.0.0"
+                    assert resolved.release is not None and resolved.release.version == "1.0.0"
                     reads += 1
                 except LockTimeoutError:
                     continue  # a freshness wait on the local state, not a failure
@@ -235,7 +235,7 @@ def test_a_client_shown_a_forked_history_refuses_it(tmp_path: Path) -> None:
         cfg = parse_config(sim.config(["acme-audit-log"], metadata_max_age=0))
         with Loader(cfg) as loader:
             [(resolved, _)] = loader.install(cfg.packages)
-        assert resolved.release.version == "1.1.0"  # the client now trusts 3a
+        assert resolved.release is not None and resolved.release.version == "1.1.0"  # trusts 3a
         # The copy moves on without a compare-and-swap against the real index: 3b, 4b.
         for name in ("other-a", "other-b"):
             archive = sim.build_archive(name, "1.0.0", connectors=[(f"{name.replace('-', '')}.sink.v1", "observability", f"{name.replace('-', '_')}.sink:Sink")])

@@ -227,4 +227,5 @@ def test_a_client_installs_from_an_index_published_into_s3(moto: MotoServer, tmp
     with Loader(cfg) as loader:
         [(resolved, path)] = loader.install([parse_package_spec("acme-audit-log")])
     assert path.read_bytes() == archive.read_bytes()
+    assert resolved.release is not None
     assert (resolved.release.name, resolved.release.version) == ("acme-audit-log", "1.0.0")

@@ -245,7 +245,7 @@ def check_config(data: Any) -> None:
             config.bundle,
             net.ca_bundle,
         ):
-            assert path is None or path.is_absolute()
+            assert path is None or Path(path).is_absolute()
         if config.index or config.bundle:
             assert config.trust_root is not None
         if config.locked:

@@ -52,14 +52,14 @@ def _vault_sign(key: str, payload: bytes) -> bytes:
     return base64.b64decode(text.split(":", 2)[2])
 
 
-def _file_key(path: str):  # type: ignore[no-untyped-def]
+def _file_key(path: str):
     from cryptography.hazmat.primitives import serialization
 
     with open(path, "rb") as f:
         return serialization.load_pem_private_key(f.read(), None)
 
 
-def _raw_public(key) -> bytes:  # type: ignore[no-untyped-def]
+def _raw_public(key) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
