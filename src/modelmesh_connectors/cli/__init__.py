@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _MODULES:
         module.register(sub)
     _finish(parser, (), 0)
+    # The completion command describes the whole parser; handed down, not imported back.
+    parser.set_defaults(root_parser=parser)
     return parser
 
 

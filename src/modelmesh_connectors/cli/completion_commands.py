@@ -27,7 +27,5 @@ def register(sub: Any) -> None:
 def _completion(args: argparse.Namespace) -> int:
     import shtab
 
-    from modelmesh_connectors.cli import build_parser
-
-    print(shtab.complete(build_parser(), shell=args.shell), end="")
+    print(shtab.complete(args.root_parser, shell=args.shell), end="")
     return 0

@@ -43,7 +43,8 @@ from modelmesh_connectors.publish.signers import (
     open_signers,
     reference_kind,
 )
-from modelmesh_connectors.publish.storage import Storage, open_storage
+from modelmesh_connectors.publish.storage import Storage
+from modelmesh_connectors.publish.stores import open_storage
 
 __all__ = ["register"]
 

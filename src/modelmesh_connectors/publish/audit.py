@@ -85,7 +85,8 @@ from modelmesh_connectors.index.trust import (
     verify_timestamp,
 )
 from modelmesh_connectors.publish.catalogue import CATALOGUE_FILE
-from modelmesh_connectors.publish.storage import Storage, open_storage
+from modelmesh_connectors.publish.storage import Storage
+from modelmesh_connectors.publish.stores import open_storage
 
 Reader = Callable[[str], bytes]
 _MAX_ROOT_VERSIONS = 10_000  # root files walked at most; bounds a hostile endless chain

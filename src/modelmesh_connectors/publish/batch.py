@@ -38,7 +38,8 @@ from modelmesh_connectors.publish.state import (
     signing_keys,
     utc_now,
 )
-from modelmesh_connectors.publish.storage import Storage, open_storage
+from modelmesh_connectors.publish.storage import Storage
+from modelmesh_connectors.publish.stores import open_storage
 
 
 @dataclass(frozen=True)

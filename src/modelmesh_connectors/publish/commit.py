@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from modelmesh_connectors.errors import PublishConflictError, PublishError
 from modelmesh_connectors.publish.plan import Plan
 from modelmesh_connectors.publish.state import RepositoryState, load_state
-from modelmesh_connectors.publish.storage import Storage, open_storage
+from modelmesh_connectors.publish.storage import Storage
+from modelmesh_connectors.publish.stores import open_storage
 
 DEFAULT_MAX_ATTEMPTS = 40  # commits tried before giving up to other publishers
 _BACKOFF_BASE = 0.005  # seconds; the cap of the random delay doubles per lost race

@@ -38,7 +38,8 @@ from modelmesh_connectors.index.metadata import (
 )
 from modelmesh_connectors.index.trust import verify_history_link
 from modelmesh_connectors.publish.state import load_state, utc_now
-from modelmesh_connectors.publish.storage import Listed, Storage, open_storage
+from modelmesh_connectors.publish.storage import Listed, Storage
+from modelmesh_connectors.publish.stores import open_storage
 
 DEFAULT_GC_GRACE = timedelta(days=8)  # longer than the default timestamp validity (7 days)
 MIN_GC_GRACE = timedelta(hours=1)  # far longer than any publish takes

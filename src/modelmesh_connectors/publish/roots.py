@@ -30,7 +30,8 @@ from modelmesh_connectors.index.metadata import (
 )
 from modelmesh_connectors.index.trust import check_expiry, verify_next_root
 from modelmesh_connectors.publish.state import load_root_chain, utc_now
-from modelmesh_connectors.publish.storage import Storage, open_storage
+from modelmesh_connectors.publish.storage import Storage
+from modelmesh_connectors.publish.stores import open_storage
 
 _MAX_LISTED = 10  # key IDs named in one error message
 

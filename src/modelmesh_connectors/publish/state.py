@@ -45,7 +45,8 @@ from modelmesh_connectors.index.trust import (
     verify_next_root,
     verify_timestamp,
 )
-from modelmesh_connectors.publish.storage import Storage, open_storage
+from modelmesh_connectors.publish.storage import Storage
+from modelmesh_connectors.publish.stores import open_storage
 
 DEFAULT_INDEX_EXPIRY = timedelta(days=365)  # how long a signed index top stays valid
 DEFAULT_TIMESTAMP_EXPIRY = timedelta(days=7)  # how long timestamp.json stays valid

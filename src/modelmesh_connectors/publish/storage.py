@@ -15,7 +15,7 @@ create-twice and a stale replace must both be refused) and refuses to go on othe
 
 Backends: :class:`~modelmesh_connectors.publish.local_storage.LocalStorage` (a directory) and
 :class:`~modelmesh_connectors.publish.s3_storage.S3Storage` (S3-compatible object storage);
-:func:`open_storage` picks one from a location string.
+:func:`~modelmesh_connectors.publish.stores.open_storage` picks one from a location string.
 """
 
 from __future__ import annotations
@@ -27,12 +27,10 @@ __all__ = [
     "Storage",
     "Stored",
     "cache_control",
-    "open_storage",
     "prove_conditions",
 ]
 
 import abc
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,32 +179,3 @@ def prove_conditions(storage: Storage, key: str, location: str) -> None:
             "supports If-None-Match/If-Match on writes (AWS S3, or moto >= 5.2.5), or a "
             "local directory",
         )
-
-
-def open_storage(
-    location: str | os.PathLike[str] | Storage, *, s3_endpoint: str | None = None
-) -> Storage:
-    """The storage for a location: a :class:`Storage` as is, ``s3://bucket/prefix/``, or a
-    directory path.
-
-    Args:
-        location: Where the index is.
-        s3_endpoint: Endpoint URL of an S3-compatible store (default: ``$AWS_ENDPOINT_URL``,
-            else AWS).
-
-    Returns:
-        The storage.
-
-    Raises:
-        StorageError: An ``s3://`` location without a bucket, or boto3 is not installed.
-    """
-    if isinstance(location, Storage):
-        return location
-    text = os.fspath(location)
-    if text.startswith("s3://"):
-        from modelmesh_connectors.publish.s3_storage import S3Storage  # boto3 only when used
-
-        return S3Storage.from_url(text, endpoint_url=s3_endpoint)
-    from modelmesh_connectors.publish.local_storage import LocalStorage
-
-    return LocalStorage(text)
