@@ -97,9 +97,9 @@ def test_origin_is_an_immutable_hashable_value() -> None:
     assert Origin("local", "/x").signed_by == ()
     assert repr(a) == "Origin(kind='package', detail='acme@1.0', signed_by=('k1',))"
     with pytest.raises(AttributeError):
-        a.kind = "builtin"  # type: ignore[misc]
+        a.kind = "builtin"
     with pytest.raises(AttributeError):
-        del a.detail  # type: ignore[misc]
+        del a.detail
 
 
 def test_builtin_rows_are_immutable_values() -> None:
@@ -108,4 +108,4 @@ def test_builtin_rows_are_immutable_values() -> None:
     assert copy == row and hash(copy) == hash(row)
     assert repr(row).startswith(f"Builtin(id={row.id!r}, module={row.module!r}")
     with pytest.raises(AttributeError):
-        row.id = "other.id.v1"  # type: ignore[misc]
+        row.id = "other.id.v1"
