@@ -33,6 +33,7 @@ _RAW_KEY_LEN = 32  # bytes of a raw Ed25519 public key
 _SIGNATURE_LEN = 64  # bytes of an Ed25519 signature
 _HEX_KEY_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_PEM_BYTES = 64 * 1024  # a PEM key is < 1 KiB; refuse to feed huge blobs to the parser
+_MAX_REMEMBERED = 64  # valid signatures one key object remembers (see PublicKey._valid)
 
 
 class InvalidKeyError(InvalidInput):
@@ -64,6 +65,13 @@ class PublicKey:
 
     raw: bytes
     _key: Ed25519PublicKey = field(init=False, repr=False, compare=False, hash=False)
+    # Signatures this key object already found valid: signature -> the exact signed bytes.
+    # One run checks the same stored file more than once (the rollback reference before and
+    # after the root walk; a fetched timestamp identical to the stored one), always with the
+    # key objects of one verified root: a repeat is answered by comparing bytes, which gives
+    # the same answer as Ed25519 would. Only valid results are kept; bounded.
+    _valid: dict[bytes, bytes] = field(init=False, repr=False, compare=False, hash=False)
+    _keyid: str = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.raw, bytes) or len(self.raw) != _RAW_KEY_LEN:
@@ -76,11 +84,14 @@ class PublicKey:
         except (ValueError, UnsupportedAlgorithm) as e:
             raise InvalidKeyError(f"Ed25519 public key {self.raw.hex()} is invalid: {e}") from e
         object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_valid", {})
+        # Computed once: verify_threshold compares it for every signature it counts.
+        object.__setattr__(self, "_keyid", hashlib.sha256(self.raw).hexdigest())
 
     @property
     def keyid(self) -> str:
         """Lowercase hex SHA-256 of the raw public key."""
-        return hashlib.sha256(self.raw).hexdigest()
+        return self._keyid
 
     @property
     def public_hex(self) -> str:
@@ -100,10 +111,16 @@ class PublicKey:
         """
         if not isinstance(signature, bytes) or len(signature) != _SIGNATURE_LEN:
             return False
+        data = bytes(data)
+        if self._valid.get(signature) == data:
+            return True  # this key found exactly this signature over exactly these bytes valid
         try:
             self._key.verify(signature, data)
         except InvalidSignature:
             return False
+        if len(self._valid) >= _MAX_REMEMBERED:
+            self._valid.clear()
+        self._valid[signature] = data
         return True
 
     def to_pem(self) -> bytes:
