@@ -21,13 +21,17 @@ import re
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
 from modelmesh_connectors.errors import InvalidInput
+
+# ``cryptography.hazmat.primitives.serialization`` (PEM, with the SSH, EC, RSA and DSA
+# modules it pulls in; ~20 M instructions of a client start) is imported only by the methods
+# that read or write PEM: verifying a signature, which every client run does, needs only the
+# Ed25519 key type.
 
 _RAW_KEY_LEN = 32  # bytes of a raw Ed25519 public key
 _SIGNATURE_LEN = 64  # bytes of an Ed25519 signature
@@ -129,6 +133,8 @@ class PublicKey:
         Returns:
             PEM bytes (``-----BEGIN PUBLIC KEY-----``).
         """
+        from cryptography.hazmat.primitives import serialization
+
         return self._key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -167,6 +173,8 @@ class PublicKey:
         Raises:
             InvalidKeyError: Not a PEM public key, or not an Ed25519 key.
         """
+        from cryptography.hazmat.primitives import serialization
+
         if len(data) > _MAX_PEM_BYTES:
             raise InvalidKeyError(
                 f"public key PEM: expected at most {_MAX_PEM_BYTES} bytes, got {len(data)}"
@@ -200,6 +208,8 @@ class SigningKey:
         Raises:
             TypeError: ``key`` is not an Ed25519 private key.
         """
+        from cryptography.hazmat.primitives import serialization
+
         if not isinstance(key, Ed25519PrivateKey):
             raise TypeError(f"expected Ed25519PrivateKey, got {type(key).__name__}")
         self._key = key
@@ -236,6 +246,8 @@ class SigningKey:
             InvalidKeyError: Malformed PEM, not Ed25519, wrong or missing passphrase, or a
                 passphrase given for an unencrypted key.
         """
+        from cryptography.hazmat.primitives import serialization
+
         if len(data) > _MAX_PEM_BYTES:
             raise InvalidKeyError(
                 f"private key PEM: expected at most {_MAX_PEM_BYTES} bytes, got {len(data)}"
@@ -271,6 +283,8 @@ class SigningKey:
         Raises:
             InvalidKeyError: ``passphrase`` is empty.
         """
+        from cryptography.hazmat.primitives import serialization
+
         algorithm: serialization.KeySerializationEncryption
         if passphrase is None:
             algorithm = serialization.NoEncryption()

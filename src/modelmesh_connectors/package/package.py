@@ -146,8 +146,6 @@ def check_environment(manifest: Manifest, *, modelmesh: str | None = None) -> No
     Raises:
         PackageError: naming the unmet requirement and what is installed.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
     host = modelmesh or modelmesh_version()
     if manifest.requires_modelmesh and not SpecifierSet(manifest.requires_modelmesh).contains(
         host, prereleases=True
@@ -157,6 +155,9 @@ def check_environment(manifest: Manifest, *, modelmesh: str | None = None) -> No
             f"{manifest.requires_modelmesh}, but {host} is installed"
         )
     for text in manifest.dependencies:
+        # Here, not at the top: importlib.metadata costs ~15 ms, and most packages list none.
+        from importlib.metadata import PackageNotFoundError, version
+
         req = Requirement(text)
         if req.marker is not None and not req.marker.evaluate():
             continue
