@@ -16,22 +16,18 @@ invariants; split, each part would have to re-establish the guard the others rel
 
 from __future__ import annotations
 
+# Start-up cost: ``ConnectorRegistry()`` is on the path of every ModelMesh process, most of
+# which never load a package. So this module imports only what a bare registry needs; what
+# loading a package needs (the package reader with packaging and yaml, the tamper
+# fingerprint, pathlib, logging, difflib) is imported in the method that needs it. No
+# dataclasses either (it imports ``inspect``): the small records below are plain classes.
+# A test (test_registry_startup) fails if a bare registry imports yaml, packaging,
+# cryptography, httpx or dataclasses.
+import _thread
 import contextvars
-import difflib
-import logging
 import sys
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
 
-from modelmesh_connectors._internal.integrity import (
-    Fingerprint,
-    changes,
-    fingerprint,
-)
 from modelmesh_connectors.builtins import BUILTINS, Builtin
 from modelmesh_connectors.errors import (
     DuplicateConnectorError,
@@ -49,32 +45,36 @@ from modelmesh_connectors.package.connector_types import (
     classify,
     parse_connector_type,
 )
-from modelmesh_connectors.package.ids import parse_connector_id
 from modelmesh_connectors.package.importer import (
-    ImportedPackage,
     calling_package,
-    import_package,
-    namespace_for,
     owner_of,
-    unload,
 )
 from modelmesh_connectors.package.origin import Origin
-from modelmesh_connectors.package.package import (
-    Package,
-    check_environment,
-    modelmesh_version,
-    open_local_package,
-)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (and re) at start-up
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from datetime import datetime
+    from pathlib import Path
+    from typing import Any, Protocol
 
+    from modelmesh_connectors._internal.integrity import Fingerprint
     from modelmesh_connectors.client.config import LoaderConfig
     from modelmesh_connectors.client.fetcher import Fetcher
+    from modelmesh_connectors.package.importer import ImportedPackage
+    from modelmesh_connectors.package.package import Package
+
+else:
+    Protocol = object  # PackageSource is a structural type for mypy, a plain class at runtime
 
 __all__ = ["ConnectorRegistry", "Origin", "PackageSource", "build_registry"]
 
-_log = logging.getLogger("modelmesh_connectors.registry")
+
+def _warn(message: str, *args: object) -> None:
+    import logging  # lazily: only a refused registration logs (see the top of the module)
+
+    logging.getLogger("modelmesh_connectors.registry").warning(message, *args)
+
 
 _BUILTIN_IDS = frozenset(b.id for b in BUILTINS)
 
@@ -87,29 +87,44 @@ class PackageSource(Protocol):
         ...
 
 
-@dataclass
 class _Entry:
-    info: ConnectorInfo
-    origin: Origin
-    builtin: Builtin | None = None
-    implementation: Any = None
-    loaded: bool = False
+    __slots__ = ("builtin", "implementation", "info", "loaded", "origin")
+
+    def __init__(
+        self,
+        info: ConnectorInfo,
+        origin: Origin,
+        builtin: Builtin | None = None,
+        implementation: Any = None,
+        loaded: bool = False,
+    ) -> None:
+        self.info = info
+        self.origin = origin
+        self.builtin = builtin
+        self.implementation = implementation
+        self.loaded = loaded
 
 
-@dataclass(frozen=True)
 class _Loading:
-    package: str
-    namespace: str
-    declared: frozenset[str]
-    violations: list[str]
+    __slots__ = ("declared", "namespace", "package", "violations")
+
+    def __init__(
+        self, package: str, namespace: str, declared: frozenset[str], violations: list[str]
+    ) -> None:
+        self.package = package
+        self.namespace = namespace
+        self.declared = declared
+        self.violations = violations
 
 
-@dataclass(frozen=True)
 class _Owner:
     """A package namespace this registry imported: its label and its declared IDs."""
 
-    package: str
-    declared: frozenset[str]
+    __slots__ = ("declared", "package")
+
+    def __init__(self, package: str, declared: frozenset[str]) -> None:
+        self.package = package
+        self.declared = declared
 
 
 _LOADING: contextvars.ContextVar[_Loading | None] = contextvars.ContextVar(
@@ -137,7 +152,7 @@ class ConnectorRegistry:
         source: PackageSource | None = None,
         require_signatures: bool = False,
     ) -> None:
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self._entries: dict[str, _Entry] = {}
         self._packages: dict[tuple[str, str], tuple[str, list[str], str]] = {}
         self._source = source
@@ -211,6 +226,8 @@ class ConnectorRegistry:
                 package's connectors are registered by the registry alone, under the IDs
                 its manifest declares.
         """
+        from modelmesh_connectors.package.ids import parse_connector_id
+
         self._check_open(f"register {connector_id!r}")
         actor = self._actor(implementation)
         if actor is not None:
@@ -245,6 +262,8 @@ class ConnectorRegistry:
         with self._lock:
             entry = self._entries.get(connector_id)
             if entry is None:
+                import difflib
+
                 close = difflib.get_close_matches(str(connector_id), self._entries, n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise UnknownConnectorError(f"no connector registered as {connector_id!r}{hint}")
@@ -273,6 +292,8 @@ class ConnectorRegistry:
         Raises:
             InvalidConnectorType: (a ``ValueError``) unknown type string; lists valid ones.
         """
+        from modelmesh_connectors.package.host import modelmesh_version
+
         kind = None if connector_type is None else parse_connector_type(connector_type)
         with self._lock:
             entries = sorted(self._entries.values(), key=lambda e: e.info.id)
@@ -305,6 +326,10 @@ class ConnectorRegistry:
                 nothing — on any error no connector of the package is registered and none
                 of its modules stays imported.
         """
+        from pathlib import Path
+
+        from modelmesh_connectors.package.package import open_local_package
+
         self._check_open(f"load {path!r}")
         actor = calling_package(sys._getframe(1))
         if actor is not None:
@@ -407,6 +432,8 @@ class ConnectorRegistry:
             self._check_untampered()
             plan = self._plan(packages)
             if plan and self._baseline is None:
+                from modelmesh_connectors._internal.integrity import fingerprint
+
                 self._baseline = fingerprint()  # before the first byte of package code runs
             done: list[tuple[Package, Origin, ImportedPackage]] = []
             try:
@@ -421,6 +448,8 @@ class ConnectorRegistry:
                         + " while the packages were loading"
                     )
             except BaseException:
+                from modelmesh_connectors.package.importer import unload
+
                 for _, _, imported in done:
                     unload(imported.namespace)
                 raise
@@ -447,6 +476,8 @@ class ConnectorRegistry:
         """Refuse to verify anything with code rebound since package code first ran here."""
         if self._baseline is None:
             return
+        from modelmesh_connectors._internal.integrity import changes
+
         changed = changes(self._baseline)
         if changed:
             raise LibraryTamperedError(
@@ -479,7 +510,7 @@ class ConnectorRegistry:
             label, declared = owner.package, owner.declared
         else:
             label, declared = namespace, frozenset()
-        _log.warning("refused: package %s tried to register or load %s", label, what)
+        _warn("refused: package %s tried to register or load %s", label, what)
         if loads:
             raise PackageImportError(
                 f"package {label} tried to load {what}; only the application loads packages"
@@ -501,6 +532,8 @@ class ConnectorRegistry:
 
     def _plan(self, packages: Sequence[tuple[Package, Origin]]) -> list[tuple[Package, Origin]]:
         """Check a whole batch before any import; return the packages still to import."""
+        from modelmesh_connectors.package.package import check_environment
+
         todo: list[tuple[Package, Origin]] = []
         claimed: dict[str, Origin] = {}
         seen: dict[tuple[str, str], str] = {}
@@ -540,6 +573,8 @@ class ConnectorRegistry:
 
     def _import(self, package: Package, origin: Origin) -> ImportedPackage:
         """Import one planned package and check what its code did (caller holds the lock)."""
+        from modelmesh_connectors.package.importer import import_package, namespace_for, unload
+
         manifest = package.manifest
         ids = [c.id for c in manifest.connectors]
         loading = _Loading(
@@ -603,6 +638,8 @@ class ConnectorRegistry:
     def _is_local(self, path: str) -> bool:
         """A local path per the config grammar; a bare existing name is local only without
         an index (with one, ``acme-audit-log`` is a requirement even if such a folder exists)."""
+        from pathlib import Path
+
         from modelmesh_connectors.package.requirements import (
             InvalidPackageSpec,
             LocalSpec,
@@ -675,6 +712,8 @@ def build_registry(
     """
     # The client is imported here, not at module top: a registry that never loads a package
     # (the common start-up path) must not pay for httpx, yaml and the trust core.
+    from collections.abc import Mapping
+
     from modelmesh_connectors.client.config import LoaderConfig, load_config, parse_config
     from modelmesh_connectors.client.loader import Loader
 

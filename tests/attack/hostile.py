@@ -132,6 +132,35 @@ def _signed_release_hashes(index: Mapping[str, bytes]) -> set[str]:
     return hashes
 
 
+def _trusted_release_digests(index: Mapping[str, bytes]) -> set[str]:
+    """Digests of the release envelopes the trusted index embeds in its bin nodes."""
+    from modelmesh_connectors.index.metadata import parse_bin
+    from modelmesh_connectors.index.verify import release_digest
+
+    digests: set[str] = set()
+    for path, data in index.items():
+        if not path.startswith("meta/"):
+            continue
+        try:
+            node = parse_bin(data)
+        except Exception:  # noqa: S112 - not a bin node (top, group) or hostile bytes
+            continue
+        for entries in node.packages.values():
+            digests.update(release_digest(e.release) for e in entries)
+    return digests
+
+
+def _verified_record_ok(data: bytes, trusted_index: Mapping[str, bytes]) -> bool:
+    """``verified-releases.json`` may only list releases the trusted index embeds."""
+    import json
+
+    try:
+        listed = set(json.loads(data)["releases"])
+    except Exception:
+        return False
+    return listed <= _trusted_release_digests(trusted_index)
+
+
 def cache_problems(
     before: Mapping[str, bytes],
     after: Mapping[str, bytes],
@@ -151,6 +180,8 @@ def cache_problems(
     * ``metadata/<origin>/root.json``: exactly one of the trusted ``root/N.json``;
     * ``metadata/<origin>/roots/<N>.json``: exactly the trusted ``root/<N>.json``;
     * ``metadata/<origin>/nodes/<hex>.json``: exactly the trusted ``meta/<hex>.json``;
+    * ``metadata/<origin>/verified-releases.json``: lists only release envelopes that the
+      trusted index embeds in its bin nodes;
     * ``origin.txt`` and ``state.json`` are bookkeeping;
     * a ``*.tmp`` file is never acceptable unless it was planted by the test.
 
@@ -205,6 +236,8 @@ def cache_problems(
                 ok = trusted_index.get(f"root/{name}") == data
             elif "/nodes/" in path:
                 ok = trusted_index.get(f"meta/{name}") == data
+            elif name == "verified-releases.json":
+                ok = _verified_record_ok(data, trusted_index)
             else:
                 ok = False
             if not ok:

@@ -417,8 +417,16 @@ class ArchiveCache:
     def _clean_leftovers(self, sha256: str) -> None:
         # Called under the digest's lock: no live writer owns these files.
         directory = self.path_for(sha256).parent
+        prefix = f"{sha256}."
         try:
-            leftovers = list(directory.glob(f"{sha256}.*.tmp"))
+            # A plain listing with a prefix test: the digest is the pattern, no glob needed.
+            leftovers = [
+                directory / name
+                for name in os.listdir(directory)
+                if name.startswith(prefix) and name.endswith(".tmp")
+            ]
+        except FileNotFoundError:
+            return  # no fan-out directory yet: nothing left over
         except OSError as exc:
             raise CacheError(f"cannot list the cache directory {directory}: {exc}") from exc
         for leftover in leftovers:

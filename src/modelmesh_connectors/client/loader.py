@@ -49,7 +49,7 @@ from modelmesh_connectors.errors import (
     TrustError,
 )
 from modelmesh_connectors.index.metadata import Release
-from modelmesh_connectors.index.trust import TrustedState, check_archive, trust_root_id
+from modelmesh_connectors.index.trust import TrustedState, anchor_identity, check_archive
 from modelmesh_connectors.package.origin import Origin
 from modelmesh_connectors.package.package import (
     Package,
@@ -202,11 +202,14 @@ class Loader:
                     "connectors.index: a requirement needs an index (or a bundle) to resolve"
                 )
             anchor = self.anchor()
+            # One check of the anchor's signature serves the identity and the view.
+            anchor_root, identity = anchor_identity(anchor)
             # One record per trust root, whatever the mirror list: keyed by the first
             # mirror's URL, a reordered list started with no rollback reference.
             self._view = IndexView(
                 anchor=anchor,
-                store=self._store.trust_root(trust_root_id(anchor)),
+                anchor_root=anchor_root,
+                store=self._store.trust_root(identity),
                 legacy=self._store.origins,
                 mirrors=[self._mirror(u) for u in urls],
                 now=self._now,
@@ -232,6 +235,19 @@ class Loader:
         Raises:
             ResolutionError, TrustError, DownloadError, PolicyError: see the messages.
         """
+        resolved = self._resolve(spec)
+        self._save_verified_releases()
+        return resolved
+
+    def _save_verified_releases(self) -> None:
+        if self._view is None:
+            return
+        try:
+            self._view.save_verified_releases()
+        except CacheError as exc:  # only costs the next run a signature check per release
+            _log.warning("cannot record the verified releases: %s", exc)
+
+    def _resolve(self, spec: PackageSpec) -> ResolvedArchive | LocalSpec:
         self._apply_configured_lock()
         if isinstance(spec, LocalSpec):
             return spec
@@ -255,8 +271,9 @@ class Loader:
         if choice.warning:
             _log.warning(choice.warning)
         entry = next(e for e in entries if e.version == choice.candidate.version)
-        state = view.state()
-        release, signers = state.verify_bin_release_signed(spec.name, entry)
+        # Signature checked once per root; later runs accept the same envelope by its
+        # digest (it is reached by hash from the verified top: FORMAT.md §4 step 6).
+        release, signers = view.verify_release(spec.name, entry)
         return ResolvedArchive(
             spec,
             release.name,
@@ -524,11 +541,11 @@ class Loader:
         self._apply_configured_lock()
         names = sorted({s.name for s in specs if isinstance(s, RequirementSpec)})
         if len(names) > 1:
-            view = self.view()
-            view.state()  # one refresh, before the threads
-            # Group and bin nodes of different packages are independent: fetch them together.
-            self._parallel(view.releases, names)
-        resolved = [self.resolve(s) for s in specs]
+            # Distinct group and bin nodes that are not stored yet are fetched together;
+            # a warm run (every node stored) starts no thread.
+            self.view().prefetch(names, self._parallel)
+        resolved = [self._resolve(s) for s in specs]
+        self._save_verified_releases()
         if self._lock is not None:
             self._lock.check_complete([r for r in resolved if isinstance(r, ResolvedArchive)])
         return resolved
@@ -539,9 +556,22 @@ class Loader:
         Archives stream to disk; none is held in memory (peak memory is a few chunks).
         """
         remote = [r for r in self.resolve_all(specs) if isinstance(r, ResolvedArchive)]
-        return list(zip(remote, self._parallel(self.ensure_cached, remote), strict=True))
+        # Cached archives are checked (re-hashed) here, in this thread; only the misses
+        # go to the download threads, so a warm run starts none.
+        paths = {id(r): self._lookup(r) for r in remote}
+        misses = [r for r in remote if paths[id(r)] is None]
+        done = self._parallel(self.ensure_cached, misses)
+        paths.update(zip((id(r) for r in misses), done, strict=True))
+        return [(r, path) for r in remote if (path := paths[id(r)]) is not None]
+
+    def _lookup(self, resolved: ResolvedArchive) -> Path | None:
+        """The verified cache entry of a signed archive, or ``None`` (also when unsigned)."""
+        if resolved.length is None:
+            return None
+        return self.cache.lookup(resolved.sha256, resolved.length)
 
     def _parallel(self, work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        # Threads only for two or more items: starting a pool costs ~1 ms.
         workers = max(1, min(self.config.network.concurrency, len(items)))
         if workers == 1:
             return [work(item) for item in items]
@@ -558,15 +588,20 @@ class Loader:
         remote = [r for r in resolved if isinstance(r, ResolvedArchive)]
         for archive in remote:
             _check_python_runtime(archive.release)  # before downloading what cannot be loaded
-        blobs = dict(
-            zip((id(r) for r in remote), self._parallel(self.fetch_archive, remote), strict=True)
-        )
+        # Cached archives are read and re-hashed here, in this thread; only the misses go
+        # to the download threads, so a warm start starts none.
+        blobs = {id(r): self._cached(r) if r.length is not None else None for r in remote}
+        misses = [r for r in remote if blobs[id(r)] is None]
+        fetched = self._parallel(self.fetch_archive, misses)
+        blobs.update(zip((id(r) for r in misses), fetched, strict=True))
         out: list[tuple[Package, Origin]] = []
         for item in resolved:
             if isinstance(item, LocalSpec):
                 out.append(self._local_package(item))
                 continue
-            package = package_from_bytes(blobs[id(item)], source=f"{item.name}-{item.version}.zip")
+            blob = blobs[id(item)]
+            assert blob is not None
+            package = package_from_bytes(blob, source=f"{item.name}-{item.version}.zip")
             if item.release is not None:
                 _check_manifest_matches(item.release, package)
             out.append((package, item.origin))

@@ -9,6 +9,7 @@ Layout below the cache root::
     metadata/trust-<id>/index.json          last trusted index top, exact bytes
     metadata/trust-<id>/nodes/<sha256>.json group and bin nodes, content-addressed
     metadata/trust-<id>/state.json          {"last_refresh": "<RFC 3339 UTC>"}
+    metadata/trust-<id>/verified-releases.json  release envelopes verified under a root
 
 ``<identity>`` is :func:`~modelmesh_connectors.index.trust.trust_root_id` of the shipped anchor
 (the SHA-256 of its signed payload) and ``<id>`` its first 16 hex characters. The record is
@@ -54,7 +55,7 @@ import threading
 from collections.abc import Iterator, Set
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from modelmesh_connectors._internal.digest import check_bytes, check_digest, sha256_hex
@@ -68,12 +69,17 @@ from modelmesh_connectors.errors import (
 )
 from modelmesh_connectors.index.envelope import strict_json
 
+if TYPE_CHECKING:
+    from modelmesh_connectors.index.metadata import MetaRef
+
 _logger = logging.getLogger("modelmesh_connectors.client.state")
 
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _ORIGIN_FILE: Final = "origin.txt"
 _STATE_FILE: Final = "state.json"
+_VERIFIED_FILE: Final = "verified-releases.json"
+_MAX_VERIFIED: Final = 20_000  # remembered release digests (~2 MiB); beyond, the oldest go
 _NODES_DIR: Final = "nodes"
 _ROOTS_DIR: Final = "roots"  # roots/<N>.json: the chain walked beyond the anchor
 _TRUST_PREFIX: Final = "trust-"  # metadata/trust-<id>: the record of one trust root
@@ -335,6 +341,17 @@ class OriginMetadata:
                 _unlink(path)
         return None
 
+    def has_node(self, ref: MetaRef) -> bool:
+        """Whether a node file of the pinned size is stored (not re-hashed: a hint only).
+
+        Raises:
+            InvalidInput: ``ref.sha256`` is not 64 lowercase hex characters.
+        """
+        try:
+            return self._node_path(ref.sha256).stat().st_size == ref.length
+        except OSError:
+            return False
+
     def save_node(self, sha256: str, data: bytes) -> None:
         """Store a node under its hash (atomically, under the lock).
 
@@ -474,7 +491,74 @@ class OriginMetadata:
             # Not fsynced: losing the last refresh time only costs one extra online check.
             self._write(self._directory / _STATE_FILE, data, durable=False)
 
+    # -- releases verified under a root (FORMAT.md §4 step 6) -------------------------
+
+    def load_verified_releases(self, root_identity: str) -> dict[str, frozenset[str]]:
+        """Release digests verified under ``root_identity`` and their signers (may be empty).
+
+        Under another root, or unreadable or malformed, the record is empty (a warning is
+        logged for a malformed one): every release is then verified in full again. It is
+        only ever consulted for envelopes reached by hash from the verified index top.
+
+        Raises:
+            CacheError: The directory belongs to another origin.
+        """
+        data = self._read_optional(self._directory / _VERIFIED_FILE)
+        if data is None:
+            return {}
+        try:
+            obj = strict_json(data)
+            if not isinstance(obj, dict) or obj.get("root") != root_identity:
+                return {}
+            releases = obj["releases"]
+            if not isinstance(releases, dict):
+                raise TypeError("releases is not an object")
+            out: dict[str, frozenset[str]] = {}
+            for digest, signers in releases.items():
+                if not _HEX_DIGEST.fullmatch(digest) or not isinstance(signers, list):
+                    raise TypeError(f"entry {digest!r:.80} is malformed")
+                if not signers or not all(
+                    isinstance(k, str) and _HEX_DIGEST.fullmatch(k) for k in signers
+                ):
+                    raise TypeError(f"signers of {digest[:16]} are malformed")
+                out[digest] = frozenset(signers)
+        except (ValueError, TypeError, KeyError) as exc:
+            _logger.warning("ignoring malformed %s: %s", self._directory / _VERIFIED_FILE, exc)
+            return {}
+        return out
+
+    def save_verified_releases(
+        self, root_identity: str, entries: dict[str, frozenset[str]]
+    ) -> None:
+        """Replace the record with ``entries`` (verified under ``root_identity``).
+
+        Not locked and not fsynced: a lost or concurrent write only costs a later run one
+        signature check per release (the last writer wins).
+
+        Raises:
+            CacheError: The file cannot be written.
+        """
+        items = list(entries.items())[-_MAX_VERIFIED:]
+        obj = {"root": root_identity, "releases": {d: sorted(k) for d, k in items}}
+        data = json.dumps(obj, separators=(",", ":")).encode("ascii") + b"\n"
+        self._ensure_directory()
+        try:
+            write_atomic(self._directory / _VERIFIED_FILE, data, durable=False)
+        except OSError as exc:
+            raise CacheError(f"cannot write {self._directory / _VERIFIED_FILE}: {exc}") from exc
+
     # -- internals -----------------------------------------------------------------
+
+    def _read_optional(self, path: Path) -> bytes | None:
+        """The file's bytes, or ``None`` if it is missing or unreadable (logged)."""
+        self._check_claim()
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            _logger.warning("cannot read %s: %s", path, exc)
+            return None
 
     def _role_path(self, role: _Role) -> Path:
         return self._directory / f"{role}.json"

@@ -34,9 +34,11 @@ from modelmesh_connectors.index.metadata import (
     BinRelease,
     GroupNode,
     MetaRef,
+    Release,
+    Root,
     Timestamp,
 )
-from modelmesh_connectors.index.trust import TrustedState
+from modelmesh_connectors.index.trust import TrustedState, VerifiedReleases, verify_anchor_root
 
 if TYPE_CHECKING:  # imported only where a download really happens (httpx is heavy)
     from modelmesh_connectors.client.fetcher import Fetcher
@@ -116,6 +118,8 @@ class IndexView:
             migrated into it (see :meth:`_migrate_legacy`).
         failover: Rounds over the mirrors (default: each mirror once); an unreachable or
             timed-out mirror is passed over at once, never waited on.
+        anchor_root: What :func:`~.trust.verify_anchor_root` returned for ``anchor`` (when
+            the caller already checked it); otherwise it is checked here, once per view.
     """
 
     def __init__(
@@ -131,8 +135,15 @@ class IndexView:
         limits: Limits = DEFAULT_LIMITS,
         legacy: Callable[[], Sequence[OriginMetadata]] | None = None,
         failover: Failover | None = None,
+        anchor_root: Root | None = None,
     ) -> None:
         self._anchor = anchor
+        # The anchor is checked once per view, not once per TrustedState built from it (a
+        # run builds two or three): and sharing one Root shares its key objects, which
+        # remember the signatures they found valid (a stored file checked before and
+        # after the root walk costs one Ed25519 verification, not two).
+        self._anchor_root = anchor_root
+        self._verified: VerifiedReleases | None = None
         self._store = store
         self._legacy = legacy
         self._mirrors = [m for m in mirrors if not (offline and m.network)]
@@ -202,7 +213,7 @@ class IndexView:
         """
         stored = self._store.load_root_versions() if chain is None else chain
         state = TrustedState(
-            self._anchor,
+            self._root_of_anchor(),
             self._now,
             expiry_grace=self._grace,
             max_root_rotations=self._limits.max_root_walk + len(stored),
@@ -217,8 +228,13 @@ class IndexView:
                 state.update_root(data)
             except TrustError as exc:
                 _log.warning("ignoring the stored root chain, it does not verify: %s", exc)
-                return TrustedState(self._anchor, self._now, expiry_grace=self._grace)
+                return TrustedState(self._root_of_anchor(), self._now, expiry_grace=self._grace)
         return state
+
+    def _root_of_anchor(self) -> Root:
+        if self._anchor_root is None:
+            self._anchor_root = verify_anchor_root(self._anchor)
+        return self._anchor_root
 
     def _migrate_legacy(self) -> None:
         """Adopt the rollback reference of a URL-keyed record of an earlier version.
@@ -231,7 +247,7 @@ class IndexView:
         reference. Without a legacy record the client starts clean, and says so.
         """
         candidates = list(self._legacy()) if self._legacy is not None else []
-        anchor_version = TrustedState(self._anchor, self._now).root.version
+        anchor_version = self._root_of_anchor().version
         best: tuple[OriginMetadata, Timestamp, _Update] | None = None
         for legacy in candidates:
             try:
@@ -353,7 +369,11 @@ class IndexView:
             first = candidate.root.version - len(update.roots) + 1
             for offset, data in enumerate(update.roots):
                 self._store.save_root_version(first + offset, data)
-            self._store.save_timestamp(update.timestamp)
+            if update.timestamp != self._store.load_timestamp():
+                # Durable (fsync): the rollback reference. When the mirror served the very
+                # bytes stored (read under this lock), the reference on disk is already
+                # this one and durable, so the two fsyncs are skipped.
+                self._store.save_timestamp(update.timestamp)
             if update.top is not None:
                 self._store.save_index(update.top)
             self._store.record_refresh(self._now)
@@ -406,7 +426,74 @@ class IndexView:
             state.update_index(top)
         return _Update(roots, ts_bytes, top)
 
+    # -- releases ----------------------------------------------------------------------------
+
+    def verify_release(self, name: str, entry: BinRelease) -> tuple[Release, frozenset[str]]:
+        """Verify a bin entry's release (an entry :meth:`releases` returned).
+
+        A release envelope verified under the current root in an earlier run is accepted
+        by its digest (FORMAT.md §4 step 6); call :meth:`save_verified_releases` once the
+        run's releases are resolved to remember the new ones.
+
+        Raises:
+            TrustError: see :meth:`~.trust.TrustedState.verify_bin_release_signed`.
+        """
+        state = self.state()
+        if self._verified is None or self._verified.root_identity != state.root_identity:
+            identity = state.root_identity
+            self._verified = VerifiedReleases(
+                identity, self._store.load_verified_releases(identity)
+            )
+        return state.verify_bin_release_signed(name, entry, verified=self._verified)
+
+    def save_verified_releases(self) -> None:
+        """Persist the releases first verified in this run (if any); best effort.
+
+        Raises:
+            CacheError: The record cannot be written.
+        """
+        verified = self._verified
+        if verified is None or not verified.added:
+            return
+        self._store.save_verified_releases(verified.root_identity, verified.entries())
+        verified.added.clear()
+
     # -- lookups -----------------------------------------------------------------------------
+
+    def prefetch(
+        self,
+        names: Sequence[str],
+        parallel: Callable[[Callable[[MetaRef], bytes], list[MetaRef]], object],
+    ) -> None:
+        """Fetch, before :meth:`releases` needs them, the nodes of ``names`` not yet stored.
+
+        Distinct group nodes first, then distinct bin nodes, each set through ``parallel``
+        (the caller's thread pool) and only when some node is missing: a warm run, with
+        every node stored, starts no thread. Nothing is verified here beyond the pinned
+        hash; :meth:`releases` verifies each node as before.
+
+        Raises:
+            TrustError, DownloadError: as :meth:`state`, or a node fails its pinned hash.
+        """
+        state = self.state()
+        assert state.index is not None
+        top = state.index
+        prefixes = sorted({top.group_prefix(n) for n in names} & set(top.groups))
+        missing = [top.groups[p] for p in prefixes if not self._store.has_node(top.groups[p])]
+        if missing:
+            parallel(self._node, missing)
+        refs: dict[str, MetaRef] = {}
+        for name in names:
+            gp, bp = top.group_prefix(name), top.bin_prefix(name)
+            gref = top.groups.get(gp)
+            if gref is None:
+                continue
+            bref = self._group(state, gp, gref).bins.get(bp)
+            if bref is not None:
+                refs[bref.sha256] = bref
+        missing = [r for r in refs.values() if not self._store.has_node(r)]
+        if missing:
+            parallel(self._node, missing)
 
     def releases(self, name: str) -> tuple[BinRelease, ...]:
         """Every release the index lists for ``name`` (verified bin entry, not yet the envelope).
@@ -425,7 +512,7 @@ class IndexView:
         gref = state.index.groups.get(gp)
         if gref is None:
             raise ResolutionError(f"the index has no package named {name!r}")
-        group = self._groups.get(gp, lambda: state.verify_group(gp, self._node(gref)))
+        group = self._group(state, gp, gref)
         bref = group.bins.get(bp)
         if bref is None:
             raise ResolutionError(f"the index has no package named {name!r}")
@@ -435,6 +522,10 @@ class IndexView:
             raise ResolutionError(f"the index has no package named {name!r}")
         self._releases[name] = found
         return found
+
+    def _group(self, state: TrustedState, prefix: str, ref: MetaRef) -> GroupNode:
+        """The group node under ``prefix``, verified once per view."""
+        return self._groups.get(prefix, lambda: state.verify_group(prefix, self._node(ref)))
 
     def _node(self, ref: MetaRef) -> bytes:
         """A node's bytes: from the store (re-hashed), else from the first mirror that has it."""

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -35,10 +34,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from modelmesh_connectors.errors import InvalidInput, SignerError
 
+# ``cryptography.hazmat.primitives.serialization`` (PEM, with the SSH, EC, RSA and DSA
+# modules it pulls in; ~20 M instructions of a client start) is imported only by the methods
+# that read or write PEM: verifying a signature, which every client run does, needs only the
+# Ed25519 key type.
+
 _RAW_KEY_LEN = 32  # bytes of a raw Ed25519 public key
 _SIGNATURE_LEN = 64  # bytes of an Ed25519 signature
 _HEX_KEY_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_PEM_BYTES = 64 * 1024  # a PEM key is < 1 KiB; refuse to feed huge blobs to the parser
+_MAX_REMEMBERED = 64  # valid signatures one key object remembers (see PublicKey._valid)
 
 
 class InvalidKeyError(InvalidInput):
@@ -126,6 +131,13 @@ class PublicKey:
 
     raw: bytes
     _key: Ed25519PublicKey = field(init=False, repr=False, compare=False, hash=False)
+    # Signatures this key object already found valid: signature -> the exact signed bytes.
+    # One run checks the same stored file more than once (the rollback reference before and
+    # after the root walk; a fetched timestamp identical to the stored one), always with the
+    # key objects of one verified root: a repeat is answered by comparing bytes, which gives
+    # the same answer as Ed25519 would. Only valid results are kept; bounded.
+    _valid: dict[bytes, bytes] = field(init=False, repr=False, compare=False, hash=False)
+    _keyid: str = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.raw, bytes) or len(self.raw) != _RAW_KEY_LEN:
@@ -141,11 +153,14 @@ class PublicKey:
         except (ValueError, UnsupportedAlgorithm) as e:
             raise InvalidKeyError(f"Ed25519 public key {self.raw.hex()} is invalid: {e}") from e
         object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_valid", {})
+        # Computed once: verify_threshold compares it for every signature it counts.
+        object.__setattr__(self, "_keyid", hashlib.sha256(self.raw).hexdigest())
 
     @property
     def keyid(self) -> str:
         """Lowercase hex SHA-256 of the raw public key."""
-        return hashlib.sha256(self.raw).hexdigest()
+        return self._keyid
 
     @property
     def public_hex(self) -> str:
@@ -165,10 +180,16 @@ class PublicKey:
         """
         if not isinstance(signature, bytes) or len(signature) != _SIGNATURE_LEN:
             return False
+        data = bytes(data)
+        if self._valid.get(signature) == data:
+            return True  # this key found exactly this signature over exactly these bytes valid
         try:
             self._key.verify(signature, data)
         except InvalidSignature:
             return False
+        if len(self._valid) >= _MAX_REMEMBERED:
+            self._valid.clear()
+        self._valid[signature] = data
         return True
 
     def to_pem(self) -> bytes:
@@ -177,6 +198,8 @@ class PublicKey:
         Returns:
             PEM bytes (``-----BEGIN PUBLIC KEY-----``).
         """
+        from cryptography.hazmat.primitives import serialization
+
         return self._key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -215,6 +238,8 @@ class PublicKey:
         Raises:
             InvalidKeyError: Not a PEM public key, or not an Ed25519 key.
         """
+        from cryptography.hazmat.primitives import serialization
+
         if len(data) > _MAX_PEM_BYTES:
             raise InvalidKeyError(
                 f"public key PEM: expected at most {_MAX_PEM_BYTES} bytes, got {len(data)}"
@@ -274,6 +299,8 @@ class SigningKey:
         Raises:
             TypeError: ``key`` is not an Ed25519 private key.
         """
+        from cryptography.hazmat.primitives import serialization
+
         if not isinstance(key, Ed25519PrivateKey):
             raise TypeError(f"expected Ed25519PrivateKey, got {type(key).__name__}")
         self._key: Ed25519PrivateKey | None = key
@@ -339,6 +366,8 @@ class SigningKey:
             InvalidKeyError: Malformed PEM, not Ed25519, wrong or missing passphrase, or a
                 passphrase given for an unencrypted key.
         """
+        from cryptography.hazmat.primitives import serialization
+
         if len(data) > _MAX_PEM_BYTES:
             raise InvalidKeyError(
                 f"private key PEM: expected at most {_MAX_PEM_BYTES} bytes, got {len(data)}"
@@ -375,6 +404,8 @@ class SigningKey:
             InvalidKeyError: ``passphrase`` is empty, or the key is held by a signer (an HSM
                 or Vault key never leaves it).
         """
+        from cryptography.hazmat.primitives import serialization
+
         if self._key is None:
             raise InvalidKeyError(
                 f"key {self.keyid} is held by {self._remote!r} and cannot be exported"

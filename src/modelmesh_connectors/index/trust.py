@@ -24,9 +24,12 @@ __all__ = [
     "DEFAULT_MAX_ROOT_ROTATIONS",
     "HistoryReader",
     "TrustedState",
+    "VerifiedReleases",
+    "anchor_identity",
     "check_archive",
     "check_expiry",
     "check_pinned",
+    "release_digest",
     "trust_root_id",
     "verify_anchor_root",
     "verify_bin_node",
@@ -55,6 +58,7 @@ from modelmesh_connectors.errors import (
     TrustError,
 )
 from modelmesh_connectors.index.envelope import (
+    RELEASE_TYPE,
     Envelope,
 )
 from modelmesh_connectors.index.metadata import (
@@ -68,13 +72,16 @@ from modelmesh_connectors.index.metadata import (
     Root,
     Timestamp,
     TimestampLink,
+    parse_release,
     parse_timestamp,
 )
 from modelmesh_connectors.index.verify import (
     _envelope,
+    anchor_identity,
     check_archive,
     check_expiry,
     check_pinned,
+    release_digest,
     trust_root_id,
     verify_anchor_root,
     verify_bin_node,
@@ -172,6 +179,47 @@ def _check_extends(
         )
 
 
+class VerifiedReleases:
+    """Release envelopes whose signatures were verified under one trusted root.
+
+    FORMAT.md §4 step 6: an envelope embedded in a bin node is reached by hash from the
+    verified index top (top → group → bin, each pinned by sha256 and length), so its bytes
+    are exactly what the index role signed. Its own signatures are checked the first time
+    it is accepted under a root; after that, an envelope with the same
+    :func:`release_digest` under the same root (:attr:`TrustedState.root_identity`) is
+    accepted by hash equality with the signers recorded then. The payload is still parsed
+    and bound to its bin entry on every use, and the archive is still hashed on every use.
+
+    This is a value: the I/O shell loads it from the trust root's record and saves
+    :attr:`added` back; nothing here reads or writes a file.
+
+    Args:
+        root_identity: The :attr:`TrustedState.root_identity` the entries were verified
+            under; entries of any other root are never consulted.
+        entries: Release digest → the key IDs whose signatures met a threshold.
+    """
+
+    def __init__(
+        self, root_identity: str, entries: Mapping[str, frozenset[str]] | None = None
+    ) -> None:
+        self.root_identity = root_identity
+        self._entries: dict[str, frozenset[str]] = dict(entries or {})
+        self.added: dict[str, frozenset[str]] = {}  # verified in this run, to be saved
+
+    def get(self, digest: str) -> frozenset[str] | None:
+        """The signers recorded for ``digest``, or ``None`` if it was never verified."""
+        return self._entries.get(digest)
+
+    def add(self, digest: str, signers: frozenset[str]) -> None:
+        """Record a release envelope that has just passed full verification."""
+        self._entries[digest] = signers
+        self.added[digest] = signers
+
+    def entries(self) -> dict[str, frozenset[str]]:
+        """Every recorded digest and its signers."""
+        return dict(self._entries)
+
+
 # -- stateful update -----------------------------------------------------------
 
 
@@ -191,7 +239,9 @@ class TrustedState:
     Args:
         root_bytes: The trusted root (shipped anchor or local copy); it must carry a
             threshold of signatures of its own root role. Its expiry is checked only once
-            the root walk is over.
+            the root walk is over. Or a :class:`Root` that :func:`verify_anchor_root`
+            returned for those bytes (a client building several states in one run checks
+            the anchor once).
         now: Reference time for every expiry check (aware).
         expiry_grace: Tolerated lateness of expiries; files accepted thanks to it are
             listed in :attr:`expired_in_grace`.
@@ -205,7 +255,7 @@ class TrustedState:
 
     def __init__(
         self,
-        root_bytes: bytes,
+        root_bytes: bytes | Root,
         now: datetime,
         *,
         expiry_grace: timedelta = timedelta(0),
@@ -218,8 +268,9 @@ class TrustedState:
         self._now = now
         self._grace = expiry_grace
         self._max_rotations = max_root_rotations
-        self._root = verify_anchor_root(root_bytes)
+        self._root = root_bytes if isinstance(root_bytes, Root) else verify_anchor_root(root_bytes)
         self._walk_start = self._root
+        self._identity: tuple[Root, str] | None = None
         self._rotations = 0
         self._root_final = False
         self._timestamp: Timestamp | None = None
@@ -241,6 +292,17 @@ class TrustedState:
     def root(self) -> Root:
         """The trusted root."""
         return self._root
+
+    @property
+    def root_identity(self) -> str:
+        """SHA-256 of the trusted root's payload (its keys, roles, publishers, version).
+
+        Keys :class:`VerifiedReleases`: any change to who may sign releases makes a new
+        identity, so releases verified under an older root are verified again.
+        """
+        if self._identity is None or self._identity[0] is not self._root:
+            self._identity = (self._root, hashlib.sha256(self._root.to_payload()).hexdigest())
+        return self._identity[1]
 
     @property
     def timestamp(self) -> Timestamp | None:
@@ -609,10 +671,36 @@ class TrustedState:
         return self.verify_bin_release_signed(name, entry)[0]
 
     def verify_bin_release_signed(
-        self, name: str, entry: BinRelease
+        self, name: str, entry: BinRelease, *, verified: VerifiedReleases | None = None
     ) -> tuple[Release, frozenset[str]]:
-        """As :meth:`verify_bin_release`, also returning the key IDs that met the threshold."""
-        release, signers = self.verify_release_signed(entry.release)
+        """As :meth:`verify_bin_release`, also returning the key IDs that met the threshold.
+
+        Args:
+            name: The package name the entry is listed under.
+            entry: The entry from a verified bin node (its bytes are pinned by hash from
+                the verified index top: only a bin from :meth:`verify_bin` may be passed).
+            verified: Releases verified before under a root. When its root identity is
+                this state's and it holds the entry's :func:`release_digest`, the
+                signatures are not checked again (FORMAT.md §4 step 6); every release that
+                passes full verification here is added to it.
+
+        Raises:
+            As :meth:`verify_bin_release`.
+        """
+        if verified is not None and verified.root_identity != self.root_identity:
+            verified = None  # recorded under another root: its keys may have changed
+        digest = release_digest(entry.release) if verified is not None else ""
+        known = verified.get(digest) if verified is not None else None
+        if known is not None:
+            self._finish_root_walk()
+            self._expiry(self._root_name(), self._root.expires)
+            if entry.release.payload_type != RELEASE_TYPE:  # cannot be: it was verified
+                raise RuntimeError("a verified release digest names a non-release envelope")
+            release, signers = parse_release(entry.release.payload), known
+        else:
+            release, signers = self.verify_release_signed(entry.release)
+            if verified is not None:
+                verified.add(digest, signers)
         if release.name != name or release.version != entry.version:
             raise PolicyError(
                 f"bin entry {name} {entry.version}: expected a release of {name} "

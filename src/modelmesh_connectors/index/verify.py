@@ -10,9 +10,11 @@ name is re-exported by :mod:`~modelmesh_connectors.index.trust`.
 from __future__ import annotations
 
 __all__ = [
+    "anchor_identity",
     "check_archive",
     "check_expiry",
     "check_pinned",
+    "release_digest",
     "trust_root_id",
     "verify_anchor_root",
     "verify_bin_node",
@@ -25,6 +27,7 @@ __all__ = [
     "verify_timestamp_payload",
 ]
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -202,8 +205,20 @@ def trust_root_id(data: bytes, what: str = "trusted root") -> str:
             of its own root role (exactly as :func:`verify_anchor_root`).
         MetadataError: The payload is not a valid root.
     """
-    verify_anchor_root(data, what)
-    return sha256_hex(_envelope(data, what).payload)
+    return anchor_identity(data, what)[1]
+
+
+def anchor_identity(data: bytes, what: str = "trusted root") -> tuple[Root, str]:
+    """:func:`verify_anchor_root` and :func:`trust_root_id` with one signature check.
+
+    Returns:
+        The root and its identity.
+
+    Raises:
+        SignatureError, MetadataError: as :func:`trust_root_id`.
+    """
+    root = verify_anchor_root(data, what)
+    return root, sha256_hex(_envelope(data, what).payload)
 
 
 def verify_next_root(trusted: Root, data: bytes, what: str | None = None) -> Root:
@@ -505,6 +520,27 @@ def verify_release_signed(
         f"{outside.namespace!r}) is outside the namespaces {list(publisher.namespaces)} of "
         f"publisher {publisher.name!r} (key {', '.join(sorted(valid))})"
     )
+
+
+def release_digest(envelope: Envelope) -> str:
+    """The identity of a release envelope: SHA-256 over its signed bytes and its signatures.
+
+    It covers the PAE (payload type and exact payload, length-prefixed) and every signature
+    entry (a 64-character key ID and a 64-byte signature each, so the encoding is
+    injective): two envelopes with one digest verify identically under any root. It keys
+    the record of releases already verified under a root (FORMAT.md §4, step 6).
+
+    Args:
+        envelope: The parsed envelope.
+
+    Returns:
+        64 lowercase hex characters.
+    """
+    h = hashlib.sha256(envelope.pae())
+    for entry in envelope.signatures:
+        h.update(entry.keyid.encode("ascii"))
+        h.update(entry.sig)
+    return h.hexdigest()
 
 
 def check_archive(release: Release, *, sha256: str, length: int) -> None:

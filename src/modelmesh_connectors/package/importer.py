@@ -17,21 +17,29 @@ package a class, a function or a running frame belongs to (:func:`owner_of`,
 
 from __future__ import annotations
 
+# Kept light on purpose: the registry asks this module who is calling (``calling_package``,
+# ``owner_of``) on every ``register``, also in a process that never loads a package. So no
+# ``importlib.abc`` (the finder below implements the loader protocol itself), no ``re``, no
+# ``dataclasses``, and the archive and manifest modules (and with them yaml) only for types.
+import _thread
 import functools
 import importlib
-import importlib.abc
 import importlib.machinery
-import re
 import sys
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
 from types import FrameType, FunctionType, MethodType, ModuleType
-from typing import Any
 
 from modelmesh_connectors.errors import MissingEntryPointError, PackageImportError
-from modelmesh_connectors.package.archive import PackageFiles
-from modelmesh_connectors.package.manifest import Manifest
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up cost)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.abc import InspectLoader as _LoaderBase
+    from typing import Any
+
+    from modelmesh_connectors.package.archive import PackageFiles
+    from modelmesh_connectors.package.manifest import Manifest
+else:
+    _LoaderBase = object  # the loader protocol is checked by mypy, not inherited at runtime
 
 __all__ = [
     "NAMESPACE_PREFIX",
@@ -44,8 +52,9 @@ __all__ = [
 ]
 
 NAMESPACE_PREFIX = "_mmpkg_"
+_NAMESPACE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 
-_LOCK = threading.RLock()
+_LOCK = _thread.RLock()
 
 # id(module.__dict__) -> (namespace, the dict): every module namespace package code was
 # executed in. The dicts are kept alive so that an id is never reused by another object;
@@ -55,7 +64,8 @@ _EXECUTED: dict[int, tuple[str, dict[str, Any]]] = {}
 
 def namespace_for(manifest: Manifest, digest: str) -> str:
     """The private top-level module name for one package version and content."""
-    safe = re.sub(r"[^a-z0-9]", "_", f"{manifest.name}_{manifest.version}".lower())
+    text = f"{manifest.name}_{manifest.version}".lower()
+    safe = "".join(c if c in _NAMESPACE_CHARS else "_" for c in text)  # [^a-z0-9] -> _
     return f"{NAMESPACE_PREFIX}{safe}_{digest[:12]}"
 
 
@@ -63,8 +73,13 @@ def _in_namespace(name: str, namespace: str) -> bool:
     return name == namespace or name.startswith(namespace + ".")
 
 
-class _MemoryFinder(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
-    """Finds and loads ``<namespace>.…`` modules from one package's files."""
+class _MemoryFinder(_LoaderBase):
+    """Finds and loads ``<namespace>.…`` modules from one package's files.
+
+    A meta path finder and an inspect loader by protocol (``find_spec``; ``create_module``,
+    ``exec_module``, ``get_code``, ``get_source``, ``is_package``), not by subclassing
+    ``importlib.abc``: that module costs a registry that never loads a package ~5 ms.
+    """
 
     def __init__(self, namespace: str, files: PackageFiles) -> None:
         self.namespace = namespace
@@ -137,6 +152,9 @@ class _MemoryFinder(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
         # dont_inherit: the package is compiled with its own future flags, not ours.
         return compile(source, origin, "exec", dont_inherit=True)
 
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return None  # the default module object
+
     def exec_module(self, module: ModuleType) -> None:
         code = self.get_code(module.__name__)
         # Recorded before the code runs, so even its import-time frames are attributable.
@@ -148,7 +166,6 @@ class _MemoryFinder(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
 _FINDERS: dict[str, _MemoryFinder] = {}
 
 
-@dataclass(frozen=True)
 class ImportedPackage:
     """The result of importing a package.
 
@@ -157,8 +174,14 @@ class ImportedPackage:
         classes: Connector ID → implementation object named by its manifest entry.
     """
 
-    namespace: str
-    classes: dict[str, Any]
+    __slots__ = ("classes", "namespace")  # a plain class: no dataclasses import (see top)
+
+    def __init__(self, namespace: str, classes: dict[str, Any]) -> None:
+        self.namespace = namespace
+        self.classes = classes
+
+    def __repr__(self) -> str:
+        return f"ImportedPackage(namespace={self.namespace!r}, classes={self.classes!r})"
 
 
 def _purge(namespace: str) -> None:

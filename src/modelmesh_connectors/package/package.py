@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -18,6 +17,7 @@ from modelmesh_connectors.package.archive import (
     read_directory,
     read_zip,
 )
+from modelmesh_connectors.package.host import MODELMESH_DISTRIBUTION, modelmesh_version
 from modelmesh_connectors.package.manifest import (
     MANIFEST_NAME,
     Manifest,
@@ -35,19 +35,6 @@ __all__ = [
     "read_local_zip",
     "tree_digest",
 ]
-
-MODELMESH_DISTRIBUTION = "modelmesh-lite"  # the host distribution whose version built-ins carry
-
-
-@cache
-def modelmesh_version() -> str:
-    """The installed ModelMesh version (the version of every built-in)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(MODELMESH_DISTRIBUTION)
-    except PackageNotFoundError:  # pragma: no cover - modelmesh-lite is a dependency
-        return "0"
 
 
 MAX_ARCHIVE_BYTES = 256 * 1024 * 1024  # bytes; a local zip larger than this is refused
@@ -168,8 +155,6 @@ def check_environment(manifest: Manifest, *, modelmesh: str | None = None) -> No
     Raises:
         PackageError: naming the unmet requirement and what is installed.
     """
-    from importlib.metadata import PackageNotFoundError, version
-
     host = modelmesh or modelmesh_version()
     if manifest.requires_modelmesh and not SpecifierSet(manifest.requires_modelmesh).contains(
         host, prereleases=True
@@ -179,6 +164,9 @@ def check_environment(manifest: Manifest, *, modelmesh: str | None = None) -> No
             f"{manifest.requires_modelmesh}, but {host} is installed"
         )
     for text in manifest.dependencies:
+        # Here, not at the top: importlib.metadata costs ~15 ms, and most packages list none.
+        from importlib.metadata import PackageNotFoundError, version
+
         req = Requirement(text)
         if req.marker is not None and not req.marker.evaluate():
             continue

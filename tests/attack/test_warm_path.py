@@ -1,0 +1,197 @@
+"""The warm path is faster, and checks no less (issue 14).
+
+Each optimisation of a run with everything cached gets a test that fails if it ever skips a
+check: a release's signature is checked once per trust root and afterwards accepted only by
+the digest of bytes reached by hash from the verified index top; cached archives and nodes
+are still re-hashed on every use; the rollback reference is still written durably whenever
+it changes; a warm run starts no thread but a cold one still downloads concurrently.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelmesh_connectors import ConnectorRegistry
+from modelmesh_connectors.client import loader as loader_module
+from modelmesh_connectors.client.config import parse_config
+from modelmesh_connectors.client.loader import Loader
+from modelmesh_connectors.client.state import OriginMetadata
+from modelmesh_connectors.errors import DownloadError, HashMismatchError, SignatureError
+from modelmesh_connectors.index.envelope import Envelope, Signature
+from modelmesh_connectors.index.metadata import BinRelease
+from modelmesh_connectors.index.trust import TrustedState, VerifiedReleases
+from modelmesh_connectors.index.verify import release_digest
+from tests.support.simulator import RepositorySimulator
+
+NAMES = ("acme-audit-log", "acme-metrics", "acme-tracer")
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[RepositorySimulator]:
+    with RepositorySimulator(tmp_path) as simulator:
+        for name in NAMES:
+            pkg = name.replace("-", "_")
+            cid = f"acme.{name.removeprefix('acme-')}.v1"
+            simulator.publish(name, "1.0.0", connectors=[(cid, "observability", f"{pkg}.sink:Sink")])
+        yield simulator
+
+
+def _install(sim: RepositorySimulator, **overrides: Any) -> list[Path]:
+    config = parse_config(sim.config(list(NAMES), metadata_max_age=0, **overrides))
+    with Loader(config) as loader:
+        return [path for _, path in loader.install(config.packages)]
+
+
+def _count_release_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every full signature check of a release envelope."""
+    calls: list[str] = []
+    real = TrustedState.verify_release_signed
+
+    def counted(self: TrustedState, envelope: Any) -> Any:
+        calls.append("release")
+        return real(self, envelope)
+
+    monkeypatch.setattr(TrustedState, "verify_release_signed", counted)
+    return calls
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _record(sim: RepositorySimulator) -> Path:
+    [record] = sim.cache.glob("metadata/trust-*/verified-releases.json")
+    return record
+
+
+def test_a_release_signature_is_checked_once_per_trust_root(
+    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks = _count_release_checks(monkeypatch)
+    _install(sim)
+    assert len(checks) == len(NAMES)  # cold: every release verified in full
+    checks.clear()
+    _install(sim)
+    assert checks == []  # warm: accepted by digest, under the same root
+    stored = json.loads(_record(sim).read_bytes())
+    assert len(stored["releases"]) == len(NAMES)
+    # Recorded under another root (a rotation changes the identity): all checked again.
+    stored["root"] = "0" * 64
+    _record(sim).write_text(json.dumps(stored))
+    _install(sim)
+    assert len(checks) == len(NAMES)
+
+
+def test_a_malformed_record_only_costs_the_checks(
+    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install(sim)
+    _record(sim).write_bytes(b'{"root": 1, "releases": {"zz": "not a list"}}')
+    checks = _count_release_checks(monkeypatch)
+    assert len(_install(sim)) == len(NAMES)
+    assert len(checks) == len(NAMES)
+
+
+def test_a_recorded_digest_never_vouches_for_other_bytes(sim: RepositorySimulator) -> None:
+    """Trust core: a release is skipped only when its exact envelope was recorded."""
+    config = parse_config(sim.config(list(NAMES)))
+    with Loader(config) as loader:
+        view = loader.view()
+        state = view.state()
+        [entry] = view.releases(NAMES[0])
+        good_digest = release_digest(entry.release)
+        # The same payload with a forged signature: another digest, so checked, and refused.
+        forged_sig = Signature(entry.release.signatures[0].keyid, bytes(64))
+        forged = BinRelease(
+            entry.version, Envelope(entry.release.payload_type, entry.release.payload, (forged_sig,))
+        )
+        record = VerifiedReleases(state.root_identity, {good_digest: frozenset({"k"})})
+        with pytest.raises(SignatureError):
+            state.verify_bin_release_signed(NAMES[0], forged, verified=record)
+        assert record.added == {}
+        # Recorded, but under another root: checked in full, and refused.
+        other = VerifiedReleases("f" * 64, {release_digest(forged.release): frozenset({"k"})})
+        with pytest.raises(SignatureError):
+            state.verify_bin_release_signed(NAMES[0], forged, verified=other)
+        # A genuine release passes in full and is recorded with its real signers.
+        fresh = VerifiedReleases(state.root_identity)
+        _, signers = state.verify_bin_release_signed(NAMES[0], entry, verified=fresh)
+        assert fresh.added == {good_digest: signers} and signers == {sim.index_key.keyid}
+
+
+def test_a_planted_record_cannot_bring_in_a_bin_the_top_does_not_pin(
+    sim: RepositorySimulator,
+) -> None:
+    """The record is consulted only for envelopes inside a bin reached by hash."""
+    _install(sim)
+    # The attacker can write the cache and serve anything, but holds no key: a tampered
+    # bin (whatever the record says) fails its pin before any envelope is looked at.
+    nodes = sorted(sim.cache.glob("metadata/trust-*/nodes/*.json"))
+    for node in nodes:
+        node.write_bytes(node.read_bytes().replace(b"1.0.0", b"1.0.1"))
+    for rel in [p for p in sim.dir.glob("meta/*.json")]:
+        rel.write_bytes(rel.read_bytes().replace(b"1.0.0", b"1.0.1"))
+    with pytest.raises((HashMismatchError, DownloadError)):
+        _install(sim)
+
+
+def test_a_warm_run_still_rehashes_every_cached_archive(sim: RepositorySimulator) -> None:
+    paths = _install(sim)
+    victim = paths[1]
+    _flip_a_byte(victim)  # same size, other bytes
+    sim.server.clear_requests()
+    again = _install(sim)
+    assert again[1].read_bytes() != b"" and victim.exists()
+    archive = f"/{sim.archives[(NAMES[1], '1.0.0')].relative_to(sim.dir).as_posix()}"
+    assert sim.server.request_count(archive) == 1  # found corrupt, fetched again
+    _flip_a_byte(victim)
+    with pytest.raises(DownloadError):  # offline nothing can replace it: refused, not used
+        ConnectorRegistry.from_config(sim.config(list(NAMES), offline=True))
+
+
+def test_the_rollback_reference_is_written_when_it_changes_and_only_then(
+    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _install(sim)
+    saved: list[bytes] = []
+    real = OriginMetadata.save_timestamp
+
+    def save(self: OriginMetadata, data: bytes) -> None:
+        saved.append(data)
+        real(self, data)
+
+    monkeypatch.setattr(OriginMetadata, "save_timestamp", save)
+    _install(sim)
+    assert saved == []  # the mirror served the stored bytes: already durable on disk
+    sim.publish("acme-extra", "1.0.0")  # a new timestamp
+    _install(sim)
+    assert saved == [sim.read("timestamp.json")]
+    [stored] = sim.cache.glob("metadata/trust-*/timestamp.json")
+    assert stored.read_bytes() == sim.read("timestamp.json")
+
+
+def test_a_warm_run_starts_no_thread_and_a_cold_one_downloads_concurrently(
+    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools: list[int] = []
+    real = concurrent.futures.ThreadPoolExecutor
+
+    def pool(max_workers: int, **kwargs: Any) -> Any:
+        pools.append(max_workers)
+        return real(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(loader_module, "ThreadPoolExecutor", pool)
+    _install(sim)
+    assert pools == [len(NAMES)]  # the archive downloads (the one small bin: no pool)
+    pools.clear()
+    _install(sim)
+    ConnectorRegistry.from_config(sim.config(list(NAMES), metadata_max_age=0))
+    assert pools == []

@@ -1,0 +1,108 @@
+"""Unit guards for the cheap paths of issue 14: a key's memory of valid signatures and the
+flock-based sidecar lock. Each test fails if the shortcut ever answers differently from
+the slow path it replaces."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from filelock import FileLock, Timeout
+
+from modelmesh_connectors._internal.files import SidecarLock
+from modelmesh_connectors.errors import LockTimeoutError
+from modelmesh_connectors.index.keys import SigningKey
+
+
+def test_a_remembered_signature_vouches_only_for_its_exact_bytes() -> None:
+    key = SigningKey.generate()
+    public = key.public
+    sig = key.sign(b"payload one")
+    assert public.verify(sig, b"payload one")
+    assert public.verify(sig, b"payload one")  # answered from memory
+    assert not public.verify(sig, b"payload two")  # same signature, other bytes
+    assert not public.verify(bytes(64), b"payload one")
+    other = SigningKey.generate().public
+    assert not other.verify(sig, b"payload one")  # memory is per key
+
+
+def test_the_memory_is_bounded() -> None:
+    key = SigningKey.generate()
+    public = key.public
+    for i in range(200):
+        message = b"m%d" % i
+        assert public.verify(key.sign(message), message)
+    assert len(public._valid) <= 64
+
+
+def _lock(path: Path, timeout: float = 5.0) -> SidecarLock:
+    return SidecarLock(path, timeout=timeout, what="test lock", hint="wait")
+
+
+def test_the_sidecar_lock_excludes_other_threads(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def work() -> None:
+        for _ in range(20):
+            with _lock(path).held():
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(1)
+                time.sleep(0.0005)
+                inside.pop()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == []
+
+
+def test_the_sidecar_lock_is_reentrant_in_one_thread(tmp_path: Path) -> None:
+    lock = _lock(tmp_path / "x.lock", timeout=0.05)
+    with lock.held(), lock.held():
+        pass
+    with lock.held():  # released after the outer block
+        pass
+
+
+def test_the_sidecar_lock_and_filelock_exclude_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    with _lock(path).held(), pytest.raises(Timeout):
+        FileLock(path, timeout=0).acquire()
+    holder = FileLock(path, timeout=0)
+    holder.acquire()
+    try:
+        with pytest.raises(LockTimeoutError), _lock(path, timeout=0.05).held():
+            pass
+    finally:
+        holder.release()
+
+
+def test_a_lock_taken_on_a_file_that_lost_its_name_is_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between our open and our flock another holder may remove the file on release."""
+    import fcntl
+
+    path = tmp_path / "x.lock"
+    real = fcntl.flock
+    removed: list[bool] = []
+
+    def flock(fd: int, op: int) -> None:
+        if not removed:
+            removed.append(True)
+            os.unlink(path)  # our descriptor now names no file
+        real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)  # the module files.py calls it through
+    with _lock(path).held():
+        assert path.exists()
+        with pytest.raises(Timeout):  # held on the file the name points at now
+            FileLock(path, timeout=0).acquire()

@@ -1,0 +1,111 @@
+"""Start-up cost guards: a registry that never loads a package imports none of the heavy parts.
+
+``ConnectorRegistry()`` runs in every ModelMesh process; most never load a package. These
+tests fail if an eager import creeps back onto that path (issue 14: the start-up target is
+the bare interpreter + 30 ms). The lazily imported parts are still used, and still checked,
+the moment a package is loaded (the registry, loader and attack suites cover that).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from modelmesh_connectors import ConnectorInfo, ConnectorType, Origin
+from modelmesh_connectors.builtins import BUILTINS, Builtin
+
+# Each of these costs a bare registry 5-60 ms; none is needed until a package is added.
+HEAVY = (
+    "yaml",
+    "packaging",
+    "cryptography",
+    "httpx",
+    "dataclasses",
+    "inspect",
+    "importlib.abc",
+    "modelmesh_connectors.package.archive",
+    "modelmesh_connectors.package.manifest",
+    "modelmesh_connectors.package.package",
+    "modelmesh_connectors.client",
+    "modelmesh_connectors.index",
+)
+
+
+def _modules_after(code: str) -> list[str]:
+    script = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    loaded: list[str] = json.loads(out)
+    return loaded
+
+
+def _heavy(loaded: list[str]) -> list[str]:
+    return [m for m in loaded if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+
+
+def test_a_bare_registry_imports_nothing_heavy() -> None:
+    loaded = _modules_after(
+        "from modelmesh_connectors import ConnectorRegistry\n"
+        "r = ConnectorRegistry()\n"
+        "assert len(r.list_connectors()) == 38\n"
+    )
+    assert _heavy(loaded) == []
+
+
+def test_registering_a_runtime_class_still_imports_no_package_reader() -> None:
+    loaded = _modules_after(
+        "from modelmesh_connectors import ConnectorRegistry, ConnectorType\n"
+        "class Sink:\n"
+        "    '''A sink.'''\n"
+        "r = ConnectorRegistry(include_builtins=False)\n"
+        "try:\n"
+        "    r.register('acme.sink.v1', Sink, connector_type=ConnectorType.OBSERVABILITY)\n"
+        "except Exception:\n"
+        "    pass  # Sink implements no interface; only the imports matter here\n"
+    )
+    assert not [m for m in loaded if m.startswith(("yaml", "httpx", "cryptography"))]
+    assert "modelmesh_connectors.package.archive" not in loaded
+
+
+# -- the plain classes keep the value semantics of the dataclasses they replaced --------------
+
+
+def test_connector_info_compares_and_prints_like_the_dataclass() -> None:
+    a = ConnectorInfo("acme.sink.v1", ConnectorType.OBSERVABILITY, "1.0", "A sink.")
+    b = ConnectorInfo("acme.sink.v1", ConnectorType.OBSERVABILITY, "1.0", "A sink.")
+    assert a == b
+    assert a != ConnectorInfo("acme.sink.v1", ConnectorType.OBSERVABILITY, "1.1", "A sink.")
+    assert repr(a) == (
+        "ConnectorInfo(id='acme.sink.v1', connector_type=<ConnectorType.OBSERVABILITY: "
+        "'observability'>, version='1.0', description='A sink.')"
+    )
+    with pytest.raises(TypeError):
+        hash(a)  # mutable, like an eq=True dataclass
+    a.version = "2.0"
+    assert a.version == "2.0"
+
+
+def test_origin_is_an_immutable_hashable_value() -> None:
+    a = Origin("package", "acme@1.0", ("k1",))
+    assert a == Origin("package", "acme@1.0", ("k1",))
+    assert hash(a) == hash(Origin("package", "acme@1.0", ("k1",)))
+    assert a != Origin("package", "acme@1.0")
+    assert Origin("local", "/x").signed_by == ()
+    assert repr(a) == "Origin(kind='package', detail='acme@1.0', signed_by=('k1',))"
+    with pytest.raises(AttributeError):
+        a.kind = "builtin"
+    with pytest.raises(AttributeError):
+        del a.detail
+
+
+def test_builtin_rows_are_immutable_values() -> None:
+    row = BUILTINS[0]
+    copy = Builtin(row.id, row.module, row.attribute, row.connector_type, row.description)
+    assert copy == row and hash(copy) == hash(row)
+    assert repr(row).startswith(f"Builtin(id={row.id!r}, module={row.module!r}")
+    with pytest.raises(AttributeError):
+        row.id = "other.id.v1"
