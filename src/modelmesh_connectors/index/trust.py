@@ -15,6 +15,10 @@ Two layers:
 * :class:`TrustedState`, which adds what needs memory across files: update order,
   rollback protection, the bounded root walk and expiry, exactly as a client update
   (FORMAT.md §4) needs them.
+
+Over 600 lines on purpose: :class:`TrustedState` is one state machine (root walk →
+timestamp and its history → index top → nodes → releases) whose checks read each other's
+fields; split, its invariants would be spread over several files.
 """
 
 from __future__ import annotations
