@@ -9,6 +9,7 @@ the moment a package is loaded (the registry, loader and attack suites cover tha
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -36,8 +37,11 @@ HEAVY = (
 
 def _modules_after(code: str) -> list[str]:
     script = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))\n"
+    # Without the coverage hooks the CI run installs into child processes (coverage itself
+    # imports dataclasses and inspect): what is measured is the library's own start-up.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "COV_CORE_"))}
     out = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env
     ).stdout
     loaded: list[str] = json.loads(out)
     return loaded
