@@ -22,5 +22,8 @@ fi
 rm -f .coverage .coverage.*
 # 1. The default set (addopts: two workers, not slow); coverage is collected, judged below.
 .venv/bin/python -m pytest --cov --cov-report= --cov-fail-under=0
-# 2. The slow set, in one process; its coverage is appended, then reported and gated.
-.venv/bin/python -m pytest -m slow -n0 --cov --cov-append --cov-report=term-missing:skip-covered
+# 2. The slow set, in one process; its coverage is appended.
+.venv/bin/python -m pytest -m slow -n0 --cov --cov-append --cov-report= --cov-fail-under=0
+# 3. The gate: `coverage report` exits non-zero below fail_under ([tool.coverage.report]).
+#    (pytest-cov printed "FAIL Required test coverage" here once and still exited 0.)
+.venv/bin/python -m coverage report
