@@ -35,7 +35,8 @@ _REPO = str(Path(__file__).resolve().parents[2])
 def _stays(module: object) -> bool:
     file = getattr(module, "__file__", None)
     if file is None:
-        return getattr(module, "__spec__", None) is not None and getattr(module.__spec__, "origin", None) in ("built-in", "frozen")  # type: ignore[attr-defined]
+        spec = getattr(module, "__spec__", None)
+        return getattr(spec, "origin", None) in ("built-in", "frozen")
     resolved = str(Path(file).resolve())
     return resolved.startswith(_KEEP) or resolved.startswith(_REPO)
 
