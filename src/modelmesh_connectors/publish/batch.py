@@ -158,6 +158,7 @@ def commit_releases(
             else:
                 refused.append(refusal)
         already: list[str] = []
+        admitted: list[Candidate] = []  # in fold order; a second of one version is a duplicate
 
         def admit(i: int, listed: tuple[BinRelease, ...]) -> bool:
             c = accepted[i]
@@ -189,7 +190,6 @@ def commit_releases(
             admitted.append(c)
             return True
 
-        admitted: list[Candidate] = []
         plan, _ = fold_releases(
             state,
             [(c.release, c.envelope, data[c.key]) for c in accepted],
