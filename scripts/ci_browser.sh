@@ -2,42 +2,20 @@
 # CI browser for the catalogue page test: Debian's chromium, run headless by
 # tests/e2e/test_catalogue_browser.py (a screenshot, and a DOM dump of hostile descriptions).
 #
-# Idempotent: installs chromium only when it is missing. Service starts are forbidden during
-# the install (Debian's policy-rc.d convention), as in scripts/ci_services.sh.
+# Idempotent: installs chromium only when it is missing (scripts/_apt.sh: no service starts
+# during the install).
 set -euo pipefail
 
-export DEBIAN_FRONTEND=noninteractive
+APT_CALLER=ci_browser.sh
+# shellcheck source=scripts/_apt.sh
+. "$(dirname "$0")/_apt.sh"
 
 find_chromium() {
     command -v chromium || { [ -x /usr/bin/chromium ] && echo /usr/bin/chromium; } || true
 }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo -n "$@"
-    else
-        echo "ci_browser.sh: need root (or passwordless sudo) to run: $*" >&2
-        return 1
-    fi
-}
-
 if [ -z "$(find_chromium)" ]; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "ci_browser.sh: chromium is missing and apt-get is not available" >&2
-        exit 1
-    fi
-    echo "ci_browser.sh: installing chromium"
-    policy=/usr/sbin/policy-rc.d
-    created_policy=0
-    if [ ! -e "$policy" ]; then
-        as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-        created_policy=1
-    fi
-    as_root apt-get -o DPkg::Lock::Timeout=600 update -qq
-    as_root apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
-    if [ "$created_policy" -eq 1 ]; then as_root rm -f "$policy"; fi
+    apt_install chromium chromium fonts-dejavu-core
 fi
 
 chromium_bin="$(find_chromium)"

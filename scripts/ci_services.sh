@@ -6,41 +6,17 @@
 # a free 127.0.0.1 port with a generated configuration).
 set -euo pipefail
 
-export DEBIAN_FRONTEND=noninteractive
+APT_CALLER=ci_services.sh
+# shellcheck source=scripts/_apt.sh
+. "$(dirname "$0")/_apt.sh"
 
 find_nginx() {
     command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true
 }
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo -n "$@"
-    else
-        echo "ci_services.sh: need root (or passwordless sudo) to run: $*" >&2
-        return 1
-    fi
-}
-
 if [ -z "$(find_nginx)" ]; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "ci_services.sh: nginx is missing and apt-get is not available" >&2
-        exit 1
-    fi
-    echo "ci_services.sh: installing nginx"
-    # Forbid service starts during the install (Debian's policy-rc.d convention), so the
-    # package's postinst never starts a system nginx listening on 0.0.0.0:80.
-    policy=/usr/sbin/policy-rc.d
-    created_policy=0
-    if [ ! -e "$policy" ]; then
-        as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
-        created_policy=1
-    fi
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq --no-install-recommends nginx-light >/dev/null \
-        || as_root apt-get install -y -qq --no-install-recommends nginx >/dev/null
-    if [ "$created_policy" -eq 1 ]; then as_root rm -f "$policy"; fi
+    # nginx-light where the release still has it, else nginx
+    apt_install nginx nginx-light || apt_install nginx nginx
 fi
 
 nginx_bin="$(find_nginx)"
@@ -79,13 +55,7 @@ find_softhsm_module() {
     return 0
 }
 if ! command -v softhsm2-util >/dev/null 2>&1 || [ -z "$(find_softhsm_module)" ]; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "ci_services.sh: softhsm2 is missing and apt-get is not available" >&2
-        exit 1
-    fi
-    echo "ci_services.sh: installing softhsm2"
-    as_root apt-get update -qq
-    as_root apt-get install -y -qq --no-install-recommends softhsm2 libsofthsm2 >/dev/null
+    apt_install softhsm2 softhsm2 libsofthsm2
 fi
 if [ -z "$(find_softhsm_module)" ]; then
     echo "ci_services.sh: libsofthsm2.so is still not installed" >&2

@@ -3,9 +3,11 @@
 # test command).
 #
 #   scripts/test.sh              everything: the default set on two workers, then the `slow`
-#                                set alone (processes racing or killed on purpose must not
-#                                compete with timing tests), branch coverage of both runs
-#                                including CLI subprocesses, fail_under from pyproject.toml
+#                                set alone (real-part end-to-end walkthroughs, races and
+#                                crashes: S3/moto, SoftHSM+OpenBao, Chromium, doc walkthroughs,
+#                                processes racing or killed on purpose, which must not compete
+#                                with timing tests), branch coverage of both runs including
+#                                CLI subprocesses, fail_under from pyproject.toml
 #   scripts/test.sh ARGS...      plain `pytest ARGS...` (no coverage gate), e.g. -n0 -x tests/unit
 set -euo pipefail
 cd "$(dirname "$0")/.."

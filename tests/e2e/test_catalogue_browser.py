@@ -62,6 +62,7 @@ def _png_pixels(data: bytes) -> tuple[int, int, bytes]:
     return width, height, zlib.decompress(idat)
 
 
+@pytest.mark.slow  # a real headless Chromium; scripts/test.sh runs it
 def test_committed_catalogue_renders_in_a_headless_browser(tmp_path: Path) -> None:
     assert COMMITTED_PAGE.is_file(), "regenerate it: python scripts/build_index.py --catalogue"
     shot = tmp_path / "catalogue.png"
@@ -88,6 +89,7 @@ def test_committed_catalogue_lists_every_release_of_the_committed_index(tmp_path
     assert len(releases(fresh)) == 7  # 5 Python releases and the 2 JavaScript ones
 
 
+@pytest.mark.slow  # a real headless Chromium; scripts/test.sh runs it
 def test_markup_in_a_description_shows_as_text_and_no_script_runs(tmp_path: Path) -> None:
     with RepositorySimulator(tmp_path / "sim", serve=False) as sim:
         source = make_package(tmp_path / "src", "acme-audit-log", "1.0.0")

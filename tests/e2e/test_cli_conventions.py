@@ -3,7 +3,10 @@
 ``--version``; ``-v``/``-q`` anywhere and stacking; ``--json`` on every reporting command with
 JSON errors; distinct, documented exit codes; shell completion; progress only on a terminal
 (and the progress library imported only then); configuration discovery; ``--refresh``;
-per-action help with defaults and examples. Every behaviour runs in a subprocess.
+per-action help with defaults and examples. Most rows call ``main`` in this process, as a
+subprocess would run it (tests/support/cli.py); what only a real process shows runs the
+console script in a subprocess: ``--version``, the exit statuses, a terminal, Ctrl-C, and
+which modules a fresh process imports.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import yaml
 from modelmesh_connectors.cli import build_parser
 from modelmesh_connectors.cli.exit_codes import ExitCode
 from modelmesh_connectors.publish.keyfiles import write_signing_key
+from tests.support.cli import run_in_process
 from tests.support.http_server import LoopbackServer, Reply
 from tests.support.packages import OBSERVABILITY_SOURCE, make_package
 from tests.support.simulator import RepositorySimulator
@@ -44,8 +48,14 @@ def env(**extra: str) -> dict[str, str]:
     return out
 
 
-def run(*args: object, cwd: Path | None = None, environ: dict[str, str] | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(*args: object, cwd: Path | None = None, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``main(args)`` in this process, with a subprocess's environment, directory and stdin."""
+    return run_in_process(args, cwd=cwd, environ=environ or env())
+
+
+def run_process(*args: object, cwd: Path | None = None, environ: dict[str, str] | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The console script in a real subprocess."""
     return subprocess.run(
         [*CLI, *map(str, args)], cwd=cwd, env=environ or env(), capture_output=True, text=True,
         timeout=timeout, stdin=subprocess.DEVNULL, check=False,
@@ -107,7 +117,7 @@ def write_config(path: Path, sim: RepositorySimulator, packages: list[str], **ex
 
 
 def test_version() -> None:
-    done = run("--version")
+    done = run_process("--version")
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"modelmesh-connectors \d+\.\d+\.\d+\S* \(modelmesh-lite \S+, Python 3\.\d+\.\d+\)\n", done.stdout)
 
@@ -230,22 +240,27 @@ def test_errors_are_json_with_json(tmp_path: Path) -> None:
 def test_exit_codes_are_distinct_per_failure_class(sim: RepositorySimulator, tmp_path: Path) -> None:
     common = ["--trust-root", sim.trust_root, "--cache-dir", tmp_path / "c"]
     with socket_closed_port() as port:
-        network = run("install", "acme-audit-log", "--index", f"http://127.0.0.1:{port}/", *common)
+        # retries: 0, so the refused connection is not retried with seconds of backoff
+        unreachable = tmp_path / "unreachable.yaml"
+        unreachable.write_text(yaml.safe_dump({"connectors": {
+            "index": f"http://127.0.0.1:{port}/", "trust_root": str(sim.trust_root),
+            "cache_dir": str(tmp_path / "c"), "packages": [], "retries": 0}}))
+        network = run_process("install", "acme-audit-log", "--config", unreachable)
     assert network.returncode == ExitCode.NETWORK, network.stderr
-    assert run("install", "nope", "--index", sim.url, *common).returncode == ExitCode.RESOLUTION
-    assert run("no-such-command").returncode == ExitCode.USAGE
+    assert run_process("install", "nope", "--index", sim.url, *common).returncode == ExitCode.RESOLUTION
+    assert run_process("no-such-command").returncode == ExitCode.USAGE
     (tmp_path / "bad.yaml").write_text("connectors:\n  no_such_key: 1\n")
-    assert run("load", "--config", tmp_path / "bad.yaml").returncode == ExitCode.CONFIG
-    assert run("inspect", tmp_path / "missing.zip").returncode == ExitCode.PACKAGE
+    assert run_process("load", "--config", tmp_path / "bad.yaml").returncode == ExitCode.CONFIG
+    assert run_process("inspect", tmp_path / "missing.zip").returncode == ExitCode.PACKAGE
     # Attack or corruption: one flipped byte of the archive the index signs.
     sim.corrupt("archives/acme-audit-log/acme-audit-log-1.0.0.zip")
-    trust = run("install", "acme-audit-log", "--index", sim.url, *common)
+    trust = run_process("install", "acme-audit-log", "--index", sim.url, *common)
     assert trust.returncode == ExitCode.TRUST, trust.stderr
     assert "sha256" in trust.stderr
     # A publisher refusal: that version is already published.
     write_signing_key(tmp_path / "index.pem", sim.index_key, None)
     write_signing_key(tmp_path / "ts.pem", sim.timestamp_key, None)
-    refused = run("publish", sim.build_archive("acme-audit-log", "1.0.0"), "--index", sim.dir,
+    refused = run_process("publish", sim.build_archive("acme-audit-log", "1.0.0"), "--index", sim.dir,
                   "--index-key", tmp_path / "index.pem", "--timestamp-key", tmp_path / "ts.pem")
     assert refused.returncode == ExitCode.PUBLISH, refused.stderr
     assert "already published" in refused.stderr

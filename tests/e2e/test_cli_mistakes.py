@@ -1,4 +1,7 @@
-"""Realistic mistakes get a good answer: each through the console script, in a subprocess.
+"""Realistic mistakes get a good answer: each through the command line's ``main``.
+
+Most rows call ``main`` in this process as a subprocess would run it (tests/support/cli.py);
+the rows about the separate check process run the CLI as a real subprocess.
 
 ``cache prune`` with no configuration; ``keygen`` into a missing directory; a connector class
 that implements nothing (``inspect``, ``pack``, ``publish``, checked in a separate process);
@@ -22,6 +25,7 @@ import yaml
 from modelmesh_connectors.cli.exit_codes import ExitCode
 from modelmesh_connectors.index.envelope import TIMESTAMP_TYPE, Envelope
 from modelmesh_connectors.publish.keyfiles import write_signing_key
+from tests.support.cli import run_in_process
 from tests.support.packages import make_package, zip_directory
 from tests.support.simulator import RepositorySimulator
 
@@ -36,8 +40,8 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def run(*args: object, cwd: Path | None = None, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *map(str, args)], cwd=cwd, env=environ or env(), capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+    """``main(args)`` in this process, with a subprocess's environment, directory and stdin."""
+    return run_in_process(args, cwd=cwd, environ=environ or env())
 
 
 @pytest.fixture

@@ -34,8 +34,11 @@ def moto() -> Iterator[MotoServer]:
         yield server
 
 
-@pytest.fixture(params=["local", "s3"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path, moto: MotoServer) -> Backend:
+# The S3 rows start a moto server (a real S3-compatible process): they are in the slow set,
+# which scripts/test.sh runs; the local rows run in the quick default set.
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    moto = request.getfixturevalue("moto") if request.param == "s3" else None
     return {b.kind: b for b in backends(tmp_path, moto)}[request.param]
 
 

@@ -339,6 +339,22 @@ def test_two_of_one_version_in_one_run(arena: Arena) -> None:
     assert reasons == {"published", "duplicate"}
 
 
+def test_an_unlisted_file_in_the_way_is_refused_and_left(arena: Arena) -> None:
+    """An interrupted publish left other bytes at the archive's path: the release is refused
+    ("stray-file", for the operator), the file is not overwritten, the other release in the
+    run is still published."""
+    blocked = arena.submit("team-a", "acme-audit", "1.0.0")
+    fine = arena.submit("team-b", "globex-probe", "1.0.0")
+    stray = arena.index / archive_path("acme-audit", "1.0.0")
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"left by a crashed publish")
+    report = arena.ingest()
+    assert [r.id for r in report.published] == [fine]
+    assert arena.status("team-a", blocked)["reason"] == "stray-file"
+    assert stray.read_bytes() == b"left by a crashed publish"
+    assert arena.listed("acme-audit") == [] and len(arena.listed("globex-probe")) == 1
+
+
 def test_ingest_never_imports_a_submission(arena: Arena, tmp_path: Path) -> None:
     canary = tmp_path / "canary"
     modules_before = set(sys.modules)

@@ -23,6 +23,8 @@ from modelmesh_connectors.publish.signers import close_signers, open_signer
 from tests.support.keystores import OpenBao, SoftHsm, find_private_key_files
 from tests.support.packages import make_zip
 
+pytestmark = pytest.mark.slow  # a real SoftHSM token and a real OpenBao server, full cycle; scripts/test.sh runs it
+
 CLI = Path(sys.executable).with_name("modelmesh-connectors")
 PROGRAM = Path(__file__).parents[1] / "support" / "exec_signer_program.py"
 

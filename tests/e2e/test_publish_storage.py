@@ -40,8 +40,11 @@ def moto() -> Iterator[MotoServer]:
         yield server
 
 
-@pytest.fixture(params=["local", "s3"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path, moto: MotoServer) -> Backend:
+# The S3 rows start a moto server (a real S3-compatible process): they are in the slow set,
+# which scripts/test.sh runs; the local rows run in the quick default set.
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    moto = request.getfixturevalue("moto") if request.param == "s3" else None
     found = {b.kind: b for b in backends(tmp_path, moto)}
     return found[request.param]
 
@@ -202,6 +205,7 @@ def test_bulk_publish_is_all_or_nothing(backend: Backend, tmp_path: Path) -> Non
         repository.publish_many(storage, [archives[0], archives[0]], **keys.signers())  # type: ignore[arg-type]
 
 
+@pytest.mark.slow  # a moto server: real S3-compatible process
 def test_a_client_installs_from_an_index_published_into_s3(moto: MotoServer, tmp_path: Path) -> None:
     keys = make_keys()
     bucket = moto.new_bucket()

@@ -49,6 +49,7 @@ def env(softhsm: SoftHsm, openbao: OpenBao, tmp_path: Path) -> dict[str, str]:
             "PATH": f"{CLI.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
+@pytest.mark.slow  # the CI recipe as written, with SoftHSM and OpenBao; scripts/test.sh runs it
 def test_the_ci_recipe_runs_as_written(softhsm: SoftHsm, openbao: OpenBao, env: dict[str, str], tmp_path: Path) -> None:
     tag = os.urandom(4).hex()
     softhsm.generate(f"root-{tag}")
@@ -78,6 +79,7 @@ def test_the_ci_recipe_runs_as_written(softhsm: SoftHsm, openbao: OpenBao, env: 
     assert find_private_key_files(tmp_path, softhsm.base, openbao.base) == []
 
 
+@pytest.mark.slow  # publishers submitting concurrently, in real processes; scripts/test.sh runs it
 def test_concurrent_submissions_one_ingest_and_the_read_back(
     softhsm: SoftHsm, openbao: OpenBao, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -69,6 +69,7 @@ def run_group(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 6
     return subprocess.CompletedProcess(cmd, proc.returncode, out, "")
 
 
+@pytest.mark.slow  # the whole README walkthrough in real processes; scripts/test.sh runs it
 def test_publishing_walkthrough_runs_as_written(tmp_path: Path) -> None:
     script = walkthrough("publish", "bash")
     # The requirement is quoted where a shell would otherwise redirect.

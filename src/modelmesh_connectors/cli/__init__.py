@@ -78,6 +78,18 @@ class _Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+class _Version(argparse.Action):
+    """``--version``: the text is looked up only when asked for (importlib.metadata is not
+    free, and every other command line would pay for it)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        print(version_text())
+        parser.exit()
+
+
 class _Count(argparse.Action):
     """``-v`` adds one, ``-q`` takes one away; absent unless given (a sub-parser's copy
     must not overwrite what was counted before the command word)."""
@@ -145,9 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=MAIN_EPILOG,
         formatter_class=HelpFormatter,
     )
-    parser.add_argument(
-        "--version", action="version", version=version_text(), help="print the version and exit"
-    )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     _add_global(parser, 0)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _MODULES:

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from modelmesh_connectors.errors import ConfigError
-from modelmesh_connectors.publish.keyfiles import write_public_key
-from modelmesh_connectors.publish.signers import close_signers, open_signer, open_signers
 
 __all__ = ["register"]
 
@@ -73,6 +71,9 @@ def register(sub: Any) -> None:
 
 
 def _pubkey(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish.keyfiles import write_public_key
+    from modelmesh_connectors.publish.signers import close_signers, open_signer
+
     key = open_signer(args.reference)
     try:
         if args.output is not None:
@@ -87,6 +88,7 @@ def _pubkey(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     from modelmesh_connectors.publish.inbox import submit
+    from modelmesh_connectors.publish.signers import close_signers, open_signers
 
     if not args.archive.is_file():
         raise ConfigError(f"archive {args.archive}: not a file")
@@ -124,6 +126,7 @@ def _submit(args: argparse.Namespace) -> int:
 def _ingest(args: argparse.Namespace) -> int:
     from modelmesh_connectors.cli.publish_commands import _days
     from modelmesh_connectors.publish.ingest import IngestLimits, ingest
+    from modelmesh_connectors.publish.signers import close_signers, open_signers
 
     if args.per_publisher < 1 or args.max_total < 1:
         raise ConfigError("--per-publisher and --max-total: expected at least 1")

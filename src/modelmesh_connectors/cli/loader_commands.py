@@ -12,24 +12,16 @@ import contextlib
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelmesh_connectors.cli.output import emit, info, note, progress_for
 from modelmesh_connectors.cli.package_commands import print_table
-from modelmesh_connectors.client.config import (
-    LoaderConfig,
-    load_config,
-    parse_config,
-    parse_index_urls,
-)
-from modelmesh_connectors.client.loader import Loader
 from modelmesh_connectors.errors import ConfigError
-from modelmesh_connectors.package.requirements import (
-    LocalSpec,
-    RequirementSpec,
-    parse_package_spec,
-)
-from modelmesh_connectors.registry import build_registry
+
+if TYPE_CHECKING:
+    from modelmesh_connectors.client.config import LoaderConfig
+    from modelmesh_connectors.client.loader import Loader
+
 
 __all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "register"]
 
@@ -163,6 +155,13 @@ def _discover(explicit: Path | None) -> tuple[Path | None, str]:
 def _config(
     args: argparse.Namespace, *, required: bool = True, path: Path | None = None
 ) -> LoaderConfig:
+    from modelmesh_connectors.client.config import (
+        LoaderConfig,
+        load_config,
+        parse_config,
+        parse_index_urls,
+    )
+
     chosen, why = _discover(path if path is not None else args.config)
     if chosen is None:
         if required:
@@ -206,6 +205,9 @@ def _age(delta: timedelta) -> str:
 
 
 def _install(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.client.loader import Loader
+    from modelmesh_connectors.package.requirements import RequirementSpec, parse_package_spec
+
     cfg = _config(args, required=False)
     specs = [parse_package_spec(r, base_dir=Path.cwd()) for r in args.requirements]
     notes: list[str] = []
@@ -255,6 +257,8 @@ def _reused_age(loader: Loader) -> timedelta | None:
 
 
 def _load(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.registry import build_registry
+
     progress = progress_for(args)
     with progress or contextlib.nullcontext():
         registry = build_registry(_config(args), freeze=True, progress=progress)
@@ -324,6 +328,7 @@ def _cache_verify(args: argparse.Namespace) -> int:
 
 def _cache_prune(args: argparse.Namespace) -> int:
     from modelmesh_connectors.client.cache import ArchiveCache
+    from modelmesh_connectors.client.loader import Loader
     from modelmesh_connectors.client.resolve import ResolvedArchive
 
     paths: list[Path] = list(args.config or [])
@@ -389,8 +394,11 @@ def _cache_prune(args: argparse.Namespace) -> int:
 
 
 def _lock(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.client.config import LoaderConfig
+    from modelmesh_connectors.client.loader import Loader
     from modelmesh_connectors.client.lockfile import LockFile
     from modelmesh_connectors.client.resolve import ResolvedArchive
+    from modelmesh_connectors.package.requirements import LocalSpec
 
     cfg = _config(args)
     out = args.output or (cfg.lock_file or cfg.base_dir / "connectors.lock")

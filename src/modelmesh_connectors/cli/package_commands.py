@@ -9,17 +9,14 @@ from typing import Any
 
 from modelmesh_connectors.cli.exit_codes import ExitCode
 from modelmesh_connectors.cli.output import emit
-from modelmesh_connectors.package.connector_types import ConnectorType
-from modelmesh_connectors.package.interface_check import check_interfaces
-from modelmesh_connectors.package.pack import pack_directory
-from modelmesh_connectors.package.package import check_environment, inspect_archive
-from modelmesh_connectors.registry import ConnectorRegistry
 
 __all__ = ["print_table", "register"]
 
 
 def register(sub: Any) -> None:
     """Add this module's subcommands to the parser."""
+    from modelmesh_connectors.package.connector_types import ConnectorType
+
     p = sub.add_parser("list", help="list registered connectors (built-ins)")
     p.add_argument(
         "--type", choices=[t.value for t in ConnectorType], help="only this type (default: all)"
@@ -66,6 +63,8 @@ def print_table(rows: list[list[str]], headers: list[str]) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.registry import ConnectorRegistry
+
     registry = ConnectorRegistry()
     infos = registry.list_connectors(args.type)
     rows = [
@@ -88,6 +87,9 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.package.interface_check import check_interfaces
+    from modelmesh_connectors.package.package import check_environment, inspect_archive
+
     package = inspect_archive(args.path)
     m = package.manifest
     checks: dict[str, str] = {"archive": "ok", "manifest": "ok"}
@@ -139,6 +141,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _pack(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.package.interface_check import check_interfaces
+    from modelmesh_connectors.package.pack import pack_directory
+    from modelmesh_connectors.package.package import inspect_archive
+
     path = pack_directory(args.directory, args.output)
     package = inspect_archive(path)
     report = check_interfaces(path)

@@ -23,29 +23,17 @@ import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelmesh_connectors.cli.exit_codes import ExitCode
 from modelmesh_connectors.cli.output import emit, info, note
-from modelmesh_connectors.client.config import parse_duration
 from modelmesh_connectors.errors import ConfigError, ConnectorError, PackageError
-from modelmesh_connectors.index.keys import PublicKey, SigningKey
-from modelmesh_connectors.package.interface_check import check_interfaces
-from modelmesh_connectors.publish import repository
-from modelmesh_connectors.publish.catalogue_writer import write_catalogue
-from modelmesh_connectors.publish.keyfiles import (
-    read_public_key,
-    write_public_key,
-    write_signing_key,
-)
-from modelmesh_connectors.publish.signers import (
-    close_signers,
-    open_signer,
-    open_signers,
-    reference_kind,
-)
-from modelmesh_connectors.publish.storage import Storage
-from modelmesh_connectors.publish.stores import open_storage
+
+if TYPE_CHECKING:
+    from modelmesh_connectors.index.keys import PublicKey, SigningKey
+    from modelmesh_connectors.publish import repository
+    from modelmesh_connectors.publish.storage import Storage
+
 
 __all__ = ["register"]
 
@@ -220,6 +208,8 @@ def _s3_endpoint_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _index(args: argparse.Namespace) -> Storage:
+    from modelmesh_connectors.publish.stores import open_storage
+
     return open_storage(args.index, s3_endpoint=args.s3_endpoint)
 
 
@@ -277,6 +267,8 @@ def _now() -> datetime:
 
 
 def _days(text: str, key: str) -> timedelta:
+    from modelmesh_connectors.client.config import parse_duration
+
     try:
         return timedelta(seconds=parse_duration(text, key=key))
     except ConfigError as e:
@@ -307,11 +299,16 @@ def _write_new(path: Path, data: bytes, what: str) -> None:
 
 def _private(references: list[str]) -> list[SigningKey]:
     """Open each key reference (a file, an HSM key, a Vault key or a signing program)."""
+    from modelmesh_connectors.publish.signers import open_signers
+
     return open_signers(references)
 
 
 def _public_key(text: str) -> PublicKey:
     """A public key file, or the public half of a key held by reference (HSM, Vault …)."""
+    from modelmesh_connectors.publish.keyfiles import read_public_key
+    from modelmesh_connectors.publish.signers import close_signers, open_signer, reference_kind
+
     if reference_kind(text) == "file":
         return read_public_key(Path(text.removeprefix("file:")))
     key = open_signer(text)
@@ -326,6 +323,8 @@ def _public(paths: list[str] | None) -> list[PublicKey] | None:
 
 
 def _publishers(specs: list[str]) -> list[repository.PublisherSpec]:
+    from modelmesh_connectors.publish import repository
+
     out: list[repository.PublisherSpec] = []
     for spec in specs:
         # maxsplit 2: a key file path may itself contain ':'.
@@ -345,6 +344,9 @@ def _publishers(specs: list[str]) -> list[repository.PublisherSpec]:
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.index.keys import SigningKey
+    from modelmesh_connectors.publish.keyfiles import write_public_key, write_signing_key
+
     passphrase: bytes | None = None
     if args.encrypt:
         text = os.environ.get(_PASSPHRASE_ENV)
@@ -394,6 +396,8 @@ def _make_key_directory(directory: Path) -> Path | None:
 
 
 def _root_init(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish import repository
+
     staged = repository.root_init(
         root_keys=_public(args.root_key) or [],
         root_threshold=args.root_threshold,
@@ -415,6 +419,9 @@ def _root_init(args: argparse.Namespace) -> int:
 
 
 def _root_sign(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish import repository
+    from modelmesh_connectors.publish.signers import open_signer
+
     index = _index(args) if args.index is not None else None
     env = repository.root_sign(args.staged, open_signer(args.key), index=index)
     emit(
@@ -426,6 +433,8 @@ def _root_sign(args: argparse.Namespace) -> int:
 
 
 def _root_rotate(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish import repository
+
     staged = repository.root_rotate(
         _index(args),
         expires=_now() + _days(args.expires, "expires"),
@@ -448,6 +457,8 @@ def _root_rotate(args: argparse.Namespace) -> int:
 
 
 def _root_publish(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish import repository
+
     index = _index(args)
     root = repository.root_publish(index, args.staged)
     lines = [f"published root version {root.version}"]
@@ -467,6 +478,8 @@ def _root_publish(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish import repository
+
     repository.init_repository(
         args.index if "://" not in args.index else _index(args),
         _read_file(args.root, "root file"),
@@ -482,6 +495,9 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.package.interface_check import check_interfaces
+    from modelmesh_connectors.publish import repository
+
     for archive in args.archive:
         if not archive.is_file():
             # Names the option's value plainly (the library says it cannot read the archive).
@@ -534,6 +550,8 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _yank(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish import repository
+
     repository.yank(
         _index(args),
         args.name,
@@ -551,6 +569,8 @@ def _yank(args: argparse.Namespace) -> int:
 
 
 def _timestamp(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish import repository
+
     ts = repository.refresh_timestamp(
         _index(args), _private(args.timestamp_key), _days(args.expires, "expires")
     )
@@ -561,6 +581,8 @@ def _timestamp(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish import repository
+
     top = repository.refresh_index(
         _index(args),
         index_keys=_private(args.index_key),
@@ -575,6 +597,8 @@ def _refresh(args: argparse.Namespace) -> int:
 
 
 def _resign(args: argparse.Namespace) -> int:
+    from modelmesh_connectors.publish import repository
+
     releases = repository.resign_releases(
         _index(args),
         name=args.name,
@@ -601,6 +625,8 @@ def _catalogue(args: argparse.Namespace, index: str | Path) -> None:
     """Regenerate the index's catalogue page after a change; a failure is only a note
     (the page is informational: the signed change already happened). Local indexes only:
     an object-store index gets its page from the job that syncs or serves it."""
+    from modelmesh_connectors.publish.catalogue_writer import write_catalogue
+
     if "://" in str(index):
         info(args, "catalogue page: not written for an object-store index")
         return
@@ -614,6 +640,7 @@ def _catalogue(args: argparse.Namespace, index: str | Path) -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     from modelmesh_connectors.publish.audit import audit_directory, audit_index, audit_storage
+    from modelmesh_connectors.publish.stores import open_storage
 
     trusted = _read_file(args.root, "trusted root")
     if args.location.startswith("s3://"):

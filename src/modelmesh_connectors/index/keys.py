@@ -21,6 +21,7 @@ __all__ = [
     "small_order_problem",
 ]
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -82,6 +83,10 @@ def _double(point: tuple[int, int]) -> tuple[int, int]:
     )
 
 
+# A pure function of 32 bytes that costs eight big modular exponentiations (~1 ms): the same
+# few trusted keys are parsed again for every root and every run in a process, so the answer
+# is remembered per encoding (the same answer the arithmetic gives; bounded).
+@functools.lru_cache(maxsize=4096)
 def small_order_problem(raw: bytes) -> str | None:
     """Why a raw Ed25519 public key is unusable as a trusted key, or None if it is usable.
 

@@ -3,7 +3,8 @@
 :func:`commit_releases` is the single call through which the ingest job changes the index.
 It is a *changes function* run by :func:`~modelmesh_connectors.publish.commit.commit`, the
 publisher's compare-and-swap protocol: on the state read (the root *as it is now*) it lets
-the caller decide on each candidate, folds every accepted release into new bins, signs one
+the caller decide on each candidate, folds every accepted release into new bins (the same
+:func:`~modelmesh_connectors.publish.releases.fold_releases` a bulk publish uses), signs one
 new index top and one timestamp and runs the result through the client's trust core; the
 protocol then uploads archives, ``.zip.sig`` files and nodes create-only and swaps
 ``timestamp.json`` only if no other publisher got there first (else it re-reads and decides
@@ -25,12 +26,11 @@ from pathlib import Path
 from modelmesh_connectors.errors import PublishError
 from modelmesh_connectors.index.envelope import Envelope
 from modelmesh_connectors.index.keys import SigningKey
-from modelmesh_connectors.index.metadata import BinNode, BinRelease, Release, Root
+from modelmesh_connectors.index.metadata import BinRelease, Release, Root
 from modelmesh_connectors.index.trust import check_expiry
 from modelmesh_connectors.publish.commit import commit
-from modelmesh_connectors.publish.plan import Plan, plan_tree
-from modelmesh_connectors.publish.releases import _same_version
-from modelmesh_connectors.publish.resign import resign_for_write, resigned_bin, with_bins
+from modelmesh_connectors.publish.plan import Plan
+from modelmesh_connectors.publish.releases import _same_version, fold_releases
 from modelmesh_connectors.publish.state import (
     DEFAULT_INDEX_EXPIRY,
     DEFAULT_TIMESTAMP_EXPIRY,
@@ -157,66 +157,51 @@ def commit_releases(
                 accepted.append(c)
             else:
                 refused.append(refusal)
-        prefixes = sorted({state.top.bin_prefix(c.release.name) for c in accepted})
-        resigned, check_all = resign_for_write(state, ikeys, prefixes)
-        nodes: list[BinNode] = []
-        to_write: list[Candidate] = []
         already: list[str] = []
-        for bp in prefixes:
-            packages = dict(resigned_bin(state, resigned, bp).packages)
-            for c in (c for c in accepted if state.top.bin_prefix(c.release.name) == bp):
-                name, version = c.release.name, c.release.version
-                existing = packages.get(name, ())
-                match = next((e for e in existing if _same_version(e.version, version)), None)
-                if match is not None:
-                    in_run = any(
-                        w.release.name == name and _same_version(w.release.version, version)
-                        for w in to_write
+        admitted: list[Candidate] = []  # in fold order; a second of one version is a duplicate
+
+        def admit(i: int, listed: tuple[BinRelease, ...]) -> bool:
+            c = accepted[i]
+            name, version = c.release.name, c.release.version
+            match = next((e for e in listed if _same_version(e.version, version)), None)
+            if match is not None:
+                in_run = any(
+                    w.release.name == name and _same_version(w.release.version, version)
+                    for w in admitted
+                )
+                refusal = _replay(c, match, in_run=in_run)
+                if refusal is None:
+                    already.append(c.key)
+                else:
+                    refused.append(refusal)
+                return False
+            stored = storage.read(c.release.file)
+            if stored is not None and hashlib.sha256(stored.data).hexdigest() != c.release.sha256:
+                refused.append(
+                    Refusal(
+                        c.key,
+                        "stray-file",
+                        f"index {storage.location}: {c.release.file} exists with other "
+                        "bytes but is not listed (left by an interrupted publish?); the "
+                        "operator must remove it ('gc' does once it is old enough)",
                     )
-                    refusal = _replay(c, match, in_run=in_run)
-                    if refusal is None:
-                        already.append(c.key)
-                    else:
-                        refused.append(refusal)
-                    continue
-                stored = storage.read(c.release.file)
-                if stored is not None and hashlib.sha256(stored.data).hexdigest() != (
-                    c.release.sha256
-                ):
-                    refused.append(
-                        Refusal(
-                            c.key,
-                            "stray-file",
-                            f"index {storage.location}: {c.release.file} exists with other "
-                            "bytes but is not listed (left by an interrupted publish?); the "
-                            "operator must remove it ('gc' does once it is old enough)",
-                        )
-                    )
-                    continue
-                packages[name] = (*existing, BinRelease(version, c.envelope, False, None))
-                to_write.append(c)
-            nodes.append(BinNode(bp, packages))
-        outcome["last"] = (to_write, already, refused, state.root.version)
-        if not to_write and not resigned.bins:
-            return None
-        plan = plan_tree(
+                )
+                return False
+            admitted.append(c)
+            return True
+
+        plan, _ = fold_releases(
             state,
-            now=now,
+            [(c.release, c.envelope, data[c.key]) for c in accepted],
+            admit=admit,
             index_keys=ikeys,
             timestamp_keys=tkeys,
+            now=now,
             index_expiry=index_expiry,
             timestamp_expiry=timestamp_expiry,
-            new_bins=with_bins(resigned, nodes),
-            signatures=resigned.signatures,
-            check_all=check_all,
         )
-        files: list[tuple[str, bytes]] = []
-        for c in to_write:
-            files += [
-                (c.release.file, data[c.key]),
-                (c.release.file + ".sig", c.envelope.to_bytes()),
-            ]
-        return plan.with_uploads_first(files)
+        outcome["last"] = (admitted, already, refused, state.root.version)
+        return plan
 
     result = commit(storage, changes)
     to_write, already, refused, root_version = outcome["last"]

@@ -5,6 +5,8 @@ Each function is a *set of changes* run through the publish protocol
 create-only, made visible by one compare-and-swap of ``timestamp.json``, re-planned when
 another publisher got there first. A bulk publish (:func:`publish_many`) is one plan: each
 affected node is rewritten once and one timestamp publishes all its releases.
+:func:`fold_releases` is that one plan's bin-folding step, shared with the ingest job's
+commit (:mod:`~modelmesh_connectors.publish.batch`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ __all__ = [
     "Inspector",
     "ManifestLike",
     "PackageInfoLike",
+    "fold_releases",
     "init_repository",
     "publish",
     "publish_many",
@@ -32,7 +35,13 @@ from typing import Any, Protocol
 from packaging.version import InvalidVersion, Version
 
 from modelmesh_connectors.errors import PublishError
-from modelmesh_connectors.index.envelope import INDEX_TYPE, RELEASE_TYPE, TIMESTAMP_TYPE, sign
+from modelmesh_connectors.index.envelope import (
+    INDEX_TYPE,
+    RELEASE_TYPE,
+    TIMESTAMP_TYPE,
+    Envelope,
+    sign,
+)
 from modelmesh_connectors.index.keys import SigningKey
 from modelmesh_connectors.index.metadata import (
     DEFAULT_RUNTIMES,
@@ -363,49 +372,113 @@ def publish_many(
     # Signing does not depend on the index state: done once, whatever the retries.
     envelopes = [sign(RELEASE_TYPE, p.release.to_payload(), signers) for p in prepared]
 
-    def changes(state: RepositoryState) -> Plan:
+    def admit(i: int, existing: tuple[BinRelease, ...]) -> bool:
+        name, version = prepared[i].release.name, prepared[i].release.version
+        for entry in existing:
+            if _same_version(entry.version, version):
+                raise PublishError(
+                    f"{name} {version} is already published (as {entry.version}); "
+                    "published versions never change",
+                    hint="bump the version in modelmesh-package.yaml",
+                )
+        return True
+
+    def changes(state: RepositoryState) -> Plan | None:
         check_expiry(f"root/{state.root.version}.json", state.root.expires, now)
-        by_bin: dict[str, list[int]] = {}
-        for i, p in enumerate(prepared):
-            verify_release(
-                state.root, envelopes[i], f"release {p.release.name} {p.release.version}"
-            )
-            by_bin.setdefault(state.top.bin_prefix(p.release.name), []).append(i)
-        resigned, check_all = resign_for_write(state, ikeys, sorted(by_bin))
-        nodes: list[BinNode] = []
-        for bp, members in sorted(by_bin.items()):
-            node = resigned_bin(state, resigned, bp)
-            packages = dict(node.packages)
-            for i in members:
-                name, version = prepared[i].release.name, prepared[i].release.version
-                existing = packages.get(name, ())
-                for entry in existing:
-                    if _same_version(entry.version, version):
-                        raise PublishError(
-                            f"{name} {version} is already published (as {entry.version}); "
-                            "published versions never change",
-                            hint="bump the version in modelmesh-package.yaml",
-                        )
-                packages[name] = (*existing, BinRelease(version, envelopes[i], False, None))
-            nodes.append(BinNode(bp, packages))
-        plan = plan_tree(
+        for p, envelope in zip(prepared, envelopes, strict=True):
+            verify_release(state.root, envelope, f"release {p.release.name} {p.release.version}")
+        plan, _ = fold_releases(
             state,
-            now=now,
+            [(p.release, e, p.data) for p, e in zip(prepared, envelopes, strict=True)],
+            admit=admit,
             index_keys=ikeys,
             timestamp_keys=tkeys,
+            now=now,
             index_expiry=index_expiry,
             timestamp_expiry=timestamp_expiry,
-            new_bins=with_bins(resigned, nodes),
-            signatures=resigned.signatures,
-            check_all=check_all,
         )
-        files: list[tuple[str, bytes]] = []
-        for p, envelope in zip(prepared, envelopes, strict=True):
-            files += [(p.release.file, p.data), (p.release.file + ".sig", envelope.to_bytes())]
-        return plan.with_uploads_first(files)
+        return plan  # never None: every release is admitted, or admit raised
 
     commit(storage, changes)
     return tuple(p.release for p in prepared)
+
+
+def fold_releases(
+    state: RepositoryState,
+    releases: Sequence[tuple[Release, Envelope, bytes]],
+    *,
+    admit: Callable[[int, tuple[BinRelease, ...]], bool],
+    index_keys: Sequence[SigningKey],
+    timestamp_keys: Sequence[SigningKey],
+    now: datetime,
+    index_expiry: timedelta,
+    timestamp_expiry: timedelta,
+) -> tuple[Plan | None, list[int]]:
+    """Fold signed releases into new bins and plan the new tree: one new index top, one
+    timestamp, each affected node rewritten once (the step :func:`publish_many` and the
+    ingest job's :func:`~modelmesh_connectors.publish.batch.commit_releases` share).
+
+    Bins the change touches are re-signed first where the index key rotated
+    (:func:`~modelmesh_connectors.publish.resign.resign_for_write`). Releases are visited
+    bin by bin (in bin order; in the order given within a bin); ``admit`` decides on each,
+    seeing what the bin lists for that name so far (releases admitted earlier in this call
+    included), and may raise to refuse the whole change.
+
+    Args:
+        state: The verified state the change is planned on.
+        releases: ``(release, its signed envelope, the archive bytes)`` for each candidate;
+            the caller has verified each envelope against ``state.root``.
+        admit: ``admit(i, listed)``: True to add ``releases[i]``, False to leave it out.
+        index_keys: Key(s) meeting the index threshold.
+        timestamp_keys: Key(s) meeting the timestamp threshold.
+        now: Reference time.
+        index_expiry: Lifetime of the new index top.
+        timestamp_expiry: Lifetime of the new timestamp.
+
+    Returns:
+        The plan, its archives and ``.sig`` files uploaded first (None when nothing was
+        admitted and no bin needed re-signing), and the indices admitted, in fold order.
+
+    Raises:
+        PublishError: A bin must be re-signed by a publisher first, or as ``admit`` raises.
+        SignatureError, TrustError: As :func:`~modelmesh_connectors.publish.plan.plan_tree`.
+    """
+    by_bin: dict[str, list[int]] = {}
+    for i, (release, _envelope, _data) in enumerate(releases):
+        by_bin.setdefault(state.top.bin_prefix(release.name), []).append(i)
+    resigned, check_all = resign_for_write(state, index_keys, sorted(by_bin))
+    nodes: list[BinNode] = []
+    admitted: list[int] = []
+    for bp, members in sorted(by_bin.items()):
+        packages = dict(resigned_bin(state, resigned, bp).packages)
+        for i in members:
+            release, envelope, _data = releases[i]
+            existing = packages.get(release.name, ())
+            if admit(i, existing):
+                packages[release.name] = (
+                    *existing,
+                    BinRelease(release.version, envelope, False, None),
+                )
+                admitted.append(i)
+        nodes.append(BinNode(bp, packages))
+    if not admitted and not resigned.bins:
+        return None, admitted
+    plan = plan_tree(
+        state,
+        now=now,
+        index_keys=index_keys,
+        timestamp_keys=timestamp_keys,
+        index_expiry=index_expiry,
+        timestamp_expiry=timestamp_expiry,
+        new_bins=with_bins(resigned, nodes),
+        signatures=resigned.signatures,
+        check_all=check_all,
+    )
+    files: list[tuple[str, bytes]] = []
+    for i in sorted(admitted):  # uploads in the order given
+        release, envelope, data = releases[i]
+        files += [(release.file, data), (release.file + ".sig", envelope.to_bytes())]
+    return plan.with_uploads_first(files), admitted
 
 
 def yank(
