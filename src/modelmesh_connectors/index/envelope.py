@@ -74,13 +74,16 @@ class _DuplicateKey(ValueError):
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        # Two parsers may keep different copies of a duplicated key, and a reader of the
-        # file sees the first while json keeps the last: refuse both.
-        if key in obj:
-            raise _DuplicateKey(f"duplicate key {key!r}")
-        obj[key] = value
+    obj = dict(pairs)
+    # Two parsers may keep different copies of a duplicated key, and a reader of the file
+    # sees the first while json keeps the last: refuse both. A dict built from the pairs
+    # is shorter than the pairs exactly when a key repeats (compared in C, no Python loop).
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"duplicate key {key!r}")
+            seen.add(key)
     return obj
 
 
@@ -180,12 +183,31 @@ def _too_deep(value: Any) -> bool:
     return False
 
 
+def _may_be_too_deep(text: str) -> bool:
+    """False when ``text`` cannot nest deeper than MAX_JSON_DEPTH: it opens too few containers.
+
+    Every level of nesting opens one ``{`` or ``[``; counting them (in C, also inside strings,
+    which only over-counts) bounds the depth from above, so files with at most MAX_JSON_DEPTH
+    openers, every metadata file but the largest, skip the walk of :func:`_too_deep`.
+    """
+    return text.count("{") + text.count("[") > MAX_JSON_DEPTH
+
+
 def _reject_float(text: str) -> Any:
     raise ValueError(f"floating-point number {text} (the format uses integers only)")
 
 
 def _reject_constant(text: str) -> Any:
     raise ValueError(f"non-standard constant {text}")
+
+
+# One decoder for every document: json.loads with hooks builds a new one per call.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates,
+    parse_float=_reject_float,
+    parse_int=_bounded_int,
+    parse_constant=_reject_constant,
+)
 
 
 def strict_json(data: bytes) -> Any:
@@ -206,13 +228,7 @@ def strict_json(data: bytes) -> Any:
     except UnicodeDecodeError as e:
         raise JSONFormatError(f"expected UTF-8 JSON, got invalid UTF-8: {e}") from e
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_reject_duplicates,
-            parse_float=_reject_float,
-            parse_int=_bounded_int,
-            parse_constant=_reject_constant,
-        )
+        value = _DECODER.decode(text)
     except RecursionError as e:
         raise JSONFormatError("expected JSON, got nesting too deep to parse") from e
     except _DuplicateKey as e:
@@ -220,7 +236,7 @@ def strict_json(data: bytes) -> Any:
         raise JSONFormatError(f"expected strict JSON, got: {located}") from e
     except ValueError as e:  # includes JSONDecodeError and the int digit limit
         raise JSONFormatError(f"expected strict JSON, got: {e}") from e
-    if _too_deep(value):
+    if _may_be_too_deep(text) and _too_deep(value):
         raise JSONFormatError(f"expected JSON nested at most {MAX_JSON_DEPTH} deep, got deeper")
     return value
 
