@@ -133,6 +133,7 @@ class ArchiveCache:
             raise ValueError(f"lock_timeout must be >= 0 seconds, got {lock_timeout!r}")
         self._root = Path(root)
         self._store = self._root / "archives" / "sha256"
+        self._store_text = str(self._store)
         self._lock_timeout = lock_timeout
 
     @property
@@ -175,13 +176,16 @@ class ArchiveCache:
             LockTimeoutError: Removing a corrupt entry waited too long for its lock.
             CacheError: The entry cannot be read or removed.
         """
-        path = self.path_for(sha256)
+        digest = _check_digest(sha256)
         _check_length(length)
-        problem = _entry_problem(path, sha256, length)
+        # A string path on the hot path (a warm run looks up every archive): the same file
+        # as path_for(), without building two Path objects per lookup.
+        where = os.path.join(self._store_text, digest[:2], digest)
+        problem = _entry_problem(where, sha256, length)
         if problem is None:
-            return path
+            return Path(where)
         if problem != _MISSING:
-            self._discard_if_still_bad(path, sha256, length)
+            self._discard_if_still_bad(Path(where), sha256, length)
         return None
 
     def read_verified(self, sha256: str, length: int) -> bytes:
@@ -470,7 +474,7 @@ def _open_entry(path: Path) -> io.BufferedReader:
     return io.BufferedReader(_open_raw(path))
 
 
-def _open_raw(path: Path) -> io.FileIO:
+def _open_raw(path: str | Path) -> io.FileIO:
     # O_NOFOLLOW: an entry is a regular file we wrote, never a symlink to elsewhere.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
     return io.FileIO(fd, "rb")
@@ -479,7 +483,7 @@ def _open_raw(path: Path) -> io.FileIO:
 _HASH_CHUNK = 1024 * 1024  # bytes read per system call when re-hashing an entry
 
 
-def _hash_entry(path: Path, size: int) -> str:
+def _hash_entry(path: str | Path, size: int) -> str:
     """Hex sha256 of every byte of the entry, read to its end (not just ``size`` bytes).
 
     Raw reads into one buffer sized for the entry (at most 1 MiB): no buffered-reader copy,
@@ -495,10 +499,10 @@ def _hash_entry(path: Path, size: int) -> str:
     return h.hexdigest()
 
 
-def _entry_problem(path: Path, sha256: str, length: int | None) -> str | None:
+def _entry_problem(path: str | Path, sha256: str, length: int | None) -> str | None:
     """``None`` if the entry is intact, ``"missing"``, or what is wrong with it."""
     try:
-        info = path.lstat()
+        info = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return _MISSING
     except OSError as exc:
