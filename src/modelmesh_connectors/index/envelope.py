@@ -40,6 +40,7 @@ import json.decoder
 import json.scanner
 import re
 from collections.abc import Iterable, Mapping
+from itertools import accumulate
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,27 +171,25 @@ def _bounded_int(text: str) -> int:
     return value
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether containers nest deeper than MAX_JSON_DEPTH (the outermost one is depth 1)."""
-    todo: list[tuple[Any, int]] = [(value, 1)]
-    while todo:
-        item, depth = todo.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                return True
-            todo.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
+# A JSON string token (valid JSON only: no raw control characters, escapes in pairs).
+_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
-def _may_be_too_deep(text: str) -> bool:
-    """False when ``text`` cannot nest deeper than MAX_JSON_DEPTH: it opens too few containers.
+def _too_deep(text: str) -> bool:
+    """Whether the containers of valid JSON ``text`` nest deeper than MAX_JSON_DEPTH.
 
-    Every level of nesting opens one ``{`` or ``[``; counting them (in C, also inside strings,
-    which only over-counts) bounds the depth from above, so files with at most MAX_JSON_DEPTH
-    openers, every metadata file but the largest, skip the walk of :func:`_too_deep`.
+    Every level of nesting opens one ``{`` or ``[`` outside a string. Counting openers (in C,
+    strings included, which only over-counts) bounds the depth from above, so a text with at
+    most MAX_JSON_DEPTH of them, every metadata file but the largest, needs nothing more.
+    Otherwise the depth is the running bracket balance once the strings are cut out, all of
+    it done by the regex engine and C iterators rather than a walk of the parsed value.
     """
-    return text.count("{") + text.count("[") > MAX_JSON_DEPTH
+    if text.count("{") + text.count("[") <= MAX_JSON_DEPTH:
+        return False
+    brackets = _BRACKET_RE.findall(_JSON_STRING_RE.sub("", text))
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > MAX_JSON_DEPTH
 
 
 def _reject_float(text: str) -> Any:
@@ -236,7 +235,7 @@ def strict_json(data: bytes) -> Any:
         raise JSONFormatError(f"expected strict JSON, got: {located}") from e
     except ValueError as e:  # includes JSONDecodeError and the int digit limit
         raise JSONFormatError(f"expected strict JSON, got: {e}") from e
-    if _may_be_too_deep(text) and _too_deep(value):
+    if _too_deep(text):
         raise JSONFormatError(f"expected JSON nested at most {MAX_JSON_DEPTH} deep, got deeper")
     return value
 
