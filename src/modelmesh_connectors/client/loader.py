@@ -33,7 +33,6 @@ from modelmesh_connectors.client.config import (
 )
 from modelmesh_connectors.client.failover import Failover
 from modelmesh_connectors.client.file_fetch import DirectoryFetcher, path_to_url
-from modelmesh_connectors.client.lockfile import LockEntry, LockFile
 from modelmesh_connectors.client.resolve import Candidate, ResolvedArchive, choose
 from modelmesh_connectors.client.state import MetadataStore
 from modelmesh_connectors.client.updater import IndexView, Mirror
@@ -537,6 +536,8 @@ class Loader:
         if self.config.locked and self._lock is None:
             if self.config.lock_file is None:
                 raise ConfigError("connectors.lock_file: required with locked: true")
+            from modelmesh_connectors.client.lockfile import LockFile  # only when locked
+
             self._lock = LockFile.read(self.config.lock_file)
 
     def resolve_all(self, specs: Sequence[PackageSpec]) -> list[ResolvedArchive | LocalSpec]:
@@ -640,6 +641,8 @@ class Loader:
         return self._local_pin(spec, package, origin)
 
     def _local_pin(self, spec: LocalSpec, package: Package, origin: Origin) -> LockEntry:
+        from modelmesh_connectors.client.lockfile import LockEntry  # only for local entries
+
         # Absolute, normalized, symlinks not resolved: the path the configuration names.
         key = os.path.abspath(spec.path)
         return LockEntry(
