@@ -4,7 +4,8 @@ Each optimisation of a run with everything cached gets a test that fails if it e
 check: a release's signature is checked once per trust root and afterwards accepted only by
 the digest of bytes reached by hash from the verified index top; cached archives and nodes
 are still re-hashed on every use; the rollback reference is still written durably whenever
-it changes; a warm run starts no thread but a cold one still downloads concurrently.
+it changes; a small warm run starts no thread (a large one re-hashes on two, every entry
+still in full) but a cold one still downloads concurrently.
 """
 
 from __future__ import annotations
