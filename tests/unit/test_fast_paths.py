@@ -123,7 +123,7 @@ def test_temp_files_are_private_exclusive_and_never_reused(
     # A name that exists (planted or a collision) is never opened: the next random name is.
     fresh = b"\x01" * 12
     draws = iter([bytes(12), bytes(12), fresh])
-    monkeypatch.setattr(files.os, "urandom", lambda n: next(draws))
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
     planted = tmp_path / f".y.{bytes(12).hex()}.tmp"
     planted.symlink_to(tmp_path / "elsewhere")
     fd, second = files._create_temp(tmp_path, ".y.")

@@ -40,8 +40,8 @@ import json.decoder
 import json.scanner
 import re
 from collections.abc import Iterable, Mapping
-from itertools import accumulate
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from modelmesh_connectors.errors import InvalidInput, SignatureError
