@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import stat
+import threading
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -483,20 +484,30 @@ def _open_raw(path: str | Path) -> io.FileIO:
 _HASH_CHUNK = 1024 * 1024  # bytes read per system call when re-hashing an entry
 
 
-def _hash_entry(path: str | Path, size: int) -> str:
-    """Hex sha256 of every byte of the entry, read to its end (not just ``size`` bytes).
+def _hash_entry(path: str | Path) -> str:
+    """Hex sha256 of every byte of the entry, read to its end (the size was checked before).
 
-    Raw reads into one buffer sized for the entry (at most 1 MiB): no buffered-reader copy,
-    no 256 KiB buffer per small file. ``update`` releases the GIL, so entries hashed on two
+    Raw reads into one 1 MiB buffer per thread, reused: no buffered-reader copy, no buffer
+    allocated (and zeroed) per entry. ``update`` releases the GIL, so entries hashed on two
     threads run in parallel.
     """
     h = hashlib.sha256()
-    buf = bytearray(min(size + 1, _HASH_CHUNK))  # +1: a file that grew is read on to its end
-    view = memoryview(buf)
-    with _open_raw(path) as raw:  # unbuffered: reads go straight into buf
+    buf = _hash_buffer()
+    with _open_raw(path) as raw:  # unbuffered: reads go straight into buf, to the file's end
         while n := raw.readinto(buf):
-            h.update(view[:n])
+            h.update(buf[:n])
     return h.hexdigest()
+
+
+_BUFFERS = threading.local()
+
+
+def _hash_buffer() -> memoryview:
+    """This thread's read buffer for re-hashing (allocated, and zeroed, once per thread)."""
+    buf: memoryview | None = getattr(_BUFFERS, "view", None)
+    if buf is None:
+        buf = _BUFFERS.view = memoryview(bytearray(_HASH_CHUNK))
+    return buf
 
 
 def _entry_problem(path: str | Path, sha256: str, length: int | None) -> str | None:
@@ -512,7 +523,7 @@ def _entry_problem(path: str | Path, sha256: str, length: int | None) -> str | N
     if length is not None and info.st_size != length:
         return length_problem(length, info.st_size)
     try:
-        digest = _hash_entry(path, info.st_size)
+        digest = _hash_entry(path)
     except FileNotFoundError:
         return _MISSING
     except OSError as exc:
