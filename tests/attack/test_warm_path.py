@@ -4,7 +4,8 @@ Each optimisation of a run with everything cached gets a test that fails if it e
 check: a release's signature is checked once per trust root and afterwards accepted only by
 the digest of bytes reached by hash from the verified index top; cached archives and nodes
 are still re-hashed on every use; the rollback reference is still written durably whenever
-it changes; a warm run starts no thread but a cold one still downloads concurrently.
+it changes; a small warm run starts no thread (a large one re-hashes on two, every entry
+still in full) but a cold one still downloads concurrently.
 """
 
 from __future__ import annotations
@@ -195,3 +196,29 @@ def test_a_warm_run_starts_no_thread_and_a_cold_one_downloads_concurrently(
     _install(sim)
     ConnectorRegistry.from_config(sim.config(list(NAMES), metadata_max_age=0))
     assert pools == []
+
+
+def test_a_large_warm_run_rehashes_on_two_threads_and_still_finds_a_bad_entry(
+    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools: list[str] = []
+    real = concurrent.futures.ThreadPoolExecutor
+
+    def pool(max_workers: int, **kwargs: Any) -> Any:
+        pools.append(f"{kwargs.get('thread_name_prefix')}:{max_workers}")
+        return real(max_workers=max_workers, **kwargs)
+
+    paths = _install(sim)
+    monkeypatch.setattr(loader_module, "ThreadPoolExecutor", pool)
+    monkeypatch.setattr(loader_module, "_PARALLEL_HASH_BYTES", 0)  # every set counts as large
+    _flip_a_byte(paths[2])  # same size, other bytes
+    sim.server.clear_requests()
+    again = _install(sim)
+    # The lookups ran on two hashing threads; the corrupt entry was found there and is the
+    # only archive fetched again (one download: no pool for a single miss).
+    assert pools == ["mmc-hash:2"]
+    archive = f"/{sim.archives[(NAMES[2], '1.0.0')].relative_to(sim.dir).as_posix()}"
+    assert sim.server.request_count(archive) == 1
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths[:2]] + [
+        sim.archives[(NAMES[2], "1.0.0")].read_bytes()
+    ]

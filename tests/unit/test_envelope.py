@@ -188,6 +188,21 @@ def test_strict_json_bounds_integers_and_depth(data: bytes) -> None:
 def test_strict_json_accepts_the_bounds() -> None:
     assert strict_json(b"[9007199254740991,-9007199254740991]") == [2**53 - 1, -(2**53 - 1)]
     assert strict_json(b"[" * 512 + b"]" * 512) is not None
+    # Many containers, shallow: the opener count passes the bound, the depth walk accepts.
+    assert len(strict_json(b"[" + b"{},[]," * 600 + b"1]")) == 1201
+    # Openers inside strings do not nest.
+    assert strict_json(b'["' + b"[" * 600 + b'"]') == ["[" * 600]
+
+
+def test_strict_json_depth_found_among_many_shallow_containers() -> None:
+    # Over 512 openers before the deep part: the bracket balance is computed, depth 513.
+    with pytest.raises(JSONFormatError, match="nested at most 512"):
+        strict_json(b"[" + b"[]," * 600 + b"[" * 512 + b"]" * 512 + b"]")
+    # Closing brackets inside a string (after an escaped quote) do not hide the depth...
+    with pytest.raises(JSONFormatError, match="nested at most 512"):
+        strict_json(b"[" * 513 + b'"\\\"]]]]"' + b"]" * 513)
+    # ...and openers inside strings do not add to it.
+    assert strict_json(b"[" * 512 + b'"\\\"[[[[", ' * 200 + b"1" + b"]" * 512) is not None
 
 
 def test_canonical_json_is_sorted_compact_ascii() -> None:

@@ -106,3 +106,64 @@ def test_a_lock_taken_on_a_file_that_lost_its_name_is_taken_again(
         assert path.exists()
         with pytest.raises(Timeout):  # held on the file the name points at now
             FileLock(path, timeout=0).acquire()
+
+
+# -- temp files without tempfile; small-order keys without point arithmetic ------------------
+
+
+def test_temp_files_are_private_exclusive_and_never_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelmesh_connectors._internal import files
+
+    fd, first = files._create_temp(tmp_path, ".x.")
+    os.close(fd)
+    assert first.name.startswith(".x.") and first.suffix == ".tmp"
+    assert (first.stat().st_mode & 0o777) == 0o600
+    # A name that exists (planted or a collision) is never opened: the next random name is.
+    fresh = b"\x01" * 12
+    draws = iter([bytes(12), bytes(12), fresh])
+    monkeypatch.setattr(os, "urandom", lambda n: next(draws))
+    planted = tmp_path / f".y.{bytes(12).hex()}.tmp"
+    planted.symlink_to(tmp_path / "elsewhere")
+    fd, second = files._create_temp(tmp_path, ".y.")
+    os.close(fd)
+    assert second.name == f".y.{fresh.hex()}.tmp"
+    assert not (tmp_path / "elsewhere").exists()  # the symlink was not followed
+
+
+def test_the_small_order_check_agrees_with_point_arithmetic() -> None:
+    from modelmesh_connectors.index import keys
+
+    p = keys._P
+
+    def decode(raw: bytes) -> tuple[int, int] | None:  # RFC 8032 §5.1.3, the slow way
+        enc = int.from_bytes(raw, "little")
+        y, sign = (enc & ((1 << 255) - 1)) % p, enc >> 255
+        x2 = (y * y - 1) * pow(keys._D * y * y + 1, p - 2, p) % p
+        x = pow(x2, (p + 3) // 8, p)
+        if (x * x - x2) % p:
+            x = x * pow(2, (p - 1) // 4, p) % p
+        if (x * x - x2) % p:
+            return None
+        return ((p - x) % p if x & 1 != sign else x), y
+
+    def double(pt: tuple[int, int]) -> tuple[int, int]:
+        x, y = pt
+        t = keys._D * x * x * y * y % p
+        return 2 * x * y * pow(1 + t, p - 2, p) % p, (y * y + x * x) * pow(1 - t, p - 2, p) % p
+
+    def slow(raw: bytes) -> str | None:
+        pt = decode(raw)
+        if pt is None:
+            return "not a point on the curve"
+        for _ in range(3):
+            pt = double(pt)
+        return "a point of small order (8·P is the identity)" if pt == (0, 1) else None
+
+    samples = [os.urandom(32) for _ in range(300)]
+    for y in [*keys._SMALL_ORDER_Y, 2, p - 2, p, p + 1, 2**255 - 1]:
+        samples += [(y | bit).to_bytes(32, "little") for bit in (0, 1 << 255) if y < 2**255]
+    for raw in samples:
+        keys.small_order_problem.cache_clear()
+        assert keys.small_order_problem(raw) == slow(raw), raw.hex()

@@ -135,7 +135,7 @@ def test_equal_urls_share_one_origin_object(store: MetadataStore) -> None:
 
 
 def test_nothing_is_created_before_a_write(store: MetadataStore, origin: OriginMetadata) -> None:
-    assert origin.load_root() is None
+    assert origin.load_root_versions() == []
     assert origin.load_node(NODE_SHA) is None
     assert origin.last_refresh() is None
     assert not store.root.exists()
@@ -145,15 +145,15 @@ def test_nothing_is_created_before_a_write(store: MetadataStore, origin: OriginM
 
 
 def test_signed_files_round_trip_exactly(store: MetadataStore, origin: OriginMetadata) -> None:
-    origin.save_root(ROOT)
+    origin.save_root_version(2, ROOT)
     origin.save_timestamp(TIMESTAMP)
     origin.save_index(INDEX)
-    assert origin.load_root() == ROOT
+    assert origin.load_root_versions() == [(2, ROOT)]
     assert origin.load_timestamp() == TIMESTAMP
     assert origin.load_index() == INDEX
     directory = store.root / "metadata" / origin_id(URL)
     assert origin.directory == directory
-    assert (directory / "root.json").read_bytes() == ROOT
+    assert (directory / "roots" / "2.json").read_bytes() == ROOT
     assert (directory / "origin.txt").read_text().strip() == URL
     assert temp_files(directory) == []
     assert_unlocked(origin)
@@ -361,7 +361,7 @@ def test_locked_is_reentrant(origin: OriginMetadata) -> None:
     started = time.monotonic()
     with origin.locked():
         assert origin.load_timestamp() is None
-        origin.save_root(ROOT)
+        origin.save_root_version(2, ROOT)
         origin.save_timestamp(TIMESTAMP)
         with origin.locked():
             origin.save_index(INDEX)
@@ -410,7 +410,7 @@ def test_directory_of_another_origin_is_refused(store: MetadataStore) -> None:
 def test_origins_lists_stored_state(store: MetadataStore) -> None:
     assert store.origins() == []
     store.origin(URL).save_timestamp(TIMESTAMP)
-    store.origin("https://mirror.example.test/idx").save_root(ROOT)
+    store.origin("https://mirror.example.test/idx").save_root_version(2, ROOT)
     store.origin("https://unused.example.test/")  # nothing written: not listed
     assert [o.url for o in store.origins()] == [URL, "https://mirror.example.test/idx/"]
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -70,16 +69,40 @@ def fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
+# As tempfile.mkstemp opens its files: created here or not at all, never through a symlink,
+# readable by the owner only. (tempfile itself brings shutil, random, bz2 and lzma into every
+# client start for this one call.)
+_TEMP_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+_TEMP_ATTEMPTS = 100  # unpredictable names collide only when someone plants them
+
+
+def _create_temp(directory: Path, prefix: str) -> tuple[int, Path]:
+    for _ in range(_TEMP_ATTEMPTS):
+        # 96 random bits: another writer (or an attacker guessing names) cannot pre-create it.
+        path = directory / f"{prefix}{os.urandom(12).hex()}.tmp"
+        try:
+            return os.open(path, _TEMP_FLAGS, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {directory}")
+
+
 def _mkstemp(target: Path, prefix: str | None) -> tuple[int, Path]:
     prefix = prefix if prefix is not None else f".{target.name}."
     ensure_directory(target.parent)
     try:
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+        return _create_temp(target.parent, prefix)
     except FileNotFoundError:
         _KNOWN_DIRECTORIES.discard(target.parent)  # removed since: create it again
         ensure_directory(target.parent)
-        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
-    return fd, Path(name)
+        return _create_temp(target.parent, prefix)
 
 
 @contextlib.contextmanager

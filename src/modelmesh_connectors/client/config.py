@@ -7,11 +7,11 @@ keys are reported (a typo like ``require_signature`` must not silently weaken po
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,6 @@ from modelmesh_connectors._internal.strict_yaml import (
     load_yaml,
     short_repr,
 )
-from modelmesh_connectors.client.credentials import parse_origin
 from modelmesh_connectors.client.settings import (
     CACHE_DIR_ENV,
     Limits,
@@ -176,6 +175,7 @@ _SECTION = "connectors"
 _TYPO_CUTOFF = (
     0.88  # difflib ratio: 'connector' 0.95, 'connectros' 0.9 warn; 'connections' 0.86 not
 )
+_SECTION_LETTERS = Counter(_SECTION)
 _log = logging.getLogger(__name__)
 
 
@@ -247,6 +247,9 @@ def _auth(raw: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
             "connectors.auth: expected a mapping of origin to {token_env: VARIABLE}, "
             f"got {type(value).__name__}"
         )
+    # Here, not at the top: netrc and the credential store are needed only with 'auth:'.
+    from modelmesh_connectors.client.credentials import parse_origin
+
     out: dict[str, str] = {}
     for origin_text, entry in value.items():
         key = f"connectors.auth[{redact_url(str(origin_text))!r}]"
@@ -343,6 +346,17 @@ def parse_index_urls(value: object) -> tuple[str, ...]:
     return _index({"index": value})
 
 
+def _close_to_section(key: str) -> bool:
+    """``difflib.get_close_matches(key, [_SECTION], cutoff=_TYPO_CUTOFF)``, importing difflib
+    only for a key that passes its ``quick_ratio`` bound (shared letters): almost none does."""
+    common = sum((Counter(key) & _SECTION_LETTERS).values())
+    if 2.0 * common / (len(key) + len(_SECTION)) < _TYPO_CUTOFF:
+        return False  # difflib's own first checks would reject it the same way
+    import difflib
+
+    return bool(difflib.get_close_matches(key, [_SECTION], n=1, cutoff=_TYPO_CUTOFF))
+
+
 def _warn_misspelled_section(data: Mapping[Any, Any], source: str | None) -> None:
     """Warn about top-level keys that look like a misspelled ``connectors:``.
 
@@ -354,9 +368,7 @@ def _warn_misspelled_section(data: Mapping[Any, Any], source: str | None) -> Non
     where = f"{source}: " if source else ""
     keys = [k for k in data if isinstance(k, str)]
     for key in keys:
-        if key != _SECTION and difflib.get_close_matches(
-            key.lower(), [_SECTION], n=1, cutoff=_TYPO_CUTOFF
-        ):
+        if key != _SECTION and _close_to_section(key.lower()):
             _log.warning(
                 "%stop-level key %r is not %r (did you mean %r?); it is ignored%s",
                 where,
@@ -372,6 +384,8 @@ def _warn_misspelled_section(data: Mapping[Any, Any], source: str | None) -> Non
     if known and unknown:
         hints = []
         for key in unknown:
+            import difflib  # only here, for the warning: ~3 ms of every start otherwise
+
             close = difflib.get_close_matches(str(key), sorted(_TOP_KEYS), n=1)
             hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         _log.warning(

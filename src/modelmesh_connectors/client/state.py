@@ -85,7 +85,7 @@ _ROOTS_DIR: Final = "roots"  # roots/<N>.json: the chain walked beyond the ancho
 _TRUST_PREFIX: Final = "trust-"  # metadata/trust-<id>: the record of one trust root
 _TRUST_CLAIM: Final = "trust-root:"  # origin.txt of such a record: "trust-root:<identity>"
 
-_Role = Literal["root", "timestamp", "index"]
+_Role = Literal["timestamp", "index"]
 
 
 def normalize_index_url(url: str) -> str:
@@ -254,29 +254,11 @@ class OriginMetadata:
                 out.append((int(stem), data))
         return sorted(out)
 
-    def load_root(self) -> bytes | None:
-        """The last trusted root's exact bytes, or ``None``.
-
-        Raises:
-            CacheError: The file exists but cannot be read, or the directory
-                belongs to another origin.
-        """
-        return self._load("root")
-
-    def save_root(self, data: bytes) -> None:
-        """Store the newly trusted root's exact bytes (atomically, under the lock).
-
-        Raises:
-            LockTimeoutError: The origin lock was held too long.
-            CacheError: The file cannot be written.
-        """
-        self._save("root", data)
-
     def load_timestamp(self) -> bytes | None:
         """The last trusted timestamp's exact bytes, or ``None``.
 
         Raises:
-            CacheError: As for :meth:`load_root`.
+            CacheError: As for :meth:`load_root_versions`.
         """
         return self._load("timestamp")
 
@@ -293,7 +275,7 @@ class OriginMetadata:
         """The last trusted index top's exact bytes, or ``None``.
 
         Raises:
-            CacheError: As for :meth:`load_root`.
+            CacheError: As for :meth:`load_root_versions`.
         """
         return self._load("index")
 

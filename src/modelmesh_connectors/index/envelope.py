@@ -41,6 +41,7 @@ import json.scanner
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from modelmesh_connectors.errors import InvalidInput, SignatureError
@@ -74,13 +75,16 @@ class _DuplicateKey(ValueError):
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        # Two parsers may keep different copies of a duplicated key, and a reader of the
-        # file sees the first while json keeps the last: refuse both.
-        if key in obj:
-            raise _DuplicateKey(f"duplicate key {key!r}")
-        obj[key] = value
+    obj = dict(pairs)
+    # Two parsers may keep different copies of a duplicated key, and a reader of the file
+    # sees the first while json keeps the last: refuse both. A dict built from the pairs
+    # is shorter than the pairs exactly when a key repeats (compared in C, no Python loop).
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(f"duplicate key {key!r}")
+            seen.add(key)
     return obj
 
 
@@ -167,17 +171,25 @@ def _bounded_int(text: str) -> int:
     return value
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether containers nest deeper than MAX_JSON_DEPTH (the outermost one is depth 1)."""
-    todo: list[tuple[Any, int]] = [(value, 1)]
-    while todo:
-        item, depth = todo.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                return True
-            todo.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
+# A JSON string token (valid JSON only: no raw control characters, escapes in pairs).
+_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def _too_deep(text: str) -> bool:
+    """Whether the containers of valid JSON ``text`` nest deeper than MAX_JSON_DEPTH.
+
+    Every level of nesting opens one ``{`` or ``[`` outside a string. Counting openers (in C,
+    strings included, which only over-counts) bounds the depth from above, so a text with at
+    most MAX_JSON_DEPTH of them, every metadata file but the largest, needs nothing more.
+    Otherwise the depth is the running bracket balance once the strings are cut out, all of
+    it done by the regex engine and C iterators rather than a walk of the parsed value.
+    """
+    if text.count("{") + text.count("[") <= MAX_JSON_DEPTH:
+        return False
+    brackets = _BRACKET_RE.findall(_JSON_STRING_RE.sub("", text))
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > MAX_JSON_DEPTH
 
 
 def _reject_float(text: str) -> Any:
@@ -186,6 +198,15 @@ def _reject_float(text: str) -> Any:
 
 def _reject_constant(text: str) -> Any:
     raise ValueError(f"non-standard constant {text}")
+
+
+# One decoder for every document: json.loads with hooks builds a new one per call.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_reject_duplicates,
+    parse_float=_reject_float,
+    parse_int=_bounded_int,
+    parse_constant=_reject_constant,
+)
 
 
 def strict_json(data: bytes) -> Any:
@@ -206,13 +227,7 @@ def strict_json(data: bytes) -> Any:
     except UnicodeDecodeError as e:
         raise JSONFormatError(f"expected UTF-8 JSON, got invalid UTF-8: {e}") from e
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_reject_duplicates,
-            parse_float=_reject_float,
-            parse_int=_bounded_int,
-            parse_constant=_reject_constant,
-        )
+        value = _DECODER.decode(text)
     except RecursionError as e:
         raise JSONFormatError("expected JSON, got nesting too deep to parse") from e
     except _DuplicateKey as e:
@@ -220,7 +235,7 @@ def strict_json(data: bytes) -> Any:
         raise JSONFormatError(f"expected strict JSON, got: {located}") from e
     except ValueError as e:  # includes JSONDecodeError and the int digit limit
         raise JSONFormatError(f"expected strict JSON, got: {e}") from e
-    if _too_deep(value):
+    if _too_deep(text):
         raise JSONFormatError(f"expected JSON nested at most {MAX_JSON_DEPTH} deep, got deeper")
     return value
 

@@ -31,7 +31,6 @@ SPEC_VERSION = 1
 _HEX_RE = re.compile(r"[0-9a-f]*")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 _TIME_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _MAX_TEXT_LEN = 1000  # characters of a free-text field (requires_modelmesh, yanked_reason)
 
 
@@ -55,7 +54,21 @@ def parse_time(text: str) -> datetime:
     """
     if not _TIME_RE.fullmatch(text):
         raise ValueError(f"expected YYYY-MM-DDTHH:MM:SSZ, got {text!r:.80}")
-    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
+    # The pattern fixed every field's position: the datetime constructor checks the ranges
+    # (month, day of that month, hour, minute, second), as strptime did, without importing
+    # _strptime (and calendar, locale) into every client start.
+    try:
+        return datetime(
+            int(text[0:4]),
+            int(text[5:7]),
+            int(text[8:10]),
+            int(text[11:13]),
+            int(text[14:16]),
+            int(text[17:19]),
+            tzinfo=UTC,
+        )
+    except ValueError as e:  # e.g. month 13, February 30
+        raise ValueError(f"date or time out of range in {text!r:.80}: {e}") from e
 
 
 def format_time(when: datetime) -> str:

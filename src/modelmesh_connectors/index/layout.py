@@ -21,6 +21,7 @@ __all__ = [
     "name_hash",
 ]
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -54,12 +55,25 @@ def name_hash(name: str) -> str:
     Raises:
         InvalidNameError: ``name`` is not normalized (hashing it would be ambiguous).
     """
-    if not isinstance(name, str) or len(name) > MAX_NAME_LEN or not NAME_RE.fullmatch(name):
-        raise InvalidNameError(
-            f"package name: expected [a-z0-9]+(-[a-z0-9]+)* of at most {MAX_NAME_LEN} "
-            f"characters, got {name!r:.80}"
-        )
+    if not isinstance(name, str):
+        raise _invalid_name(name)
+    return _name_hash(name)
+
+
+# A resolve asks for the same name's hash several times (group, bin, the bin's own check):
+# answers are remembered (pure in the name; a refused name raises every time).
+@functools.lru_cache(maxsize=4096)
+def _name_hash(name: str) -> str:
+    if len(name) > MAX_NAME_LEN or not NAME_RE.fullmatch(name):
+        raise _invalid_name(name)
     return hashlib.sha256(name.encode("ascii")).hexdigest()
+
+
+def _invalid_name(name: object) -> InvalidNameError:
+    return InvalidNameError(
+        f"package name: expected [a-z0-9]+(-[a-z0-9]+)* of at most {MAX_NAME_LEN} "
+        f"characters, got {name!r:.80}"
+    )
 
 
 def group_prefix(name: str, chars: int) -> str:

@@ -62,6 +62,7 @@ from modelmesh_connectors.index.metadata import (
     MetaRef,
     Publisher,
     Release,
+    RoleSpec,
     Root,
     Timestamp,
     format_time,
@@ -87,6 +88,34 @@ def _explained(root: Root, role: str) -> dict[str, Any]:
     for publisher in root.publishers:
         roles[f"publisher {publisher.name}"] = publisher.keyids
     return {"role": role, "roles": roles, "listed_by": f"root v{root.version}"}
+
+
+def _verify_role(
+    env: Envelope,
+    expected_type: str,
+    root: Root,
+    role: RoleSpec | Publisher,
+    label: str,
+    what: str,
+) -> frozenset[str]:
+    """Check that a threshold of ``role`` (as ``root`` lists it) signed ``env``.
+
+    Returns:
+        The key IDs whose valid signatures counted.
+
+    Raises:
+        SignatureError: Wrong payload type or threshold not met; the message names who
+            signed and for which role ``root`` lists each signing key.
+    """
+    return verify_threshold(
+        env,
+        expected_type=expected_type,
+        keys=root.keys,
+        keyids=role.keyids,
+        threshold=role.threshold,
+        what=what,
+        **_explained(root, label),
+    )
 
 
 def _envelope(data: bytes | Mapping[str, Any] | Envelope, what: str) -> Envelope:
@@ -170,15 +199,7 @@ def verify_anchor_root(data: bytes, what: str = "trusted root") -> Root:
     # The anchor names its own keys, so it is parsed before it can be verified; it is
     # trusted because it came out of band, the self-signature only proves it is whole.
     root = parse_root(env.payload, what)
-    verify_threshold(
-        env,
-        expected_type=ROOT_TYPE,
-        keys=root.keys,
-        keyids=root.root.keyids,
-        threshold=root.root.threshold,
-        what=f"{what} (own root role)",
-        **_explained(root, "the root role"),
-    )
+    _verify_role(env, ROOT_TYPE, root, root.root, "the root role", f"{what} (own root role)")
     return root
 
 
@@ -241,26 +262,17 @@ def verify_next_root(trusted: Root, data: bytes, what: str | None = None) -> Roo
     what = what or f"root/{trusted.version + 1}.json"
     env = _envelope(data, what)
     # The old root's keys vouch for the new one before its payload is even parsed.
-    verify_threshold(
+    _verify_role(
         env,
-        expected_type=ROOT_TYPE,
-        keys=trusted.keys,
-        keyids=trusted.root.keyids,
-        threshold=trusted.root.threshold,
-        what=f"{what} (root role of trusted root version {trusted.version})",
-        **_explained(trusted, "the root role"),
+        ROOT_TYPE,
+        trusted,
+        trusted.root,
+        "the root role",
+        f"{what} (root role of trusted root version {trusted.version})",
     )
     new = parse_root(env.payload, what)
     # Its own keys must sign too, so a rotation cannot hand trust to keys nobody holds.
-    verify_threshold(
-        env,
-        expected_type=ROOT_TYPE,
-        keys=new.keys,
-        keyids=new.root.keyids,
-        threshold=new.root.threshold,
-        what=f"{what} (its own root role)",
-        **_explained(new, "the root role"),
-    )
+    _verify_role(env, ROOT_TYPE, new, new.root, "the root role", f"{what} (its own root role)")
     if new.version != trusted.version + 1:
         raise RootRotationError(
             f"{what}: expected root version {trusted.version + 1}, got {new.version} "
@@ -276,15 +288,7 @@ def verify_timestamp_payload(root: Root, data: bytes, what: str) -> tuple[Timest
         SignatureError, MetadataError: as :func:`verify_timestamp`.
     """
     env = _envelope(data, what)
-    verify_threshold(
-        env,
-        expected_type=TIMESTAMP_TYPE,
-        keys=root.keys,
-        keyids=root.timestamp.keyids,
-        threshold=root.timestamp.threshold,
-        what=what,
-        **_explained(root, "the timestamp role"),
-    )
+    _verify_role(env, TIMESTAMP_TYPE, root, root.timestamp, "the timestamp role", what)
     return parse_timestamp(env.payload, what), env.payload
 
 
@@ -331,15 +335,7 @@ def verify_index_top(
     what = what or f"index top {timestamp.index.path}"
     check_pinned(data, timestamp.index, what)
     env = _envelope(data, what)
-    verify_threshold(
-        env,
-        expected_type=INDEX_TYPE,
-        keys=root.keys,
-        keyids=root.index.keyids,
-        threshold=root.index.threshold,
-        what=what,
-        **_explained(root, "the index role"),
-    )
+    _verify_role(env, INDEX_TYPE, root, root.index, "the index role", what)
     top = parse_index_top(env.payload, what)
     if top.version < timestamp.index_version:
         raise RollbackError(
@@ -433,14 +429,13 @@ def _signed_by_publisher(
     env: Envelope, root: Root, publisher: Publisher, what: str
 ) -> frozenset[str] | None:
     try:
-        return verify_threshold(
+        return _verify_role(
             env,
-            expected_type=RELEASE_TYPE,
-            keys=root.keys,
-            keyids=publisher.keyids,
-            threshold=publisher.threshold,
-            what=f"{what} (publisher {publisher.name})",
-            **_explained(root, f"publisher {publisher.name}"),
+            RELEASE_TYPE,
+            root,
+            publisher,
+            f"publisher {publisher.name}",
+            f"{what} (publisher {publisher.name})",
         )
     except SignatureError:
         return None
@@ -485,14 +480,8 @@ def verify_release_signed(
             f"{what}: expected payload type {RELEASE_TYPE!r}, got {env.payload_type!r}"
         )
     try:
-        index_signers = verify_threshold(
-            env,
-            expected_type=RELEASE_TYPE,
-            keys=root.keys,
-            keyids=root.index.keyids,
-            threshold=root.index.threshold,
-            what=f"{what} (index role)",
-            **_explained(root, "the index role"),
+        index_signers = _verify_role(
+            env, RELEASE_TYPE, root, root.index, "the index role", f"{what} (index role)"
         )
     except SignatureError as index_error:
         signers = [

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -290,6 +289,10 @@ def parse_manifest(data: bytes, *, source: str) -> Manifest:
         raise _fail(source, "dependencies", f"expected a list, got {type(deps_raw).__name__}")
     dependencies: list[str] = []
     for i, dep in enumerate(deps_raw):
+        # Here, not at the top: the PEP 508 parser (markers, tags, platform, subprocess) costs
+        # a start-up ~14 ms, and most manifests list no dependency.
+        from packaging.requirements import InvalidRequirement, Requirement
+
         text = _string(source, f"dependencies[{i}]", dep)
         try:
             Requirement(text)

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag, urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
 
 from modelmesh_connectors._internal.redact import redact_text, redact_url
 from modelmesh_connectors.errors import InvalidInput
@@ -118,6 +116,15 @@ def parse_package_spec(value: object, *, base_dir: Path | None = None) -> Packag
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
         return LocalSpec(path)
+    if is_normalized_name(text):
+        # A bare normalized name (the common entry) is the requirement "any version of it":
+        # what the PEP 508 parser returns for it, without importing or running that parser.
+        return RequirementSpec(text, SpecifierSet(), text)
+    # Here, not at the top: the PEP 508 parser (markers, tags, platform, subprocess) costs a
+    # start-up ~14 ms, and a configuration of bare names never needs it.
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
