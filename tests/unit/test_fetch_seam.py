@@ -6,7 +6,10 @@ that layer must keep doing, against real servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,7 +20,12 @@ import trustme
 
 from modelmesh_connectors.client import fetch
 from modelmesh_connectors.client.fetch import DownloadConfig, HttpFetcher
-from modelmesh_connectors.errors import DownloadError, TransferTimeoutError
+from modelmesh_connectors.errors import (
+    DownloadError,
+    LengthMismatchError,
+    NotFoundError,
+    TransferTimeoutError,
+)
 from tests.support.http_server import LoopbackServer, Reply
 
 FAST = DownloadConfig(connect_timeout=2.0, read_timeout=2.0, retries=0, trust_env=False)
@@ -214,12 +222,104 @@ def test_request_line_is_percent_encoded_and_host_has_the_port(server: LoopbackS
 # -- deadline on every socket wait -----------------------------------------------------------
 
 
-def test_header_drip_ends_at_the_transfer_deadline(server: LoopbackServer) -> None:
-    # The reply waits longer than the transfer deadline, but each read timeout alone would
-    # allow it: only the clamp of every socket wait to the deadline stops it in time.
-    server.script("/slow", Reply.ok(b"late", delay=1.5))
+def test_header_drip_ends_at_the_transfer_deadline() -> None:
+    # A server that sends one header byte every 50 ms, forever: every single read is quick
+    # and the request-level timeouts allow each one; only the clamp of every socket wait to
+    # the transfer's deadline ends the transfer (without it, this one never ends).
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+            while not stop.wait(0.05):
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    return
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/drip"
     config = DownloadConfig(
         read_timeout=5.0, transfer_timeout=0.4, min_rate=1e9, retries=0, trust_env=False
     )
-    with HttpFetcher(config) as fetcher, pytest.raises(TransferTimeoutError, match="deadline"):
-        fetcher.fetch_bytes(server.url("/slow"), max_length=10)
+    outcome: list[BaseException] = []
+
+    def client() -> None:
+        with HttpFetcher(config) as fetcher:
+            try:
+                fetcher.fetch_bytes(url, max_length=10)
+            except BaseException as exc:
+                outcome.append(exc)
+
+    caller = threading.Thread(target=client, daemon=True)
+    caller.start()
+    caller.join(30.0)  # generous: the deadline is 0.4 s
+    stop.set()
+    server.join(5.0)
+    listener.close()
+    assert not caller.is_alive(), "the drip kept the transfer alive past its deadline"
+    [error] = outcome
+    assert isinstance(error, TransferTimeoutError)
+    assert "deadline" in str(error)
+
+
+# -- prefetch --------------------------------------------------------------------------------
+
+
+def test_a_prefetch_overlaps_the_next_request_and_is_used_once(server: LoopbackServer) -> None:
+    root_arrived = threading.Event()
+
+    def timestamp(_request: Any) -> Reply:
+        # Answers only once the next request arrived: a prefetch that ran in the caller's
+        # thread would wait out the 5 s here and get a 500 (retries=0), failing the test.
+        return Reply.ok(b"timestamp bytes") if root_arrived.wait(5.0) else Reply.error(500)
+
+    def root(_request: Any) -> Reply:
+        root_arrived.set()
+        return Reply.error(404)
+
+    server.respond_with("/timestamp.json", timestamp)
+    server.respond_with("/root/2.json", root)
+    with HttpFetcher(FAST) as fetcher:
+        fetcher.prefetch(server.url("/timestamp.json"), max_length=100)
+        with pytest.raises(NotFoundError):
+            fetcher.fetch_bytes(server.url("/root/2.json"), max_length=100)
+        assert (
+            fetcher.fetch_bytes(server.url("/timestamp.json"), max_length=100) == b"timestamp bytes"
+        )
+        assert server.request_count("/timestamp.json") == 1  # the prefetched answer was used
+        # Taken once: the next read asks the server again.
+        assert (
+            fetcher.fetch_bytes(server.url("/timestamp.json"), max_length=100) == b"timestamp bytes"
+        )
+        assert server.request_count("/timestamp.json") == 2
+
+
+def test_a_prefetch_error_is_raised_by_the_fetch_that_takes_it(server: LoopbackServer) -> None:
+    with HttpFetcher(FAST) as fetcher:
+        fetcher.prefetch(server.url("/missing.json"), max_length=100)
+        with pytest.raises(NotFoundError):
+            fetcher.fetch_bytes(server.url("/missing.json"), max_length=100)
+        # The cap is part of the key: a prefetch under another cap is not taken.
+        server.add_file("/big.json", b"x" * 50)
+        fetcher.prefetch(server.url("/big.json"), max_length=100)
+        with pytest.raises(LengthMismatchError):
+            fetcher.fetch_bytes(server.url("/big.json"), max_length=10)
+
+
+def test_a_stale_prefetch_is_not_used(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fetch, "_PREFETCH_TTL", 0.0)
+    server.add_file("/t.json", b"old")
+    with HttpFetcher(FAST) as fetcher:
+        fetcher.prefetch(server.url("/t.json"), max_length=100)
+        while server.request_count("/t.json") == 0:
+            time.sleep(0.01)
+        server.add_file("/t.json", b"new")
+        time.sleep(0.01)
+        assert fetcher.fetch_bytes(server.url("/t.json"), max_length=100) == b"new"

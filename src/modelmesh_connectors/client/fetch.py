@@ -61,6 +61,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Generator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +87,7 @@ _logger = logging.getLogger("modelmesh_connectors.client.fetch")
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _NOT_FOUND_STATUSES: Final = frozenset({404, 410})
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
+_PREFETCH_TTL: Final = 10.0  # seconds a prefetched file may wait for its fetch_bytes call
 _DIGITS: Final = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() accepts "²"
 _E = TypeVar("_E", bound=BaseException)
 
@@ -524,9 +526,41 @@ class HttpFetcher(Fetcher):
         # so an https URL is always served by the verifying pool.
         self._pools: dict[tuple[str, str | None], Any] = {}
         self._proxies: _Proxies | None = None  # read from the environment on first use
+        self._prefetched: dict[tuple[str, int], tuple[Future[bytes], float]] = {}
         self._user_agent = self._config.user_agent.encode("latin-1", "replace")
         self._lock = threading.Lock()
         self._closed = False
+
+    def prefetch(self, url: str, *, max_length: int) -> None:
+        """Start ``fetch_bytes(url, max_length=max_length)`` in a background thread.
+
+        The next :meth:`fetch_bytes` call with the same arguments waits for it and returns
+        its bytes or raises its error; the bytes are checked by the caller then, exactly as
+        if fetched at that moment. Every limit (cap, deadlines, URL policy) applies as usual.
+        """
+        future: Future[bytes] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(Fetcher.fetch_bytes(self, url, max_length=max_length))
+            except BaseException as exc:  # handed to the caller of fetch_bytes
+                future.set_exception(exc)
+
+        with self._lock:
+            if self._closed or (url, max_length) in self._prefetched:
+                return
+            self._prefetched[(url, max_length)] = (future, time.monotonic())
+        threading.Thread(target=run, name="mmc-prefetch", daemon=True).start()
+
+    def fetch_bytes(self, url: str, *, max_length: int) -> bytes:
+        """See :meth:`Fetcher.fetch_bytes`; takes over a :meth:`prefetch` of the same file."""
+        with self._lock:
+            started = self._prefetched.pop((url, max_length), None)
+        if started is None or time.monotonic() - started[1] > _PREFETCH_TTL:
+            # Never prefetched, or so long ago (the caller failed in between and came back)
+            # that the file may have changed since: fetch it now.
+            return super().fetch_bytes(url, max_length=max_length)
+        return started[0].result()
 
     @property
     def config(self) -> NetworkConfig:

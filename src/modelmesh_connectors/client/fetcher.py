@@ -168,6 +168,15 @@ class Fetcher(abc.ABC):
             chunks.close()  # ends the transfer (closes the response or file) at once
         return written
 
+    def prefetch(self, url: str, *, max_length: int) -> None:  # noqa: B027 - a hint
+        """Say that ``fetch_bytes(url, max_length=max_length)`` comes next; a fetcher may start it.
+
+        A network fetcher starts the transfer in the background so it overlaps a round trip
+        the caller still has to make; the later :meth:`fetch_bytes` call returns (or raises)
+        its result. Nothing is verified earlier for it: the caller checks the bytes when it
+        gets them, as always. The default does nothing (a local read is fast).
+        """
+
     def close(self) -> None:  # noqa: B027 - deliberately empty: most fetchers hold nothing
         """Release what the fetcher holds; it must not be used afterwards. Idempotent."""
 
