@@ -323,3 +323,15 @@ def test_a_stale_prefetch_is_not_used(
         server.add_file("/t.json", b"new")
         time.sleep(0.01)
         assert fetcher.fetch_bytes(server.url("/t.json"), max_length=100) == b"new"
+
+
+def test_round_trip_is_the_fastest_answer_seen(server: LoopbackServer) -> None:
+    server.add_file("/a", b"a")
+    server.script("/slow", Reply.ok(b"s", delay=0.3))
+    with HttpFetcher(FAST) as fetcher:
+        assert fetcher.round_trip is None  # nothing measured yet
+        fetcher.fetch_bytes(server.url("/slow"), max_length=10)
+        slow = fetcher.round_trip
+        assert slow is not None and slow >= 0.3
+        fetcher.fetch_bytes(server.url("/a"), max_length=10)
+        assert fetcher.round_trip is not None and fetcher.round_trip < slow

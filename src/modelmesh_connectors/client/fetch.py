@@ -527,6 +527,7 @@ class HttpFetcher(Fetcher):
         self._pools: dict[tuple[str, str | None], Any] = {}
         self._proxies: _Proxies | None = None  # read from the environment on first use
         self._prefetched: dict[tuple[str, int], tuple[Future[bytes], float]] = {}
+        self._round_trip: float | None = None
         self._user_agent = self._config.user_agent.encode("latin-1", "replace")
         self._lock = threading.Lock()
         self._closed = False
@@ -551,6 +552,11 @@ class HttpFetcher(Fetcher):
                 return
             self._prefetched[(url, max_length)] = (future, time.monotonic())
         threading.Thread(target=run, name="mmc-prefetch", daemon=True).start()
+
+    @property
+    def round_trip(self) -> float | None:
+        """See :attr:`Fetcher.round_trip` (kept-alive requests set the minimum)."""
+        return self._round_trip
 
     def fetch_bytes(self, url: str, *, max_length: int) -> bytes:
         """See :meth:`Fetcher.fetch_bytes`; takes over a :meth:`prefetch` of the same file."""
@@ -730,7 +736,11 @@ class HttpFetcher(Fetcher):
                     headers=headers,
                     extensions={"timeout": self._timeouts(transfer)},
                 )
+                sent = time.monotonic()
                 response = pool.handle_request(request)
+                took = time.monotonic() - sent
+                if self._round_trip is None or took < self._round_trip:
+                    self._round_trip = took  # a float store: atomic, a lost race is harmless
             except (
                 httpcore.TimeoutException,
                 httpcore.NetworkError,
