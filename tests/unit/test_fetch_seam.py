@@ -335,3 +335,27 @@ def test_round_trip_is_the_fastest_answer_seen(server: LoopbackServer) -> None:
         assert slow is not None and slow >= 0.3
         fetcher.fetch_bytes(server.url("/a"), max_length=10)
         assert fetcher.round_trip is not None and fetcher.round_trip < slow
+
+
+def test_close_during_a_transfer_leaves_no_connection_open(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # close() from another thread (the loader ending after an error while a prefetch still
+    # runs) lands between a transfer taking its pool and opening a connection on it.
+    server.add_file("/t.json", b"t")
+    fetcher = HttpFetcher(FAST)
+    real = fetcher._get_pool
+    taken: list[Any] = []
+
+    def racing(target: Any) -> Any:
+        pool = real(target)
+        taken.append(pool)
+        fetcher.close()
+        return pool
+
+    monkeypatch.setattr(fetcher, "_get_pool", racing)
+    assert fetcher.fetch_bytes(server.url("/t.json"), max_length=10) == b"t"
+    [pool] = taken
+    assert pool.connections == []  # the transfer closed what close() left to it
+    with pytest.raises(RuntimeError, match="closed"):
+        real(fetch._target(server.url("/t.json")))

@@ -528,6 +528,8 @@ class HttpFetcher(Fetcher):
         self._proxies: _Proxies | None = None  # read from the environment on first use
         self._prefetched: dict[tuple[str, int], tuple[Future[bytes], float]] = {}
         self._round_trip: float | None = None
+        self._active = 0  # transfers running now
+        self._retired: list[Any] = []  # pools close() left to the last running transfer
         self._user_agent = self._config.user_agent.encode("latin-1", "replace")
         self._lock = threading.Lock()
         self._closed = False
@@ -574,10 +576,15 @@ class HttpFetcher(Fetcher):
         return self._config
 
     def close(self) -> None:
-        """Close the pooled connections. Idempotent."""
+        """Close the pooled connections (after the last running transfer). Idempotent."""
         with self._lock:
             self._closed = True
             pools, self._pools = list(self._pools.values()), {}
+            if self._active:
+                # A transfer still runs (a prefetch nobody waited for): closing its pool now
+                # could miss a connection it is opening; the transfer closes them at its end.
+                self._retired += pools
+                return
         for pool in pools:
             pool.close()
 
@@ -605,10 +612,18 @@ class HttpFetcher(Fetcher):
             raise transfer.timeout_error("not started")
         previous = getattr(_DEADLINE, "end", None)
         _DEADLINE.end, _DEADLINE.limited = transfer.end, False
+        with self._lock:
+            self._active += 1
         try:
             yield from self._attempts(transfer, max_length)
         finally:
             _DEADLINE.end = previous
+            with self._lock:
+                self._active -= 1
+                retired = self._retired if self._closed and not self._active else []
+                self._retired = [] if retired else self._retired
+            for pool in retired:
+                pool.close()  # the last transfer after close() closes what it left open
 
     def _transfer(self, url: str, max_length: int) -> _Transfer:
         clean, userinfo = strip_userinfo(url)
