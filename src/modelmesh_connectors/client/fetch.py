@@ -52,7 +52,6 @@ __all__ = [
     "check_url_policy",
 ]
 
-import email.utils
 import ipaddress
 import logging
 import os
@@ -920,6 +919,8 @@ def _retry_after(head: _Head) -> float | None:
     value = value.strip()
     if _DIGITS.fullmatch(value):
         return float(value)
+    import email.utils  # deferred: ~25 ms to import, needed only for an HTTP-date Retry-After
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
