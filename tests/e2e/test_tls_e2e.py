@@ -107,7 +107,9 @@ def _assert_refused_certificate(
         time.sleep(0.01)
     server.stop()  # joins the handler threads: every handshake attempt is now recorded
     assert server.requests == []  # no HTTP request got through the failed handshake
-    assert len(server.errors) == 1, server.errors  # one handshake: no retry
+    # One handshake per file asked, none retried (retries=3 would make four each): a first
+    # contact asks for root/2.json and, overlapped, timestamp.json.
+    assert 1 <= len(server.errors) <= 2, server.errors
     assert _trusted_cache(sim) == set()  # nothing verified, nothing cached
     assert "ca_bundle" in raised.value.message  # the actionable part of the message
     return raised.value

@@ -599,7 +599,7 @@ def test_policy_refuses_before_any_connection(url: str, no_network: None) -> Non
     fetcher = HttpFetcher(FAST)
     with fetcher, pytest.raises(PolicyError):
         fetcher.fetch_bytes(url, max_length=10)
-    assert not fetcher._clients  # no client, so certainly no connection
+    assert not fetcher._pools  # no pool, so certainly no connection
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,10 @@
 Everything that leaves the machine goes through :class:`HttpFetcher`, a subclass of the one
 fetcher base :class:`~modelmesh_connectors.client.fetcher.Fetcher` (which owns the length cap
 and the last-resort error mapping). It takes the one
-:class:`~modelmesh_connectors.client.settings.NetworkConfig` as it is, wraps a single lazily
-created ``httpx.Client`` per scheme, and
+:class:`~modelmesh_connectors.client.settings.NetworkConfig` as it is, drives one lazily
+created ``httpcore`` connection pool per scheme (and proxy) directly — no request/response
+model, auth, cookie or hook machinery on the way: a kept-alive request costs about half
+of what ``httpx.Client`` spent — and
 
 * applies the URL policy *before* any connection (HTTPS only; plain HTTP only
   to a loopback host unless explicitly allowed), and again on every redirect
@@ -27,10 +29,13 @@ created ``httpx.Client`` per scheme, and
 * attaches credentials (:mod:`modelmesh_connectors.client.credentials`) only to the
   origin they belong to, never across an origin-changing redirect, and renders
   every URL through :func:`~modelmesh_connectors.client.credentials.redact_url`;
+* honours ``HTTP(S)_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` with ``trust_env`` (as httpx
+  read them), and verifies TLS with ``ca_bundle`` (or the system store); the verifying
+  context is built only for https, once per process and bundle;
 * maps every foreign exception to the project's error tree.
 
-``httpx`` is imported only when the first request is made, so a run that needs
-no network never imports it; this is the only module that imports it.
+``httpcore`` is imported only when the first request is made, so a run that needs
+no network never imports it; this is the only client module that imports it.
 
 One module, over 600 lines, on purpose: the URL policy, the deadline clamp around httpcore,
 the retry loop and the error mapping are one concern (talking HTTP safely) and share the
@@ -47,18 +52,20 @@ __all__ = [
     "check_url_policy",
 ]
 
-import email.utils
 import ipaddress
 import logging
+import os
 import re
 import ssl
 import threading
 import time
 from collections.abc import Callable, Generator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, TypeVar
-from urllib.parse import urlsplit
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from modelmesh_connectors._internal.redact import redact_text, redact_url
 from modelmesh_connectors.client.credentials import Credentials, origin_of, strip_userinfo
@@ -74,14 +81,12 @@ from modelmesh_connectors.errors import (
     UnreachableError,
 )
 
-if TYPE_CHECKING:
-    import httpx
-
 _logger = logging.getLogger("modelmesh_connectors.client.fetch")
 
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _NOT_FOUND_STATUSES: Final = frozenset({404, 410})
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
+_PREFETCH_TTL: Final = 10.0  # seconds a prefetched file may wait for its fetch_bytes call
 _DIGITS: Final = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() accepts "²"
 _E = TypeVar("_E", bound=BaseException)
 
@@ -241,27 +246,210 @@ class _DeadlineBackend:
         self._inner.sleep(seconds)
 
 
-def _install_deadlines(client: httpx.Client) -> bool:
-    """Wrap the network backend of every connection pool of ``client`` (proxies included).
+# -- connections ------------------------------------------------------------------------------
 
-    httpx offers no public hook for the network backend, so this reaches into its transport;
-    if that changes, the body loop's clock check and the per-request timeouts still bound a
-    transfer, only less tightly (a test pins that the wrapper is in place).
+#: SSL contexts built so far, one per CA configuration (and bundle file version): loading a
+#: CA store costs 30-90 ms, so a process pays it once, and only when it first talks https.
+_SSL_CONTEXTS: dict[tuple[str | None, int, int], ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context(bundle: Path | str | None) -> ssl.SSLContext:
+    """The verifying TLS context for ``ca_bundle`` (None: the system store, else certifi).
+
+    Cached per process and per bundle file (path, modification time, size), so a rewritten
+    bundle is read again.
+
+    Raises:
+        DownloadError: The bundle cannot be read or holds no usable certificate.
     """
-    transports = [getattr(client, "_transport", None)]
-    transports += list(getattr(client, "_mounts", {}).values())
-    installed = True
-    for transport in transports:
-        if transport is None:
-            continue
-        pool = getattr(transport, "_pool", None)
-        backend = getattr(pool, "_network_backend", None)
-        if pool is None or backend is None:
-            installed = False
-            continue
-        if not isinstance(backend, _DeadlineBackend):
-            pool._network_backend = _DeadlineBackend(backend)
-    return installed
+    key: tuple[str | None, int, int] = (None, 0, 0)
+    if bundle is not None:
+        try:
+            info = os.stat(bundle)
+            key = (os.fspath(bundle), info.st_mtime_ns, info.st_size)
+        except OSError:
+            key = (os.fspath(bundle), -1, -1)  # create_default_context reports the error
+    with _SSL_LOCK:
+        context = _SSL_CONTEXTS.get(key)
+        if context is None:
+            context = _SSL_CONTEXTS[key] = _new_ssl_context(bundle)
+        return context
+
+
+def _new_ssl_context(bundle: Path | str | None) -> ssl.SSLContext:
+    if bundle is not None:
+        try:
+            return ssl.create_default_context(cafile=bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise DownloadError(
+                f"cannot load the CA bundle {bundle}: {exc}",
+                hint="set ca_bundle to a readable PEM file of CA certificates",
+            ) from exc
+    context = ssl.create_default_context()
+    if context.cert_store_stats().get("x509_ca", 0) == 0:
+        # Some Python builds ship without a usable system store; fall back
+        # to certifi (an httpx dependency) rather than trusting nothing.
+        import certifi
+
+        context.load_verify_locations(cafile=certifi.where())
+    return context
+
+
+@dataclass(frozen=True)
+class _Proxies:
+    """``HTTP(S)_PROXY`` / ``ALL_PROXY`` / ``NO_PROXY`` as httpx reads them (``trust_env``).
+
+    A ``NO_PROXY`` entry wins over any proxy; a scheme's own proxy over ``ALL_PROXY``;
+    ``NO_PROXY=*`` turns every proxy off. ``.example.com`` bypasses the subdomains,
+    ``example.com`` the domain and its subdomains; IP addresses and ``localhost`` match
+    exactly; ``scheme://host[:port]`` entries match that scheme (``all``: any) and port.
+    """
+
+    by_scheme: dict[str, str]  # "http" | "https" | "all" -> proxy URL
+    bypass: tuple[tuple[str, str, int | None], ...]  # (scheme or "", host pattern, port)
+
+    @classmethod
+    def from_environment(cls) -> _Proxies:
+        from urllib.request import getproxies  # deferred: only a networked run reads it
+
+        info = getproxies()
+        by_scheme = {
+            scheme: info[scheme] if "://" in info[scheme] else f"http://{info[scheme]}"
+            for scheme in ("http", "https", "all")
+            if info.get(scheme)
+        }
+        bypass: list[tuple[str, str, int | None]] = []
+        for entry in (e.strip() for e in info.get("no", "").split(",")):
+            if entry == "*":
+                return cls({}, ())
+            if not entry:
+                continue
+            if "://" in entry:
+                parts = urlsplit(entry)
+                scheme = "" if parts.scheme == "all" else parts.scheme.lower()
+                bypass.append((scheme, (parts.hostname or "*").lower(), parts.port))
+                continue
+            host = entry.split("/", 1)[0] if _is_ip(entry.split("/", 1)[0]) else entry
+            if _is_ip(host) or host.lower() == "localhost":
+                bypass.append(("", host.lower().strip("[]"), None))
+            else:
+                bypass.append(("", "*" + host.lower(), None))
+        return cls(by_scheme, tuple(bypass))
+
+    def for_url(self, scheme: str, host: str, port: int | None) -> str | None:
+        """The proxy URL for a request, or None for a direct connection."""
+        if not self.by_scheme:
+            return None
+        host = host.lower()
+        for b_scheme, pattern, b_port in self.bypass:
+            if b_scheme and b_scheme != scheme:
+                continue
+            if b_port is not None and b_port != port:
+                continue
+            if _host_matches(pattern, host):
+                return None
+        return self.by_scheme.get(scheme) or self.by_scheme.get("all")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.startswith("*."):  # subdomains only
+        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
+    if pattern.startswith("*"):  # the domain and its subdomains
+        domain = pattern[1:]
+        return host == domain or host.endswith("." + domain)
+    return host == pattern
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A URL split into what the connection needs; built once per request hop."""
+
+    scheme: str  # "http" | "https"
+    host: str  # without brackets, IDNA-encoded
+    port: int
+    default_port: bool
+    target: bytes  # path and query, percent-encoded where needed
+
+
+_PATH_SAFE: Final = "/%:@!$&'()*+,;=~"
+_QUERY_SAFE: Final = _PATH_SAFE + "?"
+
+
+def _target(url: str) -> _Target:
+    """Split ``url`` (policy-checked, without user info) for the connection.
+
+    Characters a request line cannot carry are percent-encoded (as httpx did); the fragment
+    is never sent.
+
+    Raises:
+        ValueError: The host cannot be encoded.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if not host.isascii():
+        host = host.encode("idna").decode("ascii")
+    default = 443 if scheme == "https" else 80
+    port = parts.port if parts.port is not None else default
+    target = quote(parts.path or "/", safe=_PATH_SAFE)
+    if parts.query:
+        target += "?" + quote(parts.query, safe=_QUERY_SAFE)
+    return _Target(scheme, host, port, port == default, target.encode("ascii"))
+
+
+def _host_header(target: _Target) -> bytes:
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return (host if target.default_port else f"{host}:{target.port}").encode("ascii")
+
+
+# httpx's defaults for its pool, kept: up to 100 connections, 20 idle ones kept for 5 s.
+_MAX_CONNECTIONS: Final = 100
+_MAX_KEEPALIVE: Final = 20
+_KEEPALIVE_EXPIRY: Final = 5.0  # seconds
+
+
+def _new_pool(scheme: str, proxy: str | None, config: NetworkConfig) -> Any:
+    """An httpcore pool for one scheme, direct or through one proxy, on the deadline backend.
+
+    Only an https pool gets (and builds) the verifying TLS context; a plain-http pool
+    serves only http:// URLs, which the URL policy limits to loopback.
+    """
+    import httpcore  # deferred: a run that needs no network never imports it
+
+    ssl_context = _ssl_context(config.ca_bundle) if scheme == "https" else None
+    backend = _DeadlineBackend(httpcore.SyncBackend())
+    common: dict[str, Any] = {
+        "ssl_context": ssl_context,
+        "max_connections": _MAX_CONNECTIONS,
+        "max_keepalive_connections": _MAX_KEEPALIVE,
+        "keepalive_expiry": _KEEPALIVE_EXPIRY,
+        "network_backend": backend,
+    }
+    if proxy is None:
+        return httpcore.ConnectionPool(**common)
+    parts = urlsplit(proxy)
+    proxy_scheme = parts.scheme.lower()
+    if proxy_scheme not in ("http", "https"):
+        raise DownloadError(
+            f"unsupported proxy {redact_url(proxy)}: expected an http:// or https:// proxy URL",
+            hint="set HTTP(S)_PROXY / ALL_PROXY to an HTTP proxy, or trust_env: false",
+        )
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    clean, _ = strip_userinfo(proxy)
+    return httpcore.HTTPProxy(proxy_url=clean, proxy_auth=auth, **common)
 
 
 @dataclass
@@ -311,8 +499,8 @@ def _real_sleep(seconds: float) -> None:
 class HttpFetcher(Fetcher):
     """The real :class:`Fetcher`: HTTPS with caps, deadlines, retries and one pooled client.
 
-    Thread-safe: one instance may serve several threads at once (the
-    underlying ``httpx.Client`` is shared and reuses connections).
+    Thread-safe: one instance may serve several threads at once (its connection pools
+    are shared and keep connections alive between requests).
 
     Args:
         config: Timeouts, retry policy, TLS and URL policy; defaults if omitted.
@@ -332,13 +520,54 @@ class HttpFetcher(Fetcher):
         self._sleep = sleep if sleep is not None else _real_sleep
         run = self._config.run_timeout
         self._run_end = None if run is None else time.monotonic() + run
-        # One pooled client per scheme: the plain-http one never loads CA certificates
-        # (30-90 ms), and each request and redirect hop picks its client by its own scheme,
-        # so an https URL is always served by the verifying client.
-        self._clients: dict[str, httpx.Client] = {}
+        # One pool per (scheme, proxy): the plain-http one never loads CA certificates
+        # (30-90 ms), and each request and redirect hop picks its pool by its own scheme,
+        # so an https URL is always served by the verifying pool.
+        self._pools: dict[tuple[str, str | None], Any] = {}
+        self._proxies: _Proxies | None = None  # read from the environment on first use
+        self._prefetched: dict[tuple[str, int], tuple[Future[bytes], float]] = {}
+        self._round_trip: float | None = None
+        self._active = 0  # transfers running now
+        self._retired: list[Any] = []  # pools close() left to the last running transfer
+        self._user_agent = self._config.user_agent.encode("latin-1", "replace")
         self._lock = threading.Lock()
         self._closed = False
-        self.deadlines_installed = True  # False if httpx's internals changed (see tests)
+
+    def prefetch(self, url: str, *, max_length: int) -> None:
+        """Start ``fetch_bytes(url, max_length=max_length)`` in a background thread.
+
+        The next :meth:`fetch_bytes` call with the same arguments waits for it and returns
+        its bytes or raises its error; the bytes are checked by the caller then, exactly as
+        if fetched at that moment. Every limit (cap, deadlines, URL policy) applies as usual.
+        """
+        future: Future[bytes] = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(Fetcher.fetch_bytes(self, url, max_length=max_length))
+            except BaseException as exc:  # handed to the caller of fetch_bytes
+                future.set_exception(exc)
+
+        with self._lock:
+            if self._closed or (url, max_length) in self._prefetched:
+                return
+            self._prefetched[(url, max_length)] = (future, time.monotonic())
+        threading.Thread(target=run, name="mmc-prefetch", daemon=True).start()
+
+    @property
+    def round_trip(self) -> float | None:
+        """See :attr:`Fetcher.round_trip` (kept-alive requests set the minimum)."""
+        return self._round_trip
+
+    def fetch_bytes(self, url: str, *, max_length: int) -> bytes:
+        """See :meth:`Fetcher.fetch_bytes`; takes over a :meth:`prefetch` of the same file."""
+        with self._lock:
+            started = self._prefetched.pop((url, max_length), None)
+        if started is None or time.monotonic() - started[1] > _PREFETCH_TTL:
+            # Never prefetched, or so long ago (the caller failed in between and came back)
+            # that the file may have changed since: fetch it now.
+            return super().fetch_bytes(url, max_length=max_length)
+        return started[0].result()
 
     @property
     def config(self) -> NetworkConfig:
@@ -346,12 +575,17 @@ class HttpFetcher(Fetcher):
         return self._config
 
     def close(self) -> None:
-        """Close the pooled connections. Idempotent."""
+        """Close the pooled connections (after the last running transfer). Idempotent."""
         with self._lock:
             self._closed = True
-            clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            client.close()
+            pools, self._pools = list(self._pools.values()), {}
+            if self._active:
+                # A transfer still runs (a prefetch nobody waited for): closing its pool now
+                # could miss a connection it is opening; the transfer closes them at its end.
+                self._retired += pools
+                return
+        for pool in pools:
+            pool.close()
 
     def _fetch(self, url: str, max_length: int) -> Chunks:
         """The body of ``url``: policy, then attempts within one deadline (see the module).
@@ -377,10 +611,18 @@ class HttpFetcher(Fetcher):
             raise transfer.timeout_error("not started")
         previous = getattr(_DEADLINE, "end", None)
         _DEADLINE.end, _DEADLINE.limited = transfer.end, False
+        with self._lock:
+            self._active += 1
         try:
             yield from self._attempts(transfer, max_length)
         finally:
             _DEADLINE.end = previous
+            with self._lock:
+                self._active -= 1
+                retired = self._retired if self._closed and not self._active else []
+                self._retired = [] if retired else self._retired
+            for pool in retired:
+                pool.close()  # the last transfer after close() closes what it left open
 
     def _transfer(self, url: str, max_length: int) -> _Transfer:
         clean, userinfo = strip_userinfo(url)
@@ -435,7 +677,7 @@ class HttpFetcher(Fetcher):
         raise DownloadError(
             f"failed to fetch {shown} after {attempts} attempt(s): {last.description}",
             hint="check the network connection and that the index URL is reachable",
-        ) from last.__cause__  # the httpx exception, if the last failure had one
+        ) from last.__cause__  # the httpcore exception, if any
 
     # -- one attempt -------------------------------------------------------------
 
@@ -446,122 +688,114 @@ class HttpFetcher(Fetcher):
             attempt - 1, base=self._config.backoff_base, cap=self._config.backoff_max
         )
 
-    def _get_client(self, scheme: str) -> httpx.Client:
+    def _get_pool(self, target: _Target) -> Any:
+        """The shared pool for ``target``'s scheme and proxy (built on first use)."""
+        proxy = None
+        if self._config.trust_env:
+            if self._proxies is None:
+                self._proxies = _Proxies.from_environment()
+            proxy = self._proxies.for_url(target.scheme, target.host, target.port)
+        key = (target.scheme, proxy)
         with self._lock:
             if self._closed:
                 raise RuntimeError("HttpFetcher is closed")
-            client = self._clients.get(scheme)
-            if client is None:
-                client = self._clients[scheme] = self._new_client(scheme)
-            return client
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = _new_pool(target.scheme, proxy, self._config)
+            return pool
 
-    def _new_client(self, scheme: str) -> httpx.Client:
-        import httpx  # deferred: a run that needs no network never imports httpx
-
-        config = self._config
-        # Only the https client needs (and gets) certificate verification; the http client
-        # is used for http:// URLs alone, which the URL policy limits to loopback.
-        verify: ssl.SSLContext | bool = self._ssl_context() if scheme == "https" else False
-        client = httpx.Client(
-            verify=verify,
-            timeout=httpx.Timeout(
-                connect=config.connect_timeout,
-                read=config.read_timeout,
-                write=config.read_timeout,
-                pool=config.connect_timeout,
-            ),
-            follow_redirects=False,  # followed by hand so each hop passes the URL policy
-            headers={
-                "User-Agent": config.user_agent,
-                # Hashes and lengths are over the exact file bytes; a content
-                # coding would change them (and could hide a decompression bomb).
-                "Accept-Encoding": "identity",
-            },
-            trust_env=config.trust_env,
-        )
-        if not _install_deadlines(client):
-            self.deadlines_installed = False
-            _logger.debug("httpx internals changed: deadlines are checked between reads only")
-        return client
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        bundle = self._config.ca_bundle
-        if bundle is not None:
-            try:
-                return ssl.create_default_context(cafile=bundle)
-            except (OSError, ssl.SSLError) as exc:
-                raise DownloadError(
-                    f"cannot load the CA bundle {bundle}: {exc}",
-                    hint="set ca_bundle to a readable PEM file of CA certificates",
-                ) from exc
-        context = ssl.create_default_context()
-        if context.cert_store_stats().get("x509_ca", 0) == 0:
-            # Some Python builds ship without a usable system store; fall back
-            # to certifi (an httpx dependency) rather than trusting nothing.
-            import certifi
-
-            context.load_verify_locations(cafile=certifi.where())
-        return context
-
-    def _timeouts(self, transfer: _Transfer) -> httpx.Timeout:
-        import httpx
-
+    def _timeouts(self, transfer: _Transfer) -> dict[str, float]:
         # Belt and braces with the clamped backend: no single wait may pass the deadline.
         left = max(transfer.end - time.monotonic(), 0.001)
         config = self._config
-        return httpx.Timeout(
-            connect=min(config.connect_timeout, left),
-            read=min(config.read_timeout, left),
-            write=min(config.read_timeout, left),
-            pool=min(config.connect_timeout, left),
-        )
+        connect, read = min(config.connect_timeout, left), min(config.read_timeout, left)
+        return {"connect": connect, "read": read, "write": read, "pool": connect}
 
     def _attempt(
         self, transfer: _Transfer, max_length: int
     ) -> Generator[bytes | Restart, None, int]:
-        import httpx
+        import httpcore
 
         current = transfer.url
         for hop in range(self._config.max_redirects + 1):
-            client = self._get_client(urlsplit(current).scheme.lower())
-            headers: dict[str, str] = {}
+            shown = transfer.shown if hop == 0 else redact_url(current)
+            try:
+                target = _target(current)
+            except (ValueError, UnicodeError) as exc:
+                raise DownloadError(
+                    f"cannot fetch {shown}: not a valid URL ({redact_text(str(exc))})"
+                ) from exc
+            pool = self._get_pool(target)
+            headers = [
+                (b"Host", _host_header(target)),
+                (b"Accept", b"*/*"),
+                # Hashes and lengths are over the exact file bytes; a content
+                # coding would change them (and could hide a decompression bomb).
+                (b"Accept-Encoding", b"identity"),
+                (b"User-Agent", self._user_agent),
+            ]
             # Credentials belong to the origin the transfer started at: a redirect to any
             # other origin (another host, port or scheme) goes without them.
             if transfer.auth is not None and origin_of(current) == transfer.origin:
-                headers["Authorization"] = transfer.auth
-            shown = transfer.shown if hop == 0 else redact_url(current)
+                headers.append((b"Authorization", transfer.auth.encode("latin-1")))
             try:
-                request = client.build_request(
-                    "GET", current, headers=headers, timeout=self._timeouts(transfer)
+                request = httpcore.Request(
+                    b"GET",
+                    httpcore.URL(
+                        scheme=target.scheme.encode("ascii"),
+                        host=target.host.encode("ascii"),
+                        port=target.port,
+                        target=target.target,
+                    ),
+                    headers=headers,
+                    extensions={"timeout": self._timeouts(transfer)},
                 )
-                response = client.send(request, stream=True)
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                sent = time.monotonic()
+                response = pool.handle_request(request)
+                took = time.monotonic() - sent
+                if self._round_trip is None or took < self._round_trip:
+                    self._round_trip = took  # a float store: atomic, a lost race is harmless
+            except (
+                httpcore.TimeoutException,
+                httpcore.NetworkError,
+                httpcore.ProtocolError,
+                httpcore.ProxyError,
+                httpcore.UnsupportedProtocol,
+            ) as exc:
                 raise _map_transport_error(exc, shown, transfer, self._config.read_timeout) from exc
             try:
-                if response.status_code in _REDIRECT_STATUSES:
-                    current = self._redirect_target(response, current, hop)
+                head = _Head(response)
+                if head.status != 200:
+                    _drain(response)  # a short body read to its end keeps the connection
+                if head.status in _REDIRECT_STATUSES:
+                    current = self._redirect_target(head, current, hop)
                     continue
-                _check_status(response, shown)
-                return (yield from self._stream_body(response, transfer, shown, max_length))
-            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
+                _check_status(head, shown)
+                return (yield from self._stream_body(response, head, transfer, shown, max_length))
+            except (
+                httpcore.TimeoutException,
+                httpcore.NetworkError,
+                httpcore.ProtocolError,
+                httpcore.ProxyError,
+                httpcore.UnsupportedProtocol,
+            ) as exc:
                 raise _map_transport_error(exc, shown, transfer, self._config.read_timeout) from exc
             finally:
-                response.close()
+                response.close()  # back to the pool when the body was read, else closed
         raise DownloadError(
             f"too many redirects fetching {transfer.shown}: expected at most "
             f"{self._config.max_redirects}, the last hop was {redact_url(current)}"
         )
 
-    def _redirect_target(self, response: httpx.Response, current: str, hop: int) -> str:
-        location = response.headers.get("location")
+    def _redirect_target(self, head: _Head, current: str, hop: int) -> str:
+        location = head.get("location")
         if not location:
             raise DownloadError(
-                f"{redact_url(current)} answered HTTP {response.status_code} without a "
-                "Location header"
+                f"{redact_url(current)} answered HTTP {head.status} without a Location header"
             )
         # User info in a Location header is never used: credentials come from the
         # configuration for the starting origin only.
-        target, _ = strip_userinfo(str(response.url.join(location)))
+        target, _ = strip_userinfo(urljoin(current, location))
         check_url_policy(target, allow_http=self._config.allow_http)
         if urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme != "https":
             # Stops a redirect from dropping TLS (downgrade), even to loopback.
@@ -574,19 +808,20 @@ class HttpFetcher(Fetcher):
 
     def _stream_body(
         self,
-        response: httpx.Response,
+        response: Any,
+        head: _Head,
         transfer: _Transfer,
         url: str,
         max_length: int,
     ) -> Generator[bytes | Restart, None, int]:
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        encoding = (head.get("content-encoding") or "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise DownloadError(
                 f"{url} was sent with Content-Encoding {encoding!r}, expected identity "
                 "(hashes are over the exact file bytes)",
                 hint="configure the server or CDN not to compress these files",
             )
-        declared = _content_length(response)
+        declared = _content_length(head)
         if declared is not None and declared > max_length:
             # Refuse before reading a byte: stops oversized responses early.
             raise LengthMismatchError(
@@ -596,7 +831,7 @@ class HttpFetcher(Fetcher):
         # The transport's reads are passed on as they arrive, split only when larger than
         # chunk_size: re-chunking every read to a fixed size would copy each byte again.
         size = self._config.chunk_size
-        for read in response.iter_raw():
+        for read in response.stream:
             pieces = (
                 [read]
                 if len(read) <= size
@@ -614,15 +849,56 @@ class HttpFetcher(Fetcher):
         return written
 
 
-def _check_status(response: httpx.Response, url: str) -> None:
-    status = response.status_code
+_DRAIN_LIMIT: Final = 64 * 1024  # bytes of a redirect or error body read to keep the connection
+
+
+def _drain(response: Any) -> None:
+    """Read a redirect's or error's (short) body, so its connection can serve the next hop.
+
+    A longer body, or one that fails, is left unread: closing the response then closes the
+    connection. Every read is bounded by the transfer deadline like any other.
+    """
+    import httpcore
+
+    seen = 0
+    try:
+        for read in response.stream:
+            seen += len(read)
+            if seen > _DRAIN_LIMIT:
+                return
+    except (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError):
+        return  # the connection is discarded on close; the status is what counts
+
+
+class _Head:
+    """Status line and headers of an httpcore response (names lower-cased, repeats joined)."""
+
+    __slots__ = ("headers", "reason", "status")
+
+    def __init__(self, response: Any) -> None:
+        self.status: int = response.status
+        reason = response.extensions.get("reason_phrase", b"")
+        self.reason = reason.decode("latin-1", "replace") if isinstance(reason, bytes) else ""
+        headers: dict[str, str] = {}
+        for name, value in response.headers:
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        self.headers = headers
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name, default)
+
+
+def _check_status(head: _Head, url: str) -> None:
+    status = head.status
     if status == 200:
         return
-    reason = f"HTTP {status} {response.reason_phrase}".rstrip()
+    reason = f"HTTP {status} {head.reason}".rstrip()
     if status in _NOT_FOUND_STATUSES:
         raise NotFoundError(f"{url} does not exist: expected HTTP 200, got {reason}")
     if status == 429 or 500 <= status <= 599:
-        raise _Transient(reason, retry_after=_retry_after(response))
+        raise _Transient(reason, retry_after=_retry_after(head))
     if status in (401, 403):
         raise DownloadError(
             f"cannot fetch {url}: expected HTTP 200, got {reason}",
@@ -631,18 +907,20 @@ def _check_status(response: httpx.Response, url: str) -> None:
     raise DownloadError(f"cannot fetch {url}: expected HTTP 200, got {reason}")
 
 
-def _content_length(response: httpx.Response) -> int | None:
-    value = response.headers.get("content-length", "").strip()
+def _content_length(head: _Head) -> int | None:
+    value = (head.get("content-length") or "").strip()
     return int(value) if _DIGITS.fullmatch(value) else None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+def _retry_after(head: _Head) -> float | None:
+    value = head.get("retry-after")
     if value is None:
         return None
     value = value.strip()
     if _DIGITS.fullmatch(value):
         return float(value)
+    import email.utils  # deferred: ~25 ms to import, needed only for an HTTP-date Retry-After
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -655,8 +933,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 def _map_transport_error(
     exc: Exception, url: str, transfer: _Transfer, read_timeout: float
 ) -> Exception:
-    """Translate an httpx exception into a project error or a ``_Transient``."""
-    import httpx
+    """Translate an httpcore exception into a project error or a ``_Transient``."""
+    import httpcore
 
     detail = redact_text(f"{type(exc).__name__}: {exc}")
     cert_error = _find_cause(exc, ssl.SSLCertVerificationError)
@@ -670,22 +948,21 @@ def _map_transport_error(
             hint="check that the URL's host name is the one in the server's certificate "
             "and that the system clock is right",
         )
-    if isinstance(exc, httpx.TimeoutException) and transfer.expired(
+    if isinstance(exc, httpcore.TimeoutException) and transfer.expired(
         limited=bool(getattr(_DEADLINE, "limited", False))
     ):
         return transfer.timeout_error("no complete answer")
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+    if isinstance(exc, httpcore.ConnectError | httpcore.ConnectTimeout | httpcore.PoolTimeout):
         # Not retried here: a server that cannot be reached now will not be reached in a
         # second either; the mirror loop tries the next mirror at once.
         return UnreachableError(
             f"cannot connect to {url}: {detail}",
             hint="check the URL and the network; the next mirror (if any) is tried",
         )
-    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
+    if isinstance(exc, httpcore.ReadTimeout | httpcore.WriteTimeout):
         return transfer.timeout_error(f"the server went silent ({detail})", silence=read_timeout)
-    if isinstance(exc, httpx.TransportError) and not isinstance(
-        exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError | httpx.ProxyError
-    ):
+    if isinstance(exc, httpcore.NetworkError | httpcore.RemoteProtocolError):
+        # A reset, a truncated body or a malformed answer: worth another attempt.
         return _Transient(detail)
     return DownloadError(f"cannot fetch {url}: {detail}")
 

@@ -168,6 +168,24 @@ class Fetcher(abc.ABC):
             chunks.close()  # ends the transfer (closes the response or file) at once
         return written
 
+    @property
+    def round_trip(self) -> float | None:
+        """Seconds from request to response headers, the fastest seen so far; None if unknown.
+
+        Callers size their thread pools with it: on a fast link (loopback, LAN) transfers are
+        bound by the CPU, not by waiting, and more threads only contend for the interpreter.
+        """
+        return None
+
+    def prefetch(self, url: str, *, max_length: int) -> None:  # noqa: B027 - a hint
+        """Say that ``fetch_bytes(url, max_length=max_length)`` comes next; a fetcher may start it.
+
+        A network fetcher starts the transfer in the background so it overlaps a round trip
+        the caller still has to make; the later :meth:`fetch_bytes` call returns (or raises)
+        its result. Nothing is verified earlier for it: the caller checks the bytes when it
+        gets them, as always. The default does nothing (a local read is fast).
+        """
+
     def close(self) -> None:  # noqa: B027 - deliberately empty: most fetchers hold nothing
         """Release what the fetcher holds; it must not be used afterwards. Idempotent."""
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from modelmesh_connectors._internal.digest import check_digest, sha256_hex
 from modelmesh_connectors._internal.redact import redact_url
@@ -72,6 +72,9 @@ __all__ = ["Loader"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+_FAST_ROUND_TRIP: Final = 0.002  # seconds: a request answered this fast is on a fast link
+_FAST_LINK_WORKERS: Final = 4  # threads worth running on a fast link (see _parallel)
 
 _log = logging.getLogger("modelmesh_connectors.client.loader")
 
@@ -591,6 +594,11 @@ class Loader:
     def _parallel(self, work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
         # Threads only for two or more items: starting a pool costs ~1 ms.
         workers = max(1, min(self.config.network.concurrency, len(items)))
+        round_trip = self._http.round_trip if self._http is not None else None
+        if round_trip is not None and round_trip < _FAST_ROUND_TRIP:
+            # On a link this fast (loopback, LAN) a transfer waits for the CPU, not the
+            # network: more threads than a few only contend for the interpreter lock.
+            workers = min(workers, _FAST_LINK_WORKERS)
         if workers == 1:
             return [work(item) for item in items]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmc-fetch") as pool:

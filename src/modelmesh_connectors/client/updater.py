@@ -397,6 +397,11 @@ class IndexView:
     def _update(self, state: TrustedState, mirror: Mirror) -> _Update:
         """Root walk, timestamp and top from one mirror (FORMAT.md §4 steps 1-3)."""
         fetcher = mirror.fetcher()
+        ts_url = f"{mirror.url}timestamp.json"
+        if self._store.load_timestamp() is None:
+            # First contact: ask for the timestamp while the root walk runs (one round trip
+            # less). Its bytes are still verified only after the walk, with the newest root.
+            fetcher.prefetch(ts_url, max_length=self._limits.max_timestamp_bytes)
         roots: list[bytes] = []
         for _ in range(self._limits.max_root_walk + 1):
             url = f"{mirror.url}root/{state.root.version + 1}.json"
@@ -409,9 +414,7 @@ class IndexView:
         # The rollback reference is loaded after the walk, checked with the newest root
         # (TUF's order); a copy no longer signed by trusted keys after a rotation is dropped.
         self._with_local(state)
-        ts_bytes = fetcher.fetch_bytes(
-            f"{mirror.url}timestamp.json", max_length=self._limits.max_timestamp_bytes
-        )
+        ts_bytes = fetcher.fetch_bytes(ts_url, max_length=self._limits.max_timestamp_bytes)
         previous_ref = _ref_of(state)
         # A gap since the trusted timestamp is explained by the index's history files.
         ts = state.update_timestamp(
