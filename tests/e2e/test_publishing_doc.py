@@ -109,14 +109,20 @@ def test_concurrent_submissions_one_ingest_and_the_read_back(
     a = make_zip(tmp_path / "a", "acme-audit-log", "1.0.0")
     b = make_zip(tmp_path / "b", "globex-probe", "2.0.0", connectors=[("globex.probe.v1", "observability", "globex_probe.sink:Sink")])
     squat = make_zip(tmp_path / "c", "acme-takeover", "1.0.0", connectors=[("globex.takeover.v1", "observability", "acme_takeover.sink:Sink")])
-    # Two teams' CI jobs at the same moment, each with only its own key.
-    jobs = [
-        subprocess.Popen([str(CLI), "submit", archive, "--inbox", inbox, "--publisher", pub,
-                          "--release-key", key, "--json"], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-        for archive, pub, key in ((a, "team-a", team_a), (b, "team-b", team_b), (squat, "team-b", team_b))
-    ]
+    # Two teams' CI jobs at the same moment, each with only its own key (team A's in OpenBao,
+    # team B's in SoftHSM), then team B's second job. Two processes on one SoftHSM *file*
+    # token at once fail now and then with CKR_GENERAL_ERROR (SoftHSM's file store re-reads
+    # object files another process is rewriting): a limit of the test token, not of the inbox,
+    # which takes concurrent submissions from any number of processes.
+    def submit(archive: Path, pub: str, key: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(CLI), "submit", archive, "--inbox", inbox, "--publisher", pub,
+                                 "--release-key", key, "--json"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+    jobs = [submit(a, "team-a", team_a), submit(b, "team-b", team_b)]
     outs = [job.communicate(timeout=120) for job in jobs]
+    jobs.append(submit(squat, "team-b", team_b))
+    outs.append(jobs[-1].communicate(timeout=120))
     assert [job.returncode for job in jobs] == [0, 0, 0], outs
     ids = [json.loads(out)["id"] for out, _ in outs]
     r = cli("submission", ids[0], "--inbox", inbox, "--publisher", "team-a")
