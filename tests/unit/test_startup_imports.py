@@ -113,3 +113,26 @@ def test_builtin_rows_are_immutable_values() -> None:
     assert repr(row).startswith(f"Builtin(id={row.id!r}, module={row.module!r}")
     with pytest.raises(AttributeError):
         row.id = "other.id.v1"
+
+
+def test_record_values_keep_the_dataclass_semantics() -> None:
+    from modelmesh_connectors._internal.record import FrozenInstanceError
+    from modelmesh_connectors.index.envelope import Envelope, Signature
+    from modelmesh_connectors.index.layout import MetaRef
+
+    sig = Signature("k1", b"\x01" * 64)
+    a = Envelope("application/x", b"{}", (sig,))
+    assert a == Envelope("application/x", b"{}", (Signature("k1", b"\x01" * 64),))
+    assert hash(a) == hash(Envelope("application/x", b"{}", (Signature("k1", b"\x01" * 64),)))
+    assert a != Envelope("application/x", b"{}")
+    assert Envelope("t", b"").signatures == ()
+    assert repr(MetaRef("ab", 3)) == "MetaRef(sha256='ab', length=3)"
+    # Same fields, different class: not equal (as between two dataclasses).
+    assert MetaRef("ab", 3) != Signature("ab", 3)  # type: ignore[arg-type]
+    with pytest.raises(FrozenInstanceError):
+        a.payload = b"evil"
+    with pytest.raises(AttributeError):
+        del a.signatures
+    with pytest.raises(AttributeError):
+        a.extra = 1
+    assert a.payload == b"{}"

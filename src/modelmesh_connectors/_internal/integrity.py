@@ -40,6 +40,7 @@ _MODULES = (
     "client.updater",
     "_internal.digest",
     "_internal.integrity",
+    "_internal.record",
     "index.envelope",
     "index.fields",
     "index.keys",

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.client.updater import Mirror
 from modelmesh_connectors.errors import ResolutionError
 from modelmesh_connectors.index.metadata import Release
@@ -16,21 +16,32 @@ from modelmesh_connectors.package.requirements import PackageSpec, RequirementSp
 __all__ = ["Candidate", "Choice", "ResolvedArchive", "choose"]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Frozen):
     """A published version as the index lists it."""
+
+    __slots__ = ("version", "yanked", "yanked_reason")
 
     version: str
     yanked: bool
     yanked_reason: str | None
 
+    def __init__(self, version: str, yanked: bool, yanked_reason: str | None) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "yanked", yanked)
+        object.__setattr__(self, "yanked_reason", yanked_reason)
 
-@dataclass(frozen=True)
-class Choice:
+
+class Choice(Frozen):
     """The chosen candidate plus any warning the user must see."""
+
+    __slots__ = ("candidate", "warning")
 
     candidate: Candidate
     warning: str | None
+
+    def __init__(self, candidate: Candidate, warning: str | None) -> None:
+        object.__setattr__(self, "candidate", candidate)
+        object.__setattr__(self, "warning", warning)
 
 
 def choose(
@@ -91,8 +102,7 @@ def choose(
     return Choice(cand, warning)
 
 
-@dataclass(frozen=True)
-class ResolvedArchive:
+class ResolvedArchive(Frozen):
     """An archive chosen for one entry, verified or about to be.
 
     Attributes:
@@ -107,6 +117,18 @@ class ResolvedArchive:
         source: Human description of where it came from (index URL or archive URL).
     """
 
+    __slots__ = (
+        "length",
+        "name",
+        "release",
+        "sha256",
+        "signed_by",
+        "source",
+        "spec",
+        "urls",
+        "version",
+    )
+
     spec: PackageSpec
     name: str
     version: str
@@ -116,6 +138,28 @@ class ResolvedArchive:
     release: Release | None
     signed_by: tuple[str, ...]
     source: str
+
+    def __init__(
+        self,
+        spec: PackageSpec,
+        name: str,
+        version: str,
+        sha256: str,
+        length: int | None,
+        urls: tuple[tuple[str, Mirror], ...],
+        release: Release | None,
+        signed_by: tuple[str, ...],
+        source: str,
+    ) -> None:
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "sha256", sha256)
+        object.__setattr__(self, "length", length)
+        object.__setattr__(self, "urls", urls)
+        object.__setattr__(self, "release", release)
+        object.__setattr__(self, "signed_by", signed_by)
+        object.__setattr__(self, "source", source)
 
     @property
     def origin(self) -> Origin:

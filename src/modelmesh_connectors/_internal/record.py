@@ -1,0 +1,86 @@
+"""Value classes without ``@dataclass``: the same equality, hash, repr and immutability.
+
+``@dataclass`` writes the source of ``__init__``, ``__repr__``, ``__eq__`` (and, frozen,
+``__setattr__``/``__delattr__``/``__hash__``) and compiles it with ``exec`` every time the
+class is defined — in every process, since a ``.pyc`` cannot hold it. For the ~30 value
+classes on the offline start path that was about a third of the start-up above
+``import modelmesh`` (issue 14). A subclass here annotates its fields (in ``__init__``
+order), lists them in ``__slots__`` and writes its own typed ``__init__``; the shared
+methods below give it what the dataclass gave:
+
+- ``==`` compares the fields as a tuple, only between instances of the same class
+  (``NotImplemented`` otherwise), like ``@dataclass(eq=True)``;
+- :class:`Frozen` refuses assignment and deletion (an :class:`AttributeError`, like
+  ``dataclasses.FrozenInstanceError``) and hashes the field tuple, like
+  ``@dataclass(frozen=True)``; :class:`Mutable` is unhashable, like ``eq=True`` without
+  ``frozen``;
+- ``repr`` is ``Name(field=value, ...)``.
+
+Slots named in ``_hidden`` (caches a class computes itself) are left out of all three, like
+``field(init=False, repr=False, compare=False)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = ["Frozen", "FrozenInstanceError", "Mutable"]
+
+
+class FrozenInstanceError(AttributeError):
+    """Assignment to a field of a frozen value (same role as the dataclass error)."""
+
+
+class _Record:
+    __slots__ = ()
+    _hidden: ClassVar[frozenset[str]] = frozenset()
+
+    _field_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Field order is the order of the class's annotations (``__init__`` order), as in
+        # a dataclass; ``__slots__`` may be listed in any order.
+        slots = frozenset(cls.__dict__.get("__slots__", ()))
+        # (not inspect.get_annotations: `inspect` is kept off the start path)
+        names = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+        cls._field_names = tuple(n for n in names if n in slots and n not in cls._hidden)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._field_names)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._values() == other._values()
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._field_names)
+        return f"{type(self).__qualname__}({inner})"
+
+
+class Mutable(_Record):
+    """A value with field equality, unhashable (``@dataclass`` with ``eq=True``)."""
+
+    __slots__ = ()
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Frozen(_Record):
+    """An immutable, hashable value (``@dataclass(frozen=True)``).
+
+    ``__init__`` sets fields with ``object.__setattr__(self, name, value)``.
+    """
+
+    __slots__ = ()
+
+    # Blocks rebinding a field after checks ran on it (a verified envelope, a pinned hash):
+    # code holding a reference cannot swap what was verified for what was not.
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __hash__(self) -> int:
+        return hash(self._values())
