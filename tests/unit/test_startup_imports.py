@@ -136,3 +136,18 @@ def test_record_values_keep_the_dataclass_semantics() -> None:
     with pytest.raises(AttributeError):
         a.extra = 1
     assert a.payload == b"{}"
+
+
+def test_connector_ids_order_and_public_keys_compare_like_the_dataclasses() -> None:
+    from modelmesh_connectors.index.keys import PublicKey, SigningKey
+    from modelmesh_connectors.package.ids import ConnectorId
+
+    a, b = ConnectorId("acme", "sink", 2), ConnectorId("acme", "sink", 10)
+    assert a < b and b > a and a <= a and b >= a  # by (namespace, name, version), not text
+    assert sorted([b, a]) == [a, b]
+    with pytest.raises(TypeError):
+        _ = a < ("acme", "sink", 3)  # type: ignore[operator]
+    raw = SigningKey.generate().public.raw
+    one, two = PublicKey(raw), PublicKey(raw)
+    assert one == two and hash(one) == hash(two)  # the cached key objects are not compared
+    assert repr(one) == f"PublicKey(raw={raw!r})"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urldefrag, urlsplit
 
 from packaging.specifiers import SpecifierSet
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors._internal.redact import redact_text, redact_url
 from modelmesh_connectors.errors import InvalidInput
 from modelmesh_connectors.package.manifest import is_normalized_name
@@ -31,28 +31,43 @@ class InvalidPackageSpec(InvalidInput):
     code = "input.package-spec"
 
 
-@dataclass(frozen=True)
-class LocalSpec:
+class LocalSpec(Frozen):
     """A package directory or ``.zip`` on local disk."""
+
+    __slots__ = ("path",)
 
     path: Path
 
+    def __init__(self, path: Path) -> None:
+        object.__setattr__(self, "path", path)
 
-@dataclass(frozen=True)
-class UrlSpec:
+
+class UrlSpec(Frozen):
     """An archive URL, optionally pinned with ``#sha256=<hex>``."""
+
+    __slots__ = ("sha256", "url")
 
     url: str
     sha256: str | None
 
+    def __init__(self, url: str, sha256: str | None) -> None:
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "sha256", sha256)
 
-@dataclass(frozen=True)
-class RequirementSpec:
+
+class RequirementSpec(Frozen):
     """A requirement resolved against the index: ``name`` + PEP 440 specifier."""
+
+    __slots__ = ("name", "specifier", "text")
 
     name: str
     specifier: SpecifierSet
     text: str
+
+    def __init__(self, name: str, specifier: SpecifierSet, text: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "specifier", specifier)
+        object.__setattr__(self, "text", text)
 
     @property
     def exact_version(self) -> str | None:
