@@ -130,7 +130,7 @@ def test_record_values_keep_the_dataclass_semantics() -> None:
     # Same fields, different class: not equal (as between two dataclasses).
     assert MetaRef("ab", 3) != Signature("ab", 3)  # type: ignore[arg-type]
     with pytest.raises(FrozenInstanceError):
-        a.payload = b"evil"
+        a.payload = b"evil"  # type: ignore[misc]
     with pytest.raises(AttributeError):
         del a.signatures
     with pytest.raises(AttributeError):
@@ -151,3 +151,18 @@ def test_connector_ids_order_and_public_keys_compare_like_the_dataclasses() -> N
     one, two = PublicKey(raw), PublicKey(raw)
     assert one == two and hash(one) == hash(two)  # the cached key objects are not compared
     assert repr(one) == f"PublicKey(raw={raw!r})"
+
+
+def test_record_replace_runs_the_constructor_again() -> None:
+    from datetime import UTC, datetime
+
+    from modelmesh_connectors._internal.record import replace
+    from modelmesh_connectors.index.layout import MetaRef
+    from modelmesh_connectors.index.metadata import Timestamp
+
+    ts = Timestamp(1, datetime(2030, 1, 1, 12, 0, 0, 500, tzinfo=UTC), 1, MetaRef("ab", 3))
+    later = replace(ts, version=2, expires=datetime(2031, 1, 1, 0, 0, 0, 900, tzinfo=UTC))
+    assert (later.version, later.index, ts.version) == (2, ts.index, 1)
+    assert later.expires == datetime(2031, 1, 1, tzinfo=UTC)  # normalised by __init__
+    with pytest.raises(TypeError, match="no field"):
+        replace(ts, versoin=3)

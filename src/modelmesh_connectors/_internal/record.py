@@ -22,9 +22,9 @@ Slots named in ``_hidden`` (caches a class computes itself) are left out of all 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
-__all__ = ["Frozen", "FrozenInstanceError", "Mutable"]
+__all__ = ["Frozen", "FrozenInstanceError", "Mutable", "replace"]
 
 
 class FrozenInstanceError(AttributeError):
@@ -66,6 +66,9 @@ class Mutable(_Record):
     __hash__ = None  # type: ignore[assignment]
 
 
+# For type checkers: fields of a Frozen subclass are read-only, as in a frozen dataclass
+# (at run time this only sets an attribute).
+@dataclass_transform(frozen_default=True)
 class Frozen(_Record):
     """An immutable, hashable value (``@dataclass(frozen=True)``).
 
@@ -84,3 +87,21 @@ class Frozen(_Record):
 
     def __hash__(self) -> int:
         return hash(self._values())
+
+
+_R = TypeVar("_R", bound=_Record)
+
+
+def replace(value: _R, **changes: Any) -> _R:
+    """A copy of ``value`` with some fields changed (``dataclasses.replace`` for records).
+
+    The copy goes through the class's ``__init__``, so its checks and normalisation run again.
+
+    Raises:
+        TypeError: A name in ``changes`` is not a field.
+    """
+    unknown = changes.keys() - set(value._field_names)
+    if unknown:
+        raise TypeError(f"{type(value).__name__} has no field(s) {sorted(unknown)}")
+    fields = {name: getattr(value, name) for name in value._field_names}
+    return type(value)(**{**fields, **changes})

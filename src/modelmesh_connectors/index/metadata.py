@@ -56,7 +56,6 @@ __all__ = [
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -407,8 +406,7 @@ def history_path(version: int, sha256: str) -> str:
     return f"history/{version}-{sha256}.json"
 
 
-@dataclass(frozen=True)
-class Timestamp:
+class Timestamp(Frozen):
     """The freshness file (``timestamp.json``) pinning the current index top.
 
     Args:
@@ -420,11 +418,28 @@ class Timestamp:
             timestamps written before history existed).
     """
 
+    __slots__ = ("expires", "index", "index_version", "previous", "version")
+
     version: int
     expires: datetime
     index_version: int
     index: MetaRef
-    previous: TimestampLink | None = None
+    previous: TimestampLink | None
+
+    def __init__(
+        self,
+        version: int,
+        expires: datetime,
+        index_version: int,
+        index: MetaRef,
+        previous: TimestampLink | None = None,
+    ) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "expires", expires)
+        object.__setattr__(self, "index_version", index_version)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "previous", previous)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expires", utc_seconds(self.expires))
@@ -489,8 +504,7 @@ def parse_timestamp(payload: bytes, what: str = "timestamp.json") -> Timestamp:
     )
 
 
-@dataclass(frozen=True)
-class IndexTop:
+class IndexTop(Frozen):
     """The index top: group prefix → group node pin, and the fan-out of the tree.
 
     Args:
@@ -504,12 +518,31 @@ class IndexTop:
             fan-out without reading every bin); None in tops written before it existed.
     """
 
+    __slots__ = ("bin_chars", "expires", "group_chars", "groups", "packages", "version")
+
     version: int
     expires: datetime
     groups: Mapping[str, MetaRef]
     group_chars: int
     bin_chars: int
-    packages: int | None = None
+    packages: int | None
+
+    def __init__(
+        self,
+        version: int,
+        expires: datetime,
+        groups: Mapping[str, MetaRef],
+        group_chars: int,
+        bin_chars: int,
+        packages: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "expires", expires)
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "group_chars", group_chars)
+        object.__setattr__(self, "bin_chars", bin_chars)
+        object.__setattr__(self, "packages", packages)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expires", utc_seconds(self.expires))
@@ -816,8 +849,7 @@ class ReleaseConnector(Frozen):
         return connector_namespace(self.id)
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(Frozen):
     """A release attestation binding name, version, file, hash and length.
 
     Args:
@@ -833,14 +865,45 @@ class Release:
             so a Python-only release keeps the bytes (and readers) of spec 1.
     """
 
+    __slots__ = (
+        "connectors",
+        "file",
+        "length",
+        "name",
+        "requires_modelmesh",
+        "runtimes",
+        "sha256",
+        "version",
+    )
+
     name: str
     version: str
     file: str
     sha256: str
     length: int
     requires_modelmesh: str | None
-    connectors: tuple[ReleaseConnector, ...] = ()
-    runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
+    connectors: tuple[ReleaseConnector, ...]
+    runtimes: tuple[str, ...]
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        file: str,
+        sha256: str,
+        length: int,
+        requires_modelmesh: str | None,
+        connectors: tuple[ReleaseConnector, ...] = (),
+        runtimes: tuple[str, ...] = DEFAULT_RUNTIMES,
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "file", file)
+        object.__setattr__(self, "sha256", sha256)
+        object.__setattr__(self, "length", length)
+        object.__setattr__(self, "requires_modelmesh", requires_modelmesh)
+        object.__setattr__(self, "connectors", connectors)
+        object.__setattr__(self, "runtimes", runtimes)
 
     def to_payload(self) -> bytes:
         """Return the deterministic payload bytes to sign."""
