@@ -12,11 +12,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from modelmesh_connectors import ConnectorInfo, ConnectorType, Origin
 from modelmesh_connectors.builtins import BUILTINS, Builtin
+from modelmesh_connectors.registry import build_registry
+from tests.support.simulator import RepositorySimulator
 
 # Each of these costs a bare registry 5-60 ms; none is needed until a package is added.
 HEAVY = (
@@ -58,6 +61,36 @@ def test_a_bare_registry_imports_nothing_heavy() -> None:
         "assert len(r.list_connectors()) == 38\n"
     )
     assert _heavy(loaded) == []
+
+
+# Loaded by an offline registry whose packages come from the cache: still none of these.
+# (packaging.specifiers is imported only for a version range: a requirement or a package's
+# requires-modelmesh; these packages and requirements have neither.)
+OFFLINE_UNUSED = (
+    "httpx",
+    "packaging.specifiers",
+    "packaging.requirements",
+    "tempfile",
+    "difflib",
+    "_strptime",
+    "importlib.metadata",
+    "filelock",
+)
+
+
+def test_an_offline_registry_from_the_cache_imports_only_what_it_uses(tmp_path: Path) -> None:
+    with RepositorySimulator(tmp_path) as sim:
+        sim.publish("acme-audit-log", "1.0.0")
+        sim.publish("acme-other", "1.0.0", connectors=[("acme.other.v1", "observability", "acme_other.sink:Sink")])
+        build_registry(sim.config(["acme-audit-log", "acme-other"]))  # fills the cache online
+        config = sim.config(["acme-audit-log", "acme-other"], offline=True)
+    loaded = _modules_after(
+        "from modelmesh_connectors import ConnectorRegistry\n"
+        f"r = ConnectorRegistry.from_config({config!r})\n"
+        "assert {'acme.audit-log.v1', 'acme.other.v1'} <= {i.id for i in r.list_connectors()}\n"
+    )
+    assert [m for m in loaded if any(m == h or m.startswith(h + ".") for h in OFFLINE_UNUSED)] == []
+    assert "cryptography.hazmat.primitives.asymmetric.ed25519" in loaded  # still verified
 
 
 def test_registering_a_runtime_class_still_imports_no_package_reader() -> None:

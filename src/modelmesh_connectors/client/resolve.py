@@ -65,7 +65,8 @@ def choose(
         ResolutionError: nothing satisfies the requirement; lists what is available.
     """
     exact = requirement.exact_version
-    allow_pre = prereleases or bool(requirement.specifier.prereleases)
+    any_version = requirement.any_version
+    allow_pre = prereleases or (not any_version and bool(requirement.specifier.prereleases))
     parsed: list[tuple[Version, Candidate]] = []
     for cand in candidates:
         try:
@@ -74,7 +75,14 @@ def choose(
             continue  # a malformed entry can never be chosen; the audit reports it
     matching: list[tuple[Version, Candidate]] = []
     for version, cand in parsed:
-        if not requirement.specifier.contains(version, prereleases=allow_pre or exact is not None):
+        if any_version:
+            # The empty specifier set: every version, pre-releases only when allowed —
+            # what SpecifierSet().contains answers, without importing packaging.specifiers.
+            if version.is_prerelease and not allow_pre:
+                continue
+        elif not requirement.specifier.contains(
+            version, prereleases=allow_pre or exact is not None
+        ):
             continue
         if cand.yanked and (exact is None or Version(exact) != version):
             continue

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urldefrag, urlsplit
-
-from packaging.specifiers import SpecifierSet
 
 from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors._internal.redact import redact_text, redact_url
@@ -21,6 +20,9 @@ __all__ = [
     "UrlSpec",
     "parse_package_spec",
 ]
+
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
@@ -58,25 +60,51 @@ class UrlSpec(Frozen):
 class RequirementSpec(Frozen):
     """A requirement resolved against the index: ``name`` + PEP 440 specifier."""
 
-    __slots__ = ("name", "specifier", "text")
+    __slots__ = ("_specifier", "name", "text")
+    _hidden = frozenset({"_specifier"})
 
     name: str
-    specifier: SpecifierSet
+    _specifier: SpecifierSet | None
     text: str
 
-    def __init__(self, name: str, specifier: SpecifierSet, text: str) -> None:
+    def __init__(self, name: str, specifier: SpecifierSet | None, text: str) -> None:
+        """``specifier`` None is "any version" (the empty set, built only when asked for)."""
         object.__setattr__(self, "name", name)
-        object.__setattr__(self, "specifier", specifier)
+        object.__setattr__(self, "_specifier", specifier)
         object.__setattr__(self, "text", text)
+
+    @property
+    def specifier(self) -> SpecifierSet:
+        """The PEP 440 specifier set (empty: any version)."""
+        spec = self._specifier
+        if spec is None:
+            # Here, not at the top: a bare name (the common entry) never needs
+            # packaging.specifiers to be resolved (~2 ms of a start-up).
+            from packaging.specifiers import SpecifierSet
+
+            spec = SpecifierSet()
+            object.__setattr__(self, "_specifier", spec)
+        return spec
+
+    @property
+    def any_version(self) -> bool:
+        """True when no version constraint is given (a bare name)."""
+        return self._specifier is None or not len(self._specifier)
 
     @property
     def exact_version(self) -> str | None:
         """The version when the requirement pins exactly one (``==1.2.0``), else None."""
-        specs = list(self.specifier)
+        if self._specifier is None:
+            return None
+        specs = list(self._specifier)
         if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
             return specs[0].version
         return None
 
+
+# ==, hash and repr over (name, specifier, text), as the dataclass had: the property builds
+# the empty set for a bare name, so both spellings of "any version" compare equal.
+RequirementSpec._field_names = ("name", "specifier", "text")
 
 PackageSpec = LocalSpec | UrlSpec | RequirementSpec
 
@@ -134,7 +162,7 @@ def parse_package_spec(value: object, *, base_dir: Path | None = None) -> Packag
     if is_normalized_name(text):
         # A bare normalized name (the common entry) is the requirement "any version of it":
         # what the PEP 508 parser returns for it, without importing or running that parser.
-        return RequirementSpec(text, SpecifierSet(), text)
+        return RequirementSpec(text, None, text)
     # Here, not at the top: the PEP 508 parser (markers, tags, platform, subprocess) costs a
     # start-up ~14 ms, and a configuration of bare names never needs it.
     from packaging.requirements import InvalidRequirement, Requirement
