@@ -199,3 +199,16 @@ def test_record_replace_runs_the_constructor_again() -> None:
     assert later.expires == datetime(2031, 1, 1, tzinfo=UTC)  # normalised by __init__
     with pytest.raises(TypeError, match="no field"):
         replace(ts, versoin=3)
+
+
+def test_loader_config_is_a_frozen_value_that_copies_through_its_dict() -> None:
+    from modelmesh_connectors.client.config import LoaderConfig
+
+    base = LoaderConfig(offline=True)
+    copy = LoaderConfig(**{**base.__dict__, "locked": True})  # how the CLI derives a config
+    assert (copy.offline, copy.locked, base.locked) == (True, True, False)
+    assert LoaderConfig(**base.__dict__) == base
+    assert hash(LoaderConfig(**base.__dict__)) == hash(base)
+    assert base.network == LoaderConfig().network and base.base_dir.is_absolute()
+    with pytest.raises(AttributeError):
+        base.offline = False  # type: ignore[misc]

@@ -16,7 +16,9 @@ methods below give it what the dataclass gave:
   ``frozen``;
 - ``repr`` is ``Name(field=value, ...)``.
 
-Slots named in ``_hidden`` (caches a class computes itself) are left out of all three, like
+A class that must keep a ``__dict__`` (code reads ``vars(config)``) leaves ``__slots__``
+out; then every annotated name (``ClassVar`` aside) is a field. Names in ``_hidden``
+(caches a class computes itself) are left out of all three, like
 ``field(init=False, repr=False, compare=False)``.
 """
 
@@ -41,9 +43,11 @@ class _Record:
         super().__init_subclass__(**kwargs)
         # Field order is the order of the class's annotations (``__init__`` order), as in
         # a dataclass; ``__slots__`` may be listed in any order.
-        slots = frozenset(cls.__dict__.get("__slots__", ()))
         # (not inspect.get_annotations: `inspect` is kept off the start path)
         names = cls.__dict__.get("__annotations__", {})  # noqa: RUF063
+        slots = cls.__dict__.get("__slots__")
+        if slots is None:  # a class with a __dict__: every annotated name is a field
+            slots = tuple(n for n in names if not str(names[n]).startswith("ClassVar"))
         cls._field_names = tuple(n for n in names if n in slots and n not in cls._hidden)
 
     def _values(self) -> tuple[Any, ...]:
