@@ -24,6 +24,8 @@ out; then every annotated name (``ClassVar`` aside) is a field. Names in ``_hidd
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 __all__ = ["Frozen", "FrozenInstanceError", "Mutable", "replace"]
@@ -38,6 +40,7 @@ class _Record:
     _hidden: ClassVar[frozenset[str]] = frozenset()
 
     _field_names: ClassVar[tuple[str, ...]] = ()
+    _getter: ClassVar[Callable[[Any], tuple[Any, ...]]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -48,10 +51,20 @@ class _Record:
         slots = cls.__dict__.get("__slots__")
         if slots is None:  # a class with a __dict__: every annotated name is a field
             slots = tuple(n for n in names if not str(names[n]).startswith("ClassVar"))
-        cls._field_names = tuple(n for n in names if n in slots and n not in cls._hidden)
+        cls._set_fields(tuple(n for n in names if n in slots and n not in cls._hidden))
+
+    @classmethod
+    def _set_fields(cls, names: tuple[str, ...]) -> None:
+        """Fix the fields ==, hash and repr use (at class creation only)."""
+        cls._field_names = names
+        if len(names) == 1:
+            one = attrgetter(names[0])
+            cls._getter = lambda value: (one(value),)
+        else:  # attrgetter of several names returns their tuple (in C)
+            cls._getter = attrgetter(*names) if names else lambda value: ()
 
     def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self._field_names)
+        return type(self)._getter(self)  # from the class: a lambda there is not bound
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is self.__class__:

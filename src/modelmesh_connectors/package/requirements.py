@@ -104,7 +104,7 @@ class RequirementSpec(Frozen):
 
 # ==, hash and repr over (name, specifier, text), as the dataclass had: the property builds
 # the empty set for a bare name, so both spellings of "any version" compare equal.
-RequirementSpec._field_names = ("name", "specifier", "text")
+RequirementSpec._set_fields(("name", "specifier", "text"))
 
 PackageSpec = LocalSpec | UrlSpec | RequirementSpec
 
