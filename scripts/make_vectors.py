@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import hashlib
 import json
 import sys
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.fuzz.zips: the raw zip writer for hostile archives
 
+from modelmesh_connectors._internal import record  # noqa: E402
 from modelmesh_connectors.index.envelope import (  # noqa: E402
     INDEX_TYPE,
     RELEASE_TYPE,
@@ -338,7 +338,7 @@ class World:
         group_bytes = GroupNode(group.prefix, {node.prefix: bref}).to_payload()
         gref = MetaRef.of(group_bytes)
         self.tick()
-        top = dataclasses.replace(
+        top = record.replace(
             state.top,
             version=state.top.version + 1,
             expires=self.now + TOP_LIFE,
@@ -357,7 +357,7 @@ class World:
         """Write a timestamp changed from the current one (by dataclass fields), signed."""
         state = repository.load_state(self.dir)
         changes.setdefault("expires", self.now + TS_LIFE)
-        ts = dataclasses.replace(state.timestamp, **changes)
+        ts = record.replace(state.timestamp, **changes)
         data = sign(TIMESTAMP_TYPE, ts.to_payload(), signers or self.ts_keys).to_bytes()
         (self.dir / "timestamp.json").write_bytes(data)
         return data

@@ -21,7 +21,6 @@ variable and asserts the marker never appears.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import os
@@ -36,6 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from modelmesh_connectors._internal import record
 from modelmesh_connectors.client.config import parse_config
 from modelmesh_connectors.client.loader import Loader
 from modelmesh_connectors.index.envelope import (
@@ -319,7 +319,7 @@ def commit_state(
         ``(top_bytes, timestamp_bytes)``.
     """
     state = _state(sim)
-    top = dataclasses.replace(  # keeps the top's fan-out (sharding level)
+    top = record.replace(  # keeps the top's fan-out (sharding level)
         state.top,
         version=top_version if top_version is not None else state.top.version + 1,
         expires=top_expires or sim.now + 365 * DAY,

@@ -7,11 +7,11 @@ the same predecessor shown to one client (a fork) are refused with ForkError.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 
 import pytest
 
+from modelmesh_connectors._internal import record
 from modelmesh_connectors.errors import ForkError, HashMismatchError, RollbackError
 from modelmesh_connectors.index.envelope import TIMESTAMP_TYPE, parse_envelope, sign
 from modelmesh_connectors.index.metadata import (
@@ -112,14 +112,14 @@ def test_the_walk_is_bounded() -> None:
 def test_dropping_the_history_is_a_fork() -> None:
     unlinked = sign(
         TIMESTAMP_TYPE,
-        dataclasses.replace(parse_timestamp(parse_envelope(T3A).payload), previous=None).to_payload(),
+        record.replace(parse_timestamp(parse_envelope(T3A).payload), previous=None).to_payload(),
         KEYS.timestamp,
     ).to_bytes()
     with pytest.raises(ForkError, match="names no predecessor"):
         client(T2A).update_timestamp(unlinked)
     # An index written before history existed: unlinked timestamps follow each other.
     legacy_1 = stamp(1, None)
-    legacy_2 = sign(TIMESTAMP_TYPE, dataclasses.replace(parse_timestamp(parse_envelope(T2A).payload), previous=None).to_payload(), KEYS.timestamp).to_bytes()
+    legacy_2 = sign(TIMESTAMP_TYPE, record.replace(parse_timestamp(parse_envelope(T2A).payload), previous=None).to_payload(), KEYS.timestamp).to_bytes()
     assert client(legacy_1).update_timestamp(legacy_2).version == 2
 
 
@@ -138,7 +138,7 @@ def test_verify_history_link_checks_version_and_hash() -> None:
 
 
 def test_previous_must_be_older() -> None:
-    payload = dataclasses.replace(parse_timestamp(parse_envelope(T2A).payload), version=2).to_payload()
+    payload = record.replace(parse_timestamp(parse_envelope(T2A).payload), version=2).to_payload()
     bad = payload.replace(b'"previous":{"sha256"', b'"previous":{"sha256"').replace(b'"version":1}', b'"version":2}')
     with pytest.raises(MetadataError, match="previous.version"):
         parse_timestamp(bad)

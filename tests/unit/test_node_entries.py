@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 
+from modelmesh_connectors._internal import record
 from modelmesh_connectors.errors import ManifestError, MissingEntryPointError
 from modelmesh_connectors.index.metadata import (
     DEFAULT_RUNTIMES,
@@ -131,7 +131,7 @@ def test_a_python_only_release_keeps_its_spec_1_bytes() -> None:
 
 @pytest.mark.parametrize("runtimes", [("node",), ("node", "python")])
 def test_runtimes_round_trip(runtimes: tuple[str, ...]) -> None:
-    release = dataclasses.replace(RELEASE, runtimes=runtimes)
+    release = record.replace(RELEASE, runtimes=runtimes)
     assert f'"runtimes":{list(runtimes)}'.replace("'", '"').replace(" ", "").encode() in (
         release.to_payload()
     )

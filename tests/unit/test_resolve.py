@@ -63,3 +63,37 @@ def test_invalid_specs(text: str) -> None:
 
 def test_names_are_normalized() -> None:
     assert _req("Acme_Audit.Log>=1").name == "acme-audit-log"
+
+
+VERSION_SETS = [
+    ["1.0.0", "2.0.0rc1"],
+    ["2.0.0rc1", "2.0.0.dev3"],  # only pre-releases
+    ["1.0.0.post1", "1.0.0", "1!0.1.0", "3.0.0a1"],
+    ["0.0.1.dev0"],
+]
+
+
+@pytest.mark.parametrize("versions", VERSION_SETS)
+@pytest.mark.parametrize("prereleases", [False, True])
+def test_a_bare_name_chooses_what_the_empty_specifier_set_would(
+    versions: list[str], prereleases: bool
+) -> None:
+    """A bare name resolves without packaging.specifiers; same answer as SpecifierSet()."""
+    from packaging.specifiers import SpecifierSet
+
+    candidates = [Candidate(v, False, None) for v in versions]
+    bare = _req("acme-audit-log")
+    assert bare.any_version and bare.exact_version is None
+    explicit = RequirementSpec("acme-audit-log", SpecifierSet(), "acme-audit-log")
+    assert bare == explicit and hash(bare) == hash(explicit) and repr(bare) == repr(explicit)
+
+    def outcome(req: RequirementSpec) -> str:
+        try:
+            return choose(req, candidates, prereleases=prereleases).candidate.version
+        except ResolutionError as e:
+            return f"refused: {e}"
+
+    # The explicit set goes through SpecifierSet.contains: the reference answer.
+    reference = RequirementSpec("acme-audit-log", SpecifierSet(">=0"), "acme-audit-log>=0")
+    assert not reference.any_version
+    assert outcome(_req("acme-audit-log")) == outcome(reference).replace("'acme-audit-log>=0'", "'acme-audit-log'")

@@ -12,11 +12,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from modelmesh_connectors import ConnectorInfo, ConnectorType, Origin
 from modelmesh_connectors.builtins import BUILTINS, Builtin
+from modelmesh_connectors.registry import build_registry
+from tests.support.simulator import RepositorySimulator
 
 # Each of these costs a bare registry 5-60 ms; none is needed until a package is added.
 HEAVY = (
@@ -58,6 +61,36 @@ def test_a_bare_registry_imports_nothing_heavy() -> None:
         "assert len(r.list_connectors()) == 38\n"
     )
     assert _heavy(loaded) == []
+
+
+# Loaded by an offline registry whose packages come from the cache: still none of these.
+# (packaging.specifiers is imported only for a version range: a requirement or a package's
+# requires-modelmesh; these packages and requirements have neither.)
+OFFLINE_UNUSED = (
+    "httpx",
+    "packaging.specifiers",
+    "packaging.requirements",
+    "tempfile",
+    "difflib",
+    "_strptime",
+    "importlib.metadata",
+    "filelock",
+)
+
+
+def test_an_offline_registry_from_the_cache_imports_only_what_it_uses(tmp_path: Path) -> None:
+    with RepositorySimulator(tmp_path) as sim:
+        sim.publish("acme-audit-log", "1.0.0")
+        sim.publish("acme-other", "1.0.0", connectors=[("acme.other.v1", "observability", "acme_other.sink:Sink")])
+        build_registry(sim.config(["acme-audit-log", "acme-other"]))  # fills the cache online
+        config = sim.config(["acme-audit-log", "acme-other"], offline=True)
+    loaded = _modules_after(
+        "from modelmesh_connectors import ConnectorRegistry\n"
+        f"r = ConnectorRegistry.from_config({config!r})\n"
+        "assert {'acme.audit-log.v1', 'acme.other.v1'} <= {i.id for i in r.list_connectors()}\n"
+    )
+    assert [m for m in loaded if any(m == h or m.startswith(h + ".") for h in OFFLINE_UNUSED)] == []
+    assert "cryptography.hazmat.primitives.asymmetric.ed25519" in loaded  # still verified
 
 
 def test_registering_a_runtime_class_still_imports_no_package_reader() -> None:
@@ -113,3 +146,69 @@ def test_builtin_rows_are_immutable_values() -> None:
     assert repr(row).startswith(f"Builtin(id={row.id!r}, module={row.module!r}")
     with pytest.raises(AttributeError):
         row.id = "other.id.v1"
+
+
+def test_record_values_keep_the_dataclass_semantics() -> None:
+    from modelmesh_connectors._internal.record import FrozenInstanceError
+    from modelmesh_connectors.index.envelope import Envelope, Signature
+    from modelmesh_connectors.index.layout import MetaRef
+
+    sig = Signature("k1", b"\x01" * 64)
+    a = Envelope("application/x", b"{}", (sig,))
+    assert a == Envelope("application/x", b"{}", (Signature("k1", b"\x01" * 64),))
+    assert hash(a) == hash(Envelope("application/x", b"{}", (Signature("k1", b"\x01" * 64),)))
+    assert a != Envelope("application/x", b"{}")
+    assert Envelope("t", b"").signatures == ()
+    assert repr(MetaRef("ab", 3)) == "MetaRef(sha256='ab', length=3)"
+    # Same fields, different class: not equal (as between two dataclasses).
+    assert MetaRef("ab", 3) != Signature("ab", 3)  # type: ignore[arg-type]
+    with pytest.raises(FrozenInstanceError):
+        a.payload = b"evil"  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del a.signatures
+    with pytest.raises(AttributeError):
+        a.extra = 1
+    assert a.payload == b"{}"
+
+
+def test_connector_ids_order_and_public_keys_compare_like_the_dataclasses() -> None:
+    from modelmesh_connectors.index.keys import PublicKey, SigningKey
+    from modelmesh_connectors.package.ids import ConnectorId
+
+    a, b = ConnectorId("acme", "sink", 2), ConnectorId("acme", "sink", 10)
+    assert a < b and b > a and a <= a and b >= a  # by (namespace, name, version), not text
+    assert sorted([b, a]) == [a, b]
+    with pytest.raises(TypeError):
+        _ = a < ("acme", "sink", 3)  # type: ignore[operator]
+    raw = SigningKey.generate().public.raw
+    one, two = PublicKey(raw), PublicKey(raw)
+    assert one == two and hash(one) == hash(two)  # the cached key objects are not compared
+    assert repr(one) == f"PublicKey(raw={raw!r})"
+
+
+def test_record_replace_runs_the_constructor_again() -> None:
+    from datetime import UTC, datetime
+
+    from modelmesh_connectors._internal.record import replace
+    from modelmesh_connectors.index.layout import MetaRef
+    from modelmesh_connectors.index.metadata import Timestamp
+
+    ts = Timestamp(1, datetime(2030, 1, 1, 12, 0, 0, 500, tzinfo=UTC), 1, MetaRef("ab", 3))
+    later = replace(ts, version=2, expires=datetime(2031, 1, 1, 0, 0, 0, 900, tzinfo=UTC))
+    assert (later.version, later.index, ts.version) == (2, ts.index, 1)
+    assert later.expires == datetime(2031, 1, 1, tzinfo=UTC)  # normalised by __init__
+    with pytest.raises(TypeError, match="no field"):
+        replace(ts, versoin=3)
+
+
+def test_loader_config_is_a_frozen_value_that_copies_through_its_dict() -> None:
+    from modelmesh_connectors.client.config import LoaderConfig
+
+    base = LoaderConfig(offline=True)
+    copy = LoaderConfig(**{**base.__dict__, "locked": True})  # how the CLI derives a config
+    assert (copy.offline, copy.locked, base.locked) == (True, True, False)
+    assert LoaderConfig(**base.__dict__) == base
+    assert hash(LoaderConfig(**base.__dict__)) == hash(base)
+    assert base.network == LoaderConfig().network and base.base_dir.is_absolute()
+    with pytest.raises(AttributeError):
+        base.offline = False  # type: ignore[misc]

@@ -40,6 +40,7 @@ _MODULES = (
     "client.updater",
     "_internal.digest",
     "_internal.integrity",
+    "_internal.record",
     "index.envelope",
     "index.fields",
     "index.keys",
@@ -68,26 +69,44 @@ _FOREIGN: tuple[tuple[ModuleType, tuple[str, ...]], ...] = (
 Fingerprint = dict[str, tuple[int, ...]]
 
 
+_NO_KWDEFAULTS = hash(())
+
+
 def _function(func: FunctionType) -> tuple[int, ...]:
+    closure = func.__closure__
     cells: list[int] = []
-    for cell in func.__closure__ or ():
-        try:
-            cells.append(id(cell.cell_contents))
-        except ValueError:  # an empty cell
-            cells.append(0)
-    kwdefaults = sorted((k, id(v)) for k, v in (func.__kwdefaults__ or {}).items())
+    if closure:
+        for cell in closure:
+            try:
+                cells.append(id(cell.cell_contents))
+            except ValueError:  # an empty cell
+                cells.append(0)
+    defaults = func.__defaults__
+    kwdefaults = func.__kwdefaults__
     return (
         id(func),
         id(func.__code__),
-        id(func.__defaults__),
-        *(id(d) for d in func.__defaults__ or ()),
-        hash(tuple(kwdefaults)),
+        id(defaults),
+        *(map(id, defaults) if defaults else ()),
+        hash(tuple(sorted((k, id(v)) for k, v in kwdefaults.items())))
+        if kwdefaults
+        else _NO_KWDEFAULTS,
         *cells,
         id(func.__globals__),
     )
 
 
+# Members that can hold no function: only their identity is recorded. Exact types (a
+# subclass could define ``__func__``), so anything else takes the general path below.
+_PLAIN = frozenset({str, int, bool, float, bytes, tuple, frozenset, dict, list, type(None)})
+
+
 def _member(value: Any) -> tuple[int, ...]:
+    kind = type(value)
+    if kind is FunctionType:  # the common case, as the general path below would do
+        return (id(value), *_function(value))
+    if kind in _PLAIN:
+        return (id(value),)
     target = value.fget if isinstance(value, property) else value
     target = getattr(target, "__func__", target)  # staticmethod, classmethod
     if isinstance(target, FunctionType):

@@ -34,7 +34,6 @@ import re
 import stat
 import threading
 from collections.abc import Callable, Iterator, Set
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
@@ -48,6 +47,7 @@ from modelmesh_connectors._internal.digest import (
     sha256_hex,
 )
 from modelmesh_connectors._internal.files import SidecarLock, atomic_writer
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.client.settings import CACHE_DIR_ENV, default_cache_dir
 from modelmesh_connectors.errors import (
     CacheError,
@@ -64,13 +64,19 @@ _MISSING: Final = "missing"
 _REMOVED: Final = "the entry was removed; fetch it again"
 
 
-@dataclass(frozen=True)
-class CacheEntry:
+class CacheEntry(Frozen):
     """One archive in the cache (not re-verified; see :meth:`ArchiveCache.verify_all`)."""
+
+    __slots__ = ("path", "sha256", "size")
 
     sha256: str  # lowercase hex, also the file name
     path: Path
     size: int  # bytes
+
+    def __init__(self, sha256: str, path: Path, size: int) -> None:
+        object.__setattr__(self, "sha256", sha256)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "size", size)
 
 
 class _VerifyingSink:

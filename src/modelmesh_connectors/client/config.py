@@ -1,4 +1,4 @@
-"""The ``connectors:`` configuration section, parsed strictly into frozen dataclasses.
+"""The ``connectors:`` configuration section, parsed strictly into frozen values.
 
 The same YAML file ModelMesh reads may carry a ``connectors:`` section; a mapping holding only
 the section's keys is accepted too. Every problem names the key and what is wrong; unknown
@@ -13,10 +13,10 @@ import os
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors._internal.redact import redact_url
 from modelmesh_connectors._internal.strict_yaml import (
     DuplicateKeyError,
@@ -58,8 +58,7 @@ _RATE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib)?\s*(?:/\s*s)?", re.IGNO
 _RATE_UNITS = {"": 1.0, "b": 1.0, "kb": 1e3, "kib": 1024.0, "mb": 1e6, "mib": 1024.0**2}
 
 
-@dataclass(frozen=True)
-class LoaderConfig:
+class LoaderConfig(Frozen):
     """The whole ``connectors:`` section.
 
     Attributes:
@@ -77,27 +76,66 @@ class LoaderConfig:
         allow_unpinned_directories: With ``locked``, load a local directory the lock names
             (a directory has no fixed bytes to pin; off: every directory is refused).
         bundle: A local mirror/bundle directory used as an index source.
-        network: Network settings.
-        limits: Size caps and bounds on what is read (``max_metadata_bytes`` sets one).
-        base_dir: Directory relative paths were resolved against.
+        network: Network settings (None: the defaults).
+        limits: Size caps and bounds on what is read (``max_metadata_bytes`` sets one;
+            None: the defaults).
+        base_dir: Directory relative paths were resolved against (None: the current one).
     """
 
-    packages: tuple[PackageSpec, ...] = ()
-    index: tuple[str, ...] = ()
-    trust_root: Path | None = None
-    cache_dir: Path | None = None
-    require_signatures: bool = False
-    offline: bool = False
-    max_expired_age: float = 0.0  # seconds
-    metadata_max_age: float = 300.0  # seconds
-    prereleases: bool = False
-    locked: bool = False
-    lock_file: Path | None = None
-    allow_unpinned_directories: bool = False
-    bundle: Path | None = None
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    limits: Limits = field(default_factory=Limits)
-    base_dir: Path = field(default_factory=Path.cwd)
+    # No __slots__: callers copy a config with ``LoaderConfig(**{**cfg.__dict__, ...})``.
+    packages: tuple[PackageSpec, ...]
+    index: tuple[str, ...]
+    trust_root: Path | None
+    cache_dir: Path | None
+    require_signatures: bool
+    offline: bool
+    max_expired_age: float  # seconds
+    metadata_max_age: float  # seconds
+    prereleases: bool
+    locked: bool
+    lock_file: Path | None
+    allow_unpinned_directories: bool
+    bundle: Path | None
+    network: NetworkConfig
+    limits: Limits
+    base_dir: Path
+
+    def __init__(
+        self,
+        packages: tuple[PackageSpec, ...] = (),
+        index: tuple[str, ...] = (),
+        trust_root: Path | None = None,
+        cache_dir: Path | None = None,
+        require_signatures: bool = False,
+        offline: bool = False,
+        max_expired_age: float = 0.0,
+        metadata_max_age: float = 300.0,
+        prereleases: bool = False,
+        locked: bool = False,
+        lock_file: Path | None = None,
+        allow_unpinned_directories: bool = False,
+        bundle: Path | None = None,
+        network: NetworkConfig | None = None,
+        limits: Limits | None = None,
+        base_dir: Path | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "packages", packages)
+        setattr_(self, "index", index)
+        setattr_(self, "trust_root", trust_root)
+        setattr_(self, "cache_dir", cache_dir)
+        setattr_(self, "require_signatures", require_signatures)
+        setattr_(self, "offline", offline)
+        setattr_(self, "max_expired_age", max_expired_age)
+        setattr_(self, "metadata_max_age", metadata_max_age)
+        setattr_(self, "prereleases", prereleases)
+        setattr_(self, "locked", locked)
+        setattr_(self, "lock_file", lock_file)
+        setattr_(self, "allow_unpinned_directories", allow_unpinned_directories)
+        setattr_(self, "bundle", bundle)
+        setattr_(self, "network", NetworkConfig() if network is None else network)
+        setattr_(self, "limits", Limits() if limits is None else limits)
+        setattr_(self, "base_dir", Path.cwd() if base_dir is None else base_dir)
 
     def resolved_cache_dir(self) -> Path:
         """The cache directory to use: config, then environment, then platform default.

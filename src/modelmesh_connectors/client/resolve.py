@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.client.updater import Mirror
 from modelmesh_connectors.errors import ResolutionError
 from modelmesh_connectors.index.metadata import Release
@@ -16,21 +16,32 @@ from modelmesh_connectors.package.requirements import PackageSpec, RequirementSp
 __all__ = ["Candidate", "Choice", "ResolvedArchive", "choose"]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Frozen):
     """A published version as the index lists it."""
+
+    __slots__ = ("version", "yanked", "yanked_reason")
 
     version: str
     yanked: bool
     yanked_reason: str | None
 
+    def __init__(self, version: str, yanked: bool, yanked_reason: str | None) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "yanked", yanked)
+        object.__setattr__(self, "yanked_reason", yanked_reason)
 
-@dataclass(frozen=True)
-class Choice:
+
+class Choice(Frozen):
     """The chosen candidate plus any warning the user must see."""
+
+    __slots__ = ("candidate", "warning")
 
     candidate: Candidate
     warning: str | None
+
+    def __init__(self, candidate: Candidate, warning: str | None) -> None:
+        object.__setattr__(self, "candidate", candidate)
+        object.__setattr__(self, "warning", warning)
 
 
 def choose(
@@ -54,7 +65,8 @@ def choose(
         ResolutionError: nothing satisfies the requirement; lists what is available.
     """
     exact = requirement.exact_version
-    allow_pre = prereleases or bool(requirement.specifier.prereleases)
+    any_version = requirement.any_version
+    allow_pre = prereleases or (not any_version and bool(requirement.specifier.prereleases))
     parsed: list[tuple[Version, Candidate]] = []
     for cand in candidates:
         try:
@@ -63,7 +75,14 @@ def choose(
             continue  # a malformed entry can never be chosen; the audit reports it
     matching: list[tuple[Version, Candidate]] = []
     for version, cand in parsed:
-        if not requirement.specifier.contains(version, prereleases=allow_pre or exact is not None):
+        if any_version:
+            # The empty specifier set: every version, pre-releases only when allowed —
+            # what SpecifierSet().contains answers, without importing packaging.specifiers.
+            if version.is_prerelease and not allow_pre:
+                continue
+        elif not requirement.specifier.contains(
+            version, prereleases=allow_pre or exact is not None
+        ):
             continue
         if cand.yanked and (exact is None or Version(exact) != version):
             continue
@@ -91,8 +110,7 @@ def choose(
     return Choice(cand, warning)
 
 
-@dataclass(frozen=True)
-class ResolvedArchive:
+class ResolvedArchive(Frozen):
     """An archive chosen for one entry, verified or about to be.
 
     Attributes:
@@ -107,6 +125,18 @@ class ResolvedArchive:
         source: Human description of where it came from (index URL or archive URL).
     """
 
+    __slots__ = (
+        "length",
+        "name",
+        "release",
+        "sha256",
+        "signed_by",
+        "source",
+        "spec",
+        "urls",
+        "version",
+    )
+
     spec: PackageSpec
     name: str
     version: str
@@ -116,6 +146,28 @@ class ResolvedArchive:
     release: Release | None
     signed_by: tuple[str, ...]
     source: str
+
+    def __init__(
+        self,
+        spec: PackageSpec,
+        name: str,
+        version: str,
+        sha256: str,
+        length: int | None,
+        urls: tuple[tuple[str, Mirror], ...],
+        release: Release | None,
+        signed_by: tuple[str, ...],
+        source: str,
+    ) -> None:
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "sha256", sha256)
+        object.__setattr__(self, "length", length)
+        object.__setattr__(self, "urls", urls)
+        object.__setattr__(self, "release", release)
+        object.__setattr__(self, "signed_by", signed_by)
+        object.__setattr__(self, "source", source)
 
     @property
     def origin(self) -> Origin:

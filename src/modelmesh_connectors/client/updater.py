@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from modelmesh_connectors._internal.digest import check_digest, check_length, sha256_hex
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors._internal.redact import redact_url
 from modelmesh_connectors.client.failover import Failover
 from modelmesh_connectors.client.settings import DEFAULT_LIMITS, Limits
@@ -78,15 +78,19 @@ class _Memo(Generic[_V]):
             return value
 
 
-@dataclass(frozen=True)
-class _Update:
+class _Update(Frozen):
+    __slots__ = ("roots", "timestamp", "top")
     roots: list[bytes]
     timestamp: bytes
     top: bytes | None
 
+    def __init__(self, roots: list[bytes], timestamp: bytes, top: bytes | None) -> None:
+        object.__setattr__(self, "roots", roots)
+        object.__setattr__(self, "timestamp", timestamp)
+        object.__setattr__(self, "top", top)
 
-@dataclass(frozen=True)
-class Mirror:
+
+class Mirror(Frozen):
     """One place the index can be read from.
 
     Attributes:
@@ -96,9 +100,16 @@ class Mirror:
         network: True when reading it touches the network (offline mode skips it).
     """
 
+    __slots__ = ("fetcher", "network", "url")
+
     url: str
     fetcher: Callable[[], Fetcher]
     network: bool
+
+    def __init__(self, url: str, fetcher: Callable[[], Fetcher], network: bool) -> None:
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "fetcher", fetcher)
+        object.__setattr__(self, "network", network)
 
 
 class IndexView:

@@ -40,10 +40,10 @@ import json.decoder
 import json.scanner
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.errors import InvalidInput, SignatureError
 from modelmesh_connectors.index.keys import PublicKey, SigningKey
 
@@ -294,8 +294,7 @@ def _b64decode(text: object, what: str) -> bytes:
     return raw
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(Frozen):
     """One signature entry of an envelope.
 
     Args:
@@ -303,12 +302,17 @@ class Signature:
         sig: The raw 64-byte Ed25519 signature.
     """
 
+    __slots__ = ("keyid", "sig")
+
     keyid: str
     sig: bytes
 
+    def __init__(self, keyid: str, sig: bytes) -> None:
+        object.__setattr__(self, "keyid", keyid)
+        object.__setattr__(self, "sig", sig)
 
-@dataclass(frozen=True)
-class Envelope:
+
+class Envelope(Frozen):
     """A parsed DSSE envelope. Its payload is *not* trusted until :func:`verify_threshold`.
 
     Args:
@@ -317,9 +321,21 @@ class Envelope:
         signatures: Signature entries in file order.
     """
 
+    __slots__ = ("payload", "payload_type", "signatures")
+
     payload_type: str
     payload: bytes
-    signatures: tuple[Signature, ...] = ()
+    signatures: tuple[Signature, ...]
+
+    def __init__(
+        self,
+        payload_type: str,
+        payload: bytes,
+        signatures: tuple[Signature, ...] = (),
+    ) -> None:
+        object.__setattr__(self, "payload_type", payload_type)
+        object.__setattr__(self, "payload", payload)
+        object.__setattr__(self, "signatures", signatures)
 
     def pae(self) -> bytes:
         """Return the bytes the signatures cover."""

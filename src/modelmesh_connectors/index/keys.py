@@ -24,7 +24,6 @@ __all__ = [
 import functools
 import hashlib
 import re
-from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.errors import InvalidInput, SignerError
 
 # ``cryptography.hazmat.primitives.serialization`` (PEM, with the SSH, EC, RSA and DSA
@@ -117,8 +117,7 @@ def is_encrypted_pem(data: bytes) -> bool:
     return (b"-----BEGIN ENCRYPTED PRIVATE" + b" KEY-----") in data
 
 
-@dataclass(frozen=True)
-class PublicKey:
+class PublicKey(Frozen):
     """An Ed25519 public key.
 
     Args:
@@ -128,17 +127,22 @@ class PublicKey:
         InvalidKeyError: ``raw`` is not a valid 32-byte Ed25519 public key.
     """
 
+    __slots__ = ("_key", "_keyid", "_valid", "raw")
+    # Computed from ``raw``: left out of ==, hash and repr (as field(compare=False, ...) was).
+    _hidden = frozenset({"_key", "_keyid", "_valid"})
+
     raw: bytes
-    _key: Ed25519PublicKey = field(init=False, repr=False, compare=False, hash=False)
+    _key: Ed25519PublicKey
     # Signatures this key object already found valid: signature -> the exact signed bytes.
     # One run checks the same stored file more than once (the rollback reference before and
     # after the root walk; a fetched timestamp identical to the stored one), always with the
     # key objects of one verified root: a repeat is answered by comparing bytes, which gives
     # the same answer as Ed25519 would. Only valid results are kept; bounded.
-    _valid: dict[bytes, bytes] = field(init=False, repr=False, compare=False, hash=False)
-    _keyid: str = field(init=False, repr=False, compare=False, hash=False)
+    _valid: dict[bytes, bytes]
+    _keyid: str
 
-    def __post_init__(self) -> None:
+    def __init__(self, raw: bytes) -> None:
+        object.__setattr__(self, "raw", raw)
         if not isinstance(self.raw, bytes) or len(self.raw) != _RAW_KEY_LEN:
             size = len(self.raw) if isinstance(self.raw, bytes) else type(self.raw).__name__
             raise InvalidKeyError(

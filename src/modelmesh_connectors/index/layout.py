@@ -24,9 +24,9 @@ __all__ = [
 import functools
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.errors import InvalidInput
 
 # (group_chars, bin_chars) pairs an index top may declare (FORMAT.md §3 fan-out): one
@@ -121,8 +121,7 @@ def archive_path(name: str, version: str) -> str:
     return f"archives/{name}/{name}-{version}.zip"
 
 
-@dataclass(frozen=True)
-class MetaRef:
+class MetaRef(Frozen):
     """A hash-and-length pin of one immutable file.
 
     Args:
@@ -130,8 +129,14 @@ class MetaRef:
         length: Its size in bytes.
     """
 
+    __slots__ = ("length", "sha256")
+
     sha256: str
     length: int
+
+    def __init__(self, sha256: str, length: int) -> None:
+        object.__setattr__(self, "sha256", sha256)
+        object.__setattr__(self, "length", length)
 
     @property
     def path(self) -> str:

@@ -56,11 +56,11 @@ __all__ = [
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.errors import (
     SignatureError,
 )
@@ -120,8 +120,7 @@ def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
 # -- root ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RoleSpec:
+class RoleSpec(Frozen):
     """Who may sign one role's files.
 
     Args:
@@ -129,16 +128,21 @@ class RoleSpec:
         threshold: How many of them must sign (1 ≤ threshold ≤ len(keyids)).
     """
 
+    __slots__ = ("keyids", "threshold")
+
     keyids: tuple[str, ...]
     threshold: int
+
+    def __init__(self, keyids: tuple[str, ...], threshold: int) -> None:
+        object.__setattr__(self, "keyids", keyids)
+        object.__setattr__(self, "threshold", threshold)
 
     def to_json_obj(self) -> dict[str, Any]:
         """Return the JSON form ``{"keyids": [...], "threshold": n}``."""
         return {"keyids": list(self.keyids), "threshold": self.threshold}
 
 
-@dataclass(frozen=True)
-class Publisher:
+class Publisher(Frozen):
     """A third party allowed to sign releases of connectors in its namespaces.
 
     Args:
@@ -148,10 +152,24 @@ class Publisher:
         namespaces: Connector ID namespaces (first ID segment) it may publish.
     """
 
+    __slots__ = ("keyids", "name", "namespaces", "threshold")
+
     name: str
     keyids: tuple[str, ...]
     threshold: int
     namespaces: tuple[str, ...]
+
+    def __init__(
+        self,
+        name: str,
+        keyids: tuple[str, ...],
+        threshold: int,
+        namespaces: tuple[str, ...],
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "keyids", keyids)
+        object.__setattr__(self, "threshold", threshold)
+        object.__setattr__(self, "namespaces", namespaces)
 
     def covers(self, connector_id: str) -> bool:
         """Tell whether ``connector_id``'s namespace is one of this publisher's."""
@@ -167,8 +185,7 @@ class Publisher:
         }
 
 
-@dataclass(frozen=True)
-class Root:
+class Root(Frozen):
     """The root of trust: keys, roles and publishers (``root/N.json``).
 
     Args:
@@ -181,13 +198,34 @@ class Root:
         publishers: Scoped third-party release signers.
     """
 
+    __slots__ = ("expires", "index", "keys", "publishers", "root", "timestamp", "version")
+
     version: int
     expires: datetime
     keys: Mapping[str, PublicKey]
     root: RoleSpec
     index: RoleSpec
     timestamp: RoleSpec
-    publishers: tuple[Publisher, ...] = ()
+    publishers: tuple[Publisher, ...]
+
+    def __init__(
+        self,
+        version: int,
+        expires: datetime,
+        keys: Mapping[str, PublicKey],
+        root: RoleSpec,
+        index: RoleSpec,
+        timestamp: RoleSpec,
+        publishers: tuple[Publisher, ...] = (),
+    ) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "expires", expires)
+        object.__setattr__(self, "keys", keys)
+        object.__setattr__(self, "root", root)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "timestamp", timestamp)
+        object.__setattr__(self, "publishers", publishers)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expires", utc_seconds(self.expires))
@@ -326,8 +364,7 @@ def parse_root(payload: bytes, what: str = "root") -> Root:
 # -- timestamp and index top ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TimestampLink:
+class TimestampLink(Frozen):
     """The timestamp a newer one replaces: its version and the hash of its signed payload.
 
     Every timestamp file is also stored, create-only, as ``history/<version>-<sha256>.json``
@@ -340,8 +377,14 @@ class TimestampLink:
         sha256: Lowercase hex SHA-256 of its exact payload bytes.
     """
 
+    __slots__ = ("sha256", "version")
+
     version: int
     sha256: str
+
+    def __init__(self, version: int, sha256: str) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "sha256", sha256)
 
     @property
     def path(self) -> str:
@@ -363,8 +406,7 @@ def history_path(version: int, sha256: str) -> str:
     return f"history/{version}-{sha256}.json"
 
 
-@dataclass(frozen=True)
-class Timestamp:
+class Timestamp(Frozen):
     """The freshness file (``timestamp.json``) pinning the current index top.
 
     Args:
@@ -376,11 +418,28 @@ class Timestamp:
             timestamps written before history existed).
     """
 
+    __slots__ = ("expires", "index", "index_version", "previous", "version")
+
     version: int
     expires: datetime
     index_version: int
     index: MetaRef
-    previous: TimestampLink | None = None
+    previous: TimestampLink | None
+
+    def __init__(
+        self,
+        version: int,
+        expires: datetime,
+        index_version: int,
+        index: MetaRef,
+        previous: TimestampLink | None = None,
+    ) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "expires", expires)
+        object.__setattr__(self, "index_version", index_version)
+        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "previous", previous)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expires", utc_seconds(self.expires))
@@ -445,8 +504,7 @@ def parse_timestamp(payload: bytes, what: str = "timestamp.json") -> Timestamp:
     )
 
 
-@dataclass(frozen=True)
-class IndexTop:
+class IndexTop(Frozen):
     """The index top: group prefix → group node pin, and the fan-out of the tree.
 
     Args:
@@ -460,12 +518,31 @@ class IndexTop:
             fan-out without reading every bin); None in tops written before it existed.
     """
 
+    __slots__ = ("bin_chars", "expires", "group_chars", "groups", "packages", "version")
+
     version: int
     expires: datetime
     groups: Mapping[str, MetaRef]
     group_chars: int
     bin_chars: int
-    packages: int | None = None
+    packages: int | None
+
+    def __init__(
+        self,
+        version: int,
+        expires: datetime,
+        groups: Mapping[str, MetaRef],
+        group_chars: int,
+        bin_chars: int,
+        packages: int | None = None,
+    ) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "expires", expires)
+        object.__setattr__(self, "groups", groups)
+        object.__setattr__(self, "group_chars", group_chars)
+        object.__setattr__(self, "bin_chars", bin_chars)
+        object.__setattr__(self, "packages", packages)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expires", utc_seconds(self.expires))
@@ -556,8 +633,7 @@ def parse_index_top(payload: bytes, what: str = "index top") -> IndexTop:
 # -- group and bin nodes -------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GroupNode:
+class GroupNode(Frozen):
     """A group node: bin prefix → bin node pin, for one group prefix.
 
     Args:
@@ -566,8 +642,15 @@ class GroupNode:
             the bin node.
     """
 
+    __slots__ = ("bins", "prefix")
+
     prefix: str
     bins: Mapping[str, MetaRef]
+
+    def __init__(self, prefix: str, bins: Mapping[str, MetaRef]) -> None:
+        object.__setattr__(self, "prefix", prefix)
+        object.__setattr__(self, "bins", bins)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bins", _frozen(self.bins))
@@ -610,8 +693,7 @@ def parse_group(data: bytes, what: str = "group node") -> GroupNode:
     return GroupNode(prefix, bins)
 
 
-@dataclass(frozen=True)
-class BinRelease:
+class BinRelease(Frozen):
     """One release entry of a package in a bin.
 
     Args:
@@ -621,10 +703,24 @@ class BinRelease:
         yanked_reason: Why, when yanked; None otherwise.
     """
 
+    __slots__ = ("release", "version", "yanked", "yanked_reason")
+
     version: str
     release: Envelope
-    yanked: bool = False
-    yanked_reason: str | None = None
+    yanked: bool
+    yanked_reason: str | None
+
+    def __init__(
+        self,
+        version: str,
+        release: Envelope,
+        yanked: bool = False,
+        yanked_reason: str | None = None,
+    ) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "release", release)
+        object.__setattr__(self, "yanked", yanked)
+        object.__setattr__(self, "yanked_reason", yanked_reason)
 
     def to_json_obj(self) -> dict[str, Any]:
         """Return the JSON form used in bin nodes."""
@@ -636,8 +732,7 @@ class BinRelease:
         }
 
 
-@dataclass(frozen=True)
-class BinNode:
+class BinNode(Frozen):
     """A bin node: every package whose name hash starts with ``prefix``, with its releases.
 
     Args:
@@ -645,8 +740,15 @@ class BinNode:
         packages: Package name → its releases in publication order.
     """
 
+    __slots__ = ("packages", "prefix")
+
     prefix: str
     packages: Mapping[str, tuple[BinRelease, ...]]
+
+    def __init__(self, prefix: str, packages: Mapping[str, tuple[BinRelease, ...]]) -> None:
+        object.__setattr__(self, "prefix", prefix)
+        object.__setattr__(self, "packages", packages)
+        self.__post_init__()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "packages", _frozen(self.packages))
@@ -724,8 +826,7 @@ def parse_bin(data: bytes, what: str = "bin node") -> BinNode:
 # -- release -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReleaseConnector:
+class ReleaseConnector(Frozen):
     """One connector a release declares.
 
     Args:
@@ -733,8 +834,14 @@ class ReleaseConnector:
         type: Connector type, e.g. ``observability``.
     """
 
+    __slots__ = ("id", "type")
+
     id: str
     type: str
+
+    def __init__(self, id: str, type: str) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "type", type)
 
     @property
     def namespace(self) -> str:
@@ -742,8 +849,7 @@ class ReleaseConnector:
         return connector_namespace(self.id)
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(Frozen):
     """A release attestation binding name, version, file, hash and length.
 
     Args:
@@ -759,14 +865,45 @@ class Release:
             so a Python-only release keeps the bytes (and readers) of spec 1.
     """
 
+    __slots__ = (
+        "connectors",
+        "file",
+        "length",
+        "name",
+        "requires_modelmesh",
+        "runtimes",
+        "sha256",
+        "version",
+    )
+
     name: str
     version: str
     file: str
     sha256: str
     length: int
     requires_modelmesh: str | None
-    connectors: tuple[ReleaseConnector, ...] = ()
-    runtimes: tuple[str, ...] = DEFAULT_RUNTIMES
+    connectors: tuple[ReleaseConnector, ...]
+    runtimes: tuple[str, ...]
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        file: str,
+        sha256: str,
+        length: int,
+        requires_modelmesh: str | None,
+        connectors: tuple[ReleaseConnector, ...] = (),
+        runtimes: tuple[str, ...] = DEFAULT_RUNTIMES,
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "file", file)
+        object.__setattr__(self, "sha256", sha256)
+        object.__setattr__(self, "length", length)
+        object.__setattr__(self, "requires_modelmesh", requires_modelmesh)
+        object.__setattr__(self, "connectors", connectors)
+        object.__setattr__(self, "runtimes", runtimes)
 
     def to_payload(self) -> bytes:
         """Return the deterministic payload bytes to sign."""

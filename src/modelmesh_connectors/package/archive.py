@@ -26,9 +26,9 @@ import struct
 import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.errors import (
     ArchiveError,
     ArchiveFormatError,
@@ -146,8 +146,7 @@ _SKIPPED_IN_DIRECTORY = (
 _SKIPPED_SUFFIXES_IN_DIRECTORY = (".pyc", ".pyo")
 
 
-@dataclass(frozen=True)
-class ArchiveLimits:
+class ArchiveLimits(Frozen):
     """Caps applied while reading a package.
 
     Attributes:
@@ -156,9 +155,21 @@ class ArchiveLimits:
         max_total_size: Most bytes all files together may decompress to.
     """
 
-    max_entries: int = 2_000  # entries
-    max_file_size: int = 16 * 1024 * 1024  # bytes
-    max_total_size: int = 64 * 1024 * 1024  # bytes
+    __slots__ = ("max_entries", "max_file_size", "max_total_size")
+
+    max_entries: int  # entries
+    max_file_size: int  # bytes
+    max_total_size: int  # bytes
+
+    def __init__(
+        self,
+        max_entries: int = 2_000,
+        max_file_size: int = 16 * 1024 * 1024,
+        max_total_size: int = 64 * 1024 * 1024,
+    ) -> None:
+        object.__setattr__(self, "max_entries", max_entries)
+        object.__setattr__(self, "max_file_size", max_file_size)
+        object.__setattr__(self, "max_total_size", max_total_size)
 
 
 class PackageFiles(Mapping[str, bytes]):
@@ -396,9 +407,20 @@ def _check_manifest_place(entries: Iterable[tuple[str, bool]], source: str) -> N
 # -- zip ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(Frozen):
     """One central directory record, checked; ``name`` is decoded and judged."""
+
+    __slots__ = (
+        "compressed_size",
+        "crc",
+        "flags",
+        "is_dir",
+        "method",
+        "name",
+        "offset",
+        "raw_name",
+        "size",
+    )
 
     raw_name: bytes
     name: str
@@ -409,6 +431,28 @@ class _Entry:
     compressed_size: int
     size: int
     offset: int
+
+    def __init__(
+        self,
+        raw_name: bytes,
+        name: str,
+        is_dir: bool,
+        flags: int,
+        method: int,
+        crc: int,
+        compressed_size: int,
+        size: int,
+        offset: int,
+    ) -> None:
+        object.__setattr__(self, "raw_name", raw_name)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "is_dir", is_dir)
+        object.__setattr__(self, "flags", flags)
+        object.__setattr__(self, "method", method)
+        object.__setattr__(self, "crc", crc)
+        object.__setattr__(self, "compressed_size", compressed_size)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "offset", offset)
 
 
 def _format(source: str, problem: str) -> ArchiveFormatError:

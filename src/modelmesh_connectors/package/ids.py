@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.errors import InvalidInput
 
 __all__ = ["ConnectorId", "InvalidConnectorId", "parse_connector_id"]
@@ -19,8 +19,7 @@ class InvalidConnectorId(InvalidInput):
     code = "input.connector-id"
 
 
-@dataclass(frozen=True, order=True)
-class ConnectorId:
+class ConnectorId(Frozen):
     """A parsed connector ID.
 
     Attributes:
@@ -29,9 +28,38 @@ class ConnectorId:
         version: Interface version number (the ``1`` of ``v1``).
     """
 
+    __slots__ = ("name", "namespace", "version")
+
     namespace: str
     name: str
     version: int
+
+    def __init__(self, namespace: str, name: str, version: int) -> None:
+        object.__setattr__(self, "namespace", namespace)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+
+    # Ordered by (namespace, name, version), only against another ConnectorId
+    # (as @dataclass(order=True)).
+    def __lt__(self, other: ConnectorId) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() < other._values()
+
+    def __le__(self, other: ConnectorId) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() <= other._values()
+
+    def __gt__(self, other: ConnectorId) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() > other._values()
+
+    def __ge__(self, other: ConnectorId) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() >= other._values()
 
     def __str__(self) -> str:
         return f"{self.namespace}.{self.name}.v{self.version}"

@@ -69,8 +69,10 @@ def namespace_for(manifest: Manifest, digest: str) -> str:
     return f"{NAMESPACE_PREFIX}{safe}_{digest[:12]}"
 
 
-def _in_namespace(name: str, namespace: str) -> bool:
-    return name == namespace or name.startswith(namespace + ".")
+def _names_in(namespace: str) -> list[str]:
+    """Every ``sys.modules`` key that is ``namespace`` or under it (one pass, no call per key)."""
+    prefix = namespace + "."
+    return [n for n in list(sys.modules) if n.startswith(prefix) or n == namespace]
 
 
 class _MemoryFinder(_LoaderBase):
@@ -189,7 +191,7 @@ def _purge(namespace: str) -> None:
     finder = _FINDERS.pop(namespace, None)
     if finder is not None and finder in sys.meta_path:
         sys.meta_path.remove(finder)
-    for name in [n for n in list(sys.modules) if _in_namespace(n, namespace)]:
+    for name in _names_in(namespace):
         sys.modules.pop(name, None)
     importlib.invalidate_caches()
 
@@ -207,7 +209,7 @@ def _check_modules(finder: _MemoryFinder, where: str) -> None:
     this package's predictable namespace, so that this package's connector would be the
     planter's class while the registry credits this package's signer.
     """
-    for name in sorted(n for n in list(sys.modules) if _in_namespace(n, finder.namespace)):
+    for name in sorted(_names_in(finder.namespace)):
         module = sys.modules.get(name)
         spec = getattr(module, "__spec__", None)
         expected = finder.expected_origin(name)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors._internal.strict_yaml import (
     DuplicateKeyError,
     YamlInputError,
@@ -57,8 +56,7 @@ def is_normalized_name(name: str) -> bool:
     return _NAME.fullmatch(name) is not None
 
 
-@dataclass(frozen=True)
-class NodeEntry:
+class NodeEntry(Frozen):
     """A connector's Node entry point (FORMAT.md §7): an ES module and its export.
 
     Attributes:
@@ -66,12 +64,17 @@ class NodeEntry:
         export: The export holding the connector class (``default`` for the default one).
     """
 
+    __slots__ = ("export", "module")
+
     module: str
     export: str
 
+    def __init__(self, module: str, export: str) -> None:
+        object.__setattr__(self, "module", module)
+        object.__setattr__(self, "export", export)
 
-@dataclass(frozen=True)
-class ManifestConnector:
+
+class ManifestConnector(Frozen):
     """One connector a package declares.
 
     Attributes:
@@ -84,12 +87,30 @@ class ManifestConnector:
         node: The Node entry point, if any.
     """
 
+    __slots__ = ("attribute", "description", "id", "module", "node", "type")
+
     id: str
     type: ConnectorType
     module: str
     attribute: str
     description: str
-    node: NodeEntry | None = None
+    node: NodeEntry | None
+
+    def __init__(
+        self,
+        id: str,
+        type: ConnectorType,
+        module: str,
+        attribute: str,
+        description: str,
+        node: NodeEntry | None = None,
+    ) -> None:
+        object.__setattr__(self, "id", id)
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "module", module)
+        object.__setattr__(self, "attribute", attribute)
+        object.__setattr__(self, "description", description)
+        object.__setattr__(self, "node", node)
 
     @property
     def has_python_entry(self) -> bool:
@@ -111,9 +132,17 @@ class ManifestConnector:
         return f"{self.module}:{self.attribute}" if self.module else ""
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(Frozen):
     """A validated package manifest."""
+
+    __slots__ = (
+        "connectors",
+        "dependencies",
+        "description",
+        "name",
+        "requires_modelmesh",
+        "version",
+    )
 
     name: str
     version: str
@@ -121,6 +150,22 @@ class Manifest:
     requires_modelmesh: str | None
     dependencies: tuple[str, ...]
     connectors: tuple[ManifestConnector, ...]
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        description: str,
+        requires_modelmesh: str | None,
+        dependencies: tuple[str, ...],
+        connectors: tuple[ManifestConnector, ...],
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "description", description)
+        object.__setattr__(self, "requires_modelmesh", requires_modelmesh)
+        object.__setattr__(self, "dependencies", dependencies)
+        object.__setattr__(self, "connectors", connectors)
 
     @property
     def parsed_version(self) -> Version:
@@ -277,6 +322,10 @@ def parse_manifest(data: bytes, *, source: str) -> Manifest:
     requires: str | None = None
     if raw.get("requires-modelmesh") is not None:
         requires = _string(source, "requires-modelmesh", raw["requires-modelmesh"])
+        # Here, not at the top: packaging.specifiers costs a start-up ~2 ms and most
+        # manifests declare no range.
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
         try:
             SpecifierSet(requires)
         except InvalidSpecifier as exc:

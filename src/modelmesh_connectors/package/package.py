@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.errors import ArchiveLimitError, ManifestError, PackageError
 from modelmesh_connectors.package.archive import (
     ArchiveLimits,
@@ -39,8 +38,7 @@ __all__ = [
 MAX_ARCHIVE_BYTES = 256 * 1024 * 1024  # bytes; a local zip larger than this is refused
 
 
-@dataclass(frozen=True)
-class Package:
+class Package(Frozen):
     """A read, structurally checked package (not yet imported).
 
     Attributes:
@@ -52,12 +50,30 @@ class Package:
         is_archive: True for zips.
     """
 
+    __slots__ = ("files", "is_archive", "length", "manifest", "sha256", "source")
+
     manifest: Manifest
     files: PackageFiles
     sha256: str
     length: int
     source: str
     is_archive: bool
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        files: PackageFiles,
+        sha256: str,
+        length: int,
+        source: str,
+        is_archive: bool,
+    ) -> None:
+        object.__setattr__(self, "manifest", manifest)
+        object.__setattr__(self, "files", files)
+        object.__setattr__(self, "sha256", sha256)
+        object.__setattr__(self, "length", length)
+        object.__setattr__(self, "source", source)
+        object.__setattr__(self, "is_archive", is_archive)
 
 
 def tree_digest(files: PackageFiles) -> str:
@@ -155,13 +171,14 @@ def check_environment(manifest: Manifest, *, modelmesh: str | None = None) -> No
         PackageError: naming the unmet requirement and what is installed.
     """
     host = modelmesh or modelmesh_version()
-    if manifest.requires_modelmesh and not SpecifierSet(manifest.requires_modelmesh).contains(
-        host, prereleases=True
-    ):
-        raise PackageError(
-            f"{manifest.name} {manifest.version} requires modelmesh-lite "
-            f"{manifest.requires_modelmesh}, but {host} is installed"
-        )
+    if manifest.requires_modelmesh:
+        from packaging.specifiers import SpecifierSet  # only for a declared range (~2 ms)
+
+        if not SpecifierSet(manifest.requires_modelmesh).contains(host, prereleases=True):
+            raise PackageError(
+                f"{manifest.name} {manifest.version} requires modelmesh-lite "
+                f"{manifest.requires_modelmesh}, but {host} is installed"
+            )
     for text in manifest.dependencies:
         # Here, not at the top: importlib.metadata costs ~15 ms and the PEP 508 parser ~14 ms,
         # and most packages list no dependency.

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urldefrag, urlsplit
 
-from packaging.specifiers import SpecifierSet
-
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors._internal.redact import redact_text, redact_url
 from modelmesh_connectors.errors import InvalidInput
 from modelmesh_connectors.package.manifest import is_normalized_name
@@ -22,6 +21,9 @@ __all__ = [
     "parse_package_spec",
 ]
 
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -31,37 +33,78 @@ class InvalidPackageSpec(InvalidInput):
     code = "input.package-spec"
 
 
-@dataclass(frozen=True)
-class LocalSpec:
+class LocalSpec(Frozen):
     """A package directory or ``.zip`` on local disk."""
+
+    __slots__ = ("path",)
 
     path: Path
 
+    def __init__(self, path: Path) -> None:
+        object.__setattr__(self, "path", path)
 
-@dataclass(frozen=True)
-class UrlSpec:
+
+class UrlSpec(Frozen):
     """An archive URL, optionally pinned with ``#sha256=<hex>``."""
+
+    __slots__ = ("sha256", "url")
 
     url: str
     sha256: str | None
 
+    def __init__(self, url: str, sha256: str | None) -> None:
+        object.__setattr__(self, "url", url)
+        object.__setattr__(self, "sha256", sha256)
 
-@dataclass(frozen=True)
-class RequirementSpec:
+
+class RequirementSpec(Frozen):
     """A requirement resolved against the index: ``name`` + PEP 440 specifier."""
 
+    __slots__ = ("_specifier", "name", "text")
+    _hidden = frozenset({"_specifier"})
+
     name: str
-    specifier: SpecifierSet
+    _specifier: SpecifierSet | None
     text: str
+
+    def __init__(self, name: str, specifier: SpecifierSet | None, text: str) -> None:
+        """``specifier`` None is "any version" (the empty set, built only when asked for)."""
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "_specifier", specifier)
+        object.__setattr__(self, "text", text)
+
+    @property
+    def specifier(self) -> SpecifierSet:
+        """The PEP 440 specifier set (empty: any version)."""
+        spec = self._specifier
+        if spec is None:
+            # Here, not at the top: a bare name (the common entry) never needs
+            # packaging.specifiers to be resolved (~2 ms of a start-up).
+            from packaging.specifiers import SpecifierSet
+
+            spec = SpecifierSet()
+            object.__setattr__(self, "_specifier", spec)
+        return spec
+
+    @property
+    def any_version(self) -> bool:
+        """True when no version constraint is given (a bare name)."""
+        return self._specifier is None or not len(self._specifier)
 
     @property
     def exact_version(self) -> str | None:
         """The version when the requirement pins exactly one (``==1.2.0``), else None."""
-        specs = list(self.specifier)
+        if self._specifier is None:
+            return None
+        specs = list(self._specifier)
         if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
             return specs[0].version
         return None
 
+
+# ==, hash and repr over (name, specifier, text), as the dataclass had: the property builds
+# the empty set for a bare name, so both spellings of "any version" compare equal.
+RequirementSpec._set_fields(("name", "specifier", "text"))
 
 PackageSpec = LocalSpec | UrlSpec | RequirementSpec
 
@@ -119,7 +162,7 @@ def parse_package_spec(value: object, *, base_dir: Path | None = None) -> Packag
     if is_normalized_name(text):
         # A bare normalized name (the common entry) is the requirement "any version of it":
         # what the PEP 508 parser returns for it, without importing or running that parser.
-        return RequirementSpec(text, SpecifierSet(), text)
+        return RequirementSpec(text, None, text)
     # Here, not at the top: the PEP 508 parser (markers, tags, platform, subprocess) costs a
     # start-up ~14 ms, and a configuration of bare names never needs it.
     from packaging.requirements import InvalidRequirement, Requirement
