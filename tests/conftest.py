@@ -27,15 +27,3 @@ def no_fsync() -> Iterator[None]:
         yield
     finally:
         os.fsync = real
-
-
-@pytest.fixture(params=["libyaml", "pure-python"])
-def yaml_loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test with each strict YAML loader: on libyaml's events, and all in Python."""
-    from modelmesh_connectors._internal import strict_yaml
-
-    if request.param == "pure-python":
-        monkeypatch.setattr(strict_yaml, "_C_LOADER", None)
-    elif strict_yaml._C_LOADER is None:
-        pytest.skip("PyYAML was built without libyaml")
-    return str(request.param)

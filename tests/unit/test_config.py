@@ -123,22 +123,15 @@ def test_locked_defaults_lock_file_next_to_config(tmp_path: Path) -> None:
     [
         # yaml's constructors and scanner raise ValueError/OverflowError/AttributeError
         (b"connectors: {max_expired_age: 2001-02-30}\n", "invalid scalar value: ValueError"),
-        (
-            b'connectors: {cache_dir: "\\U00110000"}\n',
-            ("invalid scalar value: ValueError", "found invalid Unicode character escape code"),
-        ),
+        (b'connectors: {cache_dir: "\\U00110000"}\n', "invalid scalar value: ValueError"),
         (b"connectors: {max_expired_age: !!timestamp 5m}\n", "invalid scalar value: AttributeError"),
         (b"[" * 1000, "nesting is too deep"),  # RecursionError in yaml's composer
     ],
 )
-def test_yaml_library_errors_become_config_errors(
-    tmp_path: Path, data: bytes, fragment: str | tuple[str, str], yaml_loader: str
-) -> None:
+def test_yaml_library_errors_become_config_errors(tmp_path: Path, data: bytes, fragment: str) -> None:
     (tmp_path / "mesh.yaml").write_bytes(data)
     with pytest.raises(ConfigError, match="invalid YAML") as info:
         load_config(tmp_path / "mesh.yaml")
-    if isinstance(fragment, tuple):  # (pure Python, libyaml)
-        fragment = fragment[yaml_loader == "libyaml"]
     assert fragment in str(info.value)
 
 

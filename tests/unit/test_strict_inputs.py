@@ -28,7 +28,6 @@ from modelmesh_connectors.package.manifest import parse_manifest
 # -- the YAML reader -------------------------------------------------------------------------
 
 
-@pytest.mark.usefixtures("yaml_loader")
 @pytest.mark.parametrize(
     ("text", "key", "line", "first"),
     [
@@ -51,13 +50,11 @@ def test_yaml_duplicate_keys_name_both_lines(text: str, key: object, line: int, 
     assert f"duplicate key {key!r} at line {line} (first at line {first})" in str(info.value)
 
 
-@pytest.mark.usefixtures("yaml_loader")
 def test_yaml_duplicate_spellings_are_named() -> None:
     with pytest.raises(DuplicateKeyError, match=r"'0x1' and '1' are the same key"):
         load_yaml("1: a\n0x1: b\n")
 
 
-@pytest.mark.usefixtures("yaml_loader")
 def test_yaml_distinct_keys_are_fine() -> None:
     assert load_yaml("a: 1\nb: {a: 2}\nc: [{a: 3}, {a: 4}]\n'1': x\n1: y\n") == {
         "a": 1,
@@ -68,7 +65,6 @@ def test_yaml_distinct_keys_are_fine() -> None:
     }
 
 
-@pytest.mark.usefixtures("yaml_loader")
 @pytest.mark.parametrize(
     "text",
     [
@@ -83,12 +79,10 @@ def test_yaml_merge_keys_are_refused(text: str) -> None:
     assert 'in "mesh.yaml", line' in str(info.value)
 
 
-@pytest.mark.usefixtures("yaml_loader")
 def test_quoted_merge_key_is_a_plain_string() -> None:
     assert load_yaml("'<<': 1\n") == {"<<": 1}
 
 
-@pytest.mark.usefixtures("yaml_loader")
 @pytest.mark.parametrize(
     "text", ["a: [1\n", "a: b: c\n", "a: *x\n", "a: \x07\n", "\tx: 1\n", "a: 1\n--- \nb: 2\n"]
 )
@@ -97,22 +91,6 @@ def test_yaml_errors_name_the_file(text: str) -> None:
         load_yaml(text, source="conf/mesh.yaml")
     assert '"conf/mesh.yaml"' in str(info.value)
     assert "<unicode string>" not in str(info.value)
-
-
-@pytest.mark.usefixtures("yaml_loader")
-@pytest.mark.parametrize(
-    "text",
-    [
-        "a: &x 1\nb: *x\n",
-        # "billion laughs": a few hundred bytes that expand to 10^9 strings if aliases resolve
-        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
-        + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
-    ],
-)
-def test_yaml_aliases_are_refused_before_expansion(text: str) -> None:
-    with pytest.raises(YamlInputError, match="YAML aliases are not allowed") as info:
-        load_yaml(text, source="mesh.yaml")
-    assert 'in "mesh.yaml", line 2' in str(info.value)
 
 
 # -- the JSON reader (metadata, envelopes, lock file, state) -------------------------------

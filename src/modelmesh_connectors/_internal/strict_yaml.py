@@ -12,15 +12,10 @@ is equal, *after YAML resolution*, to an earlier key of the same mapping (``1`` 
 ``true`` and ``yes``, ``1`` and ``true`` all collide in a Python dict), naming both lines.
 Merge keys (``<<``) are refused too: a merged mapping may define keys the mapping itself
 overrides or is overridden by, with no line that shows the outcome.
-
-Where PyYAML has libyaml, its C scanner and parser produce the events (a manifest loads ~7x
-faster); the composer, resolver and constructor that enforce all of the above are the same
-Python classes on either path, and the tests run each rule on both (``yaml_loader`` fixture).
 """
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import yaml
@@ -54,21 +49,17 @@ class DuplicateKeyError(YamlInputError):
         self.first_line = first_line
 
 
-class _StrictComposer(yaml.composer.Composer):
-    """The composer without aliases (pure Python: its recursion bounds the nesting depth)."""
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader without aliases, merge keys or duplicate keys."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         # Refusing aliases stops alias amplification ("billion laughs").
-        if self.check_event(yaml.AliasEvent):  # type: ignore[attr-defined]
-            event = self.peek_event()  # type: ignore[attr-defined]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
                 None, None, "YAML aliases are not allowed", event.start_mark
             )
         return super().compose_node(parent, index)
-
-
-class _StrictConstructor(yaml.constructor.SafeConstructor):
-    """SafeConstructor without merge keys or duplicate keys."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
@@ -93,58 +84,6 @@ class _StrictConstructor(yaml.constructor.SafeConstructor):
         return super().construct_mapping(node, deep=deep)
 
 
-class _StrictLoader(
-    yaml.reader.Reader,
-    yaml.scanner.Scanner,
-    yaml.parser.Parser,
-    _StrictComposer,
-    _StrictConstructor,
-    yaml.resolver.Resolver,
-):
-    """SafeLoader without aliases, merge keys or duplicate keys (all pure Python)."""
-
-    def __init__(self, stream: Any) -> None:
-        yaml.reader.Reader.__init__(self, stream)
-        yaml.scanner.Scanner.__init__(self)
-        yaml.parser.Parser.__init__(self)
-        _StrictComposer.__init__(self)
-        _StrictConstructor.__init__(self)
-        yaml.resolver.Resolver.__init__(self)
-
-
-class _NamedText(io.StringIO):
-    """The document as a stream whose ``name`` libyaml puts in every mark (file, line)."""
-
-    def __init__(self, text: str, name: str) -> None:
-        super().__init__(text)
-        self.name = name
-
-
-_C_LOADER: type[Any] | None
-try:  # libyaml's scanner and parser, in C, when PyYAML was built with it
-    from yaml._yaml import CParser
-except ImportError:  # pragma: no cover - PyYAML without libyaml
-    _C_LOADER = None
-else:
-
-    class _StrictCLoader(_StrictComposer, CParser, _StrictConstructor, yaml.resolver.Resolver):
-        """The strict loader on libyaml's events: ~7x faster on a manifest than pure Python.
-
-        Only tokens and events come from C. Composition (alias refusal, and the depth bound
-        of its recursion), tag resolution and construction (duplicate and merge keys) are
-        the Python classes above, listed before the C parser so their methods are the ones
-        used (the C parser's own composer, which follows aliases, is never called).
-        """
-
-        def __init__(self, stream: Any) -> None:
-            CParser.__init__(self, stream)
-            _StrictComposer.__init__(self)
-            _StrictConstructor.__init__(self)
-            yaml.resolver.Resolver.__init__(self)
-
-    _C_LOADER = _StrictCLoader
-
-
 def _duplicate(key: object, node: Any, first: Any) -> DuplicateKeyError:
     spellings = ""
     a, b = getattr(first, "value", None), getattr(node, "value", None)
@@ -152,18 +91,6 @@ def _duplicate(key: object, node: Any, first: Any) -> DuplicateKeyError:
         # Different text, same key after resolution (1 / 0x1, yes / true).
         spellings = f": {short_repr(b)} and {short_repr(a)} are the same key"
     return DuplicateKeyError(key, node.start_mark.line + 1, first.start_mark.line + 1, spellings)
-
-
-def _pure_loader(text: str, source: str | None) -> _StrictLoader:
-    try:
-        loader = _StrictLoader(text)
-    except yaml.reader.ReaderError as exc:
-        if source is not None:
-            exc.name = source  # the reader names "<unicode string>" before we can rename
-        raise
-    if source is not None:
-        loader.name = source  # every later mark (line, column) names the file
-    return loader
 
 
 def load_yaml(text: str, *, source: str | None = None) -> Any:
@@ -183,10 +110,14 @@ def load_yaml(text: str, *, source: str | None = None) -> Any:
             scalar; positions name ``source``.
     """
     try:
-        if _C_LOADER is not None:
-            loader = _C_LOADER(_NamedText(text, source or "<unicode string>"))
-        else:
-            loader = _pure_loader(text, source)
+        try:
+            loader = _StrictLoader(text)
+        except yaml.reader.ReaderError as exc:
+            if source is not None:
+                exc.name = source  # the reader names "<unicode string>" before we can rename
+            raise
+        if source is not None:
+            loader.name = source  # every later mark (line, column) names the file
         try:
             return loader.get_single_data()
         finally:
