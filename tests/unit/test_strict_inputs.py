@@ -93,6 +93,34 @@ def test_yaml_errors_name_the_file(text: str) -> None:
     assert "<unicode string>" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &x 1\nb: *x\n",
+        # "billion laughs": a few hundred bytes that expand to 10^9 strings if aliases resolve
+        "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
+    ],
+)
+def test_yaml_aliases_are_refused_before_expansion(text: str) -> None:
+    with pytest.raises(YamlInputError, match="YAML aliases are not allowed") as info:
+        load_yaml(text, source="mesh.yaml")
+    assert 'in "mesh.yaml", line 2' in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text", ['d: "0\\uD800"\n', 'd: "\\udfff"\n', '"\\uD83D": 1\n', 'd: ["x\\uDC00y"]\n']
+)
+def test_yaml_surrogate_escapes_are_refused(text: str) -> None:
+    # No UTF-8 text can hold a lone surrogate, and libyaml refuses the escape: so do we.
+    with pytest.raises(YamlInputError, match="line 1"):
+        load_yaml(text, source="m.yaml")
+
+
+def test_yaml_escapes_of_real_characters_still_load() -> None:
+    assert load_yaml('d: "\\u00e9\\U0001F600\\uFFFD"\n') == {"d": "\u00e9\U0001F600\uFFFD"}
+
+
 # -- the JSON reader (metadata, envelopes, lock file, state) -------------------------------
 
 

@@ -16,6 +16,7 @@ overrides or is overridden by, with no line that shows the outcome.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -49,8 +50,31 @@ class DuplicateKeyError(YamlInputError):
         self.first_line = first_line
 
 
+# A UTF-16 surrogate code point is no character: PyYAML turns a "\uD800" escape into one,
+# which no UTF-8 text (a release payload, a JSON report) can hold and which libyaml, the C
+# parser other YAML readers of the same manifest use, refuses.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader without aliases, merge keys or duplicate keys."""
+    """SafeLoader without aliases, merge keys, duplicate keys or surrogate code points.
+
+    Pure Python on purpose: libyaml (PyYAML's optional C parser) reads some documents
+    differently (tabs, byte-order marks inside the text), so using it where it happens to
+    be installed would let one manifest mean one thing to a publisher and another to a
+    client. One parser everywhere keeps one meaning.
+    """
+
+    def construct_scalar(self, node: Any) -> Any:
+        value = super().construct_scalar(node)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                "found a surrogate code point (U+D800..U+DFFF), which is no character",
+                node.start_mark,
+            )
+        return value
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         # Refusing aliases stops alias amplification ("billion laughs").
