@@ -190,12 +190,32 @@ def test_a_warm_run_starts_no_thread_and_a_cold_one_downloads_concurrently(
         return real(max_workers=max_workers, **kwargs)
 
     monkeypatch.setattr(loader_module, "ThreadPoolExecutor", pool)
+    # On a fast link (this loopback simulator) the pool is one thread per spare core, at
+    # most 4; pretend there are 4 spare cores.
+    monkeypatch.setattr(loader_module, "_FAST_LINK_WORKERS", 4)
     _install(sim)
     assert pools == [len(NAMES)]  # the archive downloads (the one small bin: no pool)
     pools.clear()
     _install(sim)
     ConnectorRegistry.from_config(sim.config(list(NAMES), metadata_max_age=0))
     assert pools == []
+
+
+def test_a_cold_run_on_a_fast_link_with_one_spare_core_downloads_inline(
+    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools: list[int] = []
+    real = concurrent.futures.ThreadPoolExecutor
+
+    def pool(max_workers: int, **kwargs: Any) -> Any:
+        pools.append(max_workers)
+        return real(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(loader_module, "ThreadPoolExecutor", pool)
+    monkeypatch.setattr(loader_module, "_FAST_LINK_WORKERS", 1)
+    paths = _install(sim)
+    assert pools == []  # threads would only contend for the interpreter lock
+    assert len(paths) == len(NAMES)
 
 
 def test_a_large_warm_run_rehashes_on_two_threads_and_still_finds_a_bad_entry(
