@@ -89,7 +89,7 @@ class NetworkConfig:
     user_agent: str = "modelmesh-connectors/0.1"  # User-Agent request header
     max_redirects: int = 5  # redirect hops followed per attempt
     trust_env: bool = True  # honour HTTP(S)_PROXY / NO_PROXY environment variables
-    concurrency: int = 16  # archives downloaded at once (4 on a link under 2 ms per request)
+    concurrency: int = 16  # archives at once (under 2 ms a request: a thread per spare core, max 4)
     auth: tuple[tuple[str, str], ...] = ()  # (origin, token environment variable) pairs
     netrc: bool | Path = True  # netrc credentials ($NETRC or ~/.netrc), this file, or none
 
