@@ -201,6 +201,29 @@ def test_record_replace_runs_the_constructor_again() -> None:
         replace(ts, versoin=3)
 
 
+def test_records_copy_deepcopy_and_pickle_like_the_dataclasses() -> None:
+    import copy
+    import pickle
+
+    from modelmesh_connectors.client.config import LoaderConfig
+    from modelmesh_connectors.index.envelope import Envelope, Signature
+    from modelmesh_connectors.index.keys import PublicKey, SigningKey
+    from modelmesh_connectors.package.ids import ConnectorId
+
+    key = PublicKey(SigningKey.generate().public.raw)
+    values = [
+        Envelope("t", b"{}", (Signature("k1", b"\x01" * 64),)),
+        ConnectorId("acme", "sink", 2),
+        key,
+        LoaderConfig(offline=True),
+    ]
+    for value in values:
+        for clone in (copy.copy(value), copy.deepcopy(value), pickle.loads(pickle.dumps(value))):  # noqa: S301 - own bytes
+            assert clone == value and type(clone) is type(value)
+    again = pickle.loads(pickle.dumps(key))  # noqa: S301 - own bytes
+    assert again.keyid == key.keyid  # rebuilt through __init__: the caches exist again
+
+
 def test_loader_config_is_a_frozen_value_that_copies_through_its_dict() -> None:
     from modelmesh_connectors.client.config import LoaderConfig
 

@@ -75,6 +75,16 @@ class _Record:
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._field_names)
         return f"{type(self).__qualname__}({inner})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy, deepcopy and pickle: rebuilt through __init__ (its checks and caches run
+        # again), since their default reconstruction assigns attributes, which a Frozen
+        # value refuses; a dataclass copied and pickled, so a record does too.
+        return (_rebuild, (type(self), {name: getattr(self, name) for name in self._field_names}))
+
+
+def _rebuild(cls: type[_Record], fields: dict[str, Any]) -> Any:
+    return cls(**fields)
+
 
 class Mutable(_Record):
     """A value with field equality, unhashable (``@dataclass`` with ``eq=True``)."""
