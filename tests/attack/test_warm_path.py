@@ -179,9 +179,8 @@ def test_the_rollback_reference_is_written_when_it_changes_and_only_then(
     assert stored.read_bytes() == sim.read("timestamp.json")
 
 
-def test_a_warm_run_starts_no_thread_and_a_cold_one_downloads_concurrently(
-    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _record_pools(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ``max_workers`` of every thread pool the loader starts from now on."""
     pools: list[int] = []
     real = concurrent.futures.ThreadPoolExecutor
 
@@ -190,6 +189,13 @@ def test_a_warm_run_starts_no_thread_and_a_cold_one_downloads_concurrently(
         return real(max_workers=max_workers, **kwargs)
 
     monkeypatch.setattr(loader_module, "ThreadPoolExecutor", pool)
+    return pools
+
+
+def test_a_warm_run_starts_no_thread_and_a_cold_one_downloads_concurrently(
+    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pools = _record_pools(monkeypatch)
     # On a fast link (this loopback simulator) the pool is one thread per spare core, at
     # most 4; pretend there are 4 spare cores.
     monkeypatch.setattr(loader_module, "_FAST_LINK_WORKERS", 4)
@@ -204,14 +210,7 @@ def test_a_warm_run_starts_no_thread_and_a_cold_one_downloads_concurrently(
 def test_a_cold_run_on_a_fast_link_with_one_spare_core_downloads_inline(
     sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pools: list[int] = []
-    real = concurrent.futures.ThreadPoolExecutor
-
-    def pool(max_workers: int, **kwargs: Any) -> Any:
-        pools.append(max_workers)
-        return real(max_workers=max_workers, **kwargs)
-
-    monkeypatch.setattr(loader_module, "ThreadPoolExecutor", pool)
+    pools = _record_pools(monkeypatch)
     monkeypatch.setattr(loader_module, "_FAST_LINK_WORKERS", 1)
     paths = _install(sim)
     assert pools == []  # threads would only contend for the interpreter lock

@@ -716,6 +716,15 @@ class HttpFetcher(Fetcher):
     ) -> Generator[bytes | Restart, None, int]:
         import httpcore
 
+        # What the pool raises for a connection or a response that went wrong; mapped to the
+        # project's errors (a retry, a move to the next mirror, or a refusal) by one function.
+        transport_errors = (
+            httpcore.TimeoutException,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpcore.ProxyError,
+            httpcore.UnsupportedProtocol,
+        )
         current = transfer.url
         for hop in range(self._config.max_redirects + 1):
             shown = transfer.shown if hop == 0 else redact_url(current)
@@ -755,13 +764,7 @@ class HttpFetcher(Fetcher):
                 took = time.monotonic() - sent
                 if self._round_trip is None or took < self._round_trip:
                     self._round_trip = took  # a float store: atomic, a lost race is harmless
-            except (
-                httpcore.TimeoutException,
-                httpcore.NetworkError,
-                httpcore.ProtocolError,
-                httpcore.ProxyError,
-                httpcore.UnsupportedProtocol,
-            ) as exc:
+            except transport_errors as exc:
                 raise _map_transport_error(exc, shown, transfer, self._config.read_timeout) from exc
             try:
                 head = _Head(response)
@@ -772,13 +775,7 @@ class HttpFetcher(Fetcher):
                     continue
                 _check_status(head, shown)
                 return (yield from self._stream_body(response, head, transfer, shown, max_length))
-            except (
-                httpcore.TimeoutException,
-                httpcore.NetworkError,
-                httpcore.ProtocolError,
-                httpcore.ProxyError,
-                httpcore.UnsupportedProtocol,
-            ) as exc:
+            except transport_errors as exc:
                 raise _map_transport_error(exc, shown, transfer, self._config.read_timeout) from exc
             finally:
                 response.close()  # back to the pool when the body was read, else closed
