@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import trustme
 
+from modelmesh_connectors._internal.record import replace
 from modelmesh_connectors.client.fetch import (
     DownloadConfig,
     HttpFetcher,
@@ -49,9 +50,7 @@ FAST = DownloadConfig(
 
 def fast(**overrides: Any) -> DownloadConfig:
     """FAST with some fields changed."""
-    values = {name: getattr(FAST, name) for name in FAST.__dataclass_fields__}
-    values.update(overrides)
-    return DownloadConfig(**values)
+    return replace(FAST, **overrides)
 
 
 class RecordingSink:

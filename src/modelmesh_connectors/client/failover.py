@@ -22,12 +22,11 @@ from __future__ import annotations
 __all__ = ["Failover", "backoff_delay"]
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.errors import (
     ConnectorError,
     DownloadError,
@@ -50,6 +49,8 @@ def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
     not security-relevant, so the plain PRNG is fine).
     """
     ceiling = min(cap, base * 2.0 ** (attempt - 1))
+    import random  # deferred: only a retry needs it (~1 ms of every start otherwise)
+
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311
 
 
@@ -57,8 +58,7 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)  # looked up at call time, so tests can patch time.sleep
 
 
-@dataclass(frozen=True)
-class Failover:
+class Failover(Frozen):
     """How often and how patiently a mirror loop goes round its list.
 
     Attributes:
@@ -68,10 +68,26 @@ class Failover:
         sleep: Waits between rounds (tests inject a recorder).
     """
 
-    retries: int = 0  # extra rounds over the mirror list
-    backoff_base: float = 0.5  # seconds before the second round
-    backoff_max: float = 10.0  # seconds, cap on one wait
-    sleep: Callable[[float], None] = field(default=_sleep, compare=False)
+    __slots__ = ("backoff_base", "backoff_max", "retries", "sleep")
+    _hidden = frozenset({"sleep"})  # not compared or shown, like field(compare=False)
+
+    retries: int  # extra rounds over the mirror list
+    backoff_base: float  # seconds before the second round
+    backoff_max: float  # seconds, cap on one wait
+    sleep: Callable[[float], None]
+
+    def __init__(
+        self,
+        retries: int = 0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 10.0,
+        sleep: Callable[[float], None] = _sleep,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "retries", retries)
+        setattr_(self, "backoff_base", backoff_base)
+        setattr_(self, "backoff_max", backoff_max)
+        setattr_(self, "sleep", sleep)
 
     def start(self) -> _Rounds:
         """A fresh tracker for one hand-written loop (prefer :meth:`first`)."""

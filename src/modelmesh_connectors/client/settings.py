@@ -16,10 +16,10 @@ module imports this before it knows whether it will go online.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from modelmesh_connectors._internal.record import Frozen
 from modelmesh_connectors.index.trust import DEFAULT_MAX_ROOT_ROTATIONS
 from modelmesh_connectors.package.package import MAX_ARCHIVE_BYTES
 
@@ -58,8 +58,7 @@ def default_cache_dir(configured: Path | None = None) -> Path:
     return Path(user_cache_dir("modelmesh-connectors"))
 
 
-@dataclass(frozen=True)
-class NetworkConfig:
+class NetworkConfig(Frozen):
     """How the client talks to the network; the one object the fetcher is built from.
 
     ``retries`` counts the attempts *after* the first one, so a transient failure is tried
@@ -74,26 +73,89 @@ class NetworkConfig:
         ValueError: A timeout, rate, count or size is out of range (naming the field).
     """
 
-    connect_timeout: float = 10.0  # seconds to establish a TCP (and TLS) connection
-    read_timeout: float = 30.0  # seconds of silence allowed between two received chunks
-    transfer_timeout: float = 60.0  # seconds per transfer, on top of length / min_rate
-    min_rate: float = 10 * 1024.0  # bytes per second a transfer must average
-    run_timeout: float | None = 30 * 60.0  # seconds for one whole run; None: no bound
-    retries: int = 3  # extra attempts after the first, for transient failures only
-    backoff_base: float = 0.5  # seconds before the first retry; doubles per retry
-    backoff_max: float = 10.0  # seconds, upper bound of one backoff delay
-    max_retry_after: float = 60.0  # seconds, cap on a server's Retry-After we honour
-    allow_http: bool = False  # allow plain http:// to non-loopback hosts (unsafe: MITM)
-    ca_bundle: Path | str | None = None  # PEM bundle of trusted CAs; None: system store
-    chunk_size: int = 64 * 1024  # bytes read from the body per chunk
-    user_agent: str = "modelmesh-connectors/0.1"  # User-Agent request header
-    max_redirects: int = 5  # redirect hops followed per attempt
-    trust_env: bool = True  # honour HTTP(S)_PROXY / NO_PROXY environment variables
-    concurrency: int = 16  # archives at once (under 2 ms a request: a thread per spare core, max 4)
-    auth: tuple[tuple[str, str], ...] = ()  # (origin, token environment variable) pairs
-    netrc: bool | Path = True  # netrc credentials ($NETRC or ~/.netrc), this file, or none
+    __slots__ = (
+        "allow_http",
+        "auth",
+        "backoff_base",
+        "backoff_max",
+        "ca_bundle",
+        "chunk_size",
+        "concurrency",
+        "connect_timeout",
+        "max_redirects",
+        "max_retry_after",
+        "min_rate",
+        "netrc",
+        "read_timeout",
+        "retries",
+        "run_timeout",
+        "transfer_timeout",
+        "trust_env",
+        "user_agent",
+    )
 
-    def __post_init__(self) -> None:
+    connect_timeout: float  # seconds to establish a TCP (and TLS) connection
+    read_timeout: float  # seconds of silence allowed between two received chunks
+    transfer_timeout: float  # seconds per transfer, on top of length / min_rate
+    min_rate: float  # bytes per second a transfer must average
+    run_timeout: float | None  # seconds for one whole run; None: no bound
+    retries: int  # extra attempts after the first, for transient failures only
+    backoff_base: float  # seconds before the first retry; doubles per retry
+    backoff_max: float  # seconds, upper bound of one backoff delay
+    max_retry_after: float  # seconds, cap on a server's Retry-After we honour
+    allow_http: bool  # allow plain http:// to non-loopback hosts (unsafe: MITM)
+    ca_bundle: Path | str | None  # PEM bundle of trusted CAs; None: system store
+    chunk_size: int  # bytes read from the body per chunk
+    user_agent: str  # User-Agent request header
+    max_redirects: int  # redirect hops followed per attempt
+    trust_env: bool  # honour HTTP(S)_PROXY / NO_PROXY environment variables
+    concurrency: int  # archives at once (under 2 ms a request: a thread per spare core, max 4)
+    auth: tuple[tuple[str, str], ...]  # (origin, token environment variable) pairs
+    netrc: bool | Path  # netrc credentials ($NETRC or ~/.netrc), this file, or none
+
+    def __init__(
+        self,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        transfer_timeout: float = 60.0,
+        min_rate: float = 10 * 1024.0,
+        run_timeout: float | None = 30 * 60.0,
+        retries: int = 3,
+        backoff_base: float = 0.5,
+        backoff_max: float = 10.0,
+        max_retry_after: float = 60.0,
+        allow_http: bool = False,
+        ca_bundle: Path | str | None = None,
+        chunk_size: int = 64 * 1024,
+        user_agent: str = "modelmesh-connectors/0.1",
+        max_redirects: int = 5,
+        trust_env: bool = True,
+        concurrency: int = 16,
+        auth: tuple[tuple[str, str], ...] = (),
+        netrc: bool | Path = True,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "connect_timeout", connect_timeout)
+        setattr_(self, "read_timeout", read_timeout)
+        setattr_(self, "transfer_timeout", transfer_timeout)
+        setattr_(self, "min_rate", min_rate)
+        setattr_(self, "run_timeout", run_timeout)
+        setattr_(self, "retries", retries)
+        setattr_(self, "backoff_base", backoff_base)
+        setattr_(self, "backoff_max", backoff_max)
+        setattr_(self, "max_retry_after", max_retry_after)
+        setattr_(self, "allow_http", allow_http)
+        setattr_(self, "ca_bundle", ca_bundle)
+        setattr_(self, "chunk_size", chunk_size)
+        setattr_(self, "user_agent", user_agent)
+        setattr_(self, "max_redirects", max_redirects)
+        setattr_(self, "trust_env", trust_env)
+        setattr_(self, "concurrency", concurrency)
+        setattr_(self, "auth", auth)
+        setattr_(self, "netrc", netrc)
+        self._check()
+
+    def _check(self) -> None:
         for name in (
             "connect_timeout",
             "read_timeout",
@@ -123,8 +185,7 @@ class NetworkConfig:
             raise ValueError(f"NetworkConfig.concurrency must be >= 1, got {self.concurrency!r}")
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Frozen):
     """Every bound the client puts on what it reads from a mirror, a bundle or a local file.
 
     Each cap stops an endless-data or oversized answer before it costs memory or disk; signed
@@ -143,15 +204,40 @@ class Limits:
             :data:`~modelmesh_connectors.index.trust.DEFAULT_MAX_ROOT_ROTATIONS`.
     """
 
-    max_root_bytes: int = 512 * 1024  # bytes
-    max_timestamp_bytes: int = 16 * 1024  # bytes
-    max_metadata_bytes: int = 4 * 1024 * 1024  # bytes
-    max_signature_bytes: int = 64 * 1024  # bytes
-    max_archive_bytes: int = MAX_ARCHIVE_BYTES  # bytes
-    max_root_walk: int = DEFAULT_MAX_ROOT_ROTATIONS  # root versions per update
+    __slots__ = (
+        "max_archive_bytes",
+        "max_metadata_bytes",
+        "max_root_bytes",
+        "max_root_walk",
+        "max_signature_bytes",
+        "max_timestamp_bytes",
+    )
 
-    def __post_init__(self) -> None:
-        for name, value in vars(self).items():
+    max_root_bytes: int  # bytes
+    max_timestamp_bytes: int  # bytes
+    max_metadata_bytes: int  # bytes
+    max_signature_bytes: int  # bytes
+    max_archive_bytes: int  # bytes
+    max_root_walk: int  # root versions per update
+
+    def __init__(
+        self,
+        max_root_bytes: int = 512 * 1024,
+        max_timestamp_bytes: int = 16 * 1024,
+        max_metadata_bytes: int = 4 * 1024 * 1024,
+        max_signature_bytes: int = 64 * 1024,
+        max_archive_bytes: int = MAX_ARCHIVE_BYTES,
+        max_root_walk: int = DEFAULT_MAX_ROOT_ROTATIONS,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "max_root_bytes", max_root_bytes)
+        setattr_(self, "max_timestamp_bytes", max_timestamp_bytes)
+        setattr_(self, "max_metadata_bytes", max_metadata_bytes)
+        setattr_(self, "max_signature_bytes", max_signature_bytes)
+        setattr_(self, "max_archive_bytes", max_archive_bytes)
+        setattr_(self, "max_root_walk", max_root_walk)
+        for name in self._field_names:
+            value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Limits.{name} must be a positive integer, got {value!r}")
 
