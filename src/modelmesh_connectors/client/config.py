@@ -3,6 +3,9 @@
 The same YAML file ModelMesh reads may carry a ``connectors:`` section; a mapping holding only
 the section's keys is accepted too. Every problem names the key and what is wrong; unknown
 keys are reported (a typo like ``require_signature`` must not silently weaken policy).
+
+Just over 600 lines on purpose: the one frozen value and its one strict parser, key by key;
+the per-key checks read best next to the fields they fill.
 """
 
 from __future__ import annotations

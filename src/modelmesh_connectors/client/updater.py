@@ -6,6 +6,9 @@ FORMAT.md §4 prescribes, and persists what the core accepted. Mirrors are tried
 a mirror that fails to answer or serves data that fails verification is skipped (it can
 delay a load, never poison it), and all mirrors share one rollback reference: the store is
 the record of the trust root (see :mod:`~modelmesh_connectors.client.state`), not of a mirror.
+
+Just over 600 lines on purpose: the refresh (steps 1-3) and the lookups (steps 4-6) share the
+one trusted view and its lock; split, the lookups would reach into the refresh's state.
 """
 
 from __future__ import annotations

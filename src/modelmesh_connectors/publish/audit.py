@@ -11,6 +11,10 @@ following that reference fails). The timestamp's history (FORMAT.md §3) is walk
 ``history/`` file the current timestamp reaches through its ``previous`` links must be there
 and be the timestamp its link names.
 
+Over 600 lines on purpose: one walk over one tree, whose steps (roots, timestamp and history,
+top, nodes, releases, archives, orphans) share the report and the set of files reached; split,
+each part would need the walk's state handed back and forth.
+
 Besides errors it reports *warnings*: things a client accepts but a publisher should not
 leave behind. A **stray signature** is one by a key that is not authorised for the file
 (not a key of its role, or of a publisher covering the release) or one that does not
