@@ -32,25 +32,14 @@ import yaml
 from modelmesh_connectors.cli import build_parser
 from modelmesh_connectors.cli.exit_codes import ExitCode
 from modelmesh_connectors.publish.keyfiles import write_signing_key
-from tests.support.cli import run_in_process
+from tests.support.cli import cli_env as env
+from tests.support.cli import run_cli as run
 from tests.support.http_server import LoopbackServer, Reply
 from tests.support.packages import OBSERVABILITY_SOURCE, make_package
 from tests.support.simulator import RepositorySimulator
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "modelmesh_connectors"]
-_SCRUB = {"MODELMESH_CONFIG", "MODELMESH_KEY_PASSPHRASE", "MODELMESH_CONNECTORS_CACHE"}
-
-
-def env(**extra: str) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    out.update(extra)
-    return out
-
-
-def run(*args: object, cwd: Path | None = None, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``main(args)`` in this process, with a subprocess's environment, directory and stdin."""
-    return run_in_process(args, cwd=cwd, environ=environ or env())
 
 
 def run_process(*args: object, cwd: Path | None = None, environ: dict[str, str] | None = None,

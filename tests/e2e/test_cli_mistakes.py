@@ -25,23 +25,12 @@ import yaml
 from modelmesh_connectors.cli.exit_codes import ExitCode
 from modelmesh_connectors.index.envelope import TIMESTAMP_TYPE, Envelope
 from modelmesh_connectors.publish.keyfiles import write_signing_key
-from tests.support.cli import run_in_process
+from tests.support.cli import cli_env as env
+from tests.support.cli import run_cli as run
 from tests.support.packages import make_package, zip_directory
 from tests.support.simulator import RepositorySimulator
 
 CLI = [sys.executable, "-m", "modelmesh_connectors"]
-_SCRUB = {"MODELMESH_CONFIG", "MODELMESH_KEY_PASSPHRASE", "MODELMESH_CONNECTORS_CACHE"}
-
-
-def env(**extra: str) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    out.update(extra)
-    return out
-
-
-def run(*args: object, cwd: Path | None = None, environ: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``main(args)`` in this process, with a subprocess's environment, directory and stdin."""
-    return run_in_process(args, cwd=cwd, environ=environ or env())
 
 
 @pytest.fixture

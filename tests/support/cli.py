@@ -23,7 +23,7 @@ from pathlib import Path
 
 from modelmesh_connectors.cli import main
 
-__all__ = ["run_in_process"]
+__all__ = ["cli_env", "run_cli", "run_in_process"]
 
 # Where modules of the interpreter, the venv and this checkout live: anything imported from
 # elsewhere during a run (a connector package loaded from the cache) is dropped afterwards, as
@@ -105,3 +105,21 @@ def run_in_process(
             traceback.print_exc()
             status = 1
     return subprocess.CompletedProcess(["modelmesh-connectors", *argv], status, out.getvalue(), err.getvalue())
+
+
+# Variables a developer's shell may set that would change what a command does under test.
+_SCRUBBED = frozenset({"MODELMESH_CONFIG", "MODELMESH_KEY_PASSPHRASE", "MODELMESH_CONNECTORS_CACHE"})
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """This process's environment without :data:`_SCRUBBED`, plus ``extra``."""
+    out = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    out.update(extra)
+    return out
+
+
+def run_cli(
+    *args: object, cwd: Path | None = None, environ: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``main(args)`` in this process, with a subprocess's environment, directory and stdin."""
+    return run_in_process(args, cwd=cwd, environ=environ or cli_env())
