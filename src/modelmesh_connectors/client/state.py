@@ -533,13 +533,10 @@ class OriginMetadata:
 
     def _read_optional(self, path: Path) -> bytes | None:
         """The file's bytes, or ``None`` if it is missing or unreadable (logged)."""
-        self._check_claim()
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            _logger.warning("cannot read %s: %s", path, exc)
+            return self._read(path)
+        except CacheError as exc:
+            _logger.warning("%s", exc)
             return None
 
     def _role_path(self, role: _Role) -> Path:
