@@ -160,8 +160,13 @@ class ArchiveCache:
         Raises:
             InvalidInput: ``sha256`` is not 64 lowercase hex characters.
         """
+        return Path(self._entry_text(sha256))
+
+    def _entry_text(self, sha256: str) -> str:
+        """:meth:`path_for` as a string: the hot path (a warm run looks up every archive)
+        builds no Path object until it returns one."""
         digest = _check_digest(sha256)
-        return self._store / digest[:2] / digest
+        return os.path.join(self._store_text, digest[:2], digest)
 
     # -- reading -----------------------------------------------------------------
 
@@ -183,11 +188,8 @@ class ArchiveCache:
             LockTimeoutError: Removing a corrupt entry waited too long for its lock.
             CacheError: The entry cannot be read or removed.
         """
-        digest = _check_digest(sha256)
+        where = self._entry_text(sha256)
         _check_length(length)
-        # A string path on the hot path (a warm run looks up every archive): the same file
-        # as path_for(), without building two Path objects per lookup.
-        where = os.path.join(self._store_text, digest[:2], digest)
         problem = _entry_problem(where, sha256, length)
         if problem is None:
             return Path(where)
