@@ -86,6 +86,14 @@ _PARALLEL_HASH_BYTES = 4 * 1024 * 1024  # cached bytes to re-hash above which tw
 _HASH_THREADS = 2  # sha256 is memory-bound: more threads than this gain little
 
 
+def _map(work: Callable[[_T], _R], items: Sequence[_T], workers: int, name: str) -> list[_R]:
+    """``work`` over ``items`` in order: in this thread for one worker, else on a pool."""
+    if workers <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        return list(pool.map(work, items))
+
+
 class Loader:
     """Turns package entries into verified packages for one run.
 
@@ -583,11 +591,8 @@ class Loader:
         a pool costs about a millisecond.
         """
         total = sum(r.length or 0 for r in remote)
-        if len(remote) < 2 or total < _PARALLEL_HASH_BYTES:
-            return [self._lookup(r) for r in remote]
-        workers = min(_HASH_THREADS, len(remote))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmc-hash") as pool:
-            return list(pool.map(self._lookup, remote))
+        workers = 1 if total < _PARALLEL_HASH_BYTES else min(_HASH_THREADS, len(remote))
+        return _map(self._lookup, remote, workers, "mmc-hash")
 
     def _lookup(self, resolved: ResolvedArchive) -> Path | None:
         """The verified cache entry of a signed archive, or ``None`` (also when unsigned)."""
@@ -603,10 +608,7 @@ class Loader:
             # On a link this fast (loopback, LAN) a transfer waits for the CPU, not the
             # network: more threads than a few only contend for the interpreter lock.
             workers = min(workers, _FAST_LINK_WORKERS)
-        if workers == 1:
-            return [work(item) for item in items]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mmc-fetch") as pool:
-            return list(pool.map(work, items))
+        return _map(work, items, workers, "mmc-fetch")
 
     def load(self, specs: Sequence[PackageSpec]) -> list[tuple[Package, Origin]]:
         """Resolve, download and verify every entry; return packages ready to import.
