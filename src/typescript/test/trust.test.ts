@@ -432,6 +432,11 @@ describe("timestamp history (fork detection, FORMAT.md §3 history)", () => {
     const asked: string[] = [];
     assert.equal((await client(T2A).updateTimestampWithHistory(T4B, reader([T3B], asked), 1)).version, 4);
     assert.equal(asked.length, 1);
+    // Never more than maxHistoryWalk files, however long the chain behind them.
+    const asked2: string[] = [];
+    const t5b = stamp(5, T4B);
+    assert.equal((await client(T2A).updateTimestampWithHistory(t5b, reader([T3B, T4B], asked2), 1)).version, 5);
+    assert.deepEqual(asked2, [historyPath(linkOf(T4B))]);
   });
 
   test("dropping the history is a fork; an index written before history keeps working", async () => {
