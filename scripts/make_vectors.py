@@ -73,6 +73,7 @@ DAY = timedelta(days=1)
 ROOT_LIFE = 365 * DAY
 TOP_LIFE = 30 * DAY
 TS_LIFE = 7 * DAY
+DEFAULT_ROOT_WALK = 32  # new roots per update (FORMAT.md §3), both clients
 DEFAULT_HISTORY_WALK = 1024  # history links per update (FORMAT.md §3 history), both clients
 
 
@@ -863,6 +864,28 @@ def index_rotation(g: Generator) -> None:
         w.now + HOUR,
         REFRESH,
         err("trust.signature"),
+    )
+
+
+def index_root_walk(g: Generator) -> None:
+    """At most 32 new roots per update (FORMAT.md §3): 32 are walked, a 33rd fails the update."""
+    w, data = basic(g)
+    for _ in range(DEFAULT_ROOT_WALK):
+        w.rotate(ROOT_KEYS[:2])
+    at_bound = w.files()
+    (
+        g.seq("rotation", "32 new roots in one update are walked (the bound)", w)
+        .step(at_bound, w.tick(), REFRESH, fresh(2, 2, root=1 + DEFAULT_ROOT_WALK))
+        .step(at_bound, w.tick(), resolve(PKG), loaded(PKG, "1.0.0", data))
+    )
+    w.rotate(ROOT_KEYS[:2])
+    past = w.files()
+    # The Python client fails the mirror's update and persists none of the walked roots, so
+    # the next update walks from the same root and fails again.
+    (
+        g.seq("rotation", "33 new roots in one update fail it (bounded walk)", w)
+        .step(past, w.tick(), REFRESH, err("trust.root-rotation"))
+        .step(past, w.tick(), REFRESH, err("trust.root-rotation"))
     )
 
 
@@ -1772,6 +1795,7 @@ BUILDERS: list[Callable[[Generator], None]] = [
     index_expiry,
     index_mix_and_match,
     index_rotation,
+    index_root_walk,
     index_history,
     index_hash_length,
     index_server,

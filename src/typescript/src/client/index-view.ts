@@ -215,15 +215,9 @@ export class IndexView {
         }
         throw err;
       }
-      try {
-        state.updateRoot(data); // throws past MAX_ROOT_WALK steps (bounded walk)
-      } catch (err) {
-        // Reaching the bound is not a failure of the roots walked so far (FORMAT.md §3).
-        if (err instanceof TrustError && err.code === "trust.root-rotation" && roots.length >= MAX_ROOT_WALK) {
-          break;
-        }
-        throw err;
-      }
+      // Throws past MAX_ROOT_WALK steps (bounded walk), failing this mirror's update as the
+      // Python client does: the new roots are persisted only after a whole update succeeds.
+      state.updateRoot(data);
       roots.push(data);
     }
     // The rollback reference is loaded after the walk, checked with the newest root; a copy
