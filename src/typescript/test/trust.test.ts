@@ -422,6 +422,16 @@ describe("timestamp history (fork detection, FORMAT.md §3 history)", () => {
     assert.equal(state.timestamp?.version, 1);
   });
 
+  test("nothing is committed if the state moved while the history was read", async () => {
+    const state = client(T1);
+    const racing: HistoryReader = (link) => {
+      state.updateTimestamp(T2A); // another update committed meanwhile
+      return reader([T2A, T3A])(link);
+    };
+    await assert.rejects(state.updateTimestampWithHistory(T4A, racing), /changed while the timestamp history was read/);
+    assert.equal(state.timestamp?.version, 2);
+  });
+
   test("without a history reader a gap is not checked (documented limit)", () => {
     assert.equal(client(T2A).updateTimestamp(T4B).version, 4);
   });
