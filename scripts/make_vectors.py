@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import copy
 import hashlib
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -53,8 +55,10 @@ from modelmesh_connectors.index.metadata import (  # noqa: E402
     BinRelease,
     GroupNode,
     MetaRef,
+    TimestampLink,
     parse_bin,
     parse_group,
+    parse_timestamp,
 )
 from modelmesh_connectors.package.pack import pack_to_bytes  # noqa: E402
 from modelmesh_connectors.publish import repository  # noqa: E402
@@ -69,6 +73,8 @@ DAY = timedelta(days=1)
 ROOT_LIFE = 365 * DAY
 TOP_LIFE = 30 * DAY
 TS_LIFE = 7 * DAY
+DEFAULT_ROOT_WALK = 32  # new roots per update (FORMAT.md §3), both clients
+DEFAULT_HISTORY_WALK = 1024  # history links per update (FORMAT.md §3 history), both clients
 
 
 def key(label: str) -> SigningKey:
@@ -272,9 +278,18 @@ class World:
         )
         return data
 
-    def refresh_timestamp(self, expiry: timedelta = TS_LIFE) -> None:
-        self.tick()
+    def refresh_timestamp(self, expiry: timedelta = TS_LIFE, step: timedelta = HOUR) -> None:
+        self.tick(step)
         repository.refresh_timestamp(self.dir, self.ts_keys, expiry, now=self.now)
+
+    def fork(self, suffix: str) -> World:
+        """A copy of this index that goes on separately: a second writer syncing its own copy
+        without a compare-and-swap (FORMAT.md §3 history), or a server showing two branches."""
+        other = copy.copy(self)
+        other.dir = self.dir.with_name(f"{self.dir.name}-{suffix}")
+        other.ts_keys = list(self.ts_keys)
+        shutil.copytree(self.dir, other.dir)
+        return other
 
     def yank(self, name: str, version: str) -> None:
         self.tick()
@@ -849,6 +864,28 @@ def index_rotation(g: Generator) -> None:
         w.now + HOUR,
         REFRESH,
         err("trust.signature"),
+    )
+
+
+def index_root_walk(g: Generator) -> None:
+    """At most 32 new roots per update (FORMAT.md §3): 32 are walked, a 33rd fails the update."""
+    w, data = basic(g)
+    for _ in range(DEFAULT_ROOT_WALK):
+        w.rotate(ROOT_KEYS[:2])
+    at_bound = w.files()
+    (
+        g.seq("rotation", "32 new roots in one update are walked (the bound)", w)
+        .step(at_bound, w.tick(), REFRESH, fresh(2, 2, root=1 + DEFAULT_ROOT_WALK))
+        .step(at_bound, w.tick(), resolve(PKG), loaded(PKG, "1.0.0", data))
+    )
+    w.rotate(ROOT_KEYS[:2])
+    past = w.files()
+    # The Python client fails the mirror's update and persists none of the walked roots, so
+    # the next update walks from the same root and fails again.
+    (
+        g.seq("rotation", "33 new roots in one update fail it (bounded walk)", w)
+        .step(past, w.tick(), REFRESH, err("trust.root-rotation"))
+        .step(past, w.tick(), REFRESH, err("trust.root-rotation"))
     )
 
 
@@ -1606,6 +1643,150 @@ def zip_cases(g: Generator) -> None:
 
 # -- main ------------------------------------------------------------------------------------
 
+
+def payload_of(data: bytes) -> bytes:
+    return parse_envelope(data).payload
+
+
+def link_of(data: bytes) -> TimestampLink:
+    """The ``previous`` link naming the timestamp file ``data``."""
+    payload = payload_of(data)
+    return TimestampLink.of(parse_timestamp(payload).version, payload)
+
+
+def previous_of(data: bytes) -> TimestampLink:
+    """The ``previous`` link the timestamp file ``data`` carries."""
+    link = parse_timestamp(payload_of(data)).previous
+    if link is None:
+        raise ValueError("the timestamp names no predecessor")
+    return link
+
+
+def index_history(g: Generator) -> None:
+    g.describe(
+        "index-history",
+        "index-sequence",
+        "Timestamp history (FORMAT.md §3 history, §4 step 2): a newer timestamp must extend "
+        "the trusted one, across a gap through history/<version>-<sha256>.json; a fork, a "
+        "dropped history or a history starting above the trusted version is refused; a gap "
+        "longer than 1,024 timestamps is accepted unwalked; indexes written before history "
+        "keep working.",
+    )
+    w, _ = basic(g)  # timestamp 2, chained to 1
+    start = w.files()
+    for _ in range(3):
+        w.refresh_timestamp()
+    gap = w.files()  # timestamp 5: the client walks history 4 and 3 back to its 2
+    (
+        g.seq("history", "a gap is explained by the history files", w)
+        .step(start, w.tick(), REFRESH, fresh(2, 2))
+        .step(gap, w.tick(), REFRESH, fresh(5, 2))
+    )
+    link4 = previous_of(gap["timestamp.json"])
+    link3 = previous_of(gap[link4.path])
+    (
+        g.seq("history", "a history file that is not the one its link names", w)
+        .step(start, w.tick(), REFRESH, fresh(2, 2))
+        .step({**gap, link3.path: gap[link4.path]}, w.tick(), REFRESH, err("trust.hash"))
+    )
+    missing = dict(gap)
+    del missing[link3.path]
+    (
+        g.seq("history", "a missing history file fails the update", w)
+        .step(start, w.tick(), REFRESH, fresh(2, 2))
+        .step(missing, w.tick(), REFRESH, err("download"))
+    )
+    resigned_ts = resigned(start["timestamp.json"], [TS_KEY, STRANGER])
+    (
+        g.seq("history", "the same payload re-signed is the same timestamp", w)
+        .step(start, w.tick(), REFRESH, fresh(2, 2))
+        .step({**start, "timestamp.json": resigned_ts}, w.tick(), REFRESH, fresh(2, 2))
+    )
+
+    # Two writers from one state: each publishes its own version 3. Branch b then moves its
+    # index on (a newer top than the client's, so only the history tells the branches apart).
+    a, _ = basic(g)
+    b = a.fork("b")
+    a.publish(PKG, "1.1.0", connectors=SINK)
+    b.publish("vec-other", "1.0.0", connectors=[("vec.other.v1", "observability")])
+    a3, b3 = a.files(), b.files()
+    b.publish("vec-third", "1.0.0", connectors=[("vec.third.v1", "observability")])
+    b4 = b.files()
+    b.refresh_timestamp()
+    b.refresh_timestamp()
+    b6 = b.files()
+    (
+        g.seq("history", "a fork at the next version is refused", a)
+        .step(a3, b.tick(), REFRESH, fresh(3, 3))
+        .step(b4, b.tick(), REFRESH, err("trust.rollback.fork"))
+        .step(a3, b.tick(), REFRESH, fresh(3, 3))  # the trusted branch still loads
+    )
+    (
+        g.seq("history", "a fork hidden in a gap is refused", a)
+        .step(a3, b.tick(), REFRESH, fresh(3, 3))
+        .step(b6, b.tick(), REFRESH, err("trust.rollback.fork"))
+    )
+    (
+        g.seq("history", "the other branch is trusted by a client that never saw this one", b)
+        .step(b3, b.tick(), REFRESH, fresh(3, 3))
+        .step(b6, b.tick(), REFRESH, fresh(6, 4))
+    )
+
+    # A timestamp key holder drops the history: version 4 names no predecessor.
+    d, _ = basic(g)
+    d.refresh_timestamp()
+    chained = d.files()
+    state = repository.load_state(d.dir)
+    dropped = d.write_timestamp(version=state.timestamp.version + 1, previous=None)
+    (
+        g.seq("history", "a newer timestamp without previous after a chained one", d)
+        .step(chained, d.tick(), REFRESH, fresh(3, 2))
+        .step({**chained, "timestamp.json": dropped}, d.tick(), REFRESH, err("trust.rollback.fork"))
+    )
+    # ... or starts a new history above the trusted version: 5 names an unchained 4.
+    served = d.write_timestamp(version=state.timestamp.version + 2, previous=link_of(dropped))
+    late = {**chained, link_of(dropped).path: dropped, "timestamp.json": served}
+    (
+        g.seq("history", "a history starting above the trusted version", d)
+        .step(chained, d.tick(), REFRESH, fresh(3, 2))
+        .step(late, d.tick(), REFRESH, err("trust.rollback.fork"))
+    )
+
+    # An index written before history existed: unchained timestamps follow each other, and
+    # the first chained one links to the last unchained one.
+    p, _ = basic(g)
+    p1 = p.write_timestamp(previous=None)  # version 2, as a pre-history publisher wrote it
+    p2 = p.write_timestamp(version=3, previous=None)
+    p3 = p.write_timestamp(version=4, previous=link_of(p2))
+    base = p.files()
+    (
+        g.seq("history", "timestamps written before history keep working", p)
+        .step({**base, "timestamp.json": p1}, p.tick(), REFRESH, fresh(2, 2))
+        .step({**base, "timestamp.json": p2}, p.tick(), REFRESH, fresh(3, 2))
+        .step({**base, "timestamp.json": p3}, p.tick(), REFRESH, fresh(4, 2))
+    )
+
+    # The walk bound: a gap of 1,024 timestamps is walked (1,023 history files, then the
+    # trusted version is compared); a longer one is accepted after 1,024 links, unchecked.
+    la, _ = basic(g)
+    lb = la.fork("b")
+    la.refresh_timestamp()
+    lb.refresh_timestamp(expiry=TS_LIFE - HOUR)  # another version 3: a fork
+    trusted = la.files()
+    for _ in range(DEFAULT_HISTORY_WALK):
+        lb.refresh_timestamp(step=timedelta(seconds=10))
+    at_bound = lb.files()
+    lb.refresh_timestamp(step=timedelta(seconds=10))
+    past_bound = lb.files()
+    bound_version = 3 + DEFAULT_HISTORY_WALK
+    (
+        g.seq("history", "a fork 1,024 versions back is found; 1,025 back is not walked", lb)
+        .step(trusted, lb.tick(), REFRESH, fresh(3, 2))
+        .step(at_bound, lb.tick(), REFRESH, err("trust.rollback.fork"))
+        .step(past_bound, lb.tick(), REFRESH, fresh(bound_version + 1, 2))
+    )
+
+
 BUILDERS: list[Callable[[Generator], None]] = [
     index_baseline,
     index_signature,
@@ -1614,6 +1795,8 @@ BUILDERS: list[Callable[[Generator], None]] = [
     index_expiry,
     index_mix_and_match,
     index_rotation,
+    index_root_walk,
+    index_history,
     index_hash_length,
     index_server,
     index_policy,

@@ -18,4 +18,9 @@ export { type Manifest, type ManifestConnector, type NodeEntry, parseManifest } 
 export { openLocalPackage, type Package, packageFromBytes } from "./package/package.js";
 export { ConnectorRegistry, type Origin, type RegisterOptions, type RegistryOptions } from "./registry.js";
 export { type JsonValue, strictJson } from "./trust/strict-json.js";
-export { TrustedState } from "./trust/state.js";
+export {
+  DEFAULT_MAX_HISTORY_WALK,
+  type HistoryReader,
+  TrustedState,
+  verifyHistoryLink,
+} from "./trust/state.js";

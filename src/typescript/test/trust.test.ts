@@ -3,12 +3,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { ConnectorError } from "../src/errors.js";
+import { ConnectorError, DownloadError } from "../src/errors.js";
 import { parseEnvelope, pae, verifyThreshold } from "../src/trust/envelope.js";
 import { PublicKey, smallOrderProblem } from "../src/trust/keys.js";
-import { nameHash } from "../src/trust/metadata.js";
-import { canonicalJson, strictJson } from "../src/trust/strict-json.js";
-import { TrustedState } from "../src/trust/state.js";
+import { formatTime, historyPath, nameHash, parseTimestamp, type TimestampLink } from "../src/trust/metadata.js";
+import { canonicalJson, type JsonObject, strictJson } from "../src/trust/strict-json.js";
+import { type HistoryReader, TrustedState, verifyHistoryLink } from "../src/trust/state.js";
 import {
   envelopeBytes,
   jsPackage,
@@ -27,6 +27,18 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 function code(fn: () => unknown): string {
   try {
     fn();
+  } catch (err) {
+    if (err instanceof ConnectorError) {
+      return err.code;
+    }
+    throw err;
+  }
+  return "ok";
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
   } catch (err) {
     if (err instanceof ConnectorError) {
       return err.code;
@@ -299,5 +311,202 @@ describe("trusted state", () => {
     const { state } = update(pub, pub.anchor());
     const env = signEnvelope(RELEASE_TYPE, enc("{}"), [new TestKey()]);
     assert.equal(code(() => state.verifyRelease(canonicalJson(env))), "trust.signature");
+  });
+});
+
+describe("timestamp history (fork detection, FORMAT.md §3 history)", () => {
+  // Hand-made timestamps over one index state, as test_history.py builds them: each names
+  // its predecessor's payload hash; two with the same predecessor are a fork.
+  const pub = published({ history: false });
+  const anchor = pub.anchor();
+  const index = (JSON.parse(Buffer.from(payloadOf(pub.files.get("timestamp.json") as Uint8Array)).toString()) as {
+    index: JsonObject;
+  }).index;
+
+  function payloadOf(data: Uint8Array): Uint8Array {
+    return parseEnvelope(data).payload;
+  }
+  function linkOf(data: Uint8Array): TimestampLink {
+    const payload = payloadOf(data);
+    return { version: parseTimestamp(payload).version, sha256: sha256(payload) };
+  }
+  /** A signed timestamp of `version` linked to the timestamp file `previous` (none: unchained). */
+  function stamp(version: number, previous: Uint8Array | null, salt = 0, signers = [pub.timestampKey]): Uint8Array {
+    const payload = canonicalJson({
+      type: "timestamp",
+      spec: 1,
+      version,
+      expires: formatTime(new Date(NOW.getTime() + 7 * 86_400_000 - salt * 1000)),
+      index,
+      ...(previous === null ? {} : { previous: linkOf(previous) as unknown as JsonObject }),
+    });
+    return canonicalJson(signEnvelope(TIMESTAMP_TYPE, payload, signers));
+  }
+  function client(trusted: Uint8Array): TrustedState {
+    const state = new TrustedState(anchor, NOW);
+    state.loadTrustedTimestamp(trusted);
+    return state;
+  }
+  /** A history reader serving `files` (404 for any other), recording what it was asked. */
+  function reader(files: Uint8Array[], asked: string[] = []): HistoryReader {
+    const byPath = new Map(files.map((f) => [historyPath(linkOf(f)), f]));
+    return (link) => {
+      const path = historyPath(link);
+      asked.push(path);
+      const data = byPath.get(path);
+      if (data === undefined) {
+        throw new DownloadError("download.not-found", `${path}: 404`);
+      }
+      return data;
+    };
+  }
+
+  const T1 = stamp(1, null);
+  const T2A = stamp(2, T1);
+  const T2B = stamp(2, T1, 1); // the same predecessor: a fork at version 2
+  const T3A = stamp(3, T2A);
+  const T3B = stamp(3, T2B);
+  const T4A = stamp(4, T3A);
+  const T4B = stamp(4, T3B);
+
+  test("the next timestamp must name the trusted one", () => {
+    assert.equal(client(T1).updateTimestamp(T2A).version, 2);
+    assert.equal(client(T2A).updateTimestamp(T3A).version, 3);
+  });
+
+  test("a fork is refused with trust.rollback.fork and the trusted timestamp stays", () => {
+    const state = client(T2A);
+    let caught: unknown;
+    try {
+      state.updateTimestamp(T3B);
+    } catch (err) {
+      caught = err;
+    }
+    assert.ok(caught instanceof ConnectorError);
+    assert.equal(caught.code, "trust.rollback.fork"); // a kind of rollback: the family matches
+    assert.match(caught.message, /two different histories/);
+    assert.ok(caught.hint);
+    assert.equal(state.timestamp?.version, 2);
+    assert.equal(state.updateTimestamp(T3A).version, 3);
+  });
+
+  test("a gap is explained by the history files, walked newest first", async () => {
+    const asked: string[] = [];
+    const ts = await client(T1).updateTimestampWithHistory(T4A, reader([T2A, T3A], asked));
+    assert.equal(ts.version, 4);
+    assert.deepEqual(asked, [historyPath(linkOf(T3A)), historyPath(linkOf(T2A))]);
+  });
+
+  test("the next version needs no history file", async () => {
+    const asked: string[] = [];
+    assert.equal((await client(T2A).updateTimestampWithHistory(T3A, reader([], asked))).version, 3);
+    assert.deepEqual(asked, []);
+  });
+
+  test("a fork hidden in a gap is refused", async () => {
+    const state = client(T2A);
+    assert.equal(await codeOf(state.updateTimestampWithHistory(T4B, reader([T2B, T3B]))), "trust.rollback.fork");
+    assert.equal(state.timestamp?.version, 2);
+  });
+
+  test("a history file must be the one its link names", async () => {
+    const wrong: HistoryReader = () => T3B; // served under T3a's name
+    assert.equal(await codeOf(client(T1).updateTimestampWithHistory(T4A, wrong)), "trust.hash");
+    const notEnvelope: HistoryReader = () => new TextEncoder().encode("{}");
+    assert.equal(await codeOf(client(T1).updateTimestampWithHistory(T4A, notEnvelope)), "trust.signature");
+  });
+
+  test("a missing history file fails the update with the reader's error", async () => {
+    const state = client(T1);
+    assert.equal(await codeOf(state.updateTimestampWithHistory(T4A, reader([T3A]))), "download.not-found");
+    assert.equal(state.timestamp?.version, 1);
+  });
+
+  test("nothing is committed if the state moved while the history was read", async () => {
+    const state = client(T1);
+    const racing: HistoryReader = (link) => {
+      state.updateTimestamp(T2A); // another update committed meanwhile
+      return reader([T2A, T3A])(link);
+    };
+    await assert.rejects(state.updateTimestampWithHistory(T4A, racing), /changed while the timestamp history was read/);
+    assert.equal(state.timestamp?.version, 2);
+  });
+
+  test("without a history reader a gap is not checked (documented limit)", () => {
+    assert.equal(client(T2A).updateTimestamp(T4B).version, 4);
+  });
+
+  test("the walk is bounded: past maxHistoryWalk links the gap is accepted unchecked", async () => {
+    // T4b over trusted T2a needs one file (T3b), then the comparison at version 2.
+    assert.equal(await codeOf(client(T2A).updateTimestampWithHistory(T4B, reader([T3B]), 2)), "trust.rollback.fork");
+    const asked: string[] = [];
+    assert.equal((await client(T2A).updateTimestampWithHistory(T4B, reader([T3B], asked), 1)).version, 4);
+    assert.equal(asked.length, 1);
+    // Never more than maxHistoryWalk files, however long the chain behind them.
+    const asked2: string[] = [];
+    const t5b = stamp(5, T4B);
+    assert.equal((await client(T2A).updateTimestampWithHistory(t5b, reader([T3B, T4B], asked2), 1)).version, 5);
+    assert.deepEqual(asked2, [historyPath(linkOf(T4B))]);
+  });
+
+  test("dropping the history is a fork; an index written before history keeps working", async () => {
+    const unlinked3 = stamp(3, null);
+    let message = "";
+    try {
+      client(T2A).updateTimestamp(unlinked3);
+    } catch (err) {
+      message = (err as Error).message;
+      assert.equal((err as ConnectorError).code, "trust.rollback.fork");
+    }
+    assert.match(message, /names no predecessor/);
+    assert.equal(await codeOf(client(T2A).updateTimestampWithHistory(unlinked3, reader([]))), "trust.rollback.fork");
+    const legacy1 = stamp(1, null);
+    const legacy2 = stamp(2, null, 2);
+    assert.equal(client(legacy1).updateTimestamp(legacy2).version, 2);
+    // The first chained timestamp links to the last unchained one.
+    assert.equal(client(legacy2).updateTimestamp(stamp(3, legacy2)).version, 3);
+  });
+
+  test("a history starting after the trusted version is a fork", async () => {
+    const lateStart = stamp(3, null, 3);
+    const t4 = stamp(4, lateStart);
+    const state = client(T2A);
+    await assert.rejects(state.updateTimestampWithHistory(t4, reader([lateStart])), (err: ConnectorError) => {
+      assert.equal(err.code, "trust.rollback.fork");
+      assert.match(err.message, /history starts at version 3/);
+      return true;
+    });
+  });
+
+  test("a link that skips the trusted version is a fork", async () => {
+    const t5 = stamp(5, T3A); // trusted T4a; T5 names T3a
+    assert.equal(await codeOf(client(T4A).updateTimestampWithHistory(t5, reader([]))), "trust.rollback.fork");
+  });
+
+  test("same version: a re-signature of the same payload is accepted, other payload bytes are not", () => {
+    const resigned = stamp(2, T1, 0, [pub.timestampKey, new TestKey()]);
+    assert.notDeepEqual(resigned, T2A);
+    assert.equal(client(T2A).updateTimestamp(resigned).version, 2);
+    assert.equal(code(() => client(T2A).updateTimestamp(T2B)), "trust.rollback");
+  });
+
+  test("verifyHistoryLink checks the payload hash and the version", () => {
+    assert.equal(verifyHistoryLink(linkOf(T2A), T2A).version, 2);
+    assert.equal(code(() => verifyHistoryLink({ ...linkOf(T2A), version: 3 }, T2A)), "trust.metadata");
+    assert.equal(code(() => verifyHistoryLink(linkOf(T2A), T2B)), "trust.hash");
+  });
+
+  test("the test publisher's history explains its own gaps", async () => {
+    const chained = published();
+    const first = update(chained, chained.anchor());
+    chained.commit();
+    chained.commit();
+    chained.writeTimestamp(); // version 4 over trusted version 1: two history files
+    const state = new TrustedState(chained.anchor(), NOW);
+    state.loadTrustedTimestamp(first.ts);
+    const files = (link: TimestampLink) => chained.files.get(historyPath(link)) as Uint8Array;
+    const ts = await state.updateTimestampWithHistory(chained.files.get("timestamp.json") as Uint8Array, files);
+    assert.equal(ts.version, 4);
+    assert.ok(ts.previous);
   });
 });

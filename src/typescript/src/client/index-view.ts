@@ -10,13 +10,13 @@
  */
 
 import { DownloadError, ResolutionError, TrustError } from "../errors.js";
-import { type BinRelease, type GroupNode, MetaRef, nameHash } from "../trust/metadata.js";
+import { type BinRelease, type GroupNode, historyPath, MetaRef, nameHash } from "../trust/metadata.js";
 import { TrustedState } from "../trust/state.js";
 import type { Fetcher } from "./fetch.js";
 import type { OriginState } from "./statestore.js";
 
 export const MAX_ROOT_BYTES = 512 * 1024; // bytes; a root lists a few dozen keys
-export const MAX_TIMESTAMP_BYTES = 16 * 1024; // bytes; FORMAT.md §4
+export const MAX_TIMESTAMP_BYTES = 16 * 1024; // bytes, timestamp.json and each history file; FORMAT.md §4
 export const MAX_ROOT_WALK = 32; // root versions per update (bounded walk)
 
 /** Options of an {@link IndexView}. */
@@ -215,15 +215,9 @@ export class IndexView {
         }
         throw err;
       }
-      try {
-        state.updateRoot(data); // throws past MAX_ROOT_WALK steps (bounded walk)
-      } catch (err) {
-        // Reaching the bound is not a failure of the roots walked so far (FORMAT.md §3).
-        if (err instanceof TrustError && err.code === "trust.root-rotation" && roots.length >= MAX_ROOT_WALK) {
-          break;
-        }
-        throw err;
-      }
+      // Throws past MAX_ROOT_WALK steps (bounded walk), failing this mirror's update as the
+      // Python client does: the new roots are persisted only after a whole update succeeds.
+      state.updateRoot(data);
       roots.push(data);
     }
     // The rollback reference is loaded after the walk, checked with the newest root; a copy
@@ -231,7 +225,10 @@ export class IndexView {
     this.withLocal(state);
     const tsBytes = await f.fetchBytes(`${mirror}timestamp.json`, MAX_TIMESTAMP_BYTES);
     const previous = state.timestamp !== null && state.index !== null ? state.timestamp.index : null;
-    const ts = state.updateTimestamp(tsBytes);
+    // A gap since the trusted timestamp is explained by the index's history files.
+    const ts = await state.updateTimestampWithHistory(tsBytes, (link) =>
+      f.fetchBytes(`${mirror}${historyPath(link)}`, MAX_TIMESTAMP_BYTES),
+    );
     let top: Uint8Array | null = null;
     if (!ts.index.equals(previous)) {
       top = await f.fetchBytes(`${mirror}${ts.index.path}`, ts.index.length);

@@ -456,6 +456,11 @@ export interface TimestampLink {
   readonly sha256: string;
 }
 
+/** `history/<version>-<sha256>.json`: where the timestamp a link names is kept for good. */
+export function historyPath(link: TimestampLink): string {
+  return `history/${link.version}-${link.sha256}.json`;
+}
+
 /** The freshness file (`timestamp.json`). */
 export interface Timestamp {
   readonly version: number;

@@ -5,9 +5,10 @@
  * returns a verified, typed object or throws a {@link TrustError}. Nothing here opens a file
  * or a socket or reads the clock, so every attack is a short unit test.
  *
- * Two layers: pure per-file checks (`verifyAnchorRoot`, `verifyNextRoot`, …), and
- * {@link TrustedState}, which adds update order, rollback protection, the bounded root walk
- * and expiry across files (FORMAT.md §4).
+ * Two layers: pure per-file checks (`verifyAnchorRoot`, `verifyNextRoot`,
+ * `verifyHistoryLink`, …), and {@link TrustedState}, which adds update order, rollback and
+ * fork protection (the timestamp history), the bounded root walk and expiry across files
+ * (FORMAT.md §4).
  */
 
 import { ResolutionError, TrustError, UsageError } from "../errors.js";
@@ -26,6 +27,7 @@ import {
   type BinRelease,
   formatTime,
   type GroupNode,
+  historyPath,
   type IndexTop,
   MetadataError,
   type MetaRef,
@@ -39,11 +41,20 @@ import {
   type Release,
   type Root,
   type Timestamp,
+  type TimestampLink,
 } from "./metadata.js";
 import type { JsonValue } from "./strict-json.js";
 
 /** New root versions accepted per update (FORMAT.md §3). */
 export const DEFAULT_MAX_ROOT_ROTATIONS = 32;
+/** History links followed per update (FORMAT.md §3 history). */
+export const DEFAULT_MAX_HISTORY_WALK = 1024;
+
+/**
+ * Returns the bytes of `history/<version>-<sha256>.json` for a link (the caller's I/O; see
+ * {@link historyPath}).
+ */
+export type HistoryReader = (link: TimestampLink) => Promise<Uint8Array> | Uint8Array;
 const HEX_RE = /^[0-9a-f]*$/;
 
 type EnvelopeInput = Uint8Array | JsonValue | Envelope;
@@ -188,6 +199,98 @@ function verifyTimestampBytes(
     what,
   });
   return [parseTimestamp(env.payload, what), env.payload];
+}
+
+/**
+ * Check a history file against the link that names it, and parse it.
+ *
+ * No signature is checked: the link comes from a verified timestamp (or from a file checked
+ * this way), so the hash chain authenticates every file back from it, even one signed by
+ * keys rotated out since.
+ *
+ * @param link The `previous` link naming the file.
+ * @param data The bytes of `history/<version>-<sha256>.json`.
+ * @returns The timestamp it holds.
+ * @throws TrustError `trust.signature` (not an envelope), `trust.hash` (its payload is not
+ *   the one the link names), `trust.metadata` (not a timestamp of the linked version).
+ */
+export function verifyHistoryLink(link: TimestampLink, data: Uint8Array): Timestamp {
+  const what = historyPath(link);
+  const payload = envelope(data, what).payload;
+  const digest = sha256Hex(payload);
+  if (digest !== link.sha256) {
+    throw new TrustError(
+      "trust.hash",
+      `sha256 mismatch for ${what}: expected payload ${link.sha256}, got ${digest}`,
+    );
+  }
+  const ts = parseTimestamp(payload, what);
+  if (ts.version !== link.version) {
+    throw new MetadataError(`${what}: expected timestamp version ${link.version}, got ${ts.version}`);
+  }
+  return ts;
+}
+
+/**
+ * Whether `next` extends the trusted timestamp `old` (FORMAT.md §3 history), as a walk that
+ * yields each history link it needs and is resumed with that file's bytes: the one rule
+ * for the synchronous check (no reader: it never yields) and the asynchronous one, with no
+ * I/O of its own.
+ *
+ * `next` names `old` (version and payload hash) as `previous`, or across a gap the links
+ * through the history files lead to it. Another predecessor at that version, a history that
+ * starts above it, or a `previous` dropped after a trusted one had it is a fork. Past
+ * `maxWalk` links, and without a reader, a gap is accepted unchecked.
+ *
+ * @throws TrustError `trust.rollback.fork`, or whatever {@link verifyHistoryLink} throws.
+ */
+function* extendsTrusted(
+  old: Timestamp,
+  oldPayload: Uint8Array,
+  next: Timestamp,
+  canRead: boolean,
+  maxWalk: number,
+): Generator<TimestampLink, void, Uint8Array> {
+  if (next.previous === null) {
+    if (old.previous !== null) {
+      throw new TrustError(
+        "trust.rollback.fork",
+        `timestamp.json: version ${next.version} names no predecessor, but the trusted version ${old.version} is part of a history (history dropped: a fork?)`,
+      );
+    }
+    return; // an index written before history existed
+  }
+  let link = next.previous;
+  let walked = 0;
+  for (; walked < maxWalk; walked++) {
+    if (link.version <= old.version || !canRead) {
+      break;
+    }
+    const ts = verifyHistoryLink(link, yield link);
+    if (ts.previous === null) {
+      throw new TrustError(
+        "trust.rollback.fork",
+        `timestamp.json: version ${next.version}'s history starts at version ${ts.version}, after the trusted version ${old.version}: not the history this client trusts`,
+      );
+    }
+    link = ts.previous;
+  }
+  if (walked === maxWalk) {
+    return; // a gap longer than the walk: accepted unchecked (FORMAT.md §3 limits)
+  }
+  if (link.version > old.version) {
+    return; // no history reader: the gap is not checked
+  }
+  const trusted = sha256Hex(oldPayload);
+  if (link.version !== old.version || link.sha256 !== trusted) {
+    throw new TrustError(
+      "trust.rollback.fork",
+      `timestamp.json: version ${next.version} extends timestamp version ${link.version} (payload sha256 ${link.sha256}), but this client trusts version ${old.version} (payload sha256 ${trusted}): the index showed two different histories`,
+      {
+        hint: "a publisher wrote without a compare-and-swap, or the server is compromised; compare the index's history/ with the timestamps clients hold",
+      },
+    );
+  }
 }
 
 /** Verify a timestamp's signatures and parse it (no expiry or rollback check). */
@@ -539,21 +642,77 @@ export class TrustedState {
   }
 
   /**
-   * Accept a newly fetched timestamp. Ends the root walk.
+   * Accept a newly fetched timestamp, checking only that it extends the trusted one without
+   * reading history: the next version must name the trusted one as `previous`; a gap is
+   * accepted unchecked (FORMAT.md §3 limits). A client that can fetch history files uses
+   * {@link updateTimestampWithHistory}. Ends the root walk.
    *
    * @throws TrustError `trust.expired` (root or timestamp), `trust.signature`,
-   *   `trust.metadata`, `trust.rollback`.
+   *   `trust.metadata`, `trust.rollback` (lower version, same version with other payload
+   *   bytes, lower pinned index version or the same with another hash),
+   *   `trust.rollback.fork` (does not extend the trusted timestamp).
    */
   updateTimestamp(data: Uint8Array): Timestamp {
+    const checked = this.checkTimestamp(data);
+    if (checked.extends !== null && !checked.extends.next().done) {
+      throw new UsageError("the history walk asked for a file without a history reader");
+    }
+    return this.commitTimestamp(checked.next, checked.payload);
+  }
+
+  /**
+   * Accept a newly fetched timestamp. Ends the root walk.
+   *
+   * A newer timestamp must extend the trusted one (FORMAT.md §3 history): the next version
+   * names the trusted one's payload hash as `previous`; across a gap, the links are followed
+   * through `history` back to the trusted version. Another predecessor at that version
+   * means the server showed this client two different histories (`trust.rollback.fork`).
+   * Past `maxHistoryWalk` links a gap is accepted unchecked. Nothing is committed until the
+   * walk is over.
+   *
+   * @param history Reads one history file (see {@link historyPath}).
+   * @param maxHistoryWalk Most history links followed (default 1024).
+   * @throws TrustError As {@link updateTimestamp}; `trust.hash` when a history file is not
+   *   the one its link names; whatever `history` throws (e.g. a download error).
+   */
+  async updateTimestampWithHistory(
+    data: Uint8Array,
+    history: HistoryReader,
+    maxHistoryWalk = DEFAULT_MAX_HISTORY_WALK,
+  ): Promise<Timestamp> {
+    const checked = this.checkTimestamp(data, maxHistoryWalk);
+    if (checked.extends !== null) {
+      const walk = checked.extends;
+      for (let step = walk.next(); !step.done; ) {
+        step = walk.next(await history(step.value));
+      }
+    }
+    // The state may not have moved while the reader ran (one update at a time).
+    if (this.indexUpdated || this.ts !== checked.old) {
+      throw new UsageError("the trusted state changed while the timestamp history was read");
+    }
+    return this.commitTimestamp(checked.next, checked.payload);
+  }
+
+  /** Every check of a new timestamp but the history walk, which it returns unstarted. */
+  private checkTimestamp(
+    data: Uint8Array,
+    maxHistoryWalk?: number,
+  ): {
+    next: Timestamp;
+    payload: Uint8Array;
+    old: Timestamp | null;
+    extends: Generator<TimestampLink, void, Uint8Array> | null;
+  } {
     if (this.indexUpdated) {
-      throw new UsageError("cannot update the timestamp after the index top was updated",
-      );
+      throw new UsageError("cannot update the timestamp after the index top was updated");
     }
     this.rootFinal = true;
     // After the walk the root must be fresh: an expired root may list stolen keys.
     this.expiry(this.rootName(), this.currentRoot.expires);
     const [next, payload] = verifyTimestampBytes(this.currentRoot, data, "timestamp.json");
     const old = this.ts;
+    let walk: Generator<TimestampLink, void, Uint8Array> | null = null;
     if (old !== null) {
       if (next.version < old.version) {
         throw new TrustError(
@@ -579,7 +738,15 @@ export class TrustedState {
           `timestamp.json: pins index version ${next.indexVersion} with sha256 ${next.index.sha256}, but the trusted index version ${old.indexVersion} has sha256 ${old.index.sha256}`,
         );
       }
+      if (next.version > old.version) {
+        const canRead = maxHistoryWalk !== undefined;
+        walk = extendsTrusted(old, this.tsPayload, next, canRead, maxHistoryWalk ?? DEFAULT_MAX_HISTORY_WALK);
+      }
     }
+    return { next, payload, old, extends: walk };
+  }
+
+  private commitTimestamp(next: Timestamp, payload: Uint8Array): Timestamp {
     this.expiry("timestamp.json", next.expires);
     this.ts = next;
     this.tsPayload = payload;

@@ -136,6 +136,11 @@ export interface PublisherOptions {
   rootThreshold?: number;
   rootKeyCount?: number;
   publishers?: { name: string; keys: TestKey[]; namespaces: string[]; threshold?: number }[];
+  /**
+   * Chain timestamps with `previous` and keep each one under `history/` (FORMAT.md §3, the
+   * default, as every publisher since history); false writes a pre-history index.
+   */
+  history?: boolean;
 }
 
 /** The repository simulator. */
@@ -149,6 +154,9 @@ export class TestPublisher {
   rootVersion = 0;
   indexVersion = 0;
   timestampVersion = 0;
+  history: boolean;
+  /** The last timestamp written (version, payload bytes) and the link it carried. */
+  private lastTimestamp: { version: number; payload: Uint8Array; previous: JsonObject | null } | null = null;
   level: [number, number];
   now: Date;
   rootDays: number;
@@ -165,6 +173,7 @@ export class TestPublisher {
     this.rootKeys = Array.from({ length: opts.rootKeyCount ?? 2 }, () => new TestKey());
     this.rootThreshold = opts.rootThreshold ?? 1;
     this.publishers = opts.publishers ?? [];
+    this.history = opts.history ?? true;
     this.writeRoot(this.rootKeys);
   }
 
@@ -308,21 +317,32 @@ export class TestPublisher {
     this.writeTimestamp(topRef, opts.timestampVersion);
   }
 
-  /** Re-sign the timestamp over the current top (new version unless given). */
+  /**
+   * Re-sign the timestamp over the current top (new version unless given). With history it
+   * links to the last timestamp of a lower version and is kept as `history/<v>-<sha>.json`.
+   */
   writeTimestamp(topRef?: JsonObject, version?: number): Uint8Array {
     const ref = topRef ?? this.currentTopRef();
     this.timestampVersion = version ?? this.timestampVersion + 1;
-    const data = envelopeBytes(
-      TIMESTAMP_TYPE,
-      {
-        type: "timestamp",
-        spec: 1,
-        version: this.timestampVersion,
-        expires: this.expires(this.timestampDays),
-        index: { version: this.indexVersion, ...ref },
-      },
-      [this.timestampKey],
-    );
+    const last = this.lastTimestamp;
+    let previous: JsonObject | null = null;
+    if (this.history && last !== null) {
+      previous =
+        last.version < this.timestampVersion ? { version: last.version, sha256: sha256(last.payload) } : last.previous;
+    }
+    const payload = canonicalJson({
+      type: "timestamp",
+      spec: 1,
+      version: this.timestampVersion,
+      expires: this.expires(this.timestampDays),
+      index: { version: this.indexVersion, ...ref },
+      ...(previous === null ? {} : { previous }),
+    });
+    const data = canonicalJson(signEnvelope(TIMESTAMP_TYPE, payload, [this.timestampKey]));
+    this.lastTimestamp = { version: this.timestampVersion, payload, previous };
+    if (this.history) {
+      this.files.set(`history/${this.timestampVersion}-${sha256(payload)}.json`, data);
+    }
     this.files.set("timestamp.json", data);
     return data;
   }
