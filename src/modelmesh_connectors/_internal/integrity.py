@@ -101,7 +101,9 @@ def _function(func: FunctionType) -> tuple[int, ...]:
     )
 
 
-_FUNCTION_PARTS = attrgetter("__code__", "__defaults__", "__kwdefaults__", "__closure__", "__globals__")
+_FUNCTION_PARTS = attrgetter(
+    "__code__", "__defaults__", "__kwdefaults__", "__closure__", "__globals__"
+)
 
 # Members that can hold no function: only their identity is recorded. Exact types (a
 # subclass could define ``__func__``), so anything else takes the general path below.
