@@ -133,10 +133,17 @@ def _scope(
             add(id(value))
         elif kind is FunctionType:
             add(_function(value))
+        elif isinstance(value, type):
+            # A class is recorded by identity (a module's own classes get a scope of their
+            # own below), without asking it for ``__func__``: a missing attribute on a class
+            # or module raises and formats an AttributeError, most of this function's cost.
+            add(id(value))
+            if classes is not None and value.__module__ == module:
+                classes.append((f"{module}.{attr}", value))
+        elif kind is ModuleType:
+            add(id(value))
         else:
             add(_general(value))
-            if classes is not None and isinstance(value, type) and value.__module__ == module:
-                classes.append((f"{module}.{attr}", value))
     return tuple(k for k, _ in items), tuple(signatures)
 
 
