@@ -188,6 +188,11 @@ class PackageFiles(Mapping[str, bytes]):
     def __len__(self) -> int:
         return len(self._files)
 
+    def __contains__(self, key: object) -> bool:
+        # Mapping's default answers "no" by catching a KeyError from __getitem__; the
+        # importer asks about every module name it resolves.
+        return key in self._files
+
     def directories(self) -> frozenset[str]:
         """Every directory implied by the file paths (``a/b/c.py`` → ``a``, ``a/b``)."""
         dirs: set[str] = set()
