@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from modelmesh_connectors._internal import integrity, record
-from modelmesh_connectors.index import envelope, trust
+from modelmesh_connectors.index import envelope, keys, trust
 from modelmesh_connectors.package import importer
 
 
@@ -40,6 +41,8 @@ def _target() -> Callable[..., object]:
         ("class method", "modelmesh_connectors.index.trust.TrustedState.verify_release_signed"),
         ("record base", "modelmesh_connectors._internal.record.Frozen.__eq__"),
         ("module constant", "modelmesh_connectors.package.importer._EXECUTED"),
+        ("class", "modelmesh_connectors.index.trust.TrustedState"),
+        ("module", "modelmesh_connectors.index.keys.hashlib"),
     ],
 )
 def test_each_rebinding_is_named(
@@ -60,6 +63,10 @@ def test_each_rebinding_is_named(
         undo(trust.TrustedState, "verify_release_signed", lambda self, data: None)
     elif what == "record base":
         undo(record.Frozen, "__eq__", lambda self, other: True)
+    elif what == "class":
+        undo(trust, "TrustedState", type("TrustedState", (trust.TrustedState,), {}))
+    elif what == "module":
+        undo(keys, "hashlib", types.ModuleType("hashlib"))
     else:
         undo(importer, "_EXECUTED", {})
     assert expected in integrity.changes(baseline)

@@ -88,6 +88,13 @@ def test_an_offline_registry_from_the_cache_imports_only_what_it_uses(tmp_path: 
         "from modelmesh_connectors import ConnectorRegistry\n"
         f"r = ConnectorRegistry.from_config({config!r})\n"
         "assert {'acme.audit-log.v1', 'acme.other.v1'} <= {i.id for i in r.list_connectors()}\n"
+        # Patterns compiled on first use only: none of these inputs appears on this path.
+        "from modelmesh_connectors._internal import redact\n"
+        "from modelmesh_connectors.client import config\n"
+        "from modelmesh_connectors.package import manifest\n"
+        "lazy = [redact._userinfo_in_text, config._duration_re, config._rate_re,\n"
+        "        manifest._node_patterns]\n"
+        "assert [f.__name__ for f in lazy if f.cache_info().currsize] == []\n"
     )
     assert [m for m in loaded if any(m == h or m.startswith(h + ".") for h in OFFLINE_UNUSED)] == []
     assert "cryptography.hazmat.primitives.asymmetric.ed25519" in loaded  # still verified

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import importlib
 import sys
+from operator import attrgetter
 from types import FunctionType, ModuleType
 from typing import Any
 
@@ -66,14 +67,20 @@ _FOREIGN: tuple[tuple[ModuleType, tuple[str, ...]], ...] = (
     (importlib, ("import_module",)),
 )
 
-Fingerprint = dict[str, tuple[int, ...]]
+# Scope ("pkg.module" or "pkg.module.Class") -> (member names, one signature per member).
+# Per scope, not per member: one tuple comparison skips an unchanged scope in ``changes``,
+# and no dotted key is built for the ~2,000 members that never change (issue 14: the
+# fingerprint is taken on every start that loads a package).
+Fingerprint = dict[str, tuple[tuple[str, ...], tuple[object, ...]]]
 
 
 _NO_KWDEFAULTS = hash(())
 
 
 def _function(func: FunctionType) -> tuple[int, ...]:
-    closure = func.__closure__
+    code, defaults, kwdefaults, closure, globals_ = _FUNCTION_PARTS(func)
+    if not (defaults or kwdefaults or closure):  # most functions: no per-part loops
+        return (id(func), id(code), id(defaults), _NO_KWDEFAULTS, id(globals_))
     cells: list[int] = []
     if closure:
         for cell in closure:
@@ -81,37 +88,63 @@ def _function(func: FunctionType) -> tuple[int, ...]:
                 cells.append(id(cell.cell_contents))
             except ValueError:  # an empty cell
                 cells.append(0)
-    defaults = func.__defaults__
-    kwdefaults = func.__kwdefaults__
     return (
         id(func),
-        id(func.__code__),
+        id(code),
         id(defaults),
         *(map(id, defaults) if defaults else ()),
         hash(tuple(sorted((k, id(v)) for k, v in kwdefaults.items())))
         if kwdefaults
         else _NO_KWDEFAULTS,
         *cells,
-        id(func.__globals__),
+        id(globals_),
     )
 
+
+_FUNCTION_PARTS = attrgetter(
+    "__code__", "__defaults__", "__kwdefaults__", "__closure__", "__globals__"
+)
 
 # Members that can hold no function: only their identity is recorded. Exact types (a
 # subclass could define ``__func__``), so anything else takes the general path below.
 _PLAIN = frozenset({str, int, bool, float, bytes, tuple, frozenset, dict, list, type(None)})
 
 
-def _member(value: Any) -> tuple[int, ...]:
-    kind = type(value)
-    if kind is FunctionType:  # the common case, as the general path below would do
-        return (id(value), *_function(value))
-    if kind in _PLAIN:
-        return (id(value),)
+def _general(value: Any) -> object:
+    """A member that is neither a function nor a plain constant (properties, descriptors)."""
     target = value.fget if isinstance(value, property) else value
     target = getattr(target, "__func__", target)  # staticmethod, classmethod
     if isinstance(target, FunctionType):
         return (id(value), *_function(target))
-    return (id(value),)
+    return id(value)
+
+
+def _scope(
+    namespace: Any, module: str | None = None, classes: list[tuple[str, type]] | None = None
+) -> tuple[tuple[str, ...], tuple[object, ...]]:
+    """One scope's names and member signatures; ``classes`` collects the module's own classes."""
+    items = list(namespace.items())  # one snapshot: names and values stay paired
+    signatures: list[object] = []
+    add = signatures.append
+    for attr, value in items:
+        # The common cases inline: a call per member is most of the cost.
+        kind = type(value)
+        if kind in _PLAIN:
+            add(id(value))
+        elif kind is FunctionType:
+            add(_function(value))
+        elif isinstance(value, type):
+            # A class is recorded by identity (a module's own classes get a scope of their
+            # own below), without asking it for ``__func__``: a missing attribute on a class
+            # or module raises and formats an AttributeError, most of this function's cost.
+            add(id(value))
+            if classes is not None and value.__module__ == module:
+                classes.append((f"{module}.{attr}", value))
+        elif kind is ModuleType:
+            add(id(value))
+        else:
+            add(_general(value))
+    return tuple(k for k, _ in items), tuple(signatures)
 
 
 def fingerprint() -> Fingerprint:
@@ -124,19 +157,19 @@ def fingerprint() -> Fingerprint:
         An opaque mapping to compare with :func:`changes`.
     """
     out: Fingerprint = {}
+    classes: list[tuple[str, type]] = []
     for short in _MODULES:
         module = importlib.import_module(f"{_ROOT}.{short}")
-        for name, value in list(vars(module).items()):
-            key = f"{module.__name__}.{name}"
-            out[key] = _member(value)
-            if isinstance(value, type) and value.__module__ == module.__name__:
-                for attr, member in list(vars(value).items()):
-                    out[f"{key}.{attr}"] = _member(member)
+        out[module.__name__] = _scope(vars(module), module.__name__, classes)
+    for scope, cls in classes:
+        out[scope] = _scope(vars(cls))
     for module, names in _FOREIGN:
-        for name in names:
-            if hasattr(module, name):
-                out[f"{module.__name__}.{name}"] = (id(getattr(module, name)),)
-    out["sys.modules"] = tuple(id(sys.modules.get(f"{_ROOT}.{short}")) for short in _MODULES)
+        present = tuple(n for n in names if hasattr(module, n))
+        out[module.__name__] = (present, tuple(id(getattr(module, n)) for n in present))
+    out["sys"] = (
+        ("modules",),
+        (tuple(id(sys.modules.get(f"{_ROOT}.{short}")) for short in _MODULES),),
+    )
     return out
 
 
@@ -150,4 +183,12 @@ def changes(baseline: Fingerprint) -> list[str]:
         Sorted dotted names that were added, removed or rebound.
     """
     now = fingerprint()
-    return sorted(k for k in baseline.keys() | now.keys() if baseline.get(k) != now.get(k))
+    changed: list[str] = []
+    for scope in baseline.keys() | now.keys():
+        before, after = baseline.get(scope), now.get(scope)
+        if before == after:
+            continue
+        old = dict(zip(*before, strict=True)) if before is not None else {}
+        new = dict(zip(*after, strict=True)) if after is not None else {}
+        changed.extend(f"{scope}.{k}" for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    return sorted(changed)

@@ -188,6 +188,11 @@ class PackageFiles(Mapping[str, bytes]):
     def __len__(self) -> int:
         return len(self._files)
 
+    def __contains__(self, key: object) -> bool:
+        # Mapping's default answers "no" by catching a KeyError from __getitem__; the
+        # importer asks about every module name it resolves.
+        return key in self._files
+
     def directories(self) -> frozenset[str]:
         """Every directory implied by the file paths (``a/b/c.py`` → ``a``, ``a/b``)."""
         dirs: set[str] = set()
@@ -307,9 +312,10 @@ def check_entry_name(name: str, *, source: str, is_dir: bool = False) -> str:
         raise unsafe(f"name is {_utf8_len(name)} bytes long, over the cap of {MAX_NAME_BYTES}")
     if "\x00" in name:
         raise unsafe("NUL character in entry name (some readers cut the name there)")
-    for char in name:
-        if problem := _char_problem(char):
-            raise unsafe(f"{problem} in entry name")
+    if not (name.isascii() and name.isprintable()):  # printable ASCII: no char to refuse
+        for char in name:
+            if problem := _char_problem(char):
+                raise unsafe(f"{problem} in entry name")
     if "\\" in name:
         raise unsafe("backslash in entry name (path separator on Windows)")
     if name.startswith("/"):

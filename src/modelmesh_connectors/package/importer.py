@@ -26,6 +26,7 @@ import functools
 import importlib
 import importlib.machinery
 import sys
+from operator import methodcaller
 from types import FrameType, FunctionType, MethodType, ModuleType
 
 from modelmesh_connectors.errors import MissingEntryPointError, PackageImportError
@@ -70,9 +71,14 @@ def namespace_for(manifest: Manifest, digest: str) -> str:
 
 
 def _names_in(namespace: str) -> list[str]:
-    """Every ``sys.modules`` key that is ``namespace`` or under it (one pass, no call per key)."""
+    """Every ``sys.modules`` key that is ``namespace`` or under it.
+
+    The scan of every key runs in C (``filter`` with ``str.startswith``); only the few keys
+    that start with the namespace text are looked at again in Python.
+    """
     prefix = namespace + "."
-    return [n for n in list(sys.modules) if n.startswith(prefix) or n == namespace]
+    starts = methodcaller("startswith", namespace)
+    return [n for n in filter(starts, list(sys.modules)) if n == namespace or n.startswith(prefix)]
 
 
 class _MemoryFinder(_LoaderBase):
@@ -193,7 +199,8 @@ def _purge(namespace: str) -> None:
         sys.meta_path.remove(finder)
     for name in _names_in(namespace):
         sys.modules.pop(name, None)
-    importlib.invalidate_caches()
+    # No importlib.invalidate_caches(): nothing was written to disk, and the finder is this
+    # module's own (invalidating made the next import re-list every sys.path directory).
 
 
 def unload(namespace: str) -> None:
