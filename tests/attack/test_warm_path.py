@@ -11,6 +11,7 @@ still in full) but a cold one still downloads concurrently.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,11 +24,25 @@ from modelmesh_connectors.client import loader as loader_module
 from modelmesh_connectors.client.config import parse_config
 from modelmesh_connectors.client.loader import Loader
 from modelmesh_connectors.client.state import OriginMetadata
+from modelmesh_connectors.client.fetch import HttpFetcher
 from modelmesh_connectors.errors import DownloadError, HashMismatchError, SignatureError
-from modelmesh_connectors.index.envelope import Envelope, Signature
-from modelmesh_connectors.index.metadata import BinRelease
+from modelmesh_connectors.index.envelope import (
+    TIMESTAMP_TYPE,
+    Envelope,
+    Signature,
+    parse_envelope,
+    sign,
+)
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import (
+    BinRelease,
+    Timestamp,
+    TimestampLink,
+    parse_timestamp,
+)
 from modelmesh_connectors.index.trust import TrustedState, VerifiedReleases
 from modelmesh_connectors.index.verify import release_digest
+from tests.attack.hostile import next_root
 from tests.support.simulator import RepositorySimulator
 
 NAMES = ("acme-audit-log", "acme-metrics", "acme-tracer")
@@ -241,3 +256,35 @@ def test_a_large_warm_run_rehashes_on_two_threads_and_still_finds_a_bad_entry(
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths[:2]] + [
         sim.archives[(NAMES[2], "1.0.0")].read_bytes()
     ]
+
+
+def test_a_warm_run_asks_for_the_timestamp_during_the_root_walk_and_checks_it_after(
+    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FORMAT.md §4 step 2: the timestamp request overlaps the root/<N+1>.json probe on every
+    # run, but its bytes are verified only after the walk, with the newest root. Stops a
+    # timestamp signed by a key the new root rotated out from being accepted on the strength
+    # of the stored (older) root.
+    _install(sim)
+    asked: list[str] = []
+    real = HttpFetcher.prefetch
+
+    def prefetch(self: HttpFetcher, url: str, *, max_length: int) -> None:
+        asked.append(url.rsplit("/", 1)[-1])
+        real(self, url, max_length=max_length)
+
+    monkeypatch.setattr(HttpFetcher, "prefetch", prefetch)
+    old_key, new_key = sim.timestamp_key, SigningKey.generate()
+    next_root(sim, signers=sim.root_keys[:2], timestamp_keys=[new_key])
+    sim.timestamp_key = new_key
+    sim.publish("acme-extra", "1.0.0")  # a timestamp signed by the new key only
+    assert len(_install(sim)) == len(NAMES)  # verified with root 2, after the walk
+    assert asked == ["timestamp.json"]
+    # The next version, signed by the rotated-out key (valid under root 1): refused.
+    payload = parse_envelope(sim.read("timestamp.json")).payload
+    ts = parse_timestamp(payload)
+    link = TimestampLink(ts.version, hashlib.sha256(payload).hexdigest())
+    bumped = Timestamp(ts.version + 1, ts.expires, ts.index_version, ts.index, link)
+    sim.write("timestamp.json", sign(TIMESTAMP_TYPE, bumped.to_payload(), [old_key]).to_bytes())
+    with pytest.raises(SignatureError, match="timestamp.json"):
+        _install(sim)

@@ -303,6 +303,18 @@ def test_refresh_time_round_trips(origin: OriginMetadata) -> None:
     assert state == {"last_refresh": "2026-11-25T12:30:05.123456Z"}
 
 
+def test_refresh_time_rewritten_leaves_one_file_with_the_last_time(origin: OriginMetadata) -> None:
+    # record_refresh removes the old file and moves the new one into the free name (no
+    # rename over a file: ext4 flushes before such a rename); nothing else may be left.
+    first, second = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    origin.record_refresh(first)
+    origin.record_refresh(second)
+    assert origin.last_refresh() == second
+    assert sorted(p.name for p in origin.directory.iterdir() if "state" in p.name) == [
+        "state.json"
+    ]
+
+
 def test_refresh_time_is_stored_in_utc(origin: OriginMetadata) -> None:
     local = datetime(2026, 11, 25, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     origin.record_refresh(local)

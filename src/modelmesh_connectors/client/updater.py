@@ -318,9 +318,8 @@ class IndexView:
             self._store.directory,
         )
 
-    def _with_local(self, state: TrustedState) -> bool:
-        """Load the stored timestamp and top as the rollback reference; True if both load."""
-        ts = self._store.load_timestamp()
+    def _with_local(self, state: TrustedState, ts: bytes | None) -> bool:
+        """Load the stored timestamp ``ts`` and top as the rollback reference; True if both load."""
         if ts is None:
             return False
         try:
@@ -338,30 +337,36 @@ class IndexView:
             return False
         return True
 
-    def _cached_is_fresh(self, state: TrustedState) -> bool:
-        last = self._store.last_refresh()
-        if state.timestamp is None or state.index is None:
-            return False
+    def _recent_refresh(self) -> datetime | None:
+        """The last refresh time if it is recent enough to reuse the cached state, else None."""
         if self._offline:
-            return False  # offline with a local mirror (bundle): prefer its newer state
+            return None  # offline with a local mirror (bundle): prefer its newer state
+        last = self._store.last_refresh()
         if last is None or not (timedelta(0) <= self._now - last <= self._max_age):
-            return False
-        return state.timestamp.expires > self._now and state.index.expires > self._now
+            return None
+        return last
 
     def _refresh(self) -> TrustedState:
         with self._store.locked():
-            if self._store.load_timestamp() is None:
+            stored_ts = self._store.load_timestamp()
+            if stored_ts is None:
                 # Never silently lose the reference kept under an earlier layout.
                 self._migrate_legacy()
-            # Re-check under the lock: another process may have just refreshed.
-            state = self._base_state()
-            has_local = self._with_local(state)
-            if has_local and (not self._mirrors or self._cached_is_fresh(state)):
-                _log.debug("using the cached index state; no request made")
-                last = self._store.last_refresh()
-                self._reused_age = self._now - last if last is not None else timedelta(0)
-                self._warn_grace(state)
-                return state
+                stored_ts = self._store.load_timestamp()
+            # Re-check under the lock: another process may have just refreshed. Only a state
+            # that may be reused without a request is verified here; a run that asks a mirror
+            # verifies the stored state once, after the root walk (in _update), not twice.
+            last = self._recent_refresh() if self._mirrors else None
+            if stored_ts is not None and (not self._mirrors or last is not None):
+                state = self._base_state()
+                if self._with_local(state, stored_ts) and (
+                    not self._mirrors or _unexpired(state, self._now)
+                ):
+                    _log.debug("using the cached index state; no request made")
+                    last = self._store.last_refresh()
+                    self._reused_age = self._now - last if last is not None else timedelta(0)
+                    self._warn_grace(state)
+                    return state
             if not self._mirrors:
                 raise DownloadError(
                     "offline, and no trusted index state is cached",
@@ -370,7 +375,7 @@ class IndexView:
 
             def attempt(mirror: Mirror) -> tuple[Mirror, TrustedState, _Update]:
                 candidate = self._base_state()
-                return mirror, candidate, self._update(candidate, mirror)
+                return mirror, candidate, self._update(candidate, mirror, stored_ts)
 
             mirror, candidate, update = self._failover.first(
                 self._mirrors,
@@ -383,7 +388,7 @@ class IndexView:
             first = candidate.root.version - len(update.roots) + 1
             for offset, data in enumerate(update.roots):
                 self._store.save_root_version(first + offset, data)
-            if update.timestamp != self._store.load_timestamp():
+            if update.timestamp != stored_ts:
                 # Durable (fsync): the rollback reference. When the mirror served the very
                 # bytes stored (read under this lock), the reference on disk is already
                 # this one and durable, so the two fsyncs are skipped.
@@ -408,14 +413,20 @@ class IndexView:
                 expires.isoformat(),
             )
 
-    def _update(self, state: TrustedState, mirror: Mirror) -> _Update:
-        """Root walk, timestamp and top from one mirror (FORMAT.md §4 steps 1-3)."""
+    def _update(self, state: TrustedState, mirror: Mirror, stored_ts: bytes | None) -> _Update:
+        """Root walk, timestamp and top from one mirror (FORMAT.md §4 steps 1-3).
+
+        Args:
+            state: A state at the stored root chain, nothing else loaded.
+            mirror: Where to read.
+            stored_ts: The stored timestamp's bytes (read under the lock), if any.
+        """
         fetcher = mirror.fetcher()
         ts_url = f"{mirror.url}timestamp.json"
-        if self._store.load_timestamp() is None:
-            # First contact: ask for the timestamp while the root walk runs (one round trip
-            # less). Its bytes are still verified only after the walk, with the newest root.
-            fetcher.prefetch(ts_url, max_length=self._limits.max_timestamp_bytes)
+        # Ask for the timestamp while the root walk runs (one round trip less, on every run:
+        # the walk's request for root N+1 is a 404 on almost all of them). Its bytes are
+        # still verified only after the walk, with the newest root (FORMAT.md §4 step 2).
+        fetcher.prefetch(ts_url, max_length=self._limits.max_timestamp_bytes)
         roots: list[bytes] = []
         for _ in range(self._limits.max_root_walk + 1):
             url = f"{mirror.url}root/{state.root.version + 1}.json"
@@ -427,7 +438,7 @@ class IndexView:
             roots.append(data)
         # The rollback reference is loaded after the walk, checked with the newest root
         # (TUF's order); a copy no longer signed by trusted keys after a rotation is dropped.
-        self._with_local(state)
+        self._with_local(state, stored_ts)
         ts_bytes = fetcher.fetch_bytes(ts_url, max_length=self._limits.max_timestamp_bytes)
         previous_ref = _ref_of(state)
         # A gap since the trusted timestamp is explained by the index's history files.
@@ -593,6 +604,12 @@ def _ref_of(state: TrustedState) -> MetaRef | None:
     return (
         state.timestamp.index if state.timestamp is not None and state.index is not None else None
     )
+
+
+def _unexpired(state: TrustedState, now: datetime) -> bool:
+    """Whether the loaded timestamp and top are both still valid at ``now``."""
+    ts, top = state.timestamp, state.index
+    return ts is not None and top is not None and ts.expires > now and top.expires > now
 
 
 def _expired(state: TrustedState, now: datetime) -> list[tuple[str, datetime]]:
