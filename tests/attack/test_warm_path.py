@@ -22,9 +22,9 @@ import pytest
 from modelmesh_connectors import ConnectorRegistry
 from modelmesh_connectors.client import loader as loader_module
 from modelmesh_connectors.client.config import parse_config
+from modelmesh_connectors.client.fetch import HttpFetcher
 from modelmesh_connectors.client.loader import Loader
 from modelmesh_connectors.client.state import OriginMetadata
-from modelmesh_connectors.client.fetch import HttpFetcher
 from modelmesh_connectors.errors import DownloadError, HashMismatchError, SignatureError
 from modelmesh_connectors.index.envelope import (
     TIMESTAMP_TYPE,
@@ -54,7 +54,9 @@ def sim(tmp_path: Path) -> Iterator[RepositorySimulator]:
         for name in NAMES:
             pkg = name.replace("-", "_")
             cid = f"acme.{name.removeprefix('acme-')}.v1"
-            simulator.publish(name, "1.0.0", connectors=[(cid, "observability", f"{pkg}.sink:Sink")])
+            simulator.publish(
+                name, "1.0.0", connectors=[(cid, "observability", f"{pkg}.sink:Sink")]
+            )
         yield simulator
 
 
@@ -127,7 +129,8 @@ def test_a_recorded_digest_never_vouches_for_other_bytes(sim: RepositorySimulato
         # The same payload with a forged signature: another digest, so checked, and refused.
         forged_sig = Signature(entry.release.signatures[0].keyid, bytes(64))
         forged = BinRelease(
-            entry.version, Envelope(entry.release.payload_type, entry.release.payload, (forged_sig,))
+            entry.version,
+            Envelope(entry.release.payload_type, entry.release.payload, (forged_sig,)),
         )
         record = VerifiedReleases(state.root_identity, {good_digest: frozenset({"k"})})
         with pytest.raises(SignatureError):
