@@ -287,7 +287,8 @@ class Loader:
         choice = choose(spec, candidates, prereleases=self.config.prereleases)
         if choice.warning:
             _log.warning(choice.warning)
-        entry = next(e for e in entries if e.version == choice.candidate.version)
+        chosen = choice.candidate.version
+        entry = next(e for e in entries if e.version == chosen)
         # Signature checked once per root; later runs accept the same envelope by its
         # digest (it is reached by hash from the verified top: FORMAT.md §4 step 6).
         release, signers = view.verify_release(spec.name, entry)
@@ -297,10 +298,10 @@ class Loader:
             release.version,
             release.sha256,
             release.length,
-            tuple(view.archive_urls(release.file)),
+            view.archive_urls(release.file),
             release,
             tuple(sorted(signers)),
-            redact_url(view.mirrors[0].url) if view.mirrors else "cache",
+            view.source,
         )
 
     def _resolve_url(self, spec: UrlSpec) -> ResolvedArchive:

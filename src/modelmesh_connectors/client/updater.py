@@ -169,6 +169,9 @@ class IndexView:
         self._failover = failover if failover is not None else Failover()
         self._state: TrustedState | None = None
         self._served_by: str | None = None
+        self._source: str | None = None
+        # archive_urls' mirror order, fixed once the state is refreshed (_served_by first).
+        self._archive_mirrors: list[Mirror] | None = None
         self._reused_age: timedelta | None = None
         self._releases: dict[str, tuple[BinRelease, ...]] = {}
         # One verified object per prefix: the trust core accepts a bin only through the
@@ -199,6 +202,13 @@ class IndexView:
     def mirrors(self) -> list[Mirror]:
         """Usable mirrors, in order."""
         return list(self._mirrors)
+
+    @property
+    def source(self) -> str:
+        """Where this view's releases come from, for messages: the first mirror (redacted)."""
+        if self._source is None:
+            self._source = redact_url(self._mirrors[0].url) if self._mirrors else "cache"
+        return self._source
 
     # -- refresh -----------------------------------------------------------------------------
 
@@ -595,9 +605,14 @@ class IndexView:
         first = [m for m in self._mirrors if m.url == self._served_by]
         return first + [m for m in self._mirrors if m.url != self._served_by]
 
-    def archive_urls(self, file: str) -> list[tuple[str, Mirror]]:
+    def archive_urls(self, file: str) -> tuple[tuple[str, Mirror], ...]:
         """URLs of an archive on every usable mirror, the one that served the state first."""
-        return [(f"{m.url}{file}", m) for m in self._ordered_mirrors()]
+        mirrors = self._archive_mirrors
+        if mirrors is None or self._state is None:
+            mirrors = self._ordered_mirrors()
+            if self._state is not None:  # _served_by no longer changes: order them once
+                self._archive_mirrors = mirrors
+        return tuple([(m.url + file, m) for m in mirrors])
 
 
 def _ref_of(state: TrustedState) -> MetaRef | None:
