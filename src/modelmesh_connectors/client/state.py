@@ -173,6 +173,9 @@ class OriginMetadata:
     def __init__(self, directory: Path, identity: str, *, lock_timeout: float) -> None:
         self._directory = directory
         self._url = identity
+        # Set once origin.txt was read and names this origin: a run's many reads then
+        # check it once, not once per file (the claim is written once and never changed).
+        self._claim_seen = False
         # One lock object per origin: reentrant within a thread, exclusive across
         # threads (each thread holds its own descriptor) and processes.
         self._lock = SidecarLock(
@@ -609,6 +612,8 @@ class OriginMetadata:
 
     def _claim_directory(self) -> None:
         """Under the lock: write origin.txt, or check it names this origin."""
+        if self._claim_seen:
+            return
         if self._stored_origin() is None:
             # Not fsynced: it only names the origin; a lost copy is written again.
             _atomic_write(
@@ -618,8 +623,12 @@ class OriginMetadata:
             self._check_claim()
 
     def _check_claim(self) -> None:
+        if self._claim_seen:
+            return
         stored = self._stored_origin()
-        if stored is not None and stored != self._url:
+        if stored == self._url:
+            self._claim_seen = True
+        elif stored is not None:
             # 64-bit directory names make this a corruption, not a collision, in practice.
             raise CacheError(
                 f"metadata directory {self._directory} belongs to {stored!r}, "
