@@ -24,6 +24,7 @@ from modelmesh_connectors.client import loader as loader_module
 from modelmesh_connectors.client.config import parse_config
 from modelmesh_connectors.client.fetch import HttpFetcher
 from modelmesh_connectors.client.loader import Loader
+from modelmesh_connectors.client.resolve import ResolvedArchive
 from modelmesh_connectors.client.state import OriginMetadata
 from modelmesh_connectors.errors import DownloadError, HashMismatchError, SignatureError
 from modelmesh_connectors.index.envelope import (
@@ -42,6 +43,7 @@ from modelmesh_connectors.index.metadata import (
 )
 from modelmesh_connectors.index.trust import TrustedState, VerifiedReleases
 from modelmesh_connectors.index.verify import release_digest
+from modelmesh_connectors.package.requirements import RequirementSpec
 from tests.attack.hostile import next_root
 from tests.support.simulator import RepositorySimulator
 
@@ -291,3 +293,22 @@ def test_a_warm_run_asks_for_the_timestamp_during_the_root_walk_and_checks_it_af
     sim.write("timestamp.json", sign(TIMESTAMP_TYPE, bumped.to_payload(), [old_key]).to_bytes())
     with pytest.raises(SignatureError, match="timestamp.json"):
         _install(sim)
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[5, 5], [1, 1, 1, 1, 1], [100, 1, 1, 1], [1, 1, 1, 100], [7] * 200, [3, 0, 0, 9, 2]],
+)
+def test_the_rehash_shares_cover_every_entry_once_in_order(lengths: list[int]) -> None:
+    # Every cached archive is re-hashed on use: the shares given to the hashing threads
+    # must hold each entry exactly once (a dropped one would be returned unchecked).
+    remote = [
+        ResolvedArchive(RequirementSpec("a", None, "a"), "a", "1", "0" * 64, n, (), None, (), "")
+        for n in lengths
+    ]
+    shares = loader_module._split_by_bytes(remote, 2)
+    assert 1 <= len(shares) <= 2
+    assert all(shares)
+    assert [r for share in shares for r in share] == remote
+    if len(shares) == 2:  # about equal bytes: neither share is more than half plus one entry
+        assert sum(r.length or 0 for r in shares[0]) - max(lengths) <= sum(lengths) / 2
