@@ -21,6 +21,7 @@ import pytest
 
 from modelmesh_connectors import ConnectorRegistry
 from modelmesh_connectors.client import loader as loader_module
+from modelmesh_connectors.client import updater as updater_module
 from modelmesh_connectors.client.config import parse_config
 from modelmesh_connectors.client.fetch import HttpFetcher
 from modelmesh_connectors.client.loader import Loader
@@ -279,6 +280,9 @@ def test_a_warm_run_asks_for_the_timestamp_during_the_root_walk_and_checks_it_af
         real(self, url, max_length=max_length)
 
     monkeypatch.setattr(HttpFetcher, "prefetch", prefetch)
+    _install(sim)
+    assert asked == []  # a later run against a loopback mirror asks in turn
+    monkeypatch.setattr(updater_module, "_on_loopback", lambda url: False)  # a remote mirror
     old_key, new_key = sim.timestamp_key, SigningKey.generate()
     next_root(sim, signers=sim.root_keys[:2], timestamp_keys=[new_key])
     sim.timestamp_key = new_key

@@ -13,11 +13,13 @@ one trusted view and its lock; split, the lookups would reach into the refresh's
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from modelmesh_connectors._internal.digest import check_digest, check_length, sha256_hex
 from modelmesh_connectors._internal.record import Frozen
@@ -433,10 +435,13 @@ class IndexView:
         """
         fetcher = mirror.fetcher()
         ts_url = f"{mirror.url}timestamp.json"
-        # Ask for the timestamp while the root walk runs (one round trip less, on every run:
-        # the walk's request for root N+1 is a 404 on almost all of them). Its bytes are
-        # still verified only after the walk, with the newest root (FORMAT.md §4 step 2).
-        fetcher.prefetch(ts_url, max_length=self._limits.max_timestamp_bytes)
+        if stored_ts is None or not _on_loopback(mirror.url):
+            # Ask for the timestamp while the root walk runs: one round trip less (the walk's
+            # request for root N+1 is a 404 on almost every run). Its bytes are still
+            # verified only after the walk, with the newest root (FORMAT.md §4 step 2). Not
+            # on a later run against a loopback mirror: there a request is answered faster
+            # than the background transfer starts (measured 2.4 -> 2.7 ms for the refresh).
+            fetcher.prefetch(ts_url, max_length=self._limits.max_timestamp_bytes)
         roots: list[bytes] = []
         for _ in range(self._limits.max_root_walk + 1):
             url = f"{mirror.url}root/{state.root.version + 1}.json"
@@ -619,6 +624,17 @@ def _ref_of(state: TrustedState) -> MetaRef | None:
     return (
         state.timestamp.index if state.timestamp is not None and state.index is not None else None
     )
+
+
+def _on_loopback(url: str) -> bool:
+    """Whether ``url`` names this machine by a loopback name or address."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name (or no host: a file:// mirror)
+        return False
 
 
 def _unexpired(state: TrustedState, now: datetime) -> bool:
