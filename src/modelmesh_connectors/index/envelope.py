@@ -171,8 +171,7 @@ def _bounded_int(text: str) -> int:
     return value
 
 
-# A JSON string token (valid JSON only: no raw control characters, escapes in pairs).
-_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_ESCAPE_PAIR_RE = re.compile(r"\\.", re.DOTALL)  # a backslash and the character it escapes
 _BRACKET_RE = re.compile(r"[\[\]{}]")
 _BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
@@ -188,7 +187,12 @@ def _too_deep(text: str) -> bool:
     """
     if text.count("{") + text.count("[") <= MAX_JSON_DEPTH:
         return False
-    brackets = _BRACKET_RE.findall(_JSON_STRING_RE.sub("", text))
+    # Without its escape pairs (backslash and the next character), every quote of valid
+    # JSON opens or closes a string: the pieces between them alternate outside, inside.
+    # Splitting there is C work; the string-matching regex cost ~0.7 ms on a 150 KB bin.
+    if "\\" in text:
+        text = _ESCAPE_PAIR_RE.sub("", text)
+    brackets = _BRACKET_RE.findall("".join(text.split('"')[::2]))
     return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > MAX_JSON_DEPTH
 
 
