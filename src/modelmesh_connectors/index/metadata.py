@@ -800,21 +800,43 @@ def parse_bin(data: bytes, what: str = "bin node") -> BinNode:
                 f"name hash {h[: max(len(prefix), 4)]}… does not start with bin prefix {prefix!r}",
             )
         releases: list[BinRelease] = []
+        versions: set[str] = set()
         for i, entry in enumerate(r.array(entries, f"packages.{name}", nonempty=True)):
-            field = f"packages.{name}[{i}]"
-            item = r.obj(entry, field, frozenset({"version", "release", "yanked", "yanked_reason"}))
-            version = r.text(
-                item["version"], f"{field}.version", _VERSION_RE, _MAX_VERSION_LEN, "a version"
-            )
-            if any(x.version == version for x in releases):
+            # Each check first as a plain test; only a value that fails it goes through the
+            # reader, which decides and names the field (a bin holds every release of its
+            # packages: field names built for every entry cost more than the checks).
+            item = entry
+            if type(item) is not dict or item.keys() != _BIN_ENTRY_FIELDS:
+                item = r.obj(entry, f"packages.{name}[{i}]", _BIN_ENTRY_FIELDS)
+            version = item["version"]
+            if not (
+                type(version) is str
+                and len(version) <= _MAX_VERSION_LEN
+                and _VERSION_RE.fullmatch(version)
+            ):
+                version = r.text(
+                    version,
+                    f"packages.{name}[{i}].version",
+                    _VERSION_RE,
+                    _MAX_VERSION_LEN,
+                    "a version",
+                )
+            if version in versions:
                 raise r.fail(f"packages.{name}", f"version {version} is listed twice")
+            versions.add(version)
+            release = item["release"]
+            if not isinstance(release, Mapping):
+                release = r.mapping(release, f"packages.{name}[{i}].release")
             try:
-                env = parse_envelope(r.mapping(item["release"], f"{field}.release"))
+                env = parse_envelope(release)
             except SignatureError as exc:
-                raise r.fail(f"{field}.release", exc.message) from exc
-            yanked = r.boolean(item["yanked"], f"{field}.yanked")
+                raise r.fail(f"packages.{name}[{i}].release", exc.message) from exc
+            yanked = item["yanked"]
+            if type(yanked) is not bool:
+                yanked = r.boolean(yanked, f"packages.{name}[{i}].yanked")
             reason = item["yanked_reason"]
             if reason is not None:
+                field = f"packages.{name}[{i}]"
                 reason = r.text(reason, f"{field}.yanked_reason")
                 if not yanked:
                     raise r.fail(
@@ -960,6 +982,7 @@ _RELEASE_FIELDS = frozenset(
     }
 )
 _CONNECTOR_FIELDS = frozenset({"id", "type"})
+_BIN_ENTRY_FIELDS = frozenset({"version", "release", "yanked", "yanked_reason"})
 _MAX_REQUIRES_LEN = 200  # characters of requires_modelmesh
 
 
