@@ -14,6 +14,7 @@ import concurrent.futures
 import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,24 @@ def test_the_rehash_shares_cover_every_entry_once_in_order(lengths: list[int]) -
     assert [r for share in shares for r in share] == remote
     if len(shares) == 2:  # about equal bytes: neither share is more than half plus one entry
         assert sum(r.length or 0 for r in shares[0]) - max(lengths) <= sum(lengths) / 2
+
+
+def test_the_refresh_time_is_written_unless_recorded_less_than_a_second_before(
+    sim: RepositorySimulator,
+) -> None:
+    # A run that asked the mirror records when; one recorded under a second earlier is kept
+    # (runs starting together write state.json once). It may only ever make the state look
+    # older than it is: a time in the future (a clock set back) is always replaced.
+    config = parse_config(sim.config(list(NAMES), metadata_max_age=0))
+    start = datetime.now(UTC)
+
+    def run_at(offset: float) -> datetime | None:
+        with Loader(config, now=start + timedelta(seconds=offset)) as loader:
+            loader.install(config.packages)
+        [state] = sim.cache.glob("metadata/trust-*/state.json")
+        return datetime.fromisoformat(json.loads(state.read_text())["last_refresh"])
+
+    assert run_at(0) == start
+    assert run_at(0.5) == start  # kept: recorded 0.5 s before
+    assert run_at(1.5) == start + timedelta(seconds=1.5)
+    assert run_at(-10) == start - timedelta(seconds=10)  # the clock went back: replaced

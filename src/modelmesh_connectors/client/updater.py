@@ -54,6 +54,9 @@ _log = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
 
+# Refresh times closer than this to the recorded one are not written again (state.json).
+_REFRESH_RESOLUTION = timedelta(seconds=1)
+
 
 class _Memo(Generic[_V]):
     """Computes each key's value once, even when several threads ask for it at once.
@@ -349,14 +352,11 @@ class IndexView:
             return False
         return True
 
-    def _recent_refresh(self) -> datetime | None:
-        """The last refresh time if it is recent enough to reuse the cached state, else None."""
+    def _reusable(self, last: datetime | None) -> bool:
+        """Whether a refresh recorded at ``last`` is recent enough to reuse the cached state."""
         if self._offline:
-            return None  # offline with a local mirror (bundle): prefer its newer state
-        last = self._store.last_refresh()
-        if last is None or not (timedelta(0) <= self._now - last <= self._max_age):
-            return None
-        return last
+            return False  # offline with a local mirror (bundle): prefer its newer state
+        return last is not None and timedelta(0) <= self._now - last <= self._max_age
 
     def _refresh(self) -> TrustedState:
         with self._store.locked():
@@ -368,14 +368,13 @@ class IndexView:
             # Re-check under the lock: another process may have just refreshed. Only a state
             # that may be reused without a request is verified here; a run that asks a mirror
             # verifies the stored state once, after the root walk (in _update), not twice.
-            last = self._recent_refresh() if self._mirrors else None
-            if stored_ts is not None and (not self._mirrors or last is not None):
+            last = self._store.last_refresh()
+            if stored_ts is not None and (not self._mirrors or self._reusable(last)):
                 state = self._base_state()
                 if self._with_local(state, stored_ts) and (
                     not self._mirrors or _unexpired(state, self._now)
                 ):
                     _log.debug("using the cached index state; no request made")
-                    last = self._store.last_refresh()
                     self._reused_age = self._now - last if last is not None else timedelta(0)
                     self._warn_grace(state)
                     return state
@@ -407,7 +406,11 @@ class IndexView:
                 self._store.save_timestamp(update.timestamp)
             if update.top is not None:
                 self._store.save_index(update.top)
-            self._store.record_refresh(self._now)
+            if last is None or not (timedelta(0) <= self._now - last < _REFRESH_RESOLUTION):
+                # A time recorded less than a second ago is kept: it makes the state look
+                # older than it is by under a second (the next reuse is, if anything,
+                # sooner refreshed), and runs that start together write the file once.
+                self._store.record_refresh(self._now)
             self._served_by = mirror.url
             _log.info("index state from %s", redact_url(mirror.url))
             self._warn_grace(candidate)
