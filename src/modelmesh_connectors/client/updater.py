@@ -53,6 +53,7 @@ __all__ = ["IndexView", "Mirror"]
 _log = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
+_UNSET = object()  # "no value stored" (a stored value may be anything)
 
 # Refresh times closer than this to the recorded one are not written again (state.json).
 _REFRESH_RESOLUTION = timedelta(seconds=1)
@@ -72,6 +73,9 @@ class _Memo(Generic[_V]):
         self._guard = threading.Lock()
 
     def get(self, key: str, make: Callable[[], _V]) -> _V:
+        # A value, once stored, never changes: reading it needs no lock (one dict lookup).
+        if (known := self._values.get(key, _UNSET)) is not _UNSET:
+            return known  # type: ignore[return-value]
         with self._guard:
             if key in self._values:
                 return self._values[key]
