@@ -11,8 +11,10 @@ still in full) but a cold one still downloads concurrently.
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +22,31 @@ import pytest
 
 from modelmesh_connectors import ConnectorRegistry
 from modelmesh_connectors.client import loader as loader_module
+from modelmesh_connectors.client import updater as updater_module
 from modelmesh_connectors.client.config import parse_config
+from modelmesh_connectors.client.fetch import HttpFetcher
 from modelmesh_connectors.client.loader import Loader
+from modelmesh_connectors.client.resolve import ResolvedArchive
 from modelmesh_connectors.client.state import OriginMetadata
 from modelmesh_connectors.errors import DownloadError, HashMismatchError, SignatureError
-from modelmesh_connectors.index.envelope import Envelope, Signature
-from modelmesh_connectors.index.metadata import BinRelease
+from modelmesh_connectors.index.envelope import (
+    TIMESTAMP_TYPE,
+    Envelope,
+    Signature,
+    parse_envelope,
+    sign,
+)
+from modelmesh_connectors.index.keys import SigningKey
+from modelmesh_connectors.index.metadata import (
+    BinRelease,
+    Timestamp,
+    TimestampLink,
+    parse_timestamp,
+)
 from modelmesh_connectors.index.trust import TrustedState, VerifiedReleases
 from modelmesh_connectors.index.verify import release_digest
+from modelmesh_connectors.package.requirements import RequirementSpec
+from tests.attack.hostile import next_root
 from tests.support.simulator import RepositorySimulator
 
 NAMES = ("acme-audit-log", "acme-metrics", "acme-tracer")
@@ -39,7 +58,9 @@ def sim(tmp_path: Path) -> Iterator[RepositorySimulator]:
         for name in NAMES:
             pkg = name.replace("-", "_")
             cid = f"acme.{name.removeprefix('acme-')}.v1"
-            simulator.publish(name, "1.0.0", connectors=[(cid, "observability", f"{pkg}.sink:Sink")])
+            simulator.publish(
+                name, "1.0.0", connectors=[(cid, "observability", f"{pkg}.sink:Sink")]
+            )
         yield simulator
 
 
@@ -112,7 +133,8 @@ def test_a_recorded_digest_never_vouches_for_other_bytes(sim: RepositorySimulato
         # The same payload with a forged signature: another digest, so checked, and refused.
         forged_sig = Signature(entry.release.signatures[0].keyid, bytes(64))
         forged = BinRelease(
-            entry.version, Envelope(entry.release.payload_type, entry.release.payload, (forged_sig,))
+            entry.version,
+            Envelope(entry.release.payload_type, entry.release.payload, (forged_sig,)),
         )
         record = VerifiedReleases(state.root_identity, {good_digest: frozenset({"k"})})
         with pytest.raises(SignatureError):
@@ -241,3 +263,78 @@ def test_a_large_warm_run_rehashes_on_two_threads_and_still_finds_a_bad_entry(
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths[:2]] + [
         sim.archives[(NAMES[2], "1.0.0")].read_bytes()
     ]
+
+
+def test_a_warm_run_asks_for_the_timestamp_during_the_root_walk_and_checks_it_after(
+    sim: RepositorySimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # FORMAT.md §4 step 2: the timestamp request overlaps the root/<N+1>.json probe on every
+    # run, but its bytes are verified only after the walk, with the newest root. Stops a
+    # timestamp signed by a key the new root rotated out from being accepted on the strength
+    # of the stored (older) root.
+    _install(sim)
+    asked: list[str] = []
+    real = HttpFetcher.prefetch
+
+    def prefetch(self: HttpFetcher, url: str, *, max_length: int) -> None:
+        asked.append(url.rsplit("/", 1)[-1])
+        real(self, url, max_length=max_length)
+
+    monkeypatch.setattr(HttpFetcher, "prefetch", prefetch)
+    _install(sim)
+    assert asked == []  # a later run against a loopback mirror asks in turn
+    monkeypatch.setattr(updater_module, "_on_loopback", lambda url: False)  # a remote mirror
+    old_key, new_key = sim.timestamp_key, SigningKey.generate()
+    next_root(sim, signers=sim.root_keys[:2], timestamp_keys=[new_key])
+    sim.timestamp_key = new_key
+    sim.publish("acme-extra", "1.0.0")  # a timestamp signed by the new key only
+    assert len(_install(sim)) == len(NAMES)  # verified with root 2, after the walk
+    assert asked == ["timestamp.json"]
+    # The next version, signed by the rotated-out key (valid under root 1): refused.
+    payload = parse_envelope(sim.read("timestamp.json")).payload
+    ts = parse_timestamp(payload)
+    link = TimestampLink(ts.version, hashlib.sha256(payload).hexdigest())
+    bumped = Timestamp(ts.version + 1, ts.expires, ts.index_version, ts.index, link)
+    sim.write("timestamp.json", sign(TIMESTAMP_TYPE, bumped.to_payload(), [old_key]).to_bytes())
+    with pytest.raises(SignatureError, match="timestamp.json"):
+        _install(sim)
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[5, 5], [1, 1, 1, 1, 1], [100, 1, 1, 1], [1, 1, 1, 100], [7] * 200, [3, 0, 0, 9, 2]],
+)
+def test_the_rehash_shares_cover_every_entry_once_in_order(lengths: list[int]) -> None:
+    # Every cached archive is re-hashed on use: the shares given to the hashing threads
+    # must hold each entry exactly once (a dropped one would be returned unchecked).
+    remote = [
+        ResolvedArchive(RequirementSpec("a", None, "a"), "a", "1", "0" * 64, n, (), None, (), "")
+        for n in lengths
+    ]
+    shares = loader_module._split_by_bytes(remote, 2)
+    assert 1 <= len(shares) <= 2
+    assert all(shares)
+    assert [r for share in shares for r in share] == remote
+    if len(shares) == 2:  # about equal bytes: neither share is more than half plus one entry
+        assert sum(r.length or 0 for r in shares[0]) - max(lengths) <= sum(lengths) / 2
+
+
+def test_the_refresh_time_is_written_unless_recorded_less_than_a_second_before(
+    sim: RepositorySimulator,
+) -> None:
+    # A run that asked the mirror records when; one recorded under a second earlier is kept
+    # (runs starting together write state.json once). It may only ever make the state look
+    # older than it is: a time in the future (a clock set back) is always replaced.
+    config = parse_config(sim.config(list(NAMES), metadata_max_age=0))
+    start = datetime.now(UTC)
+
+    def run_at(offset: float) -> datetime | None:
+        with Loader(config, now=start + timedelta(seconds=offset)) as loader:
+            loader.install(config.packages)
+        [state] = sim.cache.glob("metadata/trust-*/state.json")
+        return datetime.fromisoformat(json.loads(state.read_text())["last_refresh"])
+
+    assert run_at(0) == start
+    assert run_at(0.5) == start  # kept: recorded 0.5 s before
+    assert run_at(1.5) == start + timedelta(seconds=1.5)
+    assert run_at(-10) == start - timedelta(seconds=10)  # the clock went back: replaced

@@ -19,6 +19,7 @@ from filelock import FileLock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelmesh_connectors.client import cache as cache_module
 from modelmesh_connectors.client.cache import (
     CACHE_DIR_ENV,
     ArchiveCache,
@@ -618,3 +619,23 @@ def test_endless_download_is_stopped_by_the_sink(
         cache.fetch(DIGEST, len(PAYLOAD), write_into)
     assert visible_files(cache) == []
     assert_unlocked(cache)
+
+
+@pytest.mark.parametrize("readv", [True, False], ids=["readv", "read"])
+def test_lookup_rehashes_every_byte_with_or_without_readv(
+    cache: ArchiveCache, monkeypatch: pytest.MonkeyPatch, readv: bool
+) -> None:
+    # The re-hash reads the descriptor to its end in buffer-sized steps (os.readv, or
+    # os.read where there is none): an entry larger than the buffer, changed in its last
+    # byte, must still be a miss.
+    monkeypatch.setattr(cache_module, "_HASH_CHUNK", 4096)
+    monkeypatch.setattr(cache_module, "_BUFFERS", threading.local())
+    if not readv:
+        monkeypatch.setattr(cache_module, "_READV", None)
+    data = bytes(range(256)) * 40  # 10 KiB: three buffers
+    digest = hashlib.sha256(data).hexdigest()
+    path = cache.fetch(digest, len(data), lambda sink: sink.write(data))
+    assert cache.lookup(digest, len(data)) == path
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert cache.lookup(digest, len(data)) is None
+    assert not path.exists()  # the bad entry was removed

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelmesh_connectors.errors import SignatureError
 from modelmesh_connectors.index.envelope import (
@@ -200,9 +202,17 @@ def test_strict_json_depth_found_among_many_shallow_containers() -> None:
         strict_json(b"[" + b"[]," * 600 + b"[" * 512 + b"]" * 512 + b"]")
     # Closing brackets inside a string (after an escaped quote) do not hide the depth...
     with pytest.raises(JSONFormatError, match="nested at most 512"):
-        strict_json(b"[" * 513 + b'"\\\"]]]]"' + b"]" * 513)
+        strict_json(b"[" * 513 + b'"\\"]]]]"' + b"]" * 513)
     # ...and openers inside strings do not add to it.
-    assert strict_json(b"[" * 512 + b'"\\\"[[[[", ' * 200 + b"1" + b"]" * 512) is not None
+    assert strict_json(b"[" * 512 + b'"\\"[[[[", ' * 200 + b"1" + b"]" * 512) is not None
+    # An escaped backslash ends before the quote: the quote closes the string, and the
+    # brackets after it count (depth 513 hidden behind '"\\\\"' and a bracket-only string).
+    with pytest.raises(JSONFormatError, match="nested at most 512"):
+        strict_json(b"[" * 513 + b'"\\\\", "]]]]"' + b"]" * 513)
+    assert strict_json(b"[" * 512 + b'"\\\\", "[[[["' + b"]" * 512) is not None
+    # Escapes of every kind, a unicode escape of a quote included, between the brackets.
+    with pytest.raises(JSONFormatError, match="nested at most 512"):
+        strict_json(b"[" * 513 + b'"\\u0022]]", "\\n\\/"' + b"]" * 513)
 
 
 def test_canonical_json_is_sorted_compact_ascii() -> None:
@@ -392,3 +402,23 @@ def test_signature_dataclass_is_frozen() -> None:
     sig = Signature("ab" * 32, b"x" * 64)
     with pytest.raises(AttributeError):
         sig.keyid = "other"  # type: ignore[misc]
+
+
+_TRICKY = st.text(alphabet='[]{}"\\/ ab\n\u0022', max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(depth=st.integers(min_value=505, max_value=520), strings=st.lists(_TRICKY, max_size=12))
+def test_strict_json_depth_is_the_nesting_of_the_value(depth: int, strings: list[str]) -> None:
+    # The depth check cuts strings out by splitting at quotes once escape pairs are gone:
+    # whatever brackets, quotes and backslashes the strings hold, its verdict is the real
+    # nesting of the value (the innermost list holds the strings).
+    value: Any = list(strings)
+    for _ in range(depth - 1):
+        value = [value, "]", "[{"]
+    text = json.dumps(value).encode()
+    if depth > 512:
+        with pytest.raises(JSONFormatError, match="nested at most 512"):
+            strict_json(text)
+    else:
+        assert strict_json(text) == value

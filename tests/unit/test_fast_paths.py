@@ -4,6 +4,7 @@ the slow path it replaces."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import time
@@ -13,6 +14,7 @@ import pytest
 from filelock import FileLock, Timeout
 
 from modelmesh_connectors._internal.files import SidecarLock
+from modelmesh_connectors.client.updater import _Memo
 from modelmesh_connectors.errors import LockTimeoutError
 from modelmesh_connectors.index.keys import SigningKey
 
@@ -167,3 +169,34 @@ def test_the_small_order_check_agrees_with_point_arithmetic() -> None:
     for raw in samples:
         keys.small_order_problem.cache_clear()
         assert keys.small_order_problem(raw) == slow(raw), raw.hex()
+
+
+def test_the_node_memo_computes_each_key_once_and_forgets_failures() -> None:
+    # One verified group/bin per prefix per run (the trust core accepts a bin only through
+    # the group it verified last): eight threads asking at once compute it once; a stored
+    # value (even None) is returned as stored; a failure is not remembered.
+    memo: _Memo[object] = _Memo()
+    calls: list[str] = []
+    gate = threading.Barrier(8)
+
+    def make() -> object:
+        calls.append("made")
+        time.sleep(0.05)
+        return {"verified": True}
+
+    def ask() -> object:
+        gate.wait()
+        return memo.get("ab", make)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: ask(), range(8)))
+    assert calls == ["made"] and all(r is results[0] for r in results)
+    assert memo.get("none", lambda: None) is None
+    assert memo.get("none", lambda: "recomputed") is None
+
+    def fail() -> object:
+        raise ValueError("bad node")
+
+    with pytest.raises(ValueError, match="bad node"):
+        memo.get("cd", fail)
+    assert memo.get("cd", lambda: "retried") == "retried"

@@ -18,6 +18,10 @@ from modelmesh_connectors.index.metadata import (
     InvalidNameError,
     MetadataError,
     MetaRef,
+    Release,
+    ReleaseConnector,
+    _plain_release,
+    _read_release,
     archive_path,
     bin_prefix,
     format_time,
@@ -518,10 +522,99 @@ def test_years_before_1000_round_trip(expires: str) -> None:
     # Found by fuzzing: strftime("%Y") does not zero-pad on glibc, so year 27 was written as
     # "27-06-01T12:00:00Z", which parse_time refuses.
     payload = (
-        b'{"expires":"' + expires.encode() + b'","index":{"length":7,"sha256":"' + b"ab" * 32 + b'",'
+        b'{"expires":"'
+        + expires.encode()
+        + b'","index":{"length":7,"sha256":"'
+        + b"ab" * 32
+        + b'",'
         b'"version":1},"spec":1,"type":"timestamp","version":1}'
     )
     parsed = parse_timestamp(payload)
     again = parse_timestamp(parsed.to_payload())
     assert again == parsed
     assert format_time(again.expires) == expires
+
+
+# -- the release fast path reads exactly what the field reader reads -------------------------
+
+_JSON_ODDITIES: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    2,
+    -1,
+    2**53,
+    "",
+    "x",
+    "X",
+    "a\nb",
+    "1.0.0",
+    "acme.audit.v1",
+    "a" * 65,
+    "a" * 201,
+    "0" * 64,
+    "f" * 63,
+    "F" * 64,
+    [],
+    {},
+    ["x"],
+]
+
+
+def _release_obj() -> dict[str, Any]:
+    payload = Release(
+        name="acme-audit",
+        version="1.2.0",
+        file="archives/acme-audit/acme-audit-1.2.0.zip",
+        sha256="ab" * 32,
+        length=123,
+        requires_modelmesh=">=0.4",
+        connectors=(ReleaseConnector("acme.audit.v1", "observability"),),
+    ).to_payload()
+    obj: dict[str, Any] = json.loads(payload)
+    return obj
+
+
+def _mutations() -> list[dict[str, Any]]:
+    base = _release_obj()
+    out = [base]
+    for key in base:
+        for value in _JSON_ODDITIES:
+            out.append({**base, key: value})
+        out.append({k: v for k, v in base.items() if k != key})
+    out.append({**base, "extra": 1})
+    out.append({**base, "runtimes": ["node", "python"]})
+    out.append({**base, "requires_modelmesh": None})
+    out.append({**base, "file": "archives/acme-audit/acme-audit-1.2.1.zip"})
+    connector = base["connectors"][0]
+    for connectors in (
+        [connector, connector],  # an ID listed twice
+        [connector, {"id": "acme.other.v1", "type": "observability"}],
+        [{**connector, "extra": 1}],
+        [{"id": connector["id"]}],
+        [{"id": "acme", "type": "observability"}],
+        [{"id": connector["id"], "type": "Bad"}],
+        [{"id": connector["id"], "type": "a" * 65}],
+        [{"id": "a." + "b" * 199, "type": "observability"}],
+        [{"id": 5, "type": "observability"}],
+        ["acme.audit.v1"],
+    ):
+        out.append({**base, "connectors": connectors})
+    return out
+
+
+def test_the_release_fast_path_accepts_only_what_the_field_reader_accepts() -> None:
+    # parse_release takes _plain_release's answer when it has one: a fast path that accepted
+    # one payload the field reader refuses (or read it otherwise) would let two clients
+    # read one signed release two ways.
+    accepted = 0
+    for obj in _mutations():
+        fast = _plain_release(obj)
+        if fast is None:
+            continue
+        accepted += 1
+        assert _read_release(obj, "release") == fast, obj
+    assert _plain_release(_release_obj()) is not None  # the fast path is really taken
+    assert accepted > 1

@@ -252,7 +252,10 @@ def test_nodes_round_trip(origin: OriginMetadata) -> None:
 def test_node_with_wrong_hash_is_not_stored(origin: OriginMetadata) -> None:
     with pytest.raises(HashMismatchError) as info:
         origin.save_node(NODE_SHA, NODE + b" ")
-    assert f"sha256 mismatch for metadata node {NODE_SHA}.json (not stored): expected {NODE_SHA}" in str(info.value)
+    assert (
+        f"sha256 mismatch for metadata node {NODE_SHA}.json (not stored): expected {NODE_SHA}"
+        in str(info.value)
+    )
     assert origin.load_node(NODE_SHA) is None
     assert origin.nodes() == []
 
@@ -301,6 +304,16 @@ def test_refresh_time_round_trips(origin: OriginMetadata) -> None:
     assert origin.last_refresh() == when
     state = json.loads((origin.directory / "state.json").read_text())
     assert state == {"last_refresh": "2026-11-25T12:30:05.123456Z"}
+
+
+def test_refresh_time_rewritten_leaves_one_file_with_the_last_time(origin: OriginMetadata) -> None:
+    # record_refresh removes the old file and moves the new one into the free name (no
+    # rename over a file: ext4 flushes before such a rename); nothing else may be left.
+    first, second = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    origin.record_refresh(first)
+    origin.record_refresh(second)
+    assert origin.last_refresh() == second
+    assert sorted(p.name for p in origin.directory.iterdir() if "state" in p.name) == ["state.json"]
 
 
 def test_refresh_time_is_stored_in_utc(origin: OriginMetadata) -> None:

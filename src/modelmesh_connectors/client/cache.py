@@ -33,7 +33,7 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterator, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
@@ -501,10 +501,33 @@ def _hash_entry(path: str | Path) -> str:
     """
     h = hashlib.sha256()
     buf = _hash_buffer()
-    with _open_raw(path) as raw:  # unbuffered: reads go straight into buf, to the file's end
-        while n := raw.readinto(buf):
+    # O_NOFOLLOW: an entry is a regular file we wrote, never a symlink to elsewhere. Plain
+    # descriptor reads straight into buf (no file object per entry), to the file's end.
+    fd = os.open(path, _ENTRY_READ_FLAGS)
+    try:
+        while n := _read_into(fd, buf):
             h.update(buf[:n])
+    finally:
+        os.close(fd)
     return h.hexdigest()
+
+
+def _read_into(fd: int, buf: memoryview) -> int:
+    """Read from ``fd`` into ``buf``; the number of bytes read (0 at the end)."""
+    if _READV is not None:
+        return _READV(fd, (buf,))
+    data = os.read(fd, len(buf))  # no readv (Windows): one copy more
+    buf[: len(data)] = data
+    return len(data)
+
+
+_READV: Final[Callable[[int, Sequence[memoryview]], int] | None] = getattr(os, "readv", None)
+_ENTRY_READ_FLAGS: Final = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 _BUFFERS = threading.local()
@@ -536,6 +559,8 @@ def _entry_problem(path: str | Path, sha256: str, length: int | None) -> str | N
         return _MISSING
     except OSError as exc:
         raise CacheError(f"cannot read the cache entry {path}: {exc}") from exc
+    if digest == sha256:  # both lowercase hex (sha256 was checked by _check_digest)
+        return None
     try:
         check_digest(f"cache entry {path}", sha256, digest)
     except HashMismatchError as exc:

@@ -287,7 +287,8 @@ class Loader:
         choice = choose(spec, candidates, prereleases=self.config.prereleases)
         if choice.warning:
             _log.warning(choice.warning)
-        entry = next(e for e in entries if e.version == choice.candidate.version)
+        chosen = choice.candidate.version
+        entry = next(e for e in entries if e.version == chosen)
         # Signature checked once per root; later runs accept the same envelope by its
         # digest (it is reached by hash from the verified top: FORMAT.md §4 step 6).
         release, signers = view.verify_release(spec.name, entry)
@@ -297,10 +298,10 @@ class Loader:
             release.version,
             release.sha256,
             release.length,
-            tuple(view.archive_urls(release.file)),
+            view.archive_urls(release.file),
             release,
             tuple(sorted(signers)),
-            redact_url(view.mirrors[0].url) if view.mirrors else "cache",
+            view.source,
         )
 
     def _resolve_url(self, spec: UrlSpec) -> ResolvedArchive:
@@ -591,8 +592,18 @@ class Loader:
         a pool costs about a millisecond.
         """
         total = sum(r.length or 0 for r in remote)
-        workers = 1 if total < _PARALLEL_HASH_BYTES else min(_HASH_THREADS, len(remote))
-        return _map(self._lookup, remote, workers, "mmc-hash")
+        if total < _PARALLEL_HASH_BYTES or len(remote) < 2:
+            return [self._lookup(r) for r in remote]
+        # One contiguous share of about equal bytes per thread, not one task per archive:
+        # a task per 100 KiB archive spends more on handing work and the interpreter lock
+        # between threads than it gains (20 MiB in 200 entries: 11.9 ms per task vs 8.4 ms
+        # in two shares, 13.8 ms on one thread, best of 20 on 2 cores).
+        shares = _split_by_bytes(remote, _HASH_THREADS)
+        done = _map(self._lookup_share, shares, len(shares), "mmc-hash")
+        return [path for share in done for path in share]
+
+    def _lookup_share(self, share: Sequence[ResolvedArchive]) -> list[Path | None]:
+        return [self._lookup(r) for r in share]
 
     def _lookup(self, resolved: ResolvedArchive) -> Path | None:
         """The verified cache entry of a signed archive, or ``None`` (also when unsigned)."""
@@ -725,6 +736,23 @@ class Loader:
         finally:
             self.close()  # one-off call from the registry: release the connection pool
         return package, origin
+
+
+def _split_by_bytes(
+    remote: Sequence[ResolvedArchive], parts: int
+) -> list[Sequence[ResolvedArchive]]:
+    """``remote`` in order, cut into at most ``parts`` runs of about equal signed length."""
+    total = sum(r.length or 0 for r in remote)
+    shares: list[Sequence[ResolvedArchive]] = []
+    start, done = 0, 0
+    for i, r in enumerate(remote):
+        done += r.length or 0
+        if len(shares) < parts - 1 and done * parts >= total * (len(shares) + 1):
+            shares.append(remote[start : i + 1])
+            start = i + 1
+    if start < len(remote):
+        shares.append(remote[start:])
+    return shares
 
 
 class _TeeSink:

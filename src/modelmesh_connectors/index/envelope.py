@@ -171,25 +171,31 @@ def _bounded_int(text: str) -> int:
     return value
 
 
-# A JSON string token (valid JSON only: no raw control characters, escapes in pairs).
-_JSON_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_BRACKET_RE = re.compile(r"[\[\]{}]")
-_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_ESCAPE_PAIR_RE = re.compile(rb"\\.", re.DOTALL)  # a backslash and the byte it escapes
+# Every byte but brackets, braces and quotes (no byte of a multi-byte UTF-8 sequence is
+# ASCII, so deleting these never splits a structural character).
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
-def _too_deep(text: str) -> bool:
-    """Whether the containers of valid JSON ``text`` nest deeper than MAX_JSON_DEPTH.
+def _too_deep(data: bytes) -> bool:
+    """Whether the containers of valid JSON ``data`` nest deeper than MAX_JSON_DEPTH.
 
     Every level of nesting opens one ``{`` or ``[`` outside a string. Counting openers (in C,
     strings included, which only over-counts) bounds the depth from above, so a text with at
     most MAX_JSON_DEPTH of them, every metadata file but the largest, needs nothing more.
     Otherwise the depth is the running bracket balance once the strings are cut out, all of
-    it done by the regex engine and C iterators rather than a walk of the parsed value.
+    it C work (byte deletion, split, join, accumulate) rather than a walk of the parsed value.
     """
-    if text.count("{") + text.count("[") <= MAX_JSON_DEPTH:
+    skeleton = data.translate(None, _NOT_STRUCTURE)  # only [ ] { } " are left
+    if skeleton.count(b"{") + skeleton.count(b"[") <= MAX_JSON_DEPTH:
         return False
-    brackets = _BRACKET_RE.findall(_JSON_STRING_RE.sub("", text))
-    return max(accumulate(map(_BRACKET_STEP.__getitem__, brackets)), default=0) > MAX_JSON_DEPTH
+    # Without its escape pairs (backslash and the next byte), every quote of valid JSON
+    # opens or closes a string: the pieces between them alternate outside, inside.
+    if b"\\" in data:
+        skeleton = _ESCAPE_PAIR_RE.sub(b"", data).translate(None, _NOT_STRUCTURE)
+    outside = b"".join(skeleton.split(b'"')[::2])
+    return max(accumulate(map(_BRACKET_STEP.__getitem__, outside)), default=0) > MAX_JSON_DEPTH
 
 
 def _reject_float(text: str) -> Any:
@@ -235,7 +241,7 @@ def strict_json(data: bytes) -> Any:
         raise JSONFormatError(f"expected strict JSON, got: {located}") from e
     except ValueError as e:  # includes JSONDecodeError and the int digit limit
         raise JSONFormatError(f"expected strict JSON, got: {e}") from e
-    if _too_deep(text):
+    if _too_deep(data):
         raise JSONFormatError(f"expected JSON nested at most {MAX_JSON_DEPTH} deep, got deeper")
     return value
 

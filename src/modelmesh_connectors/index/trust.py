@@ -697,7 +697,8 @@ class TrustedState:
         known = verified.get(digest) if verified is not None else None
         if known is not None:
             self._finish_root_walk()
-            self._expiry(self._root_name(), self._root.expires)
+            if not self._now < self._root.expires:  # named only when it matters (per release)
+                self._expiry(self._root_name(), self._root.expires)
             if entry.release.payload_type != RELEASE_TYPE:  # cannot be: it was verified
                 raise RuntimeError("a verified release digest names a non-release envelope")
             release, signers = parse_release(entry.release.payload), known
