@@ -406,19 +406,6 @@ def _badly_signed_intermediate(arena: Arena) -> Attempt:
     return _requirement(SignatureError, "root/3.json")
 
 
-def _bounded_walk(arena: Arena) -> Attempt:
-    keys = arena.sim.root_keys
-    for version in range(2, 42):  # 40 valid-looking, validly signed root files
-        body = parse_envelope(next_root(arena.sim, signers=[], write=False, version=version))
-        arena.sim.write(f"root/{version}.json", sign(ROOT_TYPE, body.payload, keys[:2]).to_bytes())
-
-    def bounded(arena: Arena) -> None:
-        asked = [r.path for r in arena.sim.server.requests if r.path.startswith("/root/")]
-        assert len(asked) <= 33, f"the walk asked for {len(asked)} roots"
-
-    return _requirement(RootRotationError, "bounded walk", check=bounded)
-
-
 def _revoked_timestamp_key(arena: Arena) -> None:
     # A legitimate rotation of the timestamp key; the old key is then revoked.
     arena.publish_canary()
@@ -454,7 +441,6 @@ TRUST_ROOT = [
     ),
     _case("rotation-skipped-version", _rotation_skipped_version),
     _case("rotation-badly-signed-intermediate", _badly_signed_intermediate),
-    _case("rotation-bounded-walk-40-roots", _bounded_walk),
     _case("rotation-revoked-timestamp-key", _old_timestamp_key_signs, _revoked_timestamp_key),
 ]
 

@@ -91,13 +91,11 @@ class _Memo(Generic[_V]):
 
 
 class _Update(Frozen):
-    __slots__ = ("roots", "timestamp", "top")
-    roots: list[bytes]
+    __slots__ = ("timestamp", "top")
     timestamp: bytes
     top: bytes | None
 
-    def __init__(self, roots: list[bytes], timestamp: bytes, top: bytes | None) -> None:
-        object.__setattr__(self, "roots", roots)
+    def __init__(self, timestamp: bytes, top: bytes | None) -> None:
         object.__setattr__(self, "timestamp", timestamp)
         object.__setattr__(self, "top", top)
 
@@ -281,7 +279,7 @@ class IndexView:
         """
         candidates = list(self._legacy()) if self._legacy is not None else []
         anchor_version = self._root_of_anchor().version
-        best: tuple[OriginMetadata, Timestamp, _Update] | None = None
+        best: tuple[OriginMetadata, Timestamp, list[bytes], _Update] | None = None
         for legacy in candidates:
             try:
                 ts_bytes = legacy.load_timestamp()
@@ -312,7 +310,7 @@ class IndexView:
                 best[1].version,
                 best[1].index_version,
             ):
-                best = (legacy, ts, _Update(walked, ts_bytes, top))
+                best = (legacy, ts, walked, _Update(ts_bytes, top))
         if best is None:
             _log.info(
                 "no stored state for this trust root in %s%s: starting with no rollback "
@@ -321,8 +319,8 @@ class IndexView:
                 " (no earlier record verified from the trust root)" if candidates else "",
             )
             return
-        legacy, ts, update = best
-        for offset, data in enumerate(update.roots):
+        legacy, ts, walked, update = best
+        for offset, data in enumerate(walked):
             self._store.save_root_version(anchor_version + 1 + offset, data)
         self._store.save_timestamp(update.timestamp)
         if update.top is not None:
@@ -400,9 +398,6 @@ class IndexView:
                 when_none=lambda: DownloadError("no index mirror to read"),
                 hint="check the 'index:' URLs and the network, or use offline mode",
             )
-            first = candidate.root.version - len(update.roots) + 1
-            for offset, data in enumerate(update.roots):
-                self._store.save_root_version(first + offset, data)
             if update.timestamp != stored_ts:
                 # Durable (fsync): the rollback reference. When the mirror served the very
                 # bytes stored (read under this lock), the reference on disk is already
@@ -450,14 +445,32 @@ class IndexView:
             # than the background transfer starts (measured 2.4 -> 2.7 ms for the refresh).
             fetcher.prefetch(ts_url, max_length=self._limits.max_timestamp_bytes)
         roots: list[bytes] = []
-        for _ in range(self._limits.max_root_walk + 1):
+        for _ in range(self._limits.max_root_walk):
             url = f"{mirror.url}root/{state.root.version + 1}.json"
             try:
                 data = fetcher.fetch_bytes(url, max_length=self._limits.max_root_bytes)
             except NotFoundError:
                 break
-            state.update_root(data)  # raises past max_root_walk steps (bounded walk)
+            state.update_root(data)  # a bad step fails the walk: back to the stored chain
             roots.append(data)
+        else:
+            # The bound stops a server from demanding an endless walk (FORMAT.md §3); it
+            # is not a failure of the roots walked: they stay trusted and the next update
+            # goes on from the newest.
+            _log.warning(
+                "walked %d new roots, the most one update takes; the next update continues "
+                "from root %d",
+                len(roots),
+                state.root.version,
+            )
+        # Saved as soon as the walk succeeded, before the timestamp is read: each is signed by
+        # its predecessor's root role and its own, so it is trusted whatever the rest of this
+        # update finds; a client far behind (past the bound, or with a timestamp that only a
+        # later root's keys verify) thus makes progress on every update instead of failing
+        # from the same root forever.
+        first = state.root.version - len(roots) + 1
+        for offset, data in enumerate(roots):
+            self._store.save_root_version(first + offset, data)
         # The rollback reference is loaded after the walk, checked with the newest root
         # (TUF's order); a copy no longer signed by trusted keys after a rotation is dropped.
         self._with_local(state, stored_ts)
@@ -474,7 +487,7 @@ class IndexView:
         if previous_ref != ts.index:
             top = fetcher.fetch_bytes(f"{mirror.url}{ts.index.path}", max_length=ts.index.length)
             state.update_index(top)
-        return _Update(roots, ts_bytes, top)
+        return _Update(ts_bytes, top)
 
     # -- releases ----------------------------------------------------------------------------
 

@@ -39,7 +39,6 @@ export interface IndexViewOptions {
 }
 
 interface Update {
-  roots: Uint8Array[];
   timestamp: Uint8Array;
   top: Uint8Array | null;
 }
@@ -176,10 +175,6 @@ export class IndexView {
         }
         continue;
       }
-      const first = candidate.root.version - update.roots.length + 1;
-      for (const [i, data] of update.roots.entries()) {
-        this.opts.store.saveRootVersion(first + i, data);
-      }
       this.opts.store.saveTimestamp(update.timestamp);
       if (update.top !== null) {
         this.opts.store.saveIndex(update.top);
@@ -205,7 +200,7 @@ export class IndexView {
   private async update(state: TrustedState, mirror: string): Promise<Update> {
     const f = this.opts.fetcher;
     const roots: Uint8Array[] = [];
-    for (let i = 0; i <= MAX_ROOT_WALK; i++) {
+    for (let i = 0; i < MAX_ROOT_WALK; i++) {
       let data: Uint8Array;
       try {
         data = await f.fetchBytes(`${mirror}root/${state.root.version + 1}.json`, MAX_ROOT_BYTES);
@@ -215,10 +210,20 @@ export class IndexView {
         }
         throw err;
       }
-      // Throws past MAX_ROOT_WALK steps (bounded walk), failing this mirror's update as the
-      // Python client does: the new roots are persisted only after a whole update succeeds.
-      state.updateRoot(data);
+      state.updateRoot(data); // a bad step fails the walk: back to the stored chain
       roots.push(data);
+    }
+    if (roots.length === MAX_ROOT_WALK) {
+      // The bound stops an endless walk (FORMAT.md §3); it is not a failure of the roots
+      // walked: they stay trusted and the next update goes on from the newest.
+      this.warn(`walked ${roots.length} new roots, the most one update takes; the next update continues from root ${state.root.version}`);
+    }
+    // Stored as soon as the walk succeeded, before the timestamp is read (FORMAT.md §3): each
+    // is authenticated by the chain alone, so a later failure in this update neither discards
+    // a learnt revocation nor keeps a client far behind from making progress.
+    const first = state.root.version - roots.length + 1;
+    for (const [i, data] of roots.entries()) {
+      this.opts.store.saveRootVersion(first + i, data);
     }
     // The rollback reference is loaded after the walk, checked with the newest root; a copy
     // no longer signed by trusted keys after a rotation is dropped.
@@ -234,7 +239,7 @@ export class IndexView {
       top = await f.fetchBytes(`${mirror}${ts.index.path}`, ts.index.length);
       state.updateIndex(top);
     }
-    return { roots, timestamp: tsBytes, top };
+    return { timestamp: tsBytes, top };
   }
 
   /**
