@@ -19,6 +19,7 @@ from filelock import FileLock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelmesh_connectors.client import cache as cache_module
 from modelmesh_connectors.client.cache import (
     CACHE_DIR_ENV,
     ArchiveCache,
@@ -69,6 +70,18 @@ class CountingWriter:
             self.calls += 1
         time.sleep(self.delay)
         sink.write(self.data)
+
+
+@pytest.fixture(params=["direct", "pipelined"])
+def sink_cache(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> ArchiveCache:
+    """A cache, once with the direct sink and once with the one that hashes on a thread."""
+    if request.param == "pipelined":
+        # Every archive goes through the worker thread, in batches of about 1000 bytes.
+        monkeypatch.setattr(cache_module, "_PIPELINE_BYTES", 0)
+        monkeypatch.setattr(cache_module, "_BATCH_BYTES", 1000)
+    return ArchiveCache(tmp_path / "cache", lock_timeout=5.0)
 
 
 @pytest.fixture
@@ -127,14 +140,14 @@ def lock_held_by_other_process(lock_path: Path) -> Iterator[None]:
 # -- the happy path -------------------------------------------------------------
 
 
-def test_fetch_stores_under_the_fanout_path(cache: ArchiveCache) -> None:
+def test_fetch_stores_under_the_fanout_path(sink_cache: ArchiveCache) -> None:
     write = CountingWriter()
-    path = cache.fetch(DIGEST, len(PAYLOAD), write)
-    assert path == cache.root / "archives" / "sha256" / DIGEST[:2] / DIGEST
+    path = sink_cache.fetch(DIGEST, len(PAYLOAD), write)
+    assert path == sink_cache.root / "archives" / "sha256" / DIGEST[:2] / DIGEST
     assert path.read_bytes() == PAYLOAD
     assert write.calls == 1
-    assert visible_files(cache) == [DIGEST]
-    assert_unlocked(cache)
+    assert visible_files(sink_cache) == [DIGEST]
+    assert_unlocked(sink_cache)
 
 
 def test_second_fetch_is_a_hit(cache: ArchiveCache) -> None:
@@ -155,14 +168,14 @@ def test_empty_archive(cache: ArchiveCache) -> None:
     assert cache.read_verified(sha(b""), 0) == b""
 
 
-def test_reset_restarts_the_hash(cache: ArchiveCache) -> None:
+def test_reset_restarts_the_hash(sink_cache: ArchiveCache) -> None:
     def write_into(sink: Sink) -> None:
         sink.write(b"garbage from a first attempt")
         sink.reset()
         sink.write(PAYLOAD[:10])
         sink.write(PAYLOAD[10:])
 
-    assert cache.fetch(DIGEST, len(PAYLOAD), write_into).read_bytes() == PAYLOAD
+    assert sink_cache.fetch(DIGEST, len(PAYLOAD), write_into).read_bytes() == PAYLOAD
 
 
 @settings(max_examples=30, deadline=None)
@@ -178,17 +191,17 @@ def test_any_chunking_gives_the_same_entry(cuts: list[int]) -> None:
 # -- nothing unverified becomes visible ------------------------------------------
 
 
-def test_hash_mismatch_leaves_nothing_visible(cache: ArchiveCache) -> None:
+def test_hash_mismatch_leaves_nothing_visible(sink_cache: ArchiveCache) -> None:
     wrong = bytes(reversed(PAYLOAD))
     with pytest.raises(HashMismatchError) as info:
-        cache.fetch(DIGEST, len(PAYLOAD), writer(wrong))
+        sink_cache.fetch(DIGEST, len(PAYLOAD), writer(wrong))
     assert f"expected {DIGEST}, got {sha(wrong)}" in str(info.value)
-    assert visible_files(cache) == []
-    assert cache.lookup(DIGEST, len(PAYLOAD)) is None
-    assert_unlocked(cache)
+    assert visible_files(sink_cache) == []
+    assert sink_cache.lookup(DIGEST, len(PAYLOAD)) is None
+    assert_unlocked(sink_cache)
 
 
-def test_length_overflow_is_aborted_at_the_write(cache: ArchiveCache) -> None:
+def test_length_overflow_is_aborted_at_the_write(sink_cache: ArchiveCache) -> None:
     writes: list[int] = []
 
     def write_into(sink: Sink) -> None:
@@ -197,33 +210,33 @@ def test_length_overflow_is_aborted_at_the_write(cache: ArchiveCache) -> None:
             writes.append(1)
 
     with pytest.raises(LengthMismatchError) as info:
-        cache.fetch(DIGEST, len(PAYLOAD), write_into)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
     assert len(writes) == 1  # the second write was refused
     assert f"expected {len(PAYLOAD)} bytes, got more" in str(info.value)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
-def test_short_write_is_a_length_mismatch(cache: ArchiveCache) -> None:
+def test_short_write_is_a_length_mismatch(sink_cache: ArchiveCache) -> None:
     with pytest.raises(LengthMismatchError) as info:
-        cache.fetch(DIGEST, len(PAYLOAD), writer(PAYLOAD[:-1]))
+        sink_cache.fetch(DIGEST, len(PAYLOAD), writer(PAYLOAD[:-1]))
     assert f"expected {len(PAYLOAD)} bytes, got {len(PAYLOAD) - 1}" in str(info.value)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
-def test_write_into_errors_propagate_and_leave_nothing(cache: ArchiveCache) -> None:
+def test_write_into_errors_propagate_and_leave_nothing(sink_cache: ArchiveCache) -> None:
     def write_into(sink: Sink) -> None:
         sink.write(PAYLOAD[:100])
         raise DownloadError("network down")
 
     with pytest.raises(DownloadError, match="network down"):
-        cache.fetch(DIGEST, len(PAYLOAD), write_into)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
-def test_base_exception_releases_the_lock(cache: ArchiveCache) -> None:
+def test_base_exception_releases_the_lock(sink_cache: ArchiveCache) -> None:
     class Interrupted(BaseException):
         pass
 
@@ -232,21 +245,59 @@ def test_base_exception_releases_the_lock(cache: ArchiveCache) -> None:
         raise Interrupted
 
     with pytest.raises(Interrupted):
-        cache.fetch(DIGEST, len(PAYLOAD), write_into)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
-def test_sink_cannot_be_used_after_fetch(cache: ArchiveCache) -> None:
+def test_sink_cannot_be_used_after_fetch(sink_cache: ArchiveCache) -> None:
     kept: list[Sink] = []
 
     def write_into(sink: Sink) -> None:
         kept.append(sink)
         sink.write(PAYLOAD)
 
-    cache.fetch(DIGEST, len(PAYLOAD), write_into)
+    sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
     with pytest.raises(RuntimeError, match="after its fetch"):
         kept[0].write(b"late")
+
+
+def test_pipelined_write_error_is_a_cache_error(tmp_path: Path) -> None:
+    """A failed write on the hashing thread reaches the caller; the thread does not linger."""
+
+    class FullDisk:
+        def writelines(self, chunks: object) -> None:
+            raise OSError(28, "No space left on device")
+
+    sink = cache_module._PipelinedSink(FullDisk(), tmp_path / "x.tmp", DIGEST, len(PAYLOAD))  # type: ignore[arg-type]
+    with pytest.raises(CacheError, match="No space left on device") as info:
+        for start in range(0, len(PAYLOAD), 64):
+            sink.write(PAYLOAD[start : start + 64])
+        sink.finish()
+    assert isinstance(info.value.__cause__, OSError)
+    sink.close()
+    assert not [t for t in threading.enumerate() if t.name == "mmc-hash-write"]
+
+
+def test_pipelined_sink_is_used_for_large_archives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archives of ``_PIPELINE_BYTES`` and more take the threaded sink (the size rule holds)."""
+    monkeypatch.setattr(cache_module, "_PIPELINE_BYTES", len(PAYLOAD))
+    cache = ArchiveCache(tmp_path / "cache", lock_timeout=5.0)
+    kinds: list[str] = []
+
+    def recording(data: bytes) -> Callable[[Sink], None]:
+        def write_into(sink: Sink) -> None:
+            kinds.append(type(sink).__name__)
+            sink.write(data)
+
+        return write_into
+
+    cache.fetch(DIGEST, len(PAYLOAD), recording(PAYLOAD))
+    small = PAYLOAD[:-1]
+    cache.fetch(sha(small), len(small), recording(small))
+    assert kinds == ["_PipelinedSink", "_VerifyingSink"]
 
 
 # -- corrupt entries are misses ---------------------------------------------------
