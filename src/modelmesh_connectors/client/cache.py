@@ -482,9 +482,8 @@ class ArchiveCache:
 
     @contextlib.contextmanager
     def _locked(self, sha256: str) -> Iterator[None]:
-        path = self.path_for(sha256)
         lock = SidecarLock(
-            path.with_name(f"{sha256}.lock"),
+            Path(self._entry_text(sha256) + ".lock"),
             timeout=self._lock_timeout,
             what="cache lock",
             hint="another modelmesh-connectors process is writing this archive; "

@@ -52,6 +52,7 @@ __all__ = [
     "check_url_policy",
 ]
 
+import functools
 import ipaddress
 import logging
 import os
@@ -138,6 +139,7 @@ def check_url_policy(url: str, *, allow_http: bool = False) -> None:
     )
 
 
+@functools.lru_cache(maxsize=64)  # hosts of one run: a handful; ip_address() costs ~10 us
 def _is_loopback(host: str) -> bool:
     if host.lower() in _LOOPBACK_NAMES:
         return True
@@ -475,7 +477,7 @@ class _Transfer:
     allowance: float  # seconds the deadline allowed
     run: bool  # the deadline is the run's, not the transfer's own
     auth: str | None  # Authorization value for the starting origin
-    origin: str  # the starting origin; credentials never leave it
+    origin: str  # the starting origin; credentials never leave it ("" when there is no auth)
     received: int = 0  # body bytes of the current attempt
 
     def expired(self, *, limited: bool = False) -> bool:
@@ -645,14 +647,22 @@ class HttpFetcher(Fetcher):
         if self._run_end is not None and self._run_end <= end:
             end, run = self._run_end, True
             allowance = config.run_timeout or 0.0
+        credentials = self._credentials
+        # Without user info and with no credential configured there is nothing to look up
+        # (header_for would answer None); the origin is needed only to keep a credential home.
+        auth = (
+            credentials.header_for(clean, userinfo=userinfo)
+            if userinfo is not None or credentials.by_origin or credentials.netrc_hosts
+            else None
+        )
         return _Transfer(
             url=clean,
             shown=redact_url(url),
             end=end,
             allowance=allowance,
             run=run,
-            auth=self._credentials.header_for(clean, userinfo=userinfo),
-            origin=origin_of(clean),
+            auth=auth,
+            origin=origin_of(clean) if auth is not None else "",
         )
 
     def _attempts(self, transfer: _Transfer, max_length: int) -> Chunks:
