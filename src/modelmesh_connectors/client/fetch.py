@@ -109,18 +109,19 @@ def check_url_policy(url: str, *, allow_http: bool = False) -> None:
     Raises:
         PolicyError: The URL's scheme or host is not allowed.
     """
-    shown = redact_url(url)
     try:
         parts = urlsplit(url)
         host = parts.hostname
         _ = parts.port  # parsing the port validates it
     except ValueError as exc:
         raise PolicyError(
-            f"refusing to fetch {shown!r}: not a valid URL ({redact_text(str(exc))})"
+            f"refusing to fetch {redact_url(url)!r}: not a valid URL ({redact_text(str(exc))})"
         ) from None
     scheme = parts.scheme.lower()
     if not host:
-        raise PolicyError(f"refusing to fetch {shown!r}: expected an absolute URL with a host")
+        raise PolicyError(
+            f"refusing to fetch {redact_url(url)!r}: expected an absolute URL with a host"
+        )
     if scheme == "https":
         return
     if scheme == "http":
@@ -129,12 +130,14 @@ def check_url_policy(url: str, *, allow_http: bool = False) -> None:
         # privacy or availability, so only loopback is allowed by default.
         if allow_http or _is_loopback(host):
             return
+        shown = redact_url(url)  # only a refusal shows the URL (redacted: no credential)
         raise PolicyError(
             f"refusing plain http:// to non-loopback host {host!r} in {shown}: expected https://",
             hint="use an https:// index URL, or set allow_http in the download configuration",
         )
     raise PolicyError(
-        f"refusing to fetch {shown}: unsupported URL scheme {parts.scheme!r}, expected https "
+        f"refusing to fetch {redact_url(url)}: unsupported URL scheme {parts.scheme!r}, "
+        "expected https "
         "(or http to a loopback host)"
     )
 
