@@ -123,7 +123,7 @@ class _VerifyingSink:
 
 _PIPELINE_BYTES: Final = 8 * 1024 * 1024  # archives this long hash and write on a second thread
 _BATCH_BYTES: Final = 1024 * 1024  # bytes of chunks handed to that thread at once
-_BATCHES_QUEUED: Final = 4  # batches waiting at most: bounds what a fast sender can pile up
+_BATCHES_QUEUED: Final = 2  # batches waiting at most: bounds what a fast sender can pile up
 
 
 class _PipelinedSink(_VerifyingSink):

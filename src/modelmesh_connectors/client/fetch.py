@@ -137,8 +137,7 @@ def check_url_policy(url: str, *, allow_http: bool = False) -> None:
         )
     raise PolicyError(
         f"refusing to fetch {redact_url(url)}: unsupported URL scheme {parts.scheme!r}, "
-        "expected https "
-        "(or http to a loopback host)"
+        "expected https (or http to a loopback host)"
     )
 
 
