@@ -171,6 +171,7 @@ def test_empty_archive(cache: ArchiveCache) -> None:
 def test_reset_restarts_the_hash(sink_cache: ArchiveCache) -> None:
     def write_into(sink: Sink) -> None:
         sink.write(b"garbage from a first attempt")
+        sink.write(bytes(reversed(PAYLOAD))[:2000])  # past a batch: hashed and written
         sink.reset()
         sink.write(PAYLOAD[:10])
         sink.write(PAYLOAD[10:])
@@ -631,41 +632,41 @@ def download_into(fetcher: HttpFetcher, url: str, length: int) -> Callable[[Sink
 
 
 def test_download_into_cache(
-    cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
+    sink_cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
 ) -> None:
     server, fetcher = served
     server.script("/a.zip", Reply.ok(PAYLOAD, reset_at=500), Reply.ok(PAYLOAD))
     url = server.url("/a.zip")
-    path = cache.fetch(DIGEST, len(PAYLOAD), download_into(fetcher, url, len(PAYLOAD)))
+    path = sink_cache.fetch(DIGEST, len(PAYLOAD), download_into(fetcher, url, len(PAYLOAD)))
     assert path.read_bytes() == PAYLOAD  # the retry reset the sink
     assert server.request_count("/a.zip") == 2
 
 
 def test_tampered_download_never_enters_the_cache(
-    cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
+    sink_cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
 ) -> None:
     server, fetcher = served
     tampered = PAYLOAD.replace(b"connector", b"backdoor!")
     server.add_file("/a.zip", tampered)
     url = server.url("/a.zip")
     with pytest.raises(HashMismatchError):
-        cache.fetch(DIGEST, len(PAYLOAD), download_into(fetcher, url, len(PAYLOAD)))
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), download_into(fetcher, url, len(PAYLOAD)))
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
 def test_endless_download_is_stopped_by_the_sink(
-    cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
+    sink_cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
 ) -> None:
     server, fetcher = served
     server.script("/a.zip", Reply.ok(b"", endless=True, framing="chunked"))
     url = server.url("/a.zip")
 
     def write_into(sink: Sink) -> None:
-        # A generous fetcher cap: the cache's own length check must still stop it.
+        # A generous fetcher cap: the sink_cache's own length check must still stop it.
         fetcher.fetch_to(url, sink, max_length=1 << 30)
 
     with pytest.raises(LengthMismatchError, match="got more"):
-        cache.fetch(DIGEST, len(PAYLOAD), write_into)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
