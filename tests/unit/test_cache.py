@@ -72,6 +72,18 @@ class CountingWriter:
         sink.write(self.data)
 
 
+@pytest.fixture(params=["direct", "pipelined"])
+def sink_cache(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> ArchiveCache:
+    """A cache, once with the direct sink and once with the one that hashes on a thread."""
+    if request.param == "pipelined":
+        # Every archive goes through the worker thread, in batches of about 1000 bytes.
+        monkeypatch.setattr(cache_module, "_PIPELINE_BYTES", 0)
+        monkeypatch.setattr(cache_module, "_BATCH_BYTES", 1000)
+    return ArchiveCache(tmp_path / "cache", lock_timeout=5.0)
+
+
 @pytest.fixture
 def cache(tmp_path: Path) -> ArchiveCache:
     return ArchiveCache(tmp_path / "cache", lock_timeout=5.0)
@@ -128,14 +140,14 @@ def lock_held_by_other_process(lock_path: Path) -> Iterator[None]:
 # -- the happy path -------------------------------------------------------------
 
 
-def test_fetch_stores_under_the_fanout_path(cache: ArchiveCache) -> None:
+def test_fetch_stores_under_the_fanout_path(sink_cache: ArchiveCache) -> None:
     write = CountingWriter()
-    path = cache.fetch(DIGEST, len(PAYLOAD), write)
-    assert path == cache.root / "archives" / "sha256" / DIGEST[:2] / DIGEST
+    path = sink_cache.fetch(DIGEST, len(PAYLOAD), write)
+    assert path == sink_cache.root / "archives" / "sha256" / DIGEST[:2] / DIGEST
     assert path.read_bytes() == PAYLOAD
     assert write.calls == 1
-    assert visible_files(cache) == [DIGEST]
-    assert_unlocked(cache)
+    assert visible_files(sink_cache) == [DIGEST]
+    assert_unlocked(sink_cache)
 
 
 def test_second_fetch_is_a_hit(cache: ArchiveCache) -> None:
@@ -156,14 +168,15 @@ def test_empty_archive(cache: ArchiveCache) -> None:
     assert cache.read_verified(sha(b""), 0) == b""
 
 
-def test_reset_restarts_the_hash(cache: ArchiveCache) -> None:
+def test_reset_restarts_the_hash(sink_cache: ArchiveCache) -> None:
     def write_into(sink: Sink) -> None:
         sink.write(b"garbage from a first attempt")
+        sink.write(bytes(reversed(PAYLOAD))[:2000])  # past a batch: hashed and written
         sink.reset()
         sink.write(PAYLOAD[:10])
         sink.write(PAYLOAD[10:])
 
-    assert cache.fetch(DIGEST, len(PAYLOAD), write_into).read_bytes() == PAYLOAD
+    assert sink_cache.fetch(DIGEST, len(PAYLOAD), write_into).read_bytes() == PAYLOAD
 
 
 @settings(max_examples=30, deadline=None)
@@ -179,17 +192,17 @@ def test_any_chunking_gives_the_same_entry(cuts: list[int]) -> None:
 # -- nothing unverified becomes visible ------------------------------------------
 
 
-def test_hash_mismatch_leaves_nothing_visible(cache: ArchiveCache) -> None:
+def test_hash_mismatch_leaves_nothing_visible(sink_cache: ArchiveCache) -> None:
     wrong = bytes(reversed(PAYLOAD))
     with pytest.raises(HashMismatchError) as info:
-        cache.fetch(DIGEST, len(PAYLOAD), writer(wrong))
+        sink_cache.fetch(DIGEST, len(PAYLOAD), writer(wrong))
     assert f"expected {DIGEST}, got {sha(wrong)}" in str(info.value)
-    assert visible_files(cache) == []
-    assert cache.lookup(DIGEST, len(PAYLOAD)) is None
-    assert_unlocked(cache)
+    assert visible_files(sink_cache) == []
+    assert sink_cache.lookup(DIGEST, len(PAYLOAD)) is None
+    assert_unlocked(sink_cache)
 
 
-def test_length_overflow_is_aborted_at_the_write(cache: ArchiveCache) -> None:
+def test_length_overflow_is_aborted_at_the_write(sink_cache: ArchiveCache) -> None:
     writes: list[int] = []
 
     def write_into(sink: Sink) -> None:
@@ -198,33 +211,33 @@ def test_length_overflow_is_aborted_at_the_write(cache: ArchiveCache) -> None:
             writes.append(1)
 
     with pytest.raises(LengthMismatchError) as info:
-        cache.fetch(DIGEST, len(PAYLOAD), write_into)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
     assert len(writes) == 1  # the second write was refused
     assert f"expected {len(PAYLOAD)} bytes, got more" in str(info.value)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
-def test_short_write_is_a_length_mismatch(cache: ArchiveCache) -> None:
+def test_short_write_is_a_length_mismatch(sink_cache: ArchiveCache) -> None:
     with pytest.raises(LengthMismatchError) as info:
-        cache.fetch(DIGEST, len(PAYLOAD), writer(PAYLOAD[:-1]))
+        sink_cache.fetch(DIGEST, len(PAYLOAD), writer(PAYLOAD[:-1]))
     assert f"expected {len(PAYLOAD)} bytes, got {len(PAYLOAD) - 1}" in str(info.value)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
-def test_write_into_errors_propagate_and_leave_nothing(cache: ArchiveCache) -> None:
+def test_write_into_errors_propagate_and_leave_nothing(sink_cache: ArchiveCache) -> None:
     def write_into(sink: Sink) -> None:
         sink.write(PAYLOAD[:100])
         raise DownloadError("network down")
 
     with pytest.raises(DownloadError, match="network down"):
-        cache.fetch(DIGEST, len(PAYLOAD), write_into)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
-def test_base_exception_releases_the_lock(cache: ArchiveCache) -> None:
+def test_base_exception_releases_the_lock(sink_cache: ArchiveCache) -> None:
     class Interrupted(BaseException):
         pass
 
@@ -233,21 +246,59 @@ def test_base_exception_releases_the_lock(cache: ArchiveCache) -> None:
         raise Interrupted
 
     with pytest.raises(Interrupted):
-        cache.fetch(DIGEST, len(PAYLOAD), write_into)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
-def test_sink_cannot_be_used_after_fetch(cache: ArchiveCache) -> None:
+def test_sink_cannot_be_used_after_fetch(sink_cache: ArchiveCache) -> None:
     kept: list[Sink] = []
 
     def write_into(sink: Sink) -> None:
         kept.append(sink)
         sink.write(PAYLOAD)
 
-    cache.fetch(DIGEST, len(PAYLOAD), write_into)
+    sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
     with pytest.raises(RuntimeError, match="after its fetch"):
         kept[0].write(b"late")
+
+
+def test_pipelined_write_error_is_a_cache_error(tmp_path: Path) -> None:
+    """A failed write on the hashing thread reaches the caller; the thread does not linger."""
+
+    class FullDisk:
+        def writelines(self, chunks: object) -> None:
+            raise OSError(28, "No space left on device")
+
+    sink = cache_module._PipelinedSink(FullDisk(), tmp_path / "x.tmp", DIGEST, len(PAYLOAD))  # type: ignore[arg-type]
+    with pytest.raises(CacheError, match="No space left on device") as info:
+        for start in range(0, len(PAYLOAD), 64):
+            sink.write(PAYLOAD[start : start + 64])
+        sink.finish()
+    assert isinstance(info.value.__cause__, OSError)
+    sink.close()
+    assert not [t for t in threading.enumerate() if t.name == "mmc-hash-write"]
+
+
+def test_pipelined_sink_is_used_for_large_archives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Archives of ``_PIPELINE_BYTES`` and more take the threaded sink (the size rule holds)."""
+    monkeypatch.setattr(cache_module, "_PIPELINE_BYTES", len(PAYLOAD))
+    cache = ArchiveCache(tmp_path / "cache", lock_timeout=5.0)
+    kinds: list[str] = []
+
+    def recording(data: bytes) -> Callable[[Sink], None]:
+        def write_into(sink: Sink) -> None:
+            kinds.append(type(sink).__name__)
+            sink.write(data)
+
+        return write_into
+
+    cache.fetch(DIGEST, len(PAYLOAD), recording(PAYLOAD))
+    small = PAYLOAD[:-1]
+    cache.fetch(sha(small), len(small), recording(small))
+    assert kinds == ["_PipelinedSink", "_VerifyingSink"]
 
 
 # -- corrupt entries are misses ---------------------------------------------------
@@ -581,44 +632,44 @@ def download_into(fetcher: HttpFetcher, url: str, length: int) -> Callable[[Sink
 
 
 def test_download_into_cache(
-    cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
+    sink_cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
 ) -> None:
     server, fetcher = served
     server.script("/a.zip", Reply.ok(PAYLOAD, reset_at=500), Reply.ok(PAYLOAD))
     url = server.url("/a.zip")
-    path = cache.fetch(DIGEST, len(PAYLOAD), download_into(fetcher, url, len(PAYLOAD)))
+    path = sink_cache.fetch(DIGEST, len(PAYLOAD), download_into(fetcher, url, len(PAYLOAD)))
     assert path.read_bytes() == PAYLOAD  # the retry reset the sink
     assert server.request_count("/a.zip") == 2
 
 
 def test_tampered_download_never_enters_the_cache(
-    cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
+    sink_cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
 ) -> None:
     server, fetcher = served
     tampered = PAYLOAD.replace(b"connector", b"backdoor!")
     server.add_file("/a.zip", tampered)
     url = server.url("/a.zip")
     with pytest.raises(HashMismatchError):
-        cache.fetch(DIGEST, len(PAYLOAD), download_into(fetcher, url, len(PAYLOAD)))
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), download_into(fetcher, url, len(PAYLOAD)))
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
 def test_endless_download_is_stopped_by_the_sink(
-    cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
+    sink_cache: ArchiveCache, served: tuple[LoopbackServer, HttpFetcher]
 ) -> None:
     server, fetcher = served
     server.script("/a.zip", Reply.ok(b"", endless=True, framing="chunked"))
     url = server.url("/a.zip")
 
     def write_into(sink: Sink) -> None:
-        # A generous fetcher cap: the cache's own length check must still stop it.
+        # A generous fetcher cap: the sink_cache's own length check must still stop it.
         fetcher.fetch_to(url, sink, max_length=1 << 30)
 
     with pytest.raises(LengthMismatchError, match="got more"):
-        cache.fetch(DIGEST, len(PAYLOAD), write_into)
-    assert visible_files(cache) == []
-    assert_unlocked(cache)
+        sink_cache.fetch(DIGEST, len(PAYLOAD), write_into)
+    assert visible_files(sink_cache) == []
+    assert_unlocked(sink_cache)
 
 
 @pytest.mark.parametrize("readv", [True, False], ids=["readv", "read"])

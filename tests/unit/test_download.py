@@ -617,6 +617,22 @@ def test_policy_allows(url: str) -> None:
     check_url_policy(url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:s3cr3t@example.invalid/x?token=s3cr3t",  # plain http to another host
+        "ftp://user:s3cr3t@127.0.0.1/x?token=s3cr3t",  # a scheme never fetched
+        "https://user:s3cr3t@/x?token=s3cr3t",  # no host
+        "https://user:s3cr3t@example.invalid:99999/x?token=s3cr3t",  # not a valid URL
+    ],
+)
+def test_policy_refusals_never_show_a_credential(url: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        check_url_policy(url)
+    assert "s3cr3t" not in str(info.value)
+    assert "***" in str(info.value)  # the URL is shown, redacted
+
+
 def test_allow_http_opens_plain_http(no_network: None) -> None:
     check_url_policy("http://example.invalid/x", allow_http=True)
     with pytest.raises(PolicyError) as info:

@@ -40,10 +40,12 @@ __all__ = [
     "write_temp",
 ]
 
-_KNOWN_DIRECTORIES: set[Path] = set()  # created (or seen) by this process; mkdir costs ~0.3 ms
+# Created (or seen) by this process; mkdir costs ~0.3 ms. Kept as strings: hashing a Path
+# re-renders it, and a cold install asks twice per archive.
+_KNOWN_DIRECTORIES: set[str] = set()
 
 
-def ensure_directory(directory: Path) -> None:
+def ensure_directory(directory: Path | str) -> None:
     """``mkdir -p`` once per process and directory.
 
     If the directory is removed later (e.g. ``cache prune``), the next write fails with
@@ -52,9 +54,14 @@ def ensure_directory(directory: Path) -> None:
     Raises:
         OSError: it cannot be created.
     """
-    if directory not in _KNOWN_DIRECTORIES:
-        directory.mkdir(parents=True, exist_ok=True)
-        _KNOWN_DIRECTORIES.add(directory)
+    key = os.fspath(directory)
+    if key not in _KNOWN_DIRECTORIES:
+        os.makedirs(key, exist_ok=True)
+        _KNOWN_DIRECTORIES.add(key)
+
+
+def _forget_directory(directory: Path | str) -> None:
+    _KNOWN_DIRECTORIES.discard(os.fspath(directory))
 
 
 def fsync_directory(directory: Path) -> None:
@@ -100,7 +107,7 @@ def _mkstemp(target: Path, prefix: str | None) -> tuple[int, Path]:
     try:
         return _create_temp(target.parent, prefix)
     except FileNotFoundError:
-        _KNOWN_DIRECTORIES.discard(target.parent)  # removed since: create it again
+        _forget_directory(target.parent)  # removed since: create it again
         ensure_directory(target.parent)
         return _create_temp(target.parent, prefix)
 
@@ -207,6 +214,8 @@ class SidecarLock:
 
     def __init__(self, path: Path, *, timeout: float, what: str, hint: str) -> None:
         self.path = path
+        # A string: no Path arithmetic per acquire (a cold install takes one lock per archive).
+        self._directory = os.path.dirname(path) or "."
         self._timeout = timeout
         self._what = what
         self._hint = hint
@@ -229,7 +238,7 @@ class SidecarLock:
                 self._held.depth = depth
             return
         try:
-            ensure_directory(self.path.parent)
+            ensure_directory(self._directory)
         except OSError as exc:
             raise CacheError(
                 f"cannot create the directory {self.path.parent} of the {self._what}: {exc}"
@@ -286,8 +295,8 @@ class SidecarLock:
         try:
             return os.open(self.path, flags, 0o644)
         except FileNotFoundError:
-            _KNOWN_DIRECTORIES.discard(self.path.parent)  # removed since: create it again
-            ensure_directory(self.path.parent)
+            _forget_directory(self._directory)  # removed since: create it again
+            ensure_directory(self._directory)
             return os.open(self.path, flags, 0o644)
 
     def _acquire_filelock(self) -> Callable[[], None]:  # pragma: no cover - not POSIX
@@ -299,8 +308,8 @@ class SidecarLock:
         except Timeout as exc:
             raise _Timeout from exc
         except FileNotFoundError:
-            _KNOWN_DIRECTORIES.discard(self.path.parent)
-            ensure_directory(self.path.parent)
+            _forget_directory(self._directory)
+            ensure_directory(self._directory)
             try:
                 lock.acquire()
             except Timeout as exc:

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 if TYPE_CHECKING:  # the network seam is imported only where a download happens
+    import queue
+
     from modelmesh_connectors.client.fetcher import Sink
 from modelmesh_connectors._internal.digest import (
     Hasher,
@@ -117,6 +119,108 @@ class _VerifyingSink:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this cache sink was used after its fetch() returned")
+
+
+_PIPELINE_BYTES: Final = 8 * 1024 * 1024  # archives this long hash and write on a second thread
+_BATCH_BYTES: Final = 1024 * 1024  # bytes of chunks handed to that thread at once
+_BATCHES_QUEUED: Final = 2  # batches waiting at most: bounds what a fast sender can pile up
+
+
+class _PipelinedSink(_VerifyingSink):
+    """A :class:`_VerifyingSink` whose hashing and writing run on a second thread.
+
+    For a large archive the receiving thread only counts each chunk (the cap is enforced
+    here, before a byte is queued: an endless or oversized body stops at the signed length)
+    and queues it; a worker thread hashes and writes the chunks in order. ``sha256`` and
+    file writes release the interpreter lock, so receiving overlaps them on a second core.
+    The queue is bounded (``_BATCHES_QUEUED`` batches of ``_BATCH_BYTES``): memory stays a
+    few MiB whatever the archive's size. :meth:`finish` waits for the worker before the
+    check, so the file is renamed only after every byte was hashed and written.
+    """
+
+    def __init__(self, file: BinaryIO, path: Path, sha256: str, length: int) -> None:
+        super().__init__(file, path, sha256, length)
+        self._length = length
+        self._count = 0  # bytes accepted (queued or done)
+        self._batch: list[bytes] = []
+        self._batch_bytes = 0
+        self._queue: queue.Queue[list[bytes] | None] | None = None
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def write(self, data: bytes) -> None:
+        self._check_open()
+        if self._count + len(data) > self._length:
+            # Counted before queuing: stops an endless or oversized download at the cap.
+            raise LengthMismatchError(
+                f"length mismatch for archive {self._hasher.sha256}: expected {self._length} "
+                f"bytes, got more ({self._count + len(data)} so far); aborted"
+            )
+        self._count += len(data)
+        self._batch.append(data)
+        self._batch_bytes += len(data)
+        if self._batch_bytes >= _BATCH_BYTES:
+            self._hand_off()
+
+    def reset(self) -> None:
+        self._check_open()
+        self._batch, self._batch_bytes, self._count = [], 0, 0  # never written
+        self._stop()  # the worker is idle before the file is truncated under it
+        super().reset()
+
+    def finish(self) -> None:
+        self._check_open()
+        self._stop()  # every byte hashed and written (or the worker's error raised)
+        super().finish()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._batch = []
+            with contextlib.suppress(BaseException):
+                self._stop()  # the caller is already failing: its error wins
+        super().close()
+
+    def _hand_off(self) -> None:
+        self._raise_worker_error()
+        if self._queue is None:
+            import queue  # deferred: only a large download needs it
+
+            self._queue = queue.Queue(_BATCHES_QUEUED)
+            self._worker = threading.Thread(target=self._work, name="mmc-hash-write", daemon=True)
+            self._worker.start()
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        self._queue.put(batch)  # waits while the worker is _BATCHES_QUEUED batches behind
+
+    def _stop(self) -> None:
+        """Hand over the last batch, wait for the worker to end, raise its error."""
+        if self._batch:
+            self._hand_off()
+        if self._queue is not None and self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._queue = self._worker = None
+        self._raise_worker_error()
+
+    def _raise_worker_error(self) -> None:
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        take = self._queue.get
+        while (batch := take()) is not None:
+            if self._error is not None:
+                continue  # failed already: drain, so the receiving thread never blocks
+            try:
+                for chunk in batch:
+                    self._hasher.update(chunk)
+                self._file.writelines(batch)
+            except OSError as exc:
+                self._error = CacheError(f"cannot write the cache file {self._path}: {exc}")
+                self._error.__cause__ = exc
+            except BaseException as exc:  # handed to the receiving thread
+                self._error = exc
 
 
 class ArchiveCache:
@@ -378,9 +482,8 @@ class ArchiveCache:
 
     @contextlib.contextmanager
     def _locked(self, sha256: str) -> Iterator[None]:
-        path = self.path_for(sha256)
         lock = SidecarLock(
-            path.with_name(f"{sha256}.lock"),
+            Path(self._entry_text(sha256) + ".lock"),
             timeout=self._lock_timeout,
             what="cache lock",
             hint="another modelmesh-connectors process is writing this archive; "
@@ -397,7 +500,9 @@ class ArchiveCache:
             # just a miss and is fetched again. Durability buys no safety here and cost ~5 ms
             # per archive.
             with atomic_writer(path, durable=False, prefix=f"{sha256}.") as file:
-                sink = _VerifyingSink(file, path, sha256, length)
+                sink = (_PipelinedSink if length >= _PIPELINE_BYTES else _VerifyingSink)(
+                    file, path, sha256, length
+                )
                 try:
                     write_into(sink)
                     # Verify before the rename: unverified bytes never get the final name.

@@ -496,7 +496,8 @@ class Loader:
                 fetcher.fetch_to(url, tee, max_length=length)
 
             path = self.cache.fetch(resolved.sha256, length, write_into)
-            _log.info("%s from %s", label, redact_url(url))
+            if _log.isEnabledFor(logging.INFO):  # redacting costs a URL parse per archive
+                _log.info("%s from %s", label, redact_url(url))
             return path
 
         usable = [u for u in resolved.urls if not (self.config.offline and u[1].network)]

@@ -105,7 +105,7 @@ class NetworkConfig(Frozen):
     max_retry_after: float  # seconds, cap on a server's Retry-After we honour
     allow_http: bool  # allow plain http:// to non-loopback hosts (unsafe: MITM)
     ca_bundle: Path | str | None  # PEM bundle of trusted CAs; None: system store
-    chunk_size: int  # bytes read from the body per chunk
+    chunk_size: int  # bytes asked of the socket per read, and the largest chunk handed on
     user_agent: str  # User-Agent request header
     max_redirects: int  # redirect hops followed per attempt
     trust_env: bool  # honour HTTP(S)_PROXY / NO_PROXY environment variables
@@ -126,7 +126,7 @@ class NetworkConfig(Frozen):
         max_retry_after: float = 60.0,
         allow_http: bool = False,
         ca_bundle: Path | str | None = None,
-        chunk_size: int = 64 * 1024,
+        chunk_size: int = 256 * 1024,
         user_agent: str = "modelmesh-connectors/0.1",
         max_redirects: int = 5,
         trust_env: bool = True,
