@@ -121,10 +121,9 @@ FULL = Sizes(
     n_rtt=10,
     big=200 * MIB,
     offline_packages=10,
-    # Publishing one by one slows as the index grows (issue 15), so the scale row stays
-    # just past the first sharding step (256 packages) until bulk publish lands.
-    index_small=100,
-    index_large=300,
+    # One bulk publish each: (0, 2) and (2, 4), the two larger sharding levels.
+    index_small=1_000,
+    index_large=20_000,
     process_reps=20,
     memory_reps=3,
 )
@@ -939,8 +938,7 @@ def scenario_index_scale(env: Env) -> Result:
         ),
         sides={label: timed.stats(label) for label in timed.seconds},
         notes=(
-            f"both indexes built with {PUBLISH_METHOD}; sizes kept small until bulk publish "
-            "lands (publishing one by one slows as the index grows)",
+            f"both indexes built with {PUBLISH_METHOD}",
             f"fetched for one resolve: large {fetched['large'].body_bytes:,} bytes in "
             f"{fetched['large'].requests} requests of a {total['large']:,}-byte index; small "
             f"{fetched['small'].body_bytes:,} bytes in {fetched['small'].requests} requests of "
