@@ -1,13 +1,15 @@
 /**
  * Lock files (FORMAT.md §5) as the Python client reads and enforces them: strict parsing,
- * locked loads over loopback against a signed test index, local zips and directories.
+ * locked loads over loopback against a signed test index, local zips and directories, and a
+ * lock written by the Python CLI read by this client.
  */
 
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 
 import { readConfig } from "../src/client/config.js";
 import { LockFile } from "../src/client/lockfile.js";
@@ -17,6 +19,8 @@ import { connectorSource, manifestYaml, sha256, TestPublisher } from "./support/
 import { TestServer } from "./support/server.js";
 import { zipFiles } from "./support/zip-writer.js";
 
+const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
+const FIXTURE = join(REPO, "src/typescript/test/fixtures/python-lock");
 
 const made: string[] = [];
 function tempDir(): string {
@@ -328,5 +332,57 @@ describe("locked loads over loopback", () => {
     );
     const reg = await ConnectorRegistry.fromConfig(config([dir], [named], { allow_unpinned_directories: true }));
     assert.deepEqual(reg.listConnectors().map((c) => c.id), ["devdir.sink.v1"]);
+  });
+});
+
+describe("a lock written by the Python client", () => {
+  let server: TestServer;
+
+  before(async () => {
+    server = await TestServer.start(join(REPO, "index"));
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  test("is read as Python wrote it", () => {
+    const lock = LockFile.read(join(FIXTURE, "connectors.lock"));
+    assert.deepEqual(
+      lock.entries.map((e) => [e.name, e.version, e.kind, e.path]),
+      [
+        ["demo-js-canary", "1.0.0", "local-zip", "dist/demo-js-canary-1.0.0.zip"],
+        ["demo-js-event-log", "1.0.0", "archive", null],
+        ["demo-js-event-log", "1.0.0", "directory", "src/demo-js-event-log"],
+      ],
+    );
+  });
+
+  test("pins the committed index's release, a local zip and a named directory for this client", async () => {
+    const dir = tempDir();
+    cpSync(join(FIXTURE, "connectors.lock"), join(dir, "connectors.lock"));
+    mkdirSync(join(dir, "dist"));
+    cpSync(join(REPO, "index/archives/demo-js-canary/demo-js-canary-1.0.0.zip"), join(dir, "dist/demo-js-canary-1.0.0.zip"));
+    cpSync(join(REPO, "index/sources/demo-js-event-log-1.0.0"), join(dir, "src/demo-js-event-log"), { recursive: true });
+    const base = {
+      index: server.url,
+      trust_root: join(REPO, "keys/root.json"),
+      cache_dir: join(dir, "cache"),
+      locked: true,
+      lock_file: join(dir, "connectors.lock"),
+    };
+    const reg = await ConnectorRegistry.fromConfig({ ...base, packages: ["demo-js-event-log", join(dir, "dist/demo-js-canary-1.0.0.zip")] });
+    assert.deepEqual(
+      reg.listConnectors().map((c) => c.id),
+      ["demo.js-canary.v1", "demo.js-event-log.v1"],
+    );
+    // The directory: refused without the opt-in; with it, loaded with no "changed" warning
+    // (this client's tree digest is the one Python recorded).
+    const local = [join(dir, "src/demo-js-event-log")];
+    await rejectsWith(ConnectorRegistry.fromConfig({ ...base, packages: local }), "trust.policy", /not pinned/);
+    const warnings: string[] = [];
+    const parsed = readConfig({ ...base, packages: local, allow_unpinned_directories: true });
+    const opted = await ConnectorRegistry.fromConfig({ ...parsed, loader: { ...parsed.loader, warn: (m) => warnings.push(m) } });
+    assert.deepEqual(opted.listConnectors().map((c) => c.id), ["demo.js-event-log.v1"]);
+    assert.deepEqual(warnings, []);
   });
 });
