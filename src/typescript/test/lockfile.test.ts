@@ -210,7 +210,7 @@ describe("locked loads over loopback", () => {
   }
 
   const archiveRequests = (from: number): string[] =>
-    server.requests.slice(from).filter((p) => p.startsWith("archives/") && !p.endsWith(".sig"));
+    server.requests.slice(from).filter((p) => p.endsWith(".zip"));
 
   test("a lock that matches loads the pinned release, not the newest", async () => {
     const before = imported().length;
@@ -262,6 +262,22 @@ describe("locked loads over loopback", () => {
       ConnectorRegistry.fromConfig(config(["acme-sink==1.1.0"], [pinOf("acme-sink", "1.0.0")])),
       "resolution",
       /no release of acme-sink satisfies 'acme-sink==1\.1\.0'; available: 1\.0\.0$/,
+    );
+    assert.deepEqual(archiveRequests(start), []);
+  });
+
+  test("a pin-only URL (no .sig) is pinned by its file name, version '?' and sha256", async () => {
+    const zip = archives["other-sink-2.0.0"] as Uint8Array;
+    server.files?.set("plain/other-sink-2.0.0.zip", zip);
+    const url = `${server.url}plain/other-sink-2.0.0.zip#sha256=${sha256(zip)}`;
+    const pin: Pin = { name: "other-sink-2.0.0.zip", version: "?", sha256: sha256(zip), length: null };
+    const reg = await ConnectorRegistry.fromConfig(config([url], [pin]));
+    assert.deepEqual(reg.listConnectors().map((c) => c.id), ["other.sink.v1"]);
+    const start = server.requests.length;
+    await rejectsWith(
+      ConnectorRegistry.fromConfig(config([url], [{ ...pin, sha256: "1".repeat(64) }])),
+      "trust.hash",
+      /other-sink-2\.0\.0\.zip \?: the lock pins sha256 1{64} but .*plain\/other-sink-2\.0\.0\.zip offers /,
     );
     assert.deepEqual(archiveRequests(start), []);
   });
