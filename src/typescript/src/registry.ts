@@ -114,6 +114,8 @@ export class ConnectorRegistry {
       ? (config as ConnectorsConfig)
       : readConfig(config as string | Record<string, unknown>);
     const registry = new ConnectorRegistry({ loader: parsed.loader });
+    // Locked: every entry is checked against the lock before any is downloaded or imported.
+    await registry.loader?.checkLocked(parsed.packages);
     for (const spec of parsed.packages) {
       await registry.loadPackage(spec);
     }
@@ -218,6 +220,10 @@ export class ConnectorRegistry {
   }
 
   private async loadOne(path: string): Promise<string[]> {
+    if (this.isLocal(path) && this.loader !== null) {
+      const { pkg, origin } = await this.loader.openLocal(path); // honours a lock
+      return this.commit(pkg, origin);
+    }
     if (this.isLocal(path)) {
       const pkg = await openLocalPackage(path);
       return this.commit(pkg, { kind: "local", detail: resolvePath(path), signedBy: [] });

@@ -22,14 +22,15 @@ const KNOWN = new Set([
   "metadata_max_age",
   "prereleases",
   "packages",
+  "locked",
+  "lock_file",
+  "allow_unpinned_directories",
 ]);
 const NOT_YET = new Set([
   "require_signatures",
   "ca_bundle",
   "offline",
   "max_expired_age",
-  "locked",
-  "lock_file",
   "bundle",
 ]);
 
@@ -161,7 +162,24 @@ export function readConfig(config: string | Record<string, unknown>): Connectors
       ...(section["metadata_max_age"] === undefined
         ? {}
         : { metadataMaxAgeMs: parseDurationMs(section["metadata_max_age"], "metadata_max_age") }),
+      ...lockOptions(section, base),
     },
     packages: resolvedPackages,
+  };
+}
+
+/** `locked`, `lock_file` (default `connectors.lock` next to the config) and `allow_unpinned_directories`. */
+function lockOptions(section: Record<string, unknown>, base: string): Partial<LoaderOptions> {
+  const locked = section["locked"] === undefined ? false : bool(section["locked"], "locked");
+  const allow = section["allow_unpinned_directories"];
+  const raw = section["lock_file"];
+  if (raw !== undefined && (typeof raw !== "string" || raw === "")) {
+    throw invalid(`lock_file: expected a path string, got ${JSON.stringify(raw)}`);
+  }
+  const lockFile = raw === undefined ? (locked ? "connectors.lock" : undefined) : raw;
+  return {
+    locked,
+    ...(lockFile === undefined ? {} : { lockFile: resolve(base, lockFile.replace(/^~(?=\/)/, process.env["HOME"] ?? "~")) }),
+    allowUnpinnedDirectories: allow === undefined ? false : bool(allow, "allow_unpinned_directories"),
   };
 }

@@ -4,16 +4,18 @@
  * package. It never imports or registers anything: the registry does that.
  */
 
-import { join } from "node:path";
+import { statSync } from "node:fs";
+import { join, resolve as resolvePath } from "node:path";
 
 import { ConfigError, DownloadError, PackageError, TrustError } from "../errors.js";
-import { type Package, packageFromBytes } from "../package/package.js";
+import { openLocalPackage, type Package, packageFromBytes } from "../package/package.js";
 import { sha256Hex } from "../trust/keys.js";
 import type { Release } from "../trust/metadata.js";
 import { checkArchive, TrustedState } from "../trust/state.js";
 import { ArchiveCache } from "./cache.js";
 import { type FetchConfig, type Fetcher, HttpFetcher, type Sink } from "./fetch.js";
 import { IndexView } from "./index-view.js";
+import { LockFile, pinLocal, refuseUnpinnedDirectory } from "./lockfile.js";
 import { parsePackageSpec, type RequirementSpec, type UrlSpec } from "./requirements.js";
 import { choose } from "./resolve.js";
 import { normalizeIndexUrl, OriginState } from "./statestore.js";
@@ -41,6 +43,12 @@ export interface LoaderOptions {
   readonly now?: () => Date;
   /** Receives warnings (yanked release chosen, mirror skipped …). */
   readonly warn?: (message: string) => void;
+  /** Install exactly what `lockFile` pins, refuse anything else (lockfile.ts). */
+  readonly locked?: boolean;
+  /** The lock file (`connectors.lock`, written by the Python CLI); required with `locked`. */
+  readonly lockFile?: string;
+  /** With `locked`, load a local directory the lock names (its content is not pinned). */
+  readonly allowUnpinnedDirectories?: boolean;
 }
 
 /** Where a registered connector came from. */
@@ -112,6 +120,7 @@ export class Loader {
   private readonly now: () => Date;
   private readonly warn: (message: string) => void;
   private viewCache: IndexView | null = null;
+  private lock: LockFile | null = null;
 
   constructor(private readonly opts: LoaderOptions) {
     this.mirrors = (opts.index ?? []).map(normalizeIndexUrl);
@@ -155,13 +164,21 @@ export class Loader {
    * @throws ResolutionError, TrustError, DownloadError, ConfigError.
    */
   async resolve(spec: RequirementSpec | UrlSpec): Promise<ResolvedArchive> {
-    return spec.kind === "requirement" ? this.resolveRequirement(spec) : this.resolveUrl(spec);
+    const lock = this.configuredLock();
+    const resolved =
+      spec.kind === "requirement" ? await this.resolveRequirement(spec, lock) : await this.resolveUrl(spec);
+    // Before any archive is downloaded: a pin mismatch costs no archive request.
+    lock?.check({ ...resolved, source: resolved.urls[0] ?? "?" });
+    return resolved;
   }
 
-  private async resolveRequirement(spec: RequirementSpec): Promise<ResolvedArchive> {
+  private async resolveRequirement(spec: RequirementSpec, lock: LockFile | null): Promise<ResolvedArchive> {
     const view = this.view();
     const entries = await view.releases(spec.name);
-    const choice = choose(spec, entries, this.opts.prereleases ?? false);
+    // Locked: only the pinned version is a candidate (when the index still lists it).
+    const pinned = lock?.pinnedVersion(spec.name);
+    const candidates = entries.filter((e) => e.version === pinned);
+    const choice = choose(spec, candidates.length > 0 ? candidates : entries, this.opts.prereleases ?? false);
     if (choice.warning !== null) {
       this.warn(choice.warning);
     }
@@ -289,6 +306,70 @@ export class Loader {
         ? `${resolved.release.name}@${resolved.release.version} from ${spec.kind === "url" ? spec.url : (this.mirrors[0] ?? "")}`
         : `${spec.kind === "url" ? spec.url : text} (sha256 pin)`;
     return { pkg, origin: { kind: "package", detail, signedBy: resolved.signers } };
+  }
+
+  /**
+   * With `locked`, the lock file, read once before the first entry resolves; else null.
+   *
+   * @throws ConfigError No lock file configured, or it cannot be read or parsed.
+   */
+  private configuredLock(): LockFile | null {
+    if (this.opts.locked === true && this.lock === null) {
+      if (this.opts.lockFile === undefined) {
+        throw new ConfigError("config", "connectors.lock_file: required with locked: true");
+      }
+      this.lock = LockFile.read(this.opts.lockFile);
+    }
+    return this.lock;
+  }
+
+  /**
+   * Open a local directory or zip; with `locked`, only as the lock pins it.
+   *
+   * @throws TrustError `trust.policy` (a directory without `allowUnpinnedDirectories`),
+   *   `trust.hash` (a zip with other bytes than pinned); ResolutionError (not in the lock);
+   *   ConfigError (the lock); PackageError.
+   */
+  async openLocal(path: string): Promise<{ pkg: Package; origin: Origin }> {
+    const lock = this.configuredLock();
+    if (lock !== null && this.opts.allowUnpinnedDirectories !== true && isDirectory(path)) {
+      refuseUnpinnedDirectory(path);
+    }
+    const pkg = await openLocalPackage(path);
+    lock?.checkLocal(pinLocal(path, pkg), this.warn);
+    return { pkg, origin: { kind: "local", detail: resolvePath(path), signedBy: [] } };
+  }
+
+  /**
+   * With `locked`, check every entry against the lock before any archive is downloaded or
+   * any package imported (the registry loads entries one by one; this makes a whole
+   * configuration all-or-nothing). Resolves metadata and reads local entries only.
+   *
+   * @throws Any error {@link resolve} or {@link openLocal} reports.
+   */
+  async checkLocked(texts: readonly string[]): Promise<void> {
+    const lock = this.configuredLock();
+    if (lock === null) {
+      return;
+    }
+    const resolved: ResolvedArchive[] = [];
+    for (const text of texts) {
+      const spec = parsePackageSpec(text);
+      if (spec.kind === "local") {
+        await this.openLocal(spec.path);
+      } else {
+        resolved.push(await this.resolve(spec));
+      }
+    }
+    lock.checkComplete(resolved.map((r) => ({ ...r, source: r.urls[0] ?? "?" })));
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false; // the package reader reports a missing path
   }
 }
 
