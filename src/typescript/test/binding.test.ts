@@ -133,6 +133,15 @@ describe("bindRelease", () => {
     bindRelease(release("a", "1.0.post1+local.7"), "a-1.0.post1+local.7.zip", "x");
     bindRelease(release("a", "1!2.0rc1"), "a-1!2.0rc1.zip", "x");
   });
+
+  test("the file name must state the signed name and version, not only equal the signed file", () => {
+    // Verified releases always have file = archives/<name>/<name>-<version>.zip (metadata.ts);
+    // the binding does not rely on that: a file that disagrees with name and version is refused.
+    const odd = { ...release(), file: "archives/x/other-2.0.0.zip" };
+    throwsWith(() => bindRelease(odd, "other-2.0.0.zip", "x"), "trust.policy", /\(other 2\.0\.0\) .*downgrade or substitution/);
+    const renamed = { ...release(), file: "archives/acme-audit-log/renamed.zip" };
+    throwsWith(() => bindRelease(renamed, "acme-audit-log-2.0.0.zip", "x"), "trust.policy", /\('renamed\.zip'\).*downgrade or substitution/);
+  });
 });
 
 describe("urlIsUnder", () => {
