@@ -1548,6 +1548,7 @@ def url_file_name_cases(g: Generator) -> None:
         ("at the root", "https://cdn.example/pkg.zip", "pkg.zip"),
         ("loopback http", "http://127.0.0.1:8080/x/pkg-1.0.zip", "pkg-1.0.zip"),
         ("encoded unreserved directory", base + "%70kgs/pkg-1.0.zip", "pkg-1.0.zip"),
+        ("bracketed IPv6 host", "https://[::1]:8443/x/pkg-1.0.zip", "pkg-1.0.zip"),
     ]:
         g.add(f, f, {"name": name, "input": url, "expect": {"ok": True, "name": file_name}})
     for name, url in [
@@ -1586,6 +1587,8 @@ def url_file_name_cases(g: Generator) -> None:
         ("encoded leading dot", base + "%2Eacme-audit-log-2.0.0.zip"),
         ("no path", "https://cdn.example"),
         ("only a slash", "https://cdn.example/"),
+        ("unbalanced IPv6 bracket", "https://[::1/pkg-1.0.zip"),
+        ("IPv4 address in brackets", "https://[127.0.0.1]/pkg-1.0.zip"),
     ]:
         g.add(f, f, {"name": name, "input": url, "expect": err("trust.policy")})
 

@@ -161,6 +161,8 @@ describe("urlIsUnder", () => {
     ["https://cdn.example@evil.example/pkgs/x-1.zip", BASE, false],
     ["https://cdn.example/anything.zip", "https://cdn.example/", true],
     ["https://cdn.example:notaport/x.zip", BASE, false],
+    ["https://[::1/pkgs/x.zip", "https://[::1]/pkgs/", false],
+    ["https://[::1]:443/pkgs/x.zip", "https://[::1]/pkgs/", true],
   ] as const) {
     test(`${url} ${inside ? "is" : "is not"} under ${base}`, () => {
       assert.equal(urlIsUnder(url, base), inside);

@@ -20,6 +20,8 @@
  * Pure: strings in, a value or a typed error out; no I/O.
  */
 
+import { isIP } from "node:net";
+
 import { TrustError } from "../errors.js";
 import { normalizeVersion } from "../package/manifest.js";
 import type { Release } from "../trust/metadata.js";
@@ -38,6 +40,9 @@ interface SplitUrl {
   readonly query: string;
 }
 
+const IPV_FUTURE_RE = /^v[a-fA-F0-9]+\.[a-zA-Z0-9._~!$&'()*+,;=:]+$/;
+
+/** @throws Error What Python's `urlsplit` raises `ValueError` for: a bad bracketed host. */
 function splitUrl(url: string): SplitUrl {
   let rest = url;
   let scheme = "";
@@ -51,6 +56,15 @@ function splitUrl(url: string): SplitUrl {
     const end = rest.slice(2).search(/[/?#]/);
     netloc = end < 0 ? rest.slice(2) : rest.slice(2, 2 + end);
     rest = end < 0 ? "" : rest.slice(2 + end);
+  }
+  if (netloc.includes("[") !== netloc.includes("]")) {
+    throw new Error("Invalid IPv6 URL");
+  }
+  if (netloc.includes("[")) {
+    const bracketed = netloc.slice(netloc.indexOf("[") + 1).split("]")[0] as string;
+    if (!(IPV_FUTURE_RE.test(bracketed) || isIP(bracketed) === 6)) {
+      throw new Error(`${JSON.stringify(bracketed.slice(0, 80))} is not a valid bracketed IPv6 host`);
+    }
   }
   const hash = rest.indexOf("#");
   if (hash >= 0) {
@@ -149,7 +163,12 @@ function decodedSegments(url: string, path: string): string[] {
  *   outside the archive name alphabet.
  */
 export function urlFileName(url: string): string {
-  const parts = splitUrl(url);
+  let parts: SplitUrl;
+  try {
+    parts = splitUrl(url);
+  } catch (err) {
+    throw refuse(url, (err as Error).message);
+  }
   if (url.includes("?") || parts.query !== "") {
     // The detached signature lives at '<url>.sig'; with a query that is no file name.
     throw refuse(url, "it has a query string");
@@ -239,8 +258,14 @@ function origin(parts: SplitUrl): [string, string, number | null] | null {
  * @returns True when `url` lies at or below `base`.
  */
 export function urlIsUnder(url: string, base: string): boolean {
-  const u = splitUrl(url);
-  const b = splitUrl(base);
+  let u: SplitUrl;
+  let b: SplitUrl;
+  try {
+    u = splitUrl(url);
+    b = splitUrl(base);
+  } catch {
+    return false;
+  }
   const uo = origin(u);
   const bo = origin(b);
   if (uo === null || bo === null || uo.join("\n") !== bo.join("\n")) {
