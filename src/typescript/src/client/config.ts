@@ -22,12 +22,12 @@ const KNOWN = new Set([
   "metadata_max_age",
   "prereleases",
   "packages",
+  "offline",
+  "max_expired_age",
 ]);
 const NOT_YET = new Set([
   "require_signatures",
   "ca_bundle",
-  "offline",
-  "max_expired_age",
   "locked",
   "lock_file",
   "bundle",
@@ -43,16 +43,16 @@ function invalid(message: string): ConfigError {
   return new ConfigError("config", `connectors configuration: ${message}`);
 }
 
-/** Seconds from `10`, `10s`, `5m`, `1h`, `500ms`. */
+/** Milliseconds from seconds `10`, or `10s`, `5m`, `1h`, `7d`, `500ms`. */
 export function parseDurationMs(value: unknown, field: string): number {
   if (typeof value === "number" && Number.isFinite(value) && value >= 0) {
     return value * 1000;
   }
-  const m = typeof value === "string" ? /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?$/.exec(value.trim()) : null;
+  const m = typeof value === "string" ? /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?$/.exec(value.trim()) : null;
   if (m === null) {
     throw invalid(`${field}: expected a duration like 10s or 5m, got ${JSON.stringify(value)}`);
   }
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"];
   return Number(m[1]) * unit;
 }
 
@@ -158,6 +158,10 @@ export function readConfig(config: string | Record<string, unknown>): Connectors
       cacheDir,
       fetch,
       prereleases: section["prereleases"] === undefined ? false : bool(section["prereleases"], "prereleases"),
+      offline: section["offline"] === undefined ? false : bool(section["offline"], "offline"),
+      // Python accepts it online too and applies it only offline (updater.py).
+      maxExpiredAgeMs:
+        section["max_expired_age"] === undefined ? 0 : parseDurationMs(section["max_expired_age"], "max_expired_age"),
       ...(section["metadata_max_age"] === undefined
         ? {}
         : { metadataMaxAgeMs: parseDurationMs(section["metadata_max_age"], "metadata_max_age") }),

@@ -41,6 +41,13 @@ export interface LoaderOptions {
   readonly now?: () => Date;
   /** Receives warnings (yanked release chosen, mirror skipped …). */
   readonly warn?: (message: string) => void;
+  /**
+   * Never touch the network: the index state, its nodes and the archives come from the
+   * cache (each re-verified on use). An archive URL entry is refused (`trust.policy`).
+   */
+  readonly offline?: boolean;
+  /** Milliseconds expired index metadata is still accepted, with a warning; offline only. */
+  readonly maxExpiredAgeMs?: number;
 }
 
 /** Where a registered connector came from. */
@@ -104,6 +111,18 @@ export function checkNodeRuntime(release: Release | null): void {
   }
 }
 
+/** The fetcher of offline mode: every request is refused, as Python's `_http_fetcher`. */
+const OFFLINE_FETCHER: Fetcher = {
+  fetchBytes: () => Promise.reject(offlineRefusal()),
+  fetchTo: () => Promise.reject(offlineRefusal()),
+};
+
+function offlineRefusal(): TrustError {
+  return new TrustError("trust.policy", "offline mode: no network request may be made", {
+    hint: "offline, packages come from the cache: load them by requirement; an archive URL entry needs the network",
+  });
+}
+
 /** Resolves, downloads and verifies remote packages. */
 export class Loader {
   readonly cache: ArchiveCache;
@@ -115,7 +134,8 @@ export class Loader {
 
   constructor(private readonly opts: LoaderOptions) {
     this.mirrors = (opts.index ?? []).map(normalizeIndexUrl);
-    this.fetcher = opts.fetcher ?? new HttpFetcher(opts.fetch ?? {});
+    // Offline, the one seam refuses every request: no code path can open a socket.
+    this.fetcher = opts.offline ? OFFLINE_FETCHER : (opts.fetcher ?? new HttpFetcher(opts.fetch ?? {}));
     this.cache = new ArchiveCache(opts.cacheDir);
     this.now = opts.now ?? (() => new Date());
     this.warn = opts.warn ?? ((m) => process.emitWarning(m, "ModelMeshConnectors"));
@@ -136,6 +156,8 @@ export class Loader {
         fetcher: this.fetcher,
         now: this.now(),
         warn: this.warn,
+        offline: this.opts.offline ?? false,
+        maxExpiredAgeMs: this.opts.maxExpiredAgeMs ?? 0,
         ...(this.opts.metadataMaxAgeMs === undefined ? {} : { metadataMaxAgeMs: this.opts.metadataMaxAgeMs }),
       });
     }
@@ -232,6 +254,13 @@ export class Loader {
       return cached;
     }
     const label = `${resolved.name} ${resolved.version}`;
+    if (this.opts.offline) {
+      throw new DownloadError(
+        "download",
+        `${label} (sha256 ${resolved.sha256.slice(0, 12)}…) is not cached and offline mode allows no download`,
+        { hint: "install it while online" },
+      );
+    }
     const errors: string[] = [];
     let firstTrust: TrustError | null = null;
     for (const url of resolved.urls) {
