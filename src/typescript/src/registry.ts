@@ -219,6 +219,10 @@ export class ConnectorRegistry {
 
   private async loadOne(path: string): Promise<string[]> {
     if (this.isLocal(path)) {
+      if (this.loader?.requireSignatures) {
+        const { pkg, origin } = await this.loader.openSignedLocal(path);
+        return this.commit(pkg, origin);
+      }
       const pkg = await openLocalPackage(path);
       return this.commit(pkg, { kind: "local", detail: resolvePath(path), signedBy: [] });
     }

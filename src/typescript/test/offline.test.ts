@@ -1,10 +1,10 @@
 /**
- * Offline mode and the offline expiry grace (`max_expired_age`), end to end over a loopback
- * server that counts every request (as Python's updater and loader).
+ * Offline mode, the offline expiry grace (`max_expired_age`) and `require_signatures`, end to
+ * end over a loopback server that counts every request (as Python's updater and loader).
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -15,7 +15,7 @@ import { Loader, type LoaderOptions } from "../src/client/loader.js";
 import { OriginState } from "../src/client/statestore.js";
 import { ConnectorError } from "../src/errors.js";
 import { ConnectorRegistry } from "../src/registry.js";
-import { jsPackage, TestPublisher } from "./support/publisher.js";
+import { jsPackage, sha256, TestPublisher } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
 
 const NOW = new Date("2026-01-01T00:00:00Z");
@@ -207,18 +207,99 @@ describe("offline mode and the offline expiry grace", () => {
   });
 });
 
+describe("require_signatures", () => {
+  let pub: TestPublisher;
+  let dir: string;
+  let zipPath: string;
+  const file = "archives/acme-sink/acme-sink-1.0.0.zip";
+
+  before(() => {
+    pub = new TestPublisher({ now: NOW });
+    pub.addRelease("acme-sink", "1.0.0", jsPackage("acme-sink", "1.0.0", "acme.sink.v1"), [
+      { id: "acme.sink.v1", type: "observability" },
+    ]);
+    pub.addRelease("acme-sink", "1.1.0", jsPackage("acme-sink", "1.1.0", "acme.sink.v1"), [
+      { id: "acme.sink.v1", type: "observability" },
+    ]);
+    dir = tempDir();
+    zipPath = join(dir, "acme-sink-1.0.0.zip");
+    writeFileSync(zipPath, pub.files.get(file) as Uint8Array);
+    writeFileSync(`${zipPath}.sig`, pub.files.get(`${file}.sig`) as Uint8Array);
+  });
+
+  function registry(requireSignatures: boolean): ConnectorRegistry {
+    return new ConnectorRegistry({
+      loader: { trustRoot: pub.anchor(), cacheDir: tempDir(), now: () => NOW, warn: () => undefined, requireSignatures },
+    });
+  }
+
+  test("a signed local zip loads as a verified package", async () => {
+    const reg = registry(true);
+    assert.deepEqual(await reg.loadPackage(zipPath), ["acme.sink.v1"]);
+    const origin = reg.origin("acme.sink.v1");
+    assert.equal(origin.kind, "package");
+    assert.deepEqual(origin.signedBy, [pub.indexKey.keyid]);
+  });
+
+  test("a directory is refused, even one named like a zip", async () => {
+    for (const name of ["acme-sink", "acme-sink-1.0.0.zip"]) {
+      const pkgDir = join(tempDir(), name);
+      mkdirSync(pkgDir);
+      await rejectsWith(registry(true).loadPackage(pkgDir), "trust.policy", /require_signatures is on and a directory cannot be signed/);
+    }
+  });
+
+  test("a zip without its .sig is refused, and loads when the policy is off", async () => {
+    const bare = join(tempDir(), "acme-sink-1.0.0.zip");
+    writeFileSync(bare, pub.files.get(file) as Uint8Array);
+    await rejectsWith(registry(true).loadPackage(bare), "trust.policy", /\.zip\.sig cannot be read/);
+    const reg = registry(false);
+    assert.deepEqual(await reg.loadPackage(bare), ["acme.sink.v1"]);
+    assert.equal(reg.origin("acme.sink.v1").kind, "local");
+  });
+
+  test("a signature of another release (renamed zip) is refused", async () => {
+    const other = join(tempDir(), "acme-sink-1.1.0.zip");
+    writeFileSync(other, pub.files.get(file) as Uint8Array);
+    writeFileSync(`${other}.sig`, pub.files.get(`${file}.sig`) as Uint8Array);
+    await rejectsWith(registry(true).loadPackage(other), "trust.policy", /the signature is for acme-sink-1\.0\.0\.zip/);
+  });
+
+  test("a tampered zip is refused by hash before it is parsed", async () => {
+    const bad = join(tempDir(), "acme-sink-1.0.0.zip");
+    const data = Uint8Array.from(pub.files.get(file) as Uint8Array);
+    data[data.length - 30] = (data[data.length - 30] as number) ^ 1;
+    writeFileSync(bad, data);
+    writeFileSync(`${bad}.sig`, pub.files.get(`${file}.sig`) as Uint8Array);
+    await rejectsWith(registry(true).loadPackage(bad), "trust.hash");
+  });
+
+  test("a pinned archive URL without a .sig is refused", async () => {
+    const server = await TestServer.start(new Map([[file, pub.files.get(file) as Uint8Array]]));
+    try {
+      const url = `${server.url}${file}#sha256=${sha256(pub.files.get(file) as Uint8Array)}`;
+      await rejectsWith(registry(true).loadPackage(url), "trust", /no detached signature/);
+      assert.deepEqual(await registry(false).loadPackage(url), ["acme.sink.v1"]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("configuration keys", () => {
-  test("offline and max_expired_age are read", () => {
+  test("offline, max_expired_age and require_signatures are read", () => {
     const root = join(tempDir(), "root.json");
     writeFileSync(root, new TestPublisher({ now: NOW }).anchor());
     const parsed = readConfig({
-      connectors: { trust_root: root, offline: true, max_expired_age: "2d" },
+      connectors: { trust_root: root, offline: true, max_expired_age: "2d", require_signatures: true },
     });
     assert.equal(parsed.loader.offline, true);
     assert.equal(parsed.loader.maxExpiredAgeMs, 2 * DAY);
+    assert.equal(parsed.loader.requireSignatures, true);
     const defaults = readConfig({ trust_root: root });
     assert.equal(defaults.loader.offline, false);
     assert.equal(defaults.loader.maxExpiredAgeMs, 0);
+    assert.equal(defaults.loader.requireSignatures, false);
     assert.throws(() => readConfig({ trust_root: root, offline: "yes" }), /offline: expected true or false/);
     assert.throws(() => readConfig({ trust_root: root, max_expired_age: -1 }), /max_expired_age: expected a duration/);
   });

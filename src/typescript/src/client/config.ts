@@ -24,9 +24,9 @@ const KNOWN = new Set([
   "packages",
   "offline",
   "max_expired_age",
+  "require_signatures",
 ]);
 const NOT_YET = new Set([
-  "require_signatures",
   "ca_bundle",
   "locked",
   "lock_file",
@@ -162,6 +162,8 @@ export function readConfig(config: string | Record<string, unknown>): Connectors
       // Python accepts it online too and applies it only offline (updater.py).
       maxExpiredAgeMs:
         section["max_expired_age"] === undefined ? 0 : parseDurationMs(section["max_expired_age"], "max_expired_age"),
+      requireSignatures:
+        section["require_signatures"] === undefined ? false : bool(section["require_signatures"], "require_signatures"),
       ...(section["metadata_max_age"] === undefined
         ? {}
         : { metadataMaxAgeMs: parseDurationMs(section["metadata_max_age"], "metadata_max_age") }),

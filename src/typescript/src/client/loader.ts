@@ -4,9 +4,10 @@
  * package. It never imports or registers anything: the registry does that.
  */
 
-import { join } from "node:path";
+import { readFileSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 
-import { ConfigError, DownloadError, PackageError, TrustError } from "../errors.js";
+import { ConfigError, DownloadError, describe, PackageError, TrustError } from "../errors.js";
 import { type Package, packageFromBytes } from "../package/package.js";
 import { sha256Hex } from "../trust/keys.js";
 import type { Release } from "../trust/metadata.js";
@@ -48,6 +49,8 @@ export interface LoaderOptions {
   readonly offline?: boolean;
   /** Milliseconds expired index metadata is still accepted, with a warning; offline only. */
   readonly maxExpiredAgeMs?: number;
+  /** Local paths must verify too: a `.zip` with its `.zip.sig`; a directory is refused. */
+  readonly requireSignatures?: boolean;
 }
 
 /** Where a registered connector came from. */
@@ -211,7 +214,7 @@ export class Loader {
       if (!(err instanceof DownloadError && err.code === "download.not-found")) {
         throw err;
       }
-      if (spec.sha256 === null) {
+      if (spec.sha256 === null || this.opts.requireSignatures) {
         throw new TrustError("trust", `${spec.url}: no detached signature at ${spec.url}.sig`, {
           hint: "pin the URL with '#sha256=<hex>' or load the package through the signed index",
         });
@@ -293,6 +296,70 @@ export class Loader {
       throw new TrustError("trust.hash", `${url}: sha256 mismatch: the configured pin is ${resolved.sha256}, got ${got}`);
     }
     return this.cache.fetch(resolved.sha256, data.length, url, async (sink) => sink.write(data));
+  }
+
+  /** Whether local paths must verify too (`require_signatures`). */
+  get requireSignatures(): boolean {
+    return this.opts.requireSignatures ?? false;
+  }
+
+  /**
+   * Read a local `.zip` under `require_signatures`: its `.zip.sig` must verify with the
+   * trusted root and name this file, and the bytes must match the signed hash and length
+   * before the zip is parsed (as Python's `_open_local`).
+   *
+   * @throws TrustError `trust.policy` (a directory, an unreadable or oversized signature, a
+   *   signature for another file), `trust.signature`, `trust.hash`/`trust.length`;
+   *   PackageError; DownloadError (refreshing the index state).
+   */
+  async openSignedLocal(path: string): Promise<{ pkg: Package; origin: Origin }> {
+    let isDir = false;
+    try {
+      isDir = statSync(path).isDirectory();
+    } catch {
+      // A missing path is reported by the .sig read below.
+    }
+    if (isDir || !path.toLowerCase().endsWith(".zip")) {
+      throw new TrustError("trust.policy", `${path}: require_signatures is on and a directory cannot be signed`, {
+        hint: "pack it and publish it, or turn require_signatures off for development",
+      });
+    }
+    const sigPath = `${path}.sig`;
+    let sig: Uint8Array;
+    try {
+      sig = readFileSync(sigPath);
+    } catch (err) {
+      throw new TrustError("trust.policy", `${path}: require_signatures is on but ${sigPath} cannot be read: ${describe(err)}`, {
+        cause: err,
+      });
+    }
+    if (sig.length > MAX_SIGNATURE_BYTES) {
+      throw new TrustError("trust.policy", `${sigPath}: over the ${MAX_SIGNATURE_BYTES}-byte signature cap`);
+    }
+    const { release, signers } = (await this.rootState()).verifyRelease(sig);
+    // A signed zip renamed to another release's name (an older one, another package) is
+    // refused: the signed file name states the name and version.
+    if (basename(path) !== basename(release.file)) {
+      throw new TrustError(
+        "trust.policy",
+        `${path}: the signature is for ${basename(release.file)} (${release.name} ${release.version}), not for this file name`,
+      );
+    }
+    checkNodeRuntime(release);
+    let data: Uint8Array;
+    try {
+      data = readFileSync(path);
+    } catch (err) {
+      throw new PackageError("package", `cannot read ${path}: ${describe(err)}`, { cause: err });
+    }
+    // Verify, then parse: the zip reader only sees bytes that match the signature.
+    checkArchive(release, sha256Hex(data), data.length);
+    const pkg = await packageFromBytes(data, path);
+    checkManifestMatches(release, pkg);
+    return {
+      pkg,
+      origin: { kind: "package", detail: `${release.name}@${release.version} from ${path}`, signedBy: [...signers].sort() },
+    };
   }
 
   /**
