@@ -25,9 +25,9 @@ const KNOWN = new Set([
   "offline",
   "max_expired_age",
   "require_signatures",
+  "ca_bundle",
 ]);
 const NOT_YET = new Set([
-  "ca_bundle",
   "locked",
   "lock_file",
   "bundle",
@@ -143,6 +143,14 @@ export function readConfig(config: string | Record<string, unknown>): Connectors
   }
   if (section["allow_http"] !== undefined) {
     fetch.allowHttp = bool(section["allow_http"], "allow_http");
+  }
+  const caBundle = section["ca_bundle"];
+  if (caBundle !== undefined) {
+    if (typeof caBundle !== "string") {
+      throw invalid("ca_bundle: expected the path of a PEM file of CA certificates");
+    }
+    // Read on the first https request, as Python does: a run from the cache never needs it.
+    fetch.caBundle = resolve(base, caBundle);
   }
   const packages = section["packages"] ?? [];
   if (!Array.isArray(packages) || !packages.every((p) => typeof p === "string")) {
