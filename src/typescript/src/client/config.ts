@@ -4,8 +4,8 @@
  * Keys the TypeScript client does not implement yet are refused by name, not ignored.
  */
 
-import { readFileSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { readFileSync, realpathSync } from "node:fs";
+import { dirname, isAbsolute, resolve, sep } from "node:path";
 import { parse as parseYaml } from "yaml";
 
 import { ConfigError, describe } from "../errors.js";
@@ -26,11 +26,11 @@ const KNOWN = new Set([
   "max_expired_age",
   "require_signatures",
   "ca_bundle",
+  "bundle",
 ]);
 const NOT_YET = new Set([
   "locked",
   "lock_file",
-  "bundle",
 ]);
 
 /** A parsed configuration: loader options plus the packages to load. */
@@ -61,6 +61,37 @@ function bool(value: unknown, field: string): boolean {
     throw invalid(`${field}: expected true or false, got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+/** `path` with symlinks and `..` resolved, or null when it cannot be resolved. */
+function realpathOrNull(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Refuse a trust root inside a medium it is meant to check (the bundle, the cache): whoever
+ * can replace that medium could replace the trust with it. Compared after resolving symlinks
+ * and `..` (Python also compares file identities; see the README).
+ *
+ * @throws ConfigError (`config`).
+ */
+function checkTrustRootPlacement(trustRoot: string, media: readonly (readonly [string, string])[]): void {
+  const root = realpathOrNull(trustRoot);
+  if (root === null) {
+    return; // unreadable: reading it has already failed closed
+  }
+  for (const [what, medium] of media) {
+    const dir = realpathOrNull(medium);
+    if (dir !== null && (root === dir || root.startsWith(dir.endsWith(sep) ? dir : dir + sep))) {
+      throw invalid(
+        `trust_root: ${trustRoot} lies inside ${what} ${medium}; a trust root must never come from the medium it is meant to check (whoever can replace that medium could replace the trust with it)`,
+      );
+    }
+  }
 }
 
 /**
@@ -152,6 +183,15 @@ export function readConfig(config: string | Record<string, unknown>): Connectors
     // Read on the first https request, as Python does: a run from the cache never needs it.
     fetch.caBundle = resolve(base, caBundle);
   }
+  const bundleRaw = section["bundle"];
+  if (bundleRaw !== undefined && typeof bundleRaw !== "string") {
+    throw invalid("bundle: expected the path of a mirror directory");
+  }
+  const bundle = bundleRaw === undefined ? undefined : resolve(base, bundleRaw);
+  checkTrustRootPlacement(rootFile, [
+    ...(bundle === undefined ? [] : [["the bundle directory (connectors.bundle)", bundle] as const]),
+    ["the cache directory", cacheDir] as const,
+  ]);
   const packages = section["packages"] ?? [];
   if (!Array.isArray(packages) || !packages.every((p) => typeof p === "string")) {
     throw invalid("packages: expected a list of strings");
@@ -170,6 +210,7 @@ export function readConfig(config: string | Record<string, unknown>): Connectors
       // Python accepts it online too and applies it only offline (updater.py).
       maxExpiredAgeMs:
         section["max_expired_age"] === undefined ? 0 : parseDurationMs(section["max_expired_age"], "max_expired_age"),
+      ...(bundle === undefined ? {} : { bundle }),
       requireSignatures:
         section["require_signatures"] === undefined ? false : bool(section["require_signatures"], "require_signatures"),
       ...(section["metadata_max_age"] === undefined

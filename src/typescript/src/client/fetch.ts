@@ -10,10 +10,11 @@
  * Tests can swap in any object that satisfies {@link Fetcher}.
  */
 
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { isIP } from "node:net";
+import { fileURLToPath } from "node:url";
 
 import { DownloadError, describe, TrustError } from "../errors.js";
 
@@ -369,4 +370,65 @@ export class HttpFetcher implements Fetcher {
       });
     });
   }
+}
+
+/**
+ * Reads `file://` URLs (a `bundle:` directory) with the same caps and errors as
+ * {@link HttpFetcher}, so a bundle goes through exactly the same verification: a bundle is
+ * untrusted bytes too (as Python's `DirectoryFetcher`).
+ */
+export class DirectoryFetcher implements Fetcher {
+  async fetchBytes(url: string, maxLength: number): Promise<Uint8Array> {
+    const sink = new BufferSink();
+    await this.fetchTo(url, sink, maxLength);
+    return Buffer.concat(sink.chunks);
+  }
+
+  async fetchTo(url: string, sink: Sink, maxLength: number): Promise<number> {
+    let path: string;
+    try {
+      path = fileURLToPath(url);
+    } catch (err) {
+      throw new DownloadError("download", `${url}: only file:// URLs are read from local directories`, { cause: err });
+    }
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (err) {
+      throw mapFileError(url, err);
+    }
+    try {
+      const chunk = Buffer.allocUnsafe(256 * 1024);
+      let written = 0;
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(fd, chunk, 0, chunk.length, null);
+        } catch (err) {
+          throw mapFileError(url, err);
+        }
+        if (n === 0) {
+          return written;
+        }
+        if (written + n > maxLength) {
+          throw new TrustError("trust.length", `${url} holds more than the expected maximum of ${maxLength} bytes`);
+        }
+        sink.write(Uint8Array.prototype.slice.call(chunk, 0, n));
+        written += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function mapFileError(url: string, err: unknown): DownloadError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") {
+    return new DownloadError("download.not-found", `${url}: no such file`);
+  }
+  if (code === "EISDIR") {
+    return new DownloadError("download.not-found", `${url}: is a directory`);
+  }
+  return new DownloadError("download", `${url}: cannot read: ${describe(err)}`, { cause: err });
 }

@@ -37,8 +37,9 @@ export interface IndexViewOptions {
   /** Called with each warning (skipped mirror, discarded local copy). */
   readonly warn?: (message: string) => void;
   /**
-   * Never ask a mirror: the stored state (re-verified from the anchor) and cached nodes only.
-   * With no stored state this is a `download` error, never a request.
+   * Never ask a network mirror: only local (`file://`, a `bundle:`) mirrors, else the stored
+   * state (re-verified from the anchor) and cached nodes. With neither this is a `download`
+   * error, never a request.
    */
   readonly offline?: boolean;
   /**
@@ -65,7 +66,7 @@ export class IndexView {
   private readonly warn: (message: string) => void;
   private readonly offline: boolean;
   private readonly graceMs: number;
-  /** The mirrors this view may ask: none offline. */
+  /** The mirrors this view may ask: offline, only local ones. */
   private readonly mirrors: readonly string[];
 
   constructor(private readonly opts: IndexViewOptions) {
@@ -74,7 +75,7 @@ export class IndexView {
     this.warn = opts.warn ?? (() => undefined);
     this.offline = opts.offline ?? false;
     this.graceMs = this.offline ? (opts.maxExpiredAgeMs ?? 0) : 0;
-    this.mirrors = this.offline ? [] : opts.mirrors;
+    this.mirrors = this.offline ? opts.mirrors.filter((m) => m.startsWith("file:")) : opts.mirrors;
   }
 
   /**
@@ -166,16 +167,18 @@ export class IndexView {
   private async refresh(): Promise<TrustedState> {
     {
       const state = this.baseState();
-      // Offline, the stored state is used however old: its expiries are still checked on
-      // every use (within the grace period), as in Python.
-      if (this.withLocal(state) && (this.offline || this.cachedIsFresh(state))) {
+      // Offline with no local mirror, the stored state is used however old: its expiries are
+      // still checked on every use (within the grace period). Offline with a bundle, its
+      // possibly newer state is preferred, checked against the stored one (as in Python).
+      const useStored = this.offline ? this.mirrors.length === 0 : this.cachedIsFresh(state);
+      if (this.withLocal(state) && useStored) {
         this.warnGrace(state);
         return state;
       }
     }
-    if (this.offline) {
+    if (this.offline && this.mirrors.length === 0) {
       throw new DownloadError("download", "offline, and no trusted index state is cached", {
-        hint: "run once online to cache the index state",
+        hint: "run once online, or configure 'bundle:' with a mirror directory",
       });
     }
     if (this.mirrors.length === 0) {
@@ -348,9 +351,9 @@ export class IndexView {
         `${ref.path}: signed length ${ref.length} is over the metadata cap ${this.maxNode} bytes`,
       );
     }
-    if (this.offline) {
+    if (this.mirrors.length === 0) {
       throw new DownloadError("download", `${ref.path} is not cached and no mirror may be used (offline)`, {
-        hint: "refresh online first",
+        hint: "refresh online first, or load from a bundle made by 'mirror'",
       });
     }
     const errors: string[] = [];

@@ -5,7 +5,8 @@
  */
 
 import { readFileSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, join, resolve as resolvePath } from "node:path";
+import { pathToFileURL } from "node:url";
 
 import { ConfigError, DownloadError, describe, PackageError, TrustError } from "../errors.js";
 import { type Package, packageFromBytes } from "../package/package.js";
@@ -13,7 +14,7 @@ import { sha256Hex } from "../trust/keys.js";
 import type { Release } from "../trust/metadata.js";
 import { checkArchive, TrustedState } from "../trust/state.js";
 import { ArchiveCache } from "./cache.js";
-import { type FetchConfig, type Fetcher, HttpFetcher, type Sink } from "./fetch.js";
+import { DirectoryFetcher, type FetchConfig, type Fetcher, HttpFetcher, type Sink } from "./fetch.js";
 import { IndexView } from "./index-view.js";
 import { parsePackageSpec, type RequirementSpec, type UrlSpec } from "./requirements.js";
 import { choose } from "./resolve.js";
@@ -51,6 +52,11 @@ export interface LoaderOptions {
   readonly maxExpiredAgeMs?: number;
   /** Local paths must verify too: a `.zip` with its `.zip.sig`; a directory is refused. */
   readonly requireSignatures?: boolean;
+  /**
+   * A mirror directory (made by `modelmesh-connectors mirror`) read as the last index mirror
+   * through `file://`, verified exactly as a network mirror; offline, the only one.
+   */
+  readonly bundle?: string;
 }
 
 /** Where a registered connector came from. */
@@ -137,8 +143,18 @@ export class Loader {
 
   constructor(private readonly opts: LoaderOptions) {
     this.mirrors = (opts.index ?? []).map(normalizeIndexUrl);
-    // Offline, the one seam refuses every request: no code path can open a socket.
-    this.fetcher = opts.offline ? OFFLINE_FETCHER : (opts.fetcher ?? new HttpFetcher(opts.fetch ?? {}));
+    if (opts.bundle !== undefined) {
+      this.mirrors.push(normalizeIndexUrl(pathToFileURL(resolvePath(opts.bundle)).href));
+    }
+    // Offline, the one network seam refuses every request: no code path can open a socket.
+    // file:// URLs (the bundle) are read from disk, online and offline.
+    const network = opts.offline ? OFFLINE_FETCHER : (opts.fetcher ?? new HttpFetcher(opts.fetch ?? {}));
+    const files = new DirectoryFetcher();
+    const pick = (url: string): Fetcher => (url.startsWith("file:") ? files : network);
+    this.fetcher = {
+      fetchBytes: (url, maxLength) => pick(url).fetchBytes(url, maxLength),
+      fetchTo: (url, sink, maxLength) => pick(url).fetchTo(url, sink, maxLength),
+    };
     this.cache = new ArchiveCache(opts.cacheDir);
     this.now = opts.now ?? (() => new Date());
     this.warn = opts.warn ?? ((m) => process.emitWarning(m, "ModelMeshConnectors"));
@@ -148,7 +164,7 @@ export class Loader {
   view(): IndexView {
     if (this.mirrors.length === 0) {
       throw new ConfigError("config", "no index is configured", {
-        hint: "set 'index' to the signed index URL",
+        hint: "set 'index' to the signed index URL, or 'bundle' to a mirror directory",
       });
     }
     if (this.viewCache === null) {
@@ -257,7 +273,7 @@ export class Loader {
       return cached;
     }
     const label = `${resolved.name} ${resolved.version}`;
-    if (this.opts.offline) {
+    if (resolved.urls.length === 0) {
       throw new DownloadError(
         "download",
         `${label} (sha256 ${resolved.sha256.slice(0, 12)}…) is not cached and offline mode allows no download`,
