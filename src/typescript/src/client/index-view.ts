@@ -170,8 +170,7 @@ export class IndexView {
       // Offline with no local mirror, the stored state is used however old: its expiries are
       // still checked on every use (within the grace period). Offline with a bundle, its
       // possibly newer state is preferred, checked against the stored one (as in Python).
-      const useStored = this.offline ? this.mirrors.length === 0 : this.cachedIsFresh(state);
-      if (this.withLocal(state) && useStored) {
+      if (this.withLocal(state) && (this.offline ? this.mirrors.length === 0 : this.cachedIsFresh(state))) {
         this.warnGrace(state);
         return state;
       }
