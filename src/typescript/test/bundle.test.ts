@@ -90,6 +90,19 @@ describe("bundle", () => {
     assert.deepEqual(await reg.loadPackage("acme-sink"), ["acme.sink.v1"]);
   });
 
+  test("offline, an expired bundle is accepted within max_expired_age, with a warning", async () => {
+    const warnings: string[] = [];
+    const in8days = () => new Date(NOW.getTime() + 8 * 86_400_000);
+    const bundle = writeBundle(pub.files);
+    const expired = new ConnectorRegistry({ loader: options(tempDir(), { offline: true, bundle, now: in8days }) });
+    await rejectsWith(expired.loadPackage("acme-sink"), "trust.expired", /timestamp\.json/);
+    const reg = new ConnectorRegistry({
+      loader: options(tempDir(), { offline: true, bundle, now: in8days, maxExpiredAgeMs: 2 * 86_400_000, warn: (m) => warnings.push(m) }),
+    });
+    assert.deepEqual(await reg.loadPackage("acme-sink"), ["acme.sink.v1"]);
+    assert.equal(warnings.filter((w) => /^timestamp\.json expired 1d ago .* accepted offline within max_expired_age$/.test(w)).length, 1);
+  });
+
   test("a tampered archive in the bundle is refused by hash", async () => {
     const bundle = writeBundle(pub.files);
     const file = "archives/acme-sink/acme-sink-1.0.0.zip";

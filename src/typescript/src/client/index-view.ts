@@ -210,6 +210,7 @@ export class IndexView {
       }
       this.opts.store.recordRefresh(this.opts.now);
       this.servedBy = mirror;
+      this.warnGrace(candidate);
       return candidate;
     }
     const all = `all ${this.mirrors.length} mirror(s) failed: ${failures.join("; ")}`;

@@ -128,7 +128,7 @@ const OFFLINE_FETCHER: Fetcher = {
 
 function offlineRefusal(): TrustError {
   return new TrustError("trust.policy", "offline mode: no network request may be made", {
-    hint: "offline, packages come from the cache: load them by requirement; an archive URL entry needs the network",
+    hint: "offline, packages come from the cache or a bundle: load them by requirement; an archive URL entry needs the network",
   });
 }
 
@@ -277,7 +277,7 @@ export class Loader {
       throw new DownloadError(
         "download",
         `${label} (sha256 ${resolved.sha256.slice(0, 12)}…) is not cached and offline mode allows no download`,
-        { hint: "install it while online" },
+        { hint: "install it while online, or add a bundle that holds it" },
       );
     }
     const errors: string[] = [];
