@@ -4,8 +4,8 @@
  * Keys the TypeScript client does not implement yet are refused by name, not ignored.
  */
 
-import { readFileSync } from "node:fs";
-import { dirname, isAbsolute, resolve } from "node:path";
+import { readFileSync, realpathSync } from "node:fs";
+import { dirname, isAbsolute, resolve, sep } from "node:path";
 import { parse as parseYaml } from "yaml";
 
 import { ConfigError, describe } from "../errors.js";
@@ -25,14 +25,14 @@ const KNOWN = new Set([
   "locked",
   "lock_file",
   "allow_unpinned_directories",
-]);
-const NOT_YET = new Set([
-  "require_signatures",
-  "ca_bundle",
   "offline",
   "max_expired_age",
+  "require_signatures",
+  "ca_bundle",
   "bundle",
 ]);
+// Python client keys this client does not implement: refused by name, never ignored.
+const NOT_YET = new Set(["auth", "netrc", "concurrency", "max_metadata_bytes"]);
 
 /** A parsed configuration: loader options plus the packages to load. */
 export interface ConnectorsConfig {
@@ -44,16 +44,16 @@ function invalid(message: string): ConfigError {
   return new ConfigError("config", `connectors configuration: ${message}`);
 }
 
-/** Seconds from `10`, `10s`, `5m`, `1h`, `500ms`. */
+/** Milliseconds from seconds `10`, or `10s`, `5m`, `1h`, `7d`, `500ms`. */
 export function parseDurationMs(value: unknown, field: string): number {
   if (typeof value === "number" && Number.isFinite(value) && value >= 0) {
     return value * 1000;
   }
-  const m = typeof value === "string" ? /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?$/.exec(value.trim()) : null;
+  const m = typeof value === "string" ? /^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?$/.exec(value.trim()) : null;
   if (m === null) {
     throw invalid(`${field}: expected a duration like 10s or 5m, got ${JSON.stringify(value)}`);
   }
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h"];
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? "s") as "ms" | "s" | "m" | "h" | "d"];
   return Number(m[1]) * unit;
 }
 
@@ -62,6 +62,37 @@ function bool(value: unknown, field: string): boolean {
     throw invalid(`${field}: expected true or false, got ${JSON.stringify(value)}`);
   }
   return value;
+}
+
+/** `path` with symlinks and `..` resolved, or null when it cannot be resolved. */
+function realpathOrNull(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Refuse a trust root inside a medium it is meant to check (the bundle, the cache): whoever
+ * can replace that medium could replace the trust with it. Compared after resolving symlinks
+ * and `..` (Python also compares file identities; see the README).
+ *
+ * @throws ConfigError (`config`).
+ */
+function checkTrustRootPlacement(trustRoot: string, media: readonly (readonly [string, string])[]): void {
+  const root = realpathOrNull(trustRoot);
+  if (root === null) {
+    return; // unreadable: reading it has already failed closed
+  }
+  for (const [what, medium] of media) {
+    const dir = realpathOrNull(medium);
+    if (dir !== null && (root === dir || root.startsWith(dir.endsWith(sep) ? dir : dir + sep))) {
+      throw invalid(
+        `trust_root: ${trustRoot} lies inside ${what} ${medium}; a trust root must never come from the medium it is meant to check (whoever can replace that medium could replace the trust with it)`,
+      );
+    }
+  }
 }
 
 /**
@@ -145,6 +176,23 @@ export function readConfig(config: string | Record<string, unknown>): Connectors
   if (section["allow_http"] !== undefined) {
     fetch.allowHttp = bool(section["allow_http"], "allow_http");
   }
+  const caBundle = section["ca_bundle"];
+  if (caBundle !== undefined) {
+    if (typeof caBundle !== "string") {
+      throw invalid("ca_bundle: expected the path of a PEM file of CA certificates");
+    }
+    // Read on the first https request, as Python does: a run from the cache never needs it.
+    fetch.caBundle = resolve(base, caBundle);
+  }
+  const bundleRaw = section["bundle"];
+  if (bundleRaw !== undefined && typeof bundleRaw !== "string") {
+    throw invalid("bundle: expected the path of a mirror directory");
+  }
+  const bundle = bundleRaw === undefined ? undefined : resolve(base, bundleRaw);
+  checkTrustRootPlacement(rootFile, [
+    ...(bundle === undefined ? [] : [["the bundle directory (connectors.bundle)", bundle] as const]),
+    ["the cache directory", cacheDir] as const,
+  ]);
   const packages = section["packages"] ?? [];
   if (!Array.isArray(packages) || !packages.every((p) => typeof p === "string")) {
     throw invalid("packages: expected a list of strings");
@@ -159,6 +207,13 @@ export function readConfig(config: string | Record<string, unknown>): Connectors
       cacheDir,
       fetch,
       prereleases: section["prereleases"] === undefined ? false : bool(section["prereleases"], "prereleases"),
+      offline: section["offline"] === undefined ? false : bool(section["offline"], "offline"),
+      // Python accepts it online too and applies it only offline (updater.py).
+      maxExpiredAgeMs:
+        section["max_expired_age"] === undefined ? 0 : parseDurationMs(section["max_expired_age"], "max_expired_age"),
+      ...(bundle === undefined ? {} : { bundle }),
+      requireSignatures:
+        section["require_signatures"] === undefined ? false : bool(section["require_signatures"], "require_signatures"),
       ...(section["metadata_max_age"] === undefined
         ? {}
         : { metadataMaxAgeMs: parseDurationMs(section["metadata_max_age"], "metadata_max_age") }),

@@ -36,6 +36,18 @@ export interface IndexViewOptions {
   readonly maxNodeBytes?: number;
   /** Called with each warning (skipped mirror, discarded local copy). */
   readonly warn?: (message: string) => void;
+  /**
+   * Never ask a network mirror: only local (`file://`, a `bundle:`) mirrors, else the stored
+   * state (re-verified from the anchor) and cached nodes. With neither this is a `download`
+   * error, never a request.
+   */
+  readonly offline?: boolean;
+  /**
+   * Milliseconds root, timestamp and index top may be past their expiry and still be
+   * accepted, with a warning naming each (default 0). Offline only: ignored online, as in
+   * Python, where a fresh copy can be asked for instead.
+   */
+  readonly maxExpiredAgeMs?: number;
 }
 
 interface Update {
@@ -52,11 +64,18 @@ export class IndexView {
   private readonly maxAgeMs: number;
   private readonly maxNode: number;
   private readonly warn: (message: string) => void;
+  private readonly offline: boolean;
+  private readonly graceMs: number;
+  /** The mirrors this view may ask: offline, only local ones. */
+  private readonly mirrors: readonly string[];
 
   constructor(private readonly opts: IndexViewOptions) {
     this.maxAgeMs = opts.metadataMaxAgeMs ?? 300_000;
     this.maxNode = opts.maxNodeBytes ?? 4 * 1024 * 1024;
     this.warn = opts.warn ?? (() => undefined);
+    this.offline = opts.offline ?? false;
+    this.graceMs = this.offline ? (opts.maxExpiredAgeMs ?? 0) : 0;
+    this.mirrors = this.offline ? opts.mirrors.filter((m) => m.startsWith("file:")) : opts.mirrors;
   }
 
   /**
@@ -78,6 +97,7 @@ export class IndexView {
     const stored = this.opts.store.loadRootVersions();
     const state = new TrustedState(this.opts.anchor, this.opts.now, {
       maxRootRotations: MAX_ROOT_WALK + stored.length,
+      expiryGraceMs: this.graceMs,
     });
     for (const [version, data] of stored) {
       if (version <= state.root.version) {
@@ -94,7 +114,7 @@ export class IndexView {
           throw err;
         }
         this.warn(`ignoring the stored root chain, it does not verify: ${err.message}`);
-        return new TrustedState(this.opts.anchor, this.opts.now);
+        return new TrustedState(this.opts.anchor, this.opts.now, { expiryGraceMs: this.graceMs });
       }
     }
     return state;
@@ -147,17 +167,26 @@ export class IndexView {
   private async refresh(): Promise<TrustedState> {
     {
       const state = this.baseState();
-      if (this.withLocal(state) && this.cachedIsFresh(state)) {
+      // Offline with no local mirror, the stored state is used however old: its expiries are
+      // still checked on every use (within the grace period). Offline with a bundle, its
+      // possibly newer state is preferred, checked against the stored one (as in Python).
+      if (this.withLocal(state) && (this.offline ? this.mirrors.length === 0 : this.cachedIsFresh(state))) {
+        this.warnGrace(state);
         return state;
       }
     }
-    if (this.opts.mirrors.length === 0) {
+    if (this.offline && this.mirrors.length === 0) {
+      throw new DownloadError("download", "offline, and no trusted index state is cached", {
+        hint: "run once online, or configure 'bundle:' with a mirror directory",
+      });
+    }
+    if (this.mirrors.length === 0) {
       throw new DownloadError("download", "no index mirror is configured and no fresh state is cached");
     }
     let firstTrust: TrustError | null = null;
     let lastDownload: DownloadError | null = null;
     const failures: string[] = [];
-    for (const mirror of this.opts.mirrors) {
+    for (const mirror of this.mirrors) {
       const candidate = this.baseState();
       let update: Update;
       try {
@@ -181,9 +210,10 @@ export class IndexView {
       }
       this.opts.store.recordRefresh(this.opts.now);
       this.servedBy = mirror;
+      this.warnGrace(candidate);
       return candidate;
     }
-    const all = `all ${this.opts.mirrors.length} mirror(s) failed: ${failures.join("; ")}`;
+    const all = `all ${this.mirrors.length} mirror(s) failed: ${failures.join("; ")}`;
     if (firstTrust !== null) {
       throw new TrustError(firstTrust.code, `${firstTrust.message} (${all})`, {
         hint: firstTrust.hint,
@@ -194,6 +224,28 @@ export class IndexView {
       hint: "check the index URLs and the network",
       cause: lastDownload,
     });
+  }
+
+  /** Warn about every file accepted only thanks to the offline grace period. */
+  private warnGrace(state: TrustedState): void {
+    if (this.graceMs <= 0) {
+      return;
+    }
+    const now = this.opts.now.getTime();
+    const files: [string, Date][] = [[`root/${state.root.version}.json`, state.root.expires]];
+    if (state.timestamp !== null) {
+      files.push(["timestamp.json", state.timestamp.expires]);
+    }
+    if (state.index !== null) {
+      files.push(["index top", state.index.expires]);
+    }
+    for (const [what, expires] of files) {
+      if (expires.getTime() <= now) {
+        this.warn(
+          `${what} expired ${formatAge(now - expires.getTime())} ago (at ${expires.toISOString()}); accepted offline within max_expired_age`,
+        );
+      }
+    }
   }
 
   /** Root walk, timestamp and top from one mirror (FORMAT.md §4 steps 1-3). */
@@ -299,6 +351,11 @@ export class IndexView {
         `${ref.path}: signed length ${ref.length} is over the metadata cap ${this.maxNode} bytes`,
       );
     }
+    if (this.mirrors.length === 0) {
+      throw new DownloadError("download", `${ref.path} is not cached and no mirror may be used (offline)`, {
+        hint: "refresh online first, or load from a bundle made by 'mirror'",
+      });
+    }
     const errors: string[] = [];
     let firstTrust: TrustError | null = null;
     for (const mirror of this.orderedMirrors()) {
@@ -331,7 +388,7 @@ export class IndexView {
   }
 
   private orderedMirrors(): string[] {
-    const all = [...this.opts.mirrors];
+    const all = [...this.mirrors];
     if (this.servedBy === null) {
       return all;
     }
@@ -342,4 +399,20 @@ export class IndexView {
   archiveUrls(file: string): string[] {
     return this.orderedMirrors().map((m) => `${m}${file}`);
   }
+}
+
+/** `3d 4h 5m 6s`, largest units first, for expiry warnings. */
+function formatAge(ms: number): string {
+  let rest = Math.floor(ms / 1000);
+  const parts: string[] = [];
+  for (const [unit, size] of [["d", 86_400], ["h", 3600], ["m", 60]] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  if (rest > 0 || parts.length === 0) {
+    parts.push(`${rest}s`);
+  }
+  return parts.join(" ");
 }
