@@ -12,10 +12,11 @@
 import assert from "node:assert/strict";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 
+import { IndexView } from "../src/client/index-view.js";
 import type { LoaderOptions } from "../src/client/loader.js";
 import { normalizeIndexUrl, originId, StateStore } from "../src/client/statestore.js";
 import { ConnectorError } from "../src/errors.js";
@@ -370,5 +371,32 @@ describe("migrating the URL-keyed state of earlier versions", () => {
     s.a.faults.set("timestamp.json", { kind: "status", status: 503 });
     await rejectsWith(new ConnectorRegistry({ loader: s.options({ index: [s.b.url] }) }).loadPackage(CANARY), "trust.rollback");
     assert.deepEqual(readFileSync(join(s.record(), "timestamp.json")), current);
+  });
+});
+
+describe("one record shared with the Python client", () => {
+  // From dist/test/ back to the sources: the fixture is not copied by tsc.
+  const FIXTURE = resolve(import.meta.dirname, "..", "..", "test", "fixtures", "python-state");
+
+  test("a record Python wrote is found by the same identity and used offline, with its refresh time", async () => {
+    const cache = tempDir();
+    cpSync(join(FIXTURE, "metadata"), join(cache, "metadata"), { recursive: true });
+    const anchor = readFileSync(join(FIXTURE, "root.json"));
+    const id = trustRootId(anchor);
+    const store = new StateStore(cache);
+    assert.deepEqual(
+      store.trustRoots().map((r) => r.claim),
+      [`trust-root:${id}`],
+    );
+    assert.deepEqual(store.origins(), []);
+    const record = store.trustRoot(id);
+    const refreshed = record.lastRefresh(); // Python writes fractions of a second
+    assert.ok(refreshed !== null, "Python's state.json was not read");
+    const refuse = { fetchBytes: () => Promise.reject(new Error("a request was made")), fetchTo: () => Promise.reject(new Error("a request was made")) };
+    const view = new IndexView({ anchor, store: record, mirrors: [], fetcher: refuse, now: refreshed, offline: true });
+    assert.deepEqual((await view.releases("acme-audit-log")).map((r) => r.version).sort(), ["1.0.0", "1.1.0"]);
+    // What this client writes back is Python's spelling.
+    record.recordRefresh(new Date("2026-02-03T04:05:06Z"));
+    assert.equal(readFileSync(join(record.directory, "state.json"), "utf8"), '{\n "last_refresh": "2026-02-03T04:05:06Z"\n}\n');
   });
 });
