@@ -14,7 +14,8 @@
 import assert from "node:assert/strict";
 import { existsSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { dirname, join, resolve } from "node:path";
 import { after, beforeEach, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 
@@ -226,6 +227,25 @@ describe("trust root placement", () => {
       return;
     }
     await assertRefused(scene, scene.config(join(upper, "keys", "root.json")), BUNDLE);
+  });
+
+  test("a bind mount of the bundle counts: the same directory by device and inode (Linux, where unshare works)", (t) => {
+    // A bind mount is no symlink: realpath keeps the other spelling, only the file identity
+    // of an ancestor shows it is the bundle. Run in a private mount namespace (unshare -rm).
+    const alias = join(scene.tmp, "mnt", "usb");
+    mkdirSync(alias, { recursive: true });
+    const config = pathToFileURL(resolve(import.meta.dirname, "..", "src", "client", "config.js")).href;
+    const script = `const { liesInside } = await import(${JSON.stringify(config)}); const [root, medium] = process.argv.slice(1); process.stdout.write(String(liesInside(root, medium)));`;
+    const run = spawnSync(
+      "unshare",
+      ["-rm", "sh", "-c", 'mount --bind "$1" "$2" && exec "$3" --input-type=module -e "$4" "$5" "$1"', "sh", scene.carry, alias, process.execPath, script, join(alias, "keys", "root.json")],
+      { encoding: "utf8", timeout: 20_000 },
+    );
+    if (run.status !== 0 && run.stdout === "") {
+      t.skip(`no private mount namespace here: ${(run.stderr || String(run.error)).trim().slice(0, 120)}`);
+      return;
+    }
+    assert.equal(run.stdout, "true", run.stderr);
   });
 
   test("a copy outside every medium (not a link) is accepted; a missing path lies nowhere", () => {
