@@ -12,7 +12,8 @@ import { after, before, describe, test } from "node:test";
 import { readConfig } from "../src/client/config.js";
 import { IndexView } from "../src/client/index-view.js";
 import { Loader, type LoaderOptions } from "../src/client/loader.js";
-import { OriginState } from "../src/client/statestore.js";
+import { StateStore } from "../src/client/statestore.js";
+import { trustRootId } from "../src/trust/state.js";
 import { ConnectorError } from "../src/errors.js";
 import { ConnectorRegistry } from "../src/registry.js";
 import { jsPackage, sha256, TestPublisher } from "./support/publisher.js";
@@ -104,7 +105,7 @@ describe("offline mode and the offline expiry grace", () => {
     };
     const view = new IndexView({
       anchor: pub.anchor(),
-      store: new OriginState(cache, server.url),
+      store: new StateStore(cache).trustRoot(trustRootId(pub.anchor())),
       mirrors: [server.url],
       fetcher: counting,
       now: new Date(NOW.getTime() + 3_600_000),

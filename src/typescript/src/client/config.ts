@@ -4,8 +4,9 @@
  * Keys the TypeScript client does not implement yet are refused by name, not ignored.
  */
 
-import { readFileSync, realpathSync } from "node:fs";
-import { dirname, isAbsolute, resolve, sep } from "node:path";
+import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve, sep } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 
 import { ConfigError, describe } from "../errors.js";
@@ -73,25 +74,98 @@ function realpathOrNull(path: string): string | null {
   }
 }
 
+/** Device and inode of `path` (exact: bigint), or null when it cannot be stat'ed. */
+function fileId(path: string): string | null {
+  try {
+    const st = statSync(path, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Refuse a trust root inside a medium it is meant to check (the bundle, the cache): whoever
- * can replace that medium could replace the trust with it. Compared after resolving symlinks
- * and `..` (Python also compares file identities; see the README).
+ * Whether `path` is `directory` or below it, however either is spelled (as Python's
+ * `_lies_inside`). Both sides are resolved (symlinks, `..`) before their spellings are
+ * compared (case-folded on Windows); then the file identity (device, inode) of every
+ * ancestor of `path` is compared with the directory's, which catches other spellings of the
+ * same directory (case on a case-insensitive file system, a bind mount); last, a hard-linked
+ * `path` is compared with the root copies a mirror carries (`keys/root.json`,
+ * `root/*.json`). A path that cannot be resolved counts as outside: it cannot be read
+ * either, and reading it fails closed.
+ */
+export function liesInside(path: string, directory: string): boolean {
+  const real = realpathOrNull(path);
+  const realDir = realpathOrNull(directory);
+  if (real === null || realDir === null) {
+    return false;
+  }
+  const fold = (p: string): string => (process.platform === "win32" ? p.toLowerCase() : p);
+  const spelled = fold(real);
+  const within = fold(realDir);
+  if (spelled === within || spelled.startsWith(within.endsWith(sep) ? within : within + sep)) {
+    return true;
+  }
+  const dirId = fileId(realDir);
+  if (dirId === null) {
+    return false; // no such directory: nothing can lie inside it
+  }
+  for (let p = real; ; p = dirname(p)) {
+    if (fileId(p) === dirId) {
+      return true; // the same directory under another name
+    }
+    if (dirname(p) === p) {
+      break;
+    }
+  }
+  let links: bigint;
+  try {
+    links = statSync(real, { bigint: true }).nlink;
+  } catch {
+    return false;
+  }
+  if (links > 1n) {
+    // A hard link to the copy a mirror carries.
+    const own = fileId(real);
+    let chain: string[] = [];
+    try {
+      chain = readdirSync(join(realDir, "root")).filter((n) => n.endsWith(".json"));
+    } catch {
+      // no root chain in this directory
+    }
+    const copies = [join(realDir, "keys", "root.json"), ...chain.map((n) => join(realDir, "root", n))];
+    return copies.some((c) => fileId(c) === own);
+  }
+  return false;
+}
+
+/**
+ * Refuse a trust root inside a medium it is meant to check (the bundle, the cache, a
+ * `file://` index mirror): whoever can replace that medium could replace the trust with it.
+ * Compared by resolved path and by file identity ({@link liesInside}).
  *
  * @throws ConfigError (`config`).
  */
 function checkTrustRootPlacement(trustRoot: string, media: readonly (readonly [string, string])[]): void {
-  const root = realpathOrNull(trustRoot);
-  if (root === null) {
-    return; // unreadable: reading it has already failed closed
-  }
   for (const [what, medium] of media) {
-    const dir = realpathOrNull(medium);
-    if (dir !== null && (root === dir || root.startsWith(dir.endsWith(sep) ? dir : dir + sep))) {
-      throw invalid(
-        `trust_root: ${trustRoot} lies inside ${what} ${medium}; a trust root must never come from the medium it is meant to check (whoever can replace that medium could replace the trust with it)`,
+    if (liesInside(trustRoot, medium)) {
+      throw new ConfigError(
+        "config",
+        `connectors configuration: trust_root: ${trustRoot} lies inside ${what} ${medium}; a trust root must never come from the medium it is meant to check (whoever can replace that medium could replace the trust with it)`,
+        {
+          hint: "provision the trust root out of band: install keys/root.json with the deployment (configuration management, an OS package, a separate channel) at a path outside the bundle, the cache and every mirror",
+        },
       );
     }
+  }
+}
+
+/** The local path of a `file://` URL, or the URL itself when it has none (then it lies nowhere). */
+function fileUrlPath(url: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch {
+    return url;
   }
 }
 
@@ -192,6 +266,11 @@ export function readConfig(config: string | Record<string, unknown>): Connectors
   checkTrustRootPlacement(rootFile, [
     ...(bundle === undefined ? [] : [["the bundle directory (connectors.bundle)", bundle] as const]),
     ["the cache directory", cacheDir] as const,
+    ...index.flatMap((url: string, i: number) =>
+      url.slice(0, 7).toLowerCase() === "file://"
+        ? [[`the index mirror directory (connectors.index[${i}])`, fileUrlPath(url)] as const]
+        : [],
+    ),
   ]);
   const packages = section["packages"] ?? [];
   if (!Array.isArray(packages) || !packages.every((p) => typeof p === "string")) {

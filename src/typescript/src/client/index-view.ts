@@ -6,11 +6,11 @@
  * the local state store and from the mirrors in FORMAT.md §4 order, and persists only what
  * the core accepted. Mirrors are tried in order; one that fails or serves data that fails
  * verification is skipped (it can delay a load, never poison it), and all mirrors share one
- * rollback reference.
+ * rollback reference: the store is the trust root's record, whatever the mirror list.
  */
 
-import { DownloadError, ResolutionError, TrustError } from "../errors.js";
-import { type BinRelease, type GroupNode, historyPath, MetaRef, nameHash } from "../trust/metadata.js";
+import { CacheError, DownloadError, ResolutionError, TrustError } from "../errors.js";
+import { type BinRelease, type GroupNode, historyPath, MetaRef, nameHash, type Timestamp } from "../trust/metadata.js";
 import { TrustedState } from "../trust/state.js";
 import type { Fetcher } from "./fetch.js";
 import type { OriginState } from "./statestore.js";
@@ -23,8 +23,13 @@ export const MAX_ROOT_WALK = 32; // root versions per update (bounded walk)
 export interface IndexViewOptions {
   /** The shipped trust root bytes (`keys/root.json`). */
   readonly anchor: Uint8Array;
-  /** Local state for this index. */
+  /** Local state for this index: the record of its trust root (shared by every mirror). */
   readonly store: OriginState;
+  /**
+   * The URL-keyed records of earlier versions, read when `store` holds no timestamp: the
+   * newest one that re-verifies from the anchor is migrated into `store`.
+   */
+  readonly legacy?: () => readonly OriginState[];
   /** Base URLs ending in `/`, in order of preference. */
   readonly mirrors: readonly string[];
   readonly fetcher: Fetcher;
@@ -93,8 +98,7 @@ export class IndexView {
   }
 
   /** The anchor advanced through the stored root chain (each stored root re-verified). */
-  private baseState(): TrustedState {
-    const stored = this.opts.store.loadRootVersions();
+  private baseState(stored = this.opts.store.loadRootVersions()): TrustedState {
     const state = new TrustedState(this.opts.anchor, this.opts.now, {
       maxRootRotations: MAX_ROOT_WALK + stored.length,
       expiryGraceMs: this.graceMs,
@@ -164,7 +168,89 @@ export class IndexView {
     return state.timestamp.expires.getTime() > now && state.index.expires.getTime() > now;
   }
 
+  /**
+   * Adopt the rollback reference of a URL-keyed record of an earlier version (as Python's
+   * `_migrate_legacy`). Called when the trust root's record holds no timestamp. Every legacy
+   * record is re-verified from the shipped anchor exactly like stored state (root chain,
+   * then timestamp and index top under the newest root); one that does not verify is
+   * ignored with a warning (a planted or foreign record is never trusted blindly). The
+   * highest verified timestamp wins, so migrating never lowers the reference. Legacy
+   * records are only read.
+   */
+  private migrateLegacy(): void {
+    const candidates = this.opts.legacy?.() ?? [];
+    if (candidates.length === 0) {
+      return;
+    }
+    const anchorVersion = new TrustedState(this.opts.anchor, this.opts.now).root.version;
+    let best: { legacy: OriginState; ts: Timestamp; walked: Uint8Array[]; tsBytes: Uint8Array; top: Uint8Array | null } | null =
+      null;
+    for (const legacy of candidates) {
+      let tsBytes: Uint8Array | null;
+      let state: TrustedState;
+      let ts: Timestamp;
+      let chain: [number, Uint8Array][];
+      try {
+        tsBytes = legacy.loadTimestamp();
+        if (tsBytes === null) {
+          continue;
+        }
+        chain = legacy.loadRootVersions();
+        state = this.baseState(chain);
+        ts = state.loadTrustedTimestamp(tsBytes);
+      } catch (err) {
+        if (!(err instanceof TrustError || err instanceof CacheError)) {
+          throw err;
+        }
+        this.warn(
+          `not migrating the stored state of ${legacy.url} (${legacy.directory}): it does not verify from the trust root: ${err.message}`,
+        );
+        continue;
+      }
+      let top = legacy.loadIndex();
+      if (top !== null) {
+        try {
+          state.loadTrustedIndex(top);
+        } catch (err) {
+          if (!(err instanceof TrustError)) {
+            throw err;
+          }
+          this.warn(`not migrating the stored index top of ${legacy.url}: ${err.message}`);
+          top = null;
+        }
+      }
+      // baseState accepted exactly the consecutive versions after the anchor's.
+      const walked = chain.filter(([v]) => anchorVersion < v && v <= state.root.version).map(([, d]) => d);
+      if (
+        best === null ||
+        ts.version > best.ts.version ||
+        (ts.version === best.ts.version && ts.indexVersion > best.ts.indexVersion)
+      ) {
+        best = { legacy, ts, walked, tsBytes, top };
+      }
+    }
+    if (best === null) {
+      return; // each candidate was warned about: the client starts with no reference
+    }
+    const store = this.opts.store;
+    for (const [offset, data] of best.walked.entries()) {
+      store.saveRootVersion(anchorVersion + 1 + offset, data);
+    }
+    store.saveTimestamp(best.tsBytes);
+    if (best.top !== null) {
+      store.saveIndex(best.top);
+      best.legacy.copyNodesTo(store);
+    }
+    this.warn(
+      `migrated the rollback reference (timestamp version ${best.ts.version}) kept for ${best.legacy.url} in ${best.legacy.directory} to the trust root's record ${store.directory}`,
+    );
+  }
+
   private async refresh(): Promise<TrustedState> {
+    if (this.opts.store.loadTimestamp() === null) {
+      // Never silently lose the reference kept under an earlier layout.
+      this.migrateLegacy();
+    }
     {
       const state = this.baseState();
       // Offline with no local mirror, the stored state is used however old: its expiries are

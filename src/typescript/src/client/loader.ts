@@ -12,14 +12,14 @@ import { ConfigError, DownloadError, describe, PackageError, TrustError } from "
 import { openLocalPackage, type Package, packageFromBytes } from "../package/package.js";
 import { sha256Hex } from "../trust/keys.js";
 import type { Release } from "../trust/metadata.js";
-import { checkArchive, TrustedState } from "../trust/state.js";
+import { checkArchive, TrustedState, trustRootId } from "../trust/state.js";
 import { ArchiveCache } from "./cache.js";
 import { DirectoryFetcher, type FetchConfig, type Fetcher, HttpFetcher, type Sink } from "./fetch.js";
 import { IndexView } from "./index-view.js";
 import { LockFile, pinLocal, refuseUnpinnedDirectory } from "./lockfile.js";
 import { parsePackageSpec, type RequirementSpec, type UrlSpec } from "./requirements.js";
 import { choose } from "./resolve.js";
-import { normalizeIndexUrl, OriginState } from "./statestore.js";
+import { normalizeIndexUrl, StateStore } from "./statestore.js";
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024; // bytes of a detached .zip.sig
 export const MAX_PINNED_ARCHIVE_BYTES = 256 * 1024 * 1024; // bytes of an unsigned, pinned archive
@@ -176,9 +176,13 @@ export class Loader {
       });
     }
     if (this.viewCache === null) {
+      // One record per trust root, whatever the mirror list: keyed by the first mirror's
+      // URL, a reordered list started with no rollback reference (FORMAT.md §4).
+      const store = new StateStore(this.opts.cacheDir);
       this.viewCache = new IndexView({
         anchor: this.opts.trustRoot,
-        store: new OriginState(this.opts.cacheDir, this.mirrors[0] as string),
+        store: store.trustRoot(trustRootId(this.opts.trustRoot)),
+        legacy: () => store.origins(),
         mirrors: this.mirrors,
         fetcher: this.fetcher,
         now: this.now(),
