@@ -221,7 +221,8 @@ export class ConnectorRegistry {
 
   private async loadOne(path: string): Promise<string[]> {
     if (this.isLocal(path) && this.loader !== null) {
-      const { pkg, origin } = await this.loader.openLocal(path); // honours a lock
+      // The loader applies the configured policy: a lock, require_signatures.
+      const { pkg, origin } = await this.loader.openLocal(path);
       return this.commit(pkg, origin);
     }
     if (this.isLocal(path)) {

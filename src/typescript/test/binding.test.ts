@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -232,9 +232,10 @@ class World {
     this.pub.files.set(`${rel}.sig`, this.pub.files.get(`${from}.sig`) as Uint8Array);
   }
 
-  loader(withIndex = true): Loader {
+  loader(withIndex = true, requireSignatures = false): Loader {
     return new Loader({
       ...(withIndex ? { index: [this.index.url] } : {}),
+      requireSignatures,
       trustRoot: this.pub.anchor(),
       cacheDir: tempDir(),
       now: () => this.pub.now,
@@ -529,6 +530,76 @@ describe("archive URLs that name their release load (controls)", () => {
         sha256: sha256(data),
       });
       assert.deepEqual([resolved.name, resolved.version, resolved.release], [`${NAME}-1.0.0.zip`, "?", null]);
+    } finally {
+      await w.close();
+    }
+  });
+});
+
+// -- signed local zips (require_signatures) get the same binding ------------------------------
+
+describe("signed local zips are bound to their release", () => {
+  const SIG_CAP = 64 * 1024; // bytes: MAX_SIGNATURE_BYTES, as SECURITY.md documents
+
+  /** `version`'s genuine zip and `.sig` copied to a local file named `fileName`. */
+  function localCopy(w: World, version: string, fileName: string, sig?: Uint8Array): string {
+    const dir = join(tempDir(), "local");
+    mkdirSync(dir, { recursive: true });
+    const path = join(dir, fileName);
+    writeFileSync(path, w.pub.files.get(zipOf(version)) as Uint8Array);
+    writeFileSync(`${path}.sig`, sig ?? (w.pub.files.get(`${zipOf(version)}.sig`) as Uint8Array));
+    return path;
+  }
+
+  async function refused(path: string, w: World, code: string, pattern: RegExp): Promise<void> {
+    const registry = new ConnectorRegistry({ loader: w.loader(true, true) });
+    await assert.rejects(registry.loadPackage(path), (err: unknown) => {
+      assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
+      assert.equal(err.code, code, err.message);
+      assert.match(err.message, pattern);
+      return true;
+    });
+    assert.deepEqual(registry.listConnectors(), []);
+  }
+
+  test("bind-local-signed-zip-renamed", async () => {
+    const w = new World();
+    newer(w);
+    await w.start();
+    try {
+      // 1.0.0's bytes and signature under 1.1.0's name.
+      const path = localCopy(w, "1.0.0", `${NAME}-${NEWER}.zip`);
+      await refused(path, w, "trust.policy", /downgrade or substitution/);
+    } finally {
+      await w.close();
+    }
+  });
+
+  test("len-local-sig-over-cap", async () => {
+    const w = new World();
+    one(w);
+    await w.start();
+    try {
+      // The genuine envelope plus JSON whitespace to one byte over the cap: without the cap it
+      // would parse and verify (a fixed size, so a raised cap makes this row fail).
+      const genuine = w.pub.files.get(`${zipOf("1.0.0")}.sig`) as Uint8Array;
+      const padded = new Uint8Array(SIG_CAP + 1).fill(0x20);
+      padded.set(genuine);
+      const path = localCopy(w, "1.0.0", `${NAME}-1.0.0.zip`, padded);
+      await refused(path, w, "trust.policy", /signature cap/);
+    } finally {
+      await w.close();
+    }
+  });
+
+  test("local-signed-zip-under-its-own-name (control)", async () => {
+    const w = new World();
+    newer(w);
+    await w.start();
+    try {
+      const path = localCopy(w, "1.0.0", `${NAME}-1.0.0.zip`);
+      const registry = new ConnectorRegistry({ loader: w.loader(true, true) });
+      assert.deepEqual(await registry.loadPackage(path), [ID]);
     } finally {
       await w.close();
     }

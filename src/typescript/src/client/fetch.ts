@@ -10,9 +10,11 @@
  * Tests can swap in any object that satisfies {@link Fetcher}.
  */
 
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
 import { isIP } from "node:net";
+import { fileURLToPath } from "node:url";
 
 import { DownloadError, describe, TrustError } from "../errors.js";
 
@@ -34,6 +36,11 @@ export interface FetchConfig {
   readonly maxRedirects: number;
   /** User-Agent request header. */
   readonly userAgent: string;
+  /**
+   * Path of a PEM file of CA certificates that https servers are verified against instead of
+   * Node's bundled store (`ca_bundle`, for a private CA); read on the first https request.
+   */
+  readonly caBundle?: string;
 }
 
 export const DEFAULT_FETCH_CONFIG: FetchConfig = {
@@ -118,6 +125,20 @@ export function checkUrlPolicy(url: string, allowHttp: boolean): URL {
 /** A failure worth retrying; never escapes this module. */
 class Transient extends Error {}
 
+/** OpenSSL's verification failures as Node reports them: a wrong certificate never fixes itself. */
+const CERT_ERRORS = new Set([
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+]);
+
 class BufferSink implements Sink {
   chunks: Uint8Array[] = [];
   write(chunk: Uint8Array): void {
@@ -133,6 +154,7 @@ type Outcome = { redirect: string } | { written: number };
 /** The real fetcher over node:http / node:https. */
 export class HttpFetcher implements Fetcher {
   readonly config: FetchConfig;
+  private ca: Buffer | null = null;
 
   constructor(config: Partial<FetchConfig> = {}) {
     this.config = { ...DEFAULT_FETCH_CONFIG, ...config };
@@ -191,10 +213,38 @@ export class HttpFetcher implements Fetcher {
     );
   }
 
+  /**
+   * The configured CA bundle's bytes, read once (only https needs them).
+   *
+   * @throws DownloadError The bundle cannot be read or holds no PEM certificate (Python's
+   *   wording).
+   */
+  private caBundle(path: string): Buffer {
+    if (this.ca === null) {
+      let data: Buffer;
+      try {
+        data = readFileSync(path);
+      } catch (err) {
+        throw new DownloadError("download", `cannot load the CA bundle ${path}: ${describe(err)}`, {
+          hint: "set ca_bundle to a readable PEM file of CA certificates",
+          cause: err,
+        });
+      }
+      if (!data.includes("-----BEGIN CERTIFICATE-----")) {
+        throw new DownloadError("download", `cannot load the CA bundle ${path}: it holds no PEM certificate`, {
+          hint: "set ca_bundle to a readable PEM file of CA certificates",
+        });
+      }
+      this.ca = data;
+    }
+    return this.ca;
+  }
+
   private request(url: string, sink: Sink, maxLength: number): Promise<Outcome> {
     const cfg = this.config;
     const parsed = new URL(url);
     const lib = parsed.protocol === "https:" ? https : http;
+    const tls = parsed.protocol === "https:" && cfg.caBundle !== undefined ? { ca: this.caBundle(cfg.caBundle) } : {};
     return new Promise<Outcome>((resolve, reject) => {
       let settled = false;
       const timers: NodeJS.Timeout[] = [];
@@ -217,6 +267,7 @@ export class HttpFetcher implements Fetcher {
         parsed,
         {
           agent: false,
+          ...tls,
           headers: { "user-agent": cfg.userAgent, "accept-encoding": "identity" },
         },
         (res) => {
@@ -299,7 +350,85 @@ export class HttpFetcher implements Fetcher {
       });
       req.setTimeout(cfg.readTimeoutMs, () => finish(new Transient(`no data from ${parsed.host} for ${cfg.readTimeoutMs} ms (read timed out)`)));
       timers.push(setTimeout(() => finish(new Transient(`${url} passed the total deadline of ${cfg.totalTimeoutMs} ms`)), cfg.totalTimeoutMs));
-      req.on("error", (err) => finish(new Transient(`${describe(err)}`)));
+      req.on("error", (err) => {
+        const code = (err as NodeJS.ErrnoException).code ?? "";
+        if (CERT_ERRORS.has(code)) {
+          // Not retried: retrying a possible man-in-the-middle only hides it.
+          finish(
+            new DownloadError(
+              "download",
+              `TLS certificate verification failed for ${url}: ${describe(err)}; set ca_bundle in the download configuration if the server's certificate comes from a private CA`,
+              {
+                hint: "check that the URL's host name is the one in the server's certificate and that the system clock is right",
+                cause: err,
+              },
+            ),
+          );
+          return;
+        }
+        finish(new Transient(`${describe(err)}`));
+      });
     });
   }
+}
+
+/**
+ * Reads `file://` URLs (a `bundle:` directory) with the same caps and errors as
+ * {@link HttpFetcher}, so a bundle goes through exactly the same verification: a bundle is
+ * untrusted bytes too (as Python's `DirectoryFetcher`).
+ */
+export class DirectoryFetcher implements Fetcher {
+  async fetchBytes(url: string, maxLength: number): Promise<Uint8Array> {
+    const sink = new BufferSink();
+    await this.fetchTo(url, sink, maxLength);
+    return Buffer.concat(sink.chunks);
+  }
+
+  async fetchTo(url: string, sink: Sink, maxLength: number): Promise<number> {
+    let path: string;
+    try {
+      path = fileURLToPath(url);
+    } catch (err) {
+      throw new DownloadError("download", `${url}: only file:// URLs are read from local directories`, { cause: err });
+    }
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (err) {
+      throw mapFileError(url, err);
+    }
+    try {
+      const chunk = Buffer.allocUnsafe(256 * 1024);
+      let written = 0;
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(fd, chunk, 0, chunk.length, null);
+        } catch (err) {
+          throw mapFileError(url, err);
+        }
+        if (n === 0) {
+          return written;
+        }
+        if (written + n > maxLength) {
+          throw new TrustError("trust.length", `${url} holds more than the expected maximum of ${maxLength} bytes`);
+        }
+        sink.write(Uint8Array.prototype.slice.call(chunk, 0, n));
+        written += n;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+function mapFileError(url: string, err: unknown): DownloadError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOENT") {
+    return new DownloadError("download.not-found", `${url}: no such file`);
+  }
+  if (code === "EISDIR") {
+    return new DownloadError("download.not-found", `${url}: is a directory`);
+  }
+  return new DownloadError("download", `${url}: cannot read: ${describe(err)}`, { cause: err });
 }

@@ -6,11 +6,11 @@
  * the local state store and from the mirrors in FORMAT.md §4 order, and persists only what
  * the core accepted. Mirrors are tried in order; one that fails or serves data that fails
  * verification is skipped (it can delay a load, never poison it), and all mirrors share one
- * rollback reference.
+ * rollback reference: the store is the trust root's record, whatever the mirror list.
  */
 
-import { DownloadError, ResolutionError, TrustError } from "../errors.js";
-import { type BinRelease, type GroupNode, historyPath, MetaRef, nameHash } from "../trust/metadata.js";
+import { CacheError, DownloadError, ResolutionError, TrustError } from "../errors.js";
+import { type BinRelease, type GroupNode, historyPath, MetaRef, nameHash, type Timestamp } from "../trust/metadata.js";
 import { TrustedState } from "../trust/state.js";
 import type { Fetcher } from "./fetch.js";
 import type { OriginState } from "./statestore.js";
@@ -23,8 +23,13 @@ export const MAX_ROOT_WALK = 32; // root versions per update (bounded walk)
 export interface IndexViewOptions {
   /** The shipped trust root bytes (`keys/root.json`). */
   readonly anchor: Uint8Array;
-  /** Local state for this index. */
+  /** Local state for this index: the record of its trust root (shared by every mirror). */
   readonly store: OriginState;
+  /**
+   * The URL-keyed records of earlier versions, read when `store` holds no timestamp: the
+   * newest one that re-verifies from the anchor is migrated into `store`.
+   */
+  readonly legacy?: () => readonly OriginState[];
   /** Base URLs ending in `/`, in order of preference. */
   readonly mirrors: readonly string[];
   readonly fetcher: Fetcher;
@@ -36,6 +41,18 @@ export interface IndexViewOptions {
   readonly maxNodeBytes?: number;
   /** Called with each warning (skipped mirror, discarded local copy). */
   readonly warn?: (message: string) => void;
+  /**
+   * Never ask a network mirror: only local (`file://`, a `bundle:`) mirrors, else the stored
+   * state (re-verified from the anchor) and cached nodes. With neither this is a `download`
+   * error, never a request.
+   */
+  readonly offline?: boolean;
+  /**
+   * Milliseconds root, timestamp and index top may be past their expiry and still be
+   * accepted, with a warning naming each (default 0). Offline only: ignored online, as in
+   * Python, where a fresh copy can be asked for instead.
+   */
+  readonly maxExpiredAgeMs?: number;
 }
 
 interface Update {
@@ -52,11 +69,18 @@ export class IndexView {
   private readonly maxAgeMs: number;
   private readonly maxNode: number;
   private readonly warn: (message: string) => void;
+  private readonly offline: boolean;
+  private readonly graceMs: number;
+  /** The mirrors this view may ask: offline, only local ones. */
+  private readonly mirrors: readonly string[];
 
   constructor(private readonly opts: IndexViewOptions) {
     this.maxAgeMs = opts.metadataMaxAgeMs ?? 300_000;
     this.maxNode = opts.maxNodeBytes ?? 4 * 1024 * 1024;
     this.warn = opts.warn ?? (() => undefined);
+    this.offline = opts.offline ?? false;
+    this.graceMs = this.offline ? (opts.maxExpiredAgeMs ?? 0) : 0;
+    this.mirrors = this.offline ? opts.mirrors.filter((m) => m.startsWith("file:")) : opts.mirrors;
   }
 
   /**
@@ -74,10 +98,10 @@ export class IndexView {
   }
 
   /** The anchor advanced through the stored root chain (each stored root re-verified). */
-  private baseState(): TrustedState {
-    const stored = this.opts.store.loadRootVersions();
+  private baseState(stored = this.opts.store.loadRootVersions()): TrustedState {
     const state = new TrustedState(this.opts.anchor, this.opts.now, {
       maxRootRotations: MAX_ROOT_WALK + stored.length,
+      expiryGraceMs: this.graceMs,
     });
     for (const [version, data] of stored) {
       if (version <= state.root.version) {
@@ -94,7 +118,7 @@ export class IndexView {
           throw err;
         }
         this.warn(`ignoring the stored root chain, it does not verify: ${err.message}`);
-        return new TrustedState(this.opts.anchor, this.opts.now);
+        return new TrustedState(this.opts.anchor, this.opts.now, { expiryGraceMs: this.graceMs });
       }
     }
     return state;
@@ -144,20 +168,111 @@ export class IndexView {
     return state.timestamp.expires.getTime() > now && state.index.expires.getTime() > now;
   }
 
+  /**
+   * Adopt the rollback reference of a URL-keyed record of an earlier version (as Python's
+   * `_migrate_legacy`). Called when the trust root's record holds no timestamp. Every legacy
+   * record is re-verified from the shipped anchor exactly like stored state (root chain,
+   * then timestamp and index top under the newest root); one that does not verify is
+   * ignored with a warning (a planted or foreign record is never trusted blindly). The
+   * highest verified timestamp wins, so migrating never lowers the reference. Legacy
+   * records are only read.
+   */
+  private migrateLegacy(): void {
+    const candidates = this.opts.legacy?.() ?? [];
+    if (candidates.length === 0) {
+      return;
+    }
+    const anchorVersion = new TrustedState(this.opts.anchor, this.opts.now).root.version;
+    let best: { legacy: OriginState; ts: Timestamp; walked: Uint8Array[]; tsBytes: Uint8Array; top: Uint8Array | null } | null =
+      null;
+    for (const legacy of candidates) {
+      let tsBytes: Uint8Array | null;
+      let state: TrustedState;
+      let ts: Timestamp;
+      let chain: [number, Uint8Array][];
+      try {
+        tsBytes = legacy.loadTimestamp();
+        if (tsBytes === null) {
+          continue;
+        }
+        chain = legacy.loadRootVersions();
+        state = this.baseState(chain);
+        ts = state.loadTrustedTimestamp(tsBytes);
+      } catch (err) {
+        if (!(err instanceof TrustError || err instanceof CacheError)) {
+          throw err;
+        }
+        this.warn(
+          `not migrating the stored state of ${legacy.url} (${legacy.directory}): it does not verify from the trust root: ${err.message}`,
+        );
+        continue;
+      }
+      let top = legacy.loadIndex();
+      if (top !== null) {
+        try {
+          state.loadTrustedIndex(top);
+        } catch (err) {
+          if (!(err instanceof TrustError)) {
+            throw err;
+          }
+          this.warn(`not migrating the stored index top of ${legacy.url}: ${err.message}`);
+          top = null;
+        }
+      }
+      // baseState accepted exactly the consecutive versions after the anchor's.
+      const walked = chain.filter(([v]) => anchorVersion < v && v <= state.root.version).map(([, d]) => d);
+      if (
+        best === null ||
+        ts.version > best.ts.version ||
+        (ts.version === best.ts.version && ts.indexVersion > best.ts.indexVersion)
+      ) {
+        best = { legacy, ts, walked, tsBytes, top };
+      }
+    }
+    if (best === null) {
+      return; // each candidate was warned about: the client starts with no reference
+    }
+    const store = this.opts.store;
+    for (const [offset, data] of best.walked.entries()) {
+      store.saveRootVersion(anchorVersion + 1 + offset, data);
+    }
+    store.saveTimestamp(best.tsBytes);
+    if (best.top !== null) {
+      store.saveIndex(best.top);
+      best.legacy.copyNodesTo(store);
+    }
+    this.warn(
+      `migrated the rollback reference (timestamp version ${best.ts.version}) kept for ${best.legacy.url} in ${best.legacy.directory} to the trust root's record ${store.directory}`,
+    );
+  }
+
   private async refresh(): Promise<TrustedState> {
+    if (this.opts.store.loadTimestamp() === null) {
+      // Never silently lose the reference kept under an earlier layout.
+      this.migrateLegacy();
+    }
     {
       const state = this.baseState();
-      if (this.withLocal(state) && this.cachedIsFresh(state)) {
+      // Offline with no local mirror, the stored state is used however old: its expiries are
+      // still checked on every use (within the grace period). Offline with a bundle, its
+      // possibly newer state is preferred, checked against the stored one (as in Python).
+      if (this.withLocal(state) && (this.offline ? this.mirrors.length === 0 : this.cachedIsFresh(state))) {
+        this.warnGrace(state);
         return state;
       }
     }
-    if (this.opts.mirrors.length === 0) {
+    if (this.offline && this.mirrors.length === 0) {
+      throw new DownloadError("download", "offline, and no trusted index state is cached", {
+        hint: "run once online, or configure 'bundle:' with a mirror directory",
+      });
+    }
+    if (this.mirrors.length === 0) {
       throw new DownloadError("download", "no index mirror is configured and no fresh state is cached");
     }
     let firstTrust: TrustError | null = null;
     let lastDownload: DownloadError | null = null;
     const failures: string[] = [];
-    for (const mirror of this.opts.mirrors) {
+    for (const mirror of this.mirrors) {
       const candidate = this.baseState();
       let update: Update;
       try {
@@ -181,9 +296,10 @@ export class IndexView {
       }
       this.opts.store.recordRefresh(this.opts.now);
       this.servedBy = mirror;
+      this.warnGrace(candidate);
       return candidate;
     }
-    const all = `all ${this.opts.mirrors.length} mirror(s) failed: ${failures.join("; ")}`;
+    const all = `all ${this.mirrors.length} mirror(s) failed: ${failures.join("; ")}`;
     if (firstTrust !== null) {
       throw new TrustError(firstTrust.code, `${firstTrust.message} (${all})`, {
         hint: firstTrust.hint,
@@ -194,6 +310,28 @@ export class IndexView {
       hint: "check the index URLs and the network",
       cause: lastDownload,
     });
+  }
+
+  /** Warn about every file accepted only thanks to the offline grace period. */
+  private warnGrace(state: TrustedState): void {
+    if (this.graceMs <= 0) {
+      return;
+    }
+    const now = this.opts.now.getTime();
+    const files: [string, Date][] = [[`root/${state.root.version}.json`, state.root.expires]];
+    if (state.timestamp !== null) {
+      files.push(["timestamp.json", state.timestamp.expires]);
+    }
+    if (state.index !== null) {
+      files.push(["index top", state.index.expires]);
+    }
+    for (const [what, expires] of files) {
+      if (expires.getTime() <= now) {
+        this.warn(
+          `${what} expired ${formatAge(now - expires.getTime())} ago (at ${expires.toISOString()}); accepted offline within max_expired_age`,
+        );
+      }
+    }
   }
 
   /** Root walk, timestamp and top from one mirror (FORMAT.md §4 steps 1-3). */
@@ -299,6 +437,11 @@ export class IndexView {
         `${ref.path}: signed length ${ref.length} is over the metadata cap ${this.maxNode} bytes`,
       );
     }
+    if (this.mirrors.length === 0) {
+      throw new DownloadError("download", `${ref.path} is not cached and no mirror may be used (offline)`, {
+        hint: "refresh online first, or load from a bundle made by 'mirror'",
+      });
+    }
     const errors: string[] = [];
     let firstTrust: TrustError | null = null;
     for (const mirror of this.orderedMirrors()) {
@@ -331,7 +474,7 @@ export class IndexView {
   }
 
   private orderedMirrors(): string[] {
-    const all = [...this.opts.mirrors];
+    const all = [...this.mirrors];
     if (this.servedBy === null) {
       return all;
     }
@@ -342,4 +485,20 @@ export class IndexView {
   archiveUrls(file: string): string[] {
     return this.orderedMirrors().map((m) => `${m}${file}`);
   }
+}
+
+/** `3d 4h 5m 6s`, largest units first, for expiry warnings. */
+function formatAge(ms: number): string {
+  let rest = Math.floor(ms / 1000);
+  const parts: string[] = [];
+  for (const [unit, size] of [["d", 86_400], ["h", 3600], ["m", 60]] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  if (rest > 0 || parts.length === 0) {
+    parts.push(`${rest}s`);
+  }
+  return parts.join(" ");
 }

@@ -4,22 +4,23 @@
  * package. It never imports or registers anything: the registry does that.
  */
 
-import { statSync } from "node:fs";
-import { join, resolve as resolvePath } from "node:path";
+import { readFileSync, statSync } from "node:fs";
+import { basename, join, resolve as resolvePath } from "node:path";
+import { pathToFileURL } from "node:url";
 
-import { ConfigError, DownloadError, PackageError, ResolutionError, TrustError } from "../errors.js";
+import { ConfigError, DownloadError, describe, PackageError, ResolutionError, TrustError } from "../errors.js";
 import { openLocalPackage, type Package, packageFromBytes } from "../package/package.js";
 import { sha256Hex } from "../trust/keys.js";
 import type { BinRelease, Release } from "../trust/metadata.js";
-import { checkArchive, TrustedState } from "../trust/state.js";
+import { checkArchive, TrustedState, trustRootId } from "../trust/state.js";
 import { bindRelease, urlFileName, urlIsUnder } from "./binding.js";
 import { ArchiveCache } from "./cache.js";
-import { type FetchConfig, type Fetcher, HttpFetcher, type Sink } from "./fetch.js";
+import { DirectoryFetcher, type FetchConfig, type Fetcher, HttpFetcher, type Sink } from "./fetch.js";
 import { IndexView } from "./index-view.js";
 import { LockFile, pinLocal, refuseUnpinnedDirectory } from "./lockfile.js";
 import { parsePackageSpec, type RequirementSpec, type UrlSpec } from "./requirements.js";
 import { choose } from "./resolve.js";
-import { normalizeIndexUrl, OriginState } from "./statestore.js";
+import { normalizeIndexUrl, StateStore } from "./statestore.js";
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024; // bytes of a detached .zip.sig
 export const MAX_PINNED_ARCHIVE_BYTES = 256 * 1024 * 1024; // bytes of an unsigned, pinned archive
@@ -50,6 +51,20 @@ export interface LoaderOptions {
   readonly lockFile?: string;
   /** With `locked`, load a local directory the lock names (its content is not pinned). */
   readonly allowUnpinnedDirectories?: boolean;
+  /**
+   * Never touch the network: the index state, its nodes and the archives come from the
+   * cache (each re-verified on use). An archive URL entry is refused (`trust.policy`).
+   */
+  readonly offline?: boolean;
+  /** Milliseconds expired index metadata is still accepted, with a warning; offline only. */
+  readonly maxExpiredAgeMs?: number;
+  /** Local paths must verify too: a `.zip` with its `.zip.sig`; a directory is refused. */
+  readonly requireSignatures?: boolean;
+  /**
+   * A mirror directory (made by `modelmesh-connectors mirror`) read as the last index mirror
+   * through `file://`, verified exactly as a network mirror; offline, the only one.
+   */
+  readonly bundle?: string;
 }
 
 /** Where a registered connector came from. */
@@ -113,6 +128,18 @@ export function checkNodeRuntime(release: Release | null): void {
   }
 }
 
+/** The fetcher of offline mode: every request is refused, as Python's `_http_fetcher`. */
+const OFFLINE_FETCHER: Fetcher = {
+  fetchBytes: () => Promise.reject(offlineRefusal()),
+  fetchTo: () => Promise.reject(offlineRefusal()),
+};
+
+function offlineRefusal(): TrustError {
+  return new TrustError("trust.policy", "offline mode: no network request may be made", {
+    hint: "offline, packages come from the cache or a bundle: load them by requirement; an archive URL entry needs the network",
+  });
+}
+
 /** Resolves, downloads and verifies remote packages. */
 export class Loader {
   readonly cache: ArchiveCache;
@@ -125,7 +152,18 @@ export class Loader {
 
   constructor(private readonly opts: LoaderOptions) {
     this.mirrors = (opts.index ?? []).map(normalizeIndexUrl);
-    this.fetcher = opts.fetcher ?? new HttpFetcher(opts.fetch ?? {});
+    if (opts.bundle !== undefined) {
+      this.mirrors.push(normalizeIndexUrl(pathToFileURL(resolvePath(opts.bundle)).href));
+    }
+    // Offline, the one network seam refuses every request: no code path can open a socket.
+    // file:// URLs (the bundle) are read from disk, online and offline.
+    const network = opts.offline ? OFFLINE_FETCHER : (opts.fetcher ?? new HttpFetcher(opts.fetch ?? {}));
+    const files = new DirectoryFetcher();
+    const pick = (url: string): Fetcher => (url.startsWith("file:") ? files : network);
+    this.fetcher = {
+      fetchBytes: (url, maxLength) => pick(url).fetchBytes(url, maxLength),
+      fetchTo: (url, sink, maxLength) => pick(url).fetchTo(url, sink, maxLength),
+    };
     this.cache = new ArchiveCache(opts.cacheDir);
     this.now = opts.now ?? (() => new Date());
     this.warn = opts.warn ?? ((m) => process.emitWarning(m, "ModelMeshConnectors"));
@@ -135,17 +173,23 @@ export class Loader {
   view(): IndexView {
     if (this.mirrors.length === 0) {
       throw new ConfigError("config", "no index is configured", {
-        hint: "set 'index' to the signed index URL",
+        hint: "set 'index' to the signed index URL, or 'bundle' to a mirror directory",
       });
     }
     if (this.viewCache === null) {
+      // One record per trust root, whatever the mirror list: keyed by the first mirror's
+      // URL, a reordered list started with no rollback reference (FORMAT.md §4).
+      const store = new StateStore(this.opts.cacheDir);
       this.viewCache = new IndexView({
         anchor: this.opts.trustRoot,
-        store: new OriginState(this.opts.cacheDir, this.mirrors[0] as string),
+        store: store.trustRoot(trustRootId(this.opts.trustRoot)),
+        legacy: () => store.origins(),
         mirrors: this.mirrors,
         fetcher: this.fetcher,
         now: this.now(),
         warn: this.warn,
+        offline: this.opts.offline ?? false,
+        maxExpiredAgeMs: this.opts.maxExpiredAgeMs ?? 0,
         ...(this.opts.metadataMaxAgeMs === undefined ? {} : { metadataMaxAgeMs: this.opts.metadataMaxAgeMs }),
       });
     }
@@ -209,7 +253,7 @@ export class Loader {
       if (!(err instanceof DownloadError && err.code === "download.not-found")) {
         throw err;
       }
-      if (spec.sha256 === null) {
+      if (spec.sha256 === null || this.opts.requireSignatures) {
         throw new TrustError("trust", `${spec.url}: no detached signature at ${spec.url}.sig`, {
           hint: "pin the URL with '#sha256=<hex>' or load the package through the signed index",
         });
@@ -322,6 +366,13 @@ export class Loader {
       return cached;
     }
     const label = `${resolved.name} ${resolved.version}`;
+    if (resolved.urls.length === 0) {
+      throw new DownloadError(
+        "download",
+        `${label} (sha256 ${resolved.sha256.slice(0, 12)}…) is not cached and offline mode allows no download`,
+        { hint: "install it while online, or add a bundle that holds it" },
+      );
+    }
     const errors: string[] = [];
     let firstTrust: TrustError | null = null;
     for (const url of resolved.urls) {
@@ -354,6 +405,65 @@ export class Loader {
       throw new TrustError("trust.hash", `${url}: sha256 mismatch: the configured pin is ${resolved.sha256}, got ${got}`);
     }
     return this.cache.fetch(resolved.sha256, data.length, url, async (sink) => sink.write(data));
+  }
+
+  /** Whether local paths must verify too (`require_signatures`). */
+  get requireSignatures(): boolean {
+    return this.opts.requireSignatures ?? false;
+  }
+
+  /**
+   * Read a local `.zip` under `require_signatures`: its `.zip.sig` must verify with the
+   * trusted root and name this file, and the bytes must match the signed hash and length
+   * before the zip is parsed (as Python's `_open_local`).
+   *
+   * @throws TrustError `trust.policy` (a directory, an unreadable or oversized signature, a
+   *   signature for another file), `trust.signature`, `trust.hash`/`trust.length`;
+   *   PackageError; DownloadError (refreshing the index state).
+   */
+  async openSignedLocal(path: string): Promise<{ pkg: Package; origin: Origin }> {
+    let isDir = false;
+    try {
+      isDir = statSync(path).isDirectory();
+    } catch {
+      // A missing path is reported by the .sig read below.
+    }
+    if (isDir || !path.toLowerCase().endsWith(".zip")) {
+      throw new TrustError("trust.policy", `${path}: require_signatures is on and a directory cannot be signed`, {
+        hint: "pack it and publish it, or turn require_signatures off for development",
+      });
+    }
+    const sigPath = `${path}.sig`;
+    let sig: Uint8Array;
+    try {
+      sig = readFileSync(sigPath);
+    } catch (err) {
+      throw new TrustError("trust.policy", `${path}: require_signatures is on but ${sigPath} cannot be read: ${describe(err)}`, {
+        cause: err,
+      });
+    }
+    if (sig.length > MAX_SIGNATURE_BYTES) {
+      throw new TrustError("trust.policy", `${sigPath}: over the ${MAX_SIGNATURE_BYTES}-byte signature cap`);
+    }
+    const { release, signers } = (await this.rootState()).verifyRelease(sig);
+    // The same binding as for URLs: a signed zip renamed to another release's name (an
+    // older one, another package) is refused.
+    bindRelease(release, basename(path), path);
+    checkNodeRuntime(release);
+    let data: Uint8Array;
+    try {
+      data = readFileSync(path);
+    } catch (err) {
+      throw new PackageError("package", `cannot read ${path}: ${describe(err)}`, { cause: err });
+    }
+    // Verify, then parse: the zip reader only sees bytes that match the signature.
+    checkArchive(release, sha256Hex(data), data.length);
+    const pkg = await packageFromBytes(data, path);
+    checkManifestMatches(release, pkg);
+    return {
+      pkg,
+      origin: { kind: "package", detail: `${release.name}@${release.version} from ${path}`, signedBy: [...signers].sort() },
+    };
   }
 
   /**
@@ -397,7 +507,8 @@ export class Loader {
   }
 
   /**
-   * Open a local directory or zip; with `locked`, only as the lock pins it.
+   * Open a local directory or zip; with `locked`, only as the lock pins it; with
+   * `requireSignatures`, only a signed zip ({@link openSignedLocal}).
    *
    * @throws TrustError `trust.policy` (a directory without `allowUnpinnedDirectories`),
    *   `trust.hash` (a zip with other bytes than pinned); ResolutionError (not in the lock);
@@ -407,6 +518,11 @@ export class Loader {
     const lock = this.configuredLock();
     if (lock !== null && this.opts.allowUnpinnedDirectories !== true && isDirectory(path)) {
       refuseUnpinnedDirectory(path);
+    }
+    if (this.requireSignatures) {
+      const signed = await this.openSignedLocal(path); // refuses directories and unsigned zips
+      lock?.checkLocal(pinLocal(path, signed.pkg), this.warn);
+      return signed;
     }
     const pkg = await openLocalPackage(path);
     lock?.checkLocal(pinLocal(path, pkg), this.warn);

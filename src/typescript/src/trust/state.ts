@@ -150,6 +150,22 @@ export function verifyAnchorRoot(data: Uint8Array, what = "trusted root"): Root 
 }
 
 /**
+ * The identity of a shipped trust root: what the client's stored state is keyed by (as
+ * Python's `trust_root_id`). The SHA-256 of the anchor's signed payload, not of the
+ * envelope: another signature over the same root keeps the identity, any change to what it
+ * trusts makes a new one. Computed from the shipped anchor, never from a root reached by
+ * rotation, so every mirror, the bundle and offline mode of one index share one rollback
+ * reference for as long as the deployment ships the same anchor.
+ *
+ * @returns 64 lowercase hex characters.
+ * @throws TrustError As {@link verifyAnchorRoot}.
+ */
+export function trustRootId(data: Uint8Array, what = "trusted root"): string {
+  verifyAnchorRoot(data, what);
+  return sha256Hex(envelope(data, what).payload);
+}
+
+/**
  * Verify root version N+1 against trusted root N.
  *
  * @throws TrustError `trust.signature`, `trust.metadata`, or `trust.root-rotation` when its

@@ -14,7 +14,8 @@ import { HttpFetcher } from "../../src/client/fetch.js";
 import { Loader } from "../../src/client/loader.js";
 import { parseRequirement } from "../../src/client/requirements.js";
 import { choose } from "../../src/client/resolve.js";
-import { OriginState } from "../../src/client/statestore.js";
+import { StateStore } from "../../src/client/statestore.js";
+import { trustRootId } from "../../src/trust/state.js";
 import { ConnectorError } from "../../src/errors.js";
 import { readZip } from "../../src/package/archive.js";
 import { formatConnectorId, parseConnectorId } from "../../src/package/ids.js";
@@ -214,7 +215,7 @@ async function runSequence(c: VectorCase, where: string): Promise<void> {
       const loader = new Loader({ index: [server.url], trustRoot: anchor, cacheDir: cache, fetcher, now: () => now, metadataMaxAgeMs: -1, prereleases, warn: () => undefined });
       const got = await outcome(async () => {
         if (action.op === "refresh") {
-          const view = new IndexView({ anchor, store: new OriginState(cache, server.url), mirrors: [server.url], fetcher, now, metadataMaxAgeMs: -1 });
+          const view = new IndexView({ anchor, store: new StateStore(cache).trustRoot(trustRootId(anchor)), mirrors: [server.url], fetcher, now, metadataMaxAgeMs: -1 });
           const state = await view.trusted();
           return { root_version: state.root.version, timestamp_version: state.timestamp?.version, index_version: state.index?.version };
         }
