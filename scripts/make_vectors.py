@@ -1526,6 +1526,73 @@ def connector_id_cases(g: Generator) -> None:
         g.add(f, f, {"name": name, "input": value, "expect": err("input.connector-id")})
 
 
+def url_file_name_cases(g: Generator) -> None:
+    f = "url-file-name"
+    g.describe(
+        f,
+        "url-file-name",
+        "The archive file name an entry URL names (binding.py url_file_name): strictly "
+        "percent-decoded; a path that could be read two ways is trust.policy before any request.",
+    )
+    base = "https://cdn.example/pkgs/"
+    for name, url, file_name in [
+        ("plain", base + "acme-audit-log-2.0.0.zip", "acme-audit-log-2.0.0.zip"),
+        ("encoded unreserved", base + "acme%2Daudit-log-2.0.0.zip", "acme-audit-log-2.0.0.zip"),
+        (
+            "encoded plus",
+            base + "acme-audit-log-2.0.0%2blocal.zip",
+            "acme-audit-log-2.0.0+local.zip",
+        ),
+        ("literal plus", base + "acme-audit-log-2.0.0+local.zip", "acme-audit-log-2.0.0+local.zip"),
+        ("epoch", base + "a-1!2.0rc1.zip", "a-1!2.0rc1.zip"),
+        ("at the root", "https://cdn.example/pkg.zip", "pkg.zip"),
+        ("loopback http", "http://127.0.0.1:8080/x/pkg-1.0.zip", "pkg-1.0.zip"),
+        ("encoded unreserved directory", base + "%70kgs/pkg-1.0.zip", "pkg-1.0.zip"),
+        ("bracketed IPv6 host", "https://[::1]:8443/x/pkg-1.0.zip", "pkg-1.0.zip"),
+    ]:
+        g.add(f, f, {"name": name, "input": url, "expect": {"ok": True, "name": file_name}})
+    for name, url in [
+        ("encoded slash", base + "a%2Facme-audit-log-2.0.0.zip"),
+        ("encoded slash lower case", base + "a%2facme-audit-log-2.0.0.zip"),
+        ("encoded slash and dots", base + "x%2F..%2Facme-audit-log-2.0.0.zip"),
+        ("encoded backslash", base + "a%5Cacme-audit-log-2.0.0.zip"),
+        ("encoded slash in a directory", base + "a%2Fb/acme-audit-log-2.0.0.zip"),
+        ("double encoding", base + "acme-audit-log-2.0.0%252ezip"),
+        ("encoded dot dot segment", base + "%2e%2e/acme-audit-log-2.0.0.zip"),
+        ("encoded dot dot mixed case", base + "x/%2e%2E/acme-audit-log-2.0.0.zip"),
+        ("half encoded dot dot", base + ".%2e/acme-audit-log-2.0.0.zip"),
+        ("encoded dot segment", base + "%2E/acme-audit-log-2.0.0.zip"),
+        ("plain dot dot segment", "https://cdn.example/x/../acme-audit-log-2.0.0.zip"),
+        ("plain dot segment", "https://cdn.example/x/./acme-audit-log-2.0.0.zip"),
+        ("overlong UTF-8", base + "acme-audit-log-2.0.0%C0%AEzip"),
+        ("encoded surrogate", base + "acme-audit-log-2.0.0%ED%A0%80.zip"),
+        ("truncated UTF-8", base + "acme-audit-log-2.0.0.zip%C3"),
+        ("invalid UTF-8 in a directory", base + "%FF/acme-audit-log-2.0.0.zip"),
+        ("percent without hex", base + "acme-audit-log-2.0.0%zip"),
+        ("percent with one hex digit", base + "acme-audit-log-2.0.0%2.zip"),
+        ("percent at the end", base + "acme-audit-log-2.0.0.zip%"),
+        ("encoded NUL", base + "acme-audit-log-2.0.0.zip%00"),
+        ("encoded newline", base + "acme-audit-log-2.0.0.zip%0A"),
+        ("encoded DEL", base + "acme-audit-log-2.0.0.zip%7F"),
+        ("encoded control in a directory", base + "a%09b/acme-audit-log-2.0.0.zip"),
+        ("query", base + "acme-audit-log-2.0.0.zip?x=1"),
+        ("file name in the query", base + "download?file=acme-audit-log-2.0.0.zip"),
+        ("empty query", base + "acme-audit-log-2.0.0.zip?"),
+        ("trailing slash", base + "acme-audit-log-2.0.0.zip/"),
+        ("path parameter", base + "acme-audit-log-2.0.0.zip;v=1"),
+        ("encoded space", base + "acme-audit-log-2.0.0%20.zip"),
+        ("encoded non-ASCII", base + "acme-audit-l%C3%B6g-2.0.0.zip"),
+        ("literal non-ASCII", base + "acme-audit-l\u00f6g-2.0.0.zip"),
+        ("leading dot", base + ".acme-audit-log-2.0.0.zip"),
+        ("encoded leading dot", base + "%2Eacme-audit-log-2.0.0.zip"),
+        ("no path", "https://cdn.example"),
+        ("only a slash", "https://cdn.example/"),
+        ("unbalanced IPv6 bracket", "https://[::1/pkg-1.0.zip"),
+        ("IPv4 address in brackets", "https://[127.0.0.1]/pkg-1.0.zip"),
+    ]:
+        g.add(f, f, {"name": name, "input": url, "expect": err("trust.policy")})
+
+
 def zip_cases(g: Generator) -> None:
     f = "zip"
     g.describe(
@@ -1810,6 +1877,7 @@ BUILDERS: list[Callable[[Generator], None]] = [
     pep440_cases,
     manifest_cases,
     connector_id_cases,
+    url_file_name_cases,
     zip_cases,
 ]
 

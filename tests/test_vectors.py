@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from modelmesh_connectors.client.binding import url_file_name
 from modelmesh_connectors.client.config import LoaderConfig, NetworkConfig
 from modelmesh_connectors.client.loader import Loader
 from modelmesh_connectors.client.resolve import Candidate, choose
@@ -132,6 +133,10 @@ def _connector_id(value: Any) -> Mapping[str, Any]:
     return {"id": str(parse_connector_id(value))}
 
 
+def _url_file_name(url: Any) -> Mapping[str, Any]:
+    return {"name": url_file_name(url)}
+
+
 def _zip(data: Any) -> Mapping[str, Any]:
     import hashlib
 
@@ -146,6 +151,7 @@ PURE: dict[str, Callable[[Any], Mapping[str, Any]]] = {
     "pep440": _pep440,
     "manifest": _manifest,
     "connector-id": _connector_id,
+    "url-file-name": _url_file_name,
     "zip": _zip,
 }
 

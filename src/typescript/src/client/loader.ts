@@ -8,11 +8,12 @@ import { readFileSync, statSync } from "node:fs";
 import { basename, join, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
 
-import { ConfigError, DownloadError, describe, PackageError, TrustError } from "../errors.js";
+import { ConfigError, DownloadError, describe, PackageError, ResolutionError, TrustError } from "../errors.js";
 import { openLocalPackage, type Package, packageFromBytes } from "../package/package.js";
 import { sha256Hex } from "../trust/keys.js";
-import type { Release } from "../trust/metadata.js";
+import type { BinRelease, Release } from "../trust/metadata.js";
 import { checkArchive, TrustedState, trustRootId } from "../trust/state.js";
+import { bindRelease, urlFileName, urlIsUnder } from "./binding.js";
 import { ArchiveCache } from "./cache.js";
 import { DirectoryFetcher, type FetchConfig, type Fetcher, HttpFetcher, type Sink } from "./fetch.js";
 import { IndexView } from "./index-view.js";
@@ -243,6 +244,8 @@ export class Loader {
   }
 
   private async resolveUrl(spec: UrlSpec): Promise<ResolvedArchive> {
+    // Refuse an ambiguous path before any request: the name must be unambiguous.
+    const fileName = urlFileName(spec.url);
     let sig: Uint8Array;
     try {
       sig = await this.fetcher.fetchBytes(`${spec.url}.sig`, MAX_SIGNATURE_BYTES);
@@ -256,15 +259,27 @@ export class Loader {
         });
       }
       this.warn(`${spec.url} has no signature; trusting the configured sha256 pin`);
-      const name = spec.url.split("/").pop() ?? spec.url;
-      return { name, version: "?", sha256: spec.sha256, length: null, urls: [spec.url], release: null, signers: [] };
+      return {
+        name: fileName,
+        version: "?",
+        sha256: spec.sha256,
+        length: null,
+        urls: [spec.url],
+        release: null,
+        signers: [],
+      };
     }
     const { release, signers } = (await this.rootState()).verifyRelease(sig);
+    // Any release the keys ever signed verifies; only this binds it to the entry.
+    bindRelease(release, fileName, spec.url);
     if (spec.sha256 !== null && spec.sha256 !== release.sha256) {
       throw new TrustError(
         "trust.hash",
         `${spec.url}: the configured pin sha256=${spec.sha256} does not match the signed sha256 ${release.sha256}`,
       );
+    }
+    if (this.mirrors.length > 0) {
+      await this.checkUrlAgainstIndex(spec, release);
     }
     return {
       name: release.name,
@@ -275,6 +290,64 @@ export class Loader {
       release,
       signers: [...signers].sort(),
     };
+  }
+
+  /**
+   * With an index configured, a signed URL entry must be a release the index lists.
+   *
+   * The index is authoritative for every name it lists, wherever the URL points: the release
+   * must be listed under that name and version with the same sha256 and length (a removed or
+   * replaced release cannot come back through another host), and a yanked one loads only when
+   * the entry pins its hash. A URL into a configured index must name a package the index lists
+   * at all; a URL elsewhere may carry a package the index does not know (a publisher's own
+   * host), bound by name, version and signature alone.
+   *
+   * @throws ResolutionError (`resolution`) Not listed, or yanked and not pinned by hash.
+   * @throws TrustError `trust.hash` (listed with another sha256 or length); others as the
+   *   index view reports them. DownloadError The index state or its nodes fail.
+   */
+  private async checkUrlAgainstIndex(spec: UrlSpec, release: Release): Promise<void> {
+    const view = this.view();
+    const intoIndex = this.mirrors.some((base) => urlIsUnder(spec.url, base));
+    let entries: readonly BinRelease[];
+    try {
+      entries = await view.releases(release.name);
+    } catch (err) {
+      if (!(err instanceof ResolutionError)) {
+        throw err;
+      }
+      if (intoIndex) {
+        throw new ResolutionError(
+          "resolution",
+          `${spec.url}: ${release.name} ${release.version} is signed, but the current index this URL points into does not list ${release.name} at all`,
+        );
+      }
+      return; // not in the index: bound by name, version and signature only
+    }
+    const entry = entries.find((e) => e.version === release.version);
+    if (entry === undefined) {
+      const listed = entries.map((e) => e.version).join(", ") || "none";
+      throw new ResolutionError(
+        "resolution",
+        `${spec.url}: ${release.name} ${release.version} is signed, but the current index does not list that version (listed: ${listed}); a release removed from the index is not loaded from elsewhere`,
+      );
+    }
+    const listed = (await view.trusted()).verifyBinRelease(release.name, entry).release;
+    if (listed.sha256 !== release.sha256 || listed.length !== release.length) {
+      throw new TrustError(
+        "trust.hash",
+        `${spec.url}: ${release.name} ${release.version}: the index lists sha256 ${listed.sha256} (${listed.length} bytes), the URL's signature says ${release.sha256} (${release.length} bytes)`,
+      );
+    }
+    if (entry.yanked) {
+      const reason = entry.yankedReason ? `: ${entry.yankedReason}` : "";
+      if (spec.sha256 === null) {
+        throw new ResolutionError("resolution", `${spec.url}: ${release.name} ${release.version} is yanked${reason}`, {
+          hint: `pin it with '#sha256=${release.sha256}' to load it anyway`,
+        });
+      }
+      this.warn(`${release.name} ${release.version} is yanked${reason} (used because pinned by hash)`);
+    }
   }
 
   /**
@@ -373,14 +446,9 @@ export class Loader {
       throw new TrustError("trust.policy", `${sigPath}: over the ${MAX_SIGNATURE_BYTES}-byte signature cap`);
     }
     const { release, signers } = (await this.rootState()).verifyRelease(sig);
-    // A signed zip renamed to another release's name (an older one, another package) is
-    // refused: the signed file name states the name and version.
-    if (basename(path) !== basename(release.file)) {
-      throw new TrustError(
-        "trust.policy",
-        `${path}: the signature is for ${basename(release.file)} (${release.name} ${release.version}), not for this file name`,
-      );
-    }
+    // The same binding as for URLs: a signed zip renamed to another release's name (an
+    // older one, another package) is refused.
+    bindRelease(release, basename(path), path);
     checkNodeRuntime(release);
     let data: Uint8Array;
     try {

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+import { urlFileName } from "../../src/client/binding.js";
 import { IndexView } from "../../src/client/index-view.js";
 import { HttpFetcher } from "../../src/client/fetch.js";
 import { Loader } from "../../src/client/loader.js";
@@ -169,6 +170,7 @@ const PURE: Record<string, (input: unknown) => Promise<Outcome>> = {
       return { name: m.name, version: m.version, connectors: m.connectors.map((c) => c.id), runtimes: [...m.runtimes] };
     }),
   "connector-id": (input) => outcome(() => ({ id: formatConnectorId(parseConnectorId(input)) })),
+  "url-file-name": (input) => outcome(() => ({ name: urlFileName(input as string) })),
   "public-key": (input) => outcome(() => ({ keyid: PublicKey.fromHex(input).keyid })),
 };
 
