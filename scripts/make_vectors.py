@@ -1589,6 +1589,11 @@ def url_file_name_cases(g: Generator) -> None:
         ("only a slash", "https://cdn.example/"),
         ("unbalanced IPv6 bracket", "https://[::1/pkg-1.0.zip"),
         ("IPv4 address in brackets", "https://[127.0.0.1]/pkg-1.0.zip"),
+        ("raw newline in the file name", base + "acme-audit-log-2.0.0.z\nip"),
+        ("raw tab in the file name", base + "acme-audit-log-2.0.0.z\tip"),
+        ("raw carriage return at the end", base + "acme-audit-log-2.0.0.zip\r"),
+        ("raw tab in the host", "https://cdn.exa\tmple/acme-audit-log-2.0.0.zip"),
+        ("raw DEL in a directory", base + "a\x7fb/acme-audit-log-2.0.0.zip"),
     ]:
         g.add(f, f, {"name": name, "input": url, "expect": err("trust.policy")})
 

@@ -592,6 +592,12 @@ def test_https_to_http_redirect_is_refused(
         "https:///no-host",
         "//127.0.0.1/relative",
         "http://127.0.0.1:99999/bad-port",
+        # urlsplit deletes tab, CR and LF: the URL checked would not be the URL given.
+        "https://example.invalid/ind\nex/timestamp.json",
+        "http://127.0.0.1\t.example.invalid/x",
+        "https://example.invalid/x\r",
+        "https://example.invalid/x\x00y",
+        "https://example.invalid/x\x7fy",
     ],
 )
 def test_policy_refuses_before_any_connection(url: str, no_network: None) -> None:
@@ -624,6 +630,7 @@ def test_policy_allows(url: str) -> None:
         "ftp://user:s3cr3t@127.0.0.1/x?token=s3cr3t",  # a scheme never fetched
         "https://user:s3cr3t@/x?token=s3cr3t",  # no host
         "https://user:s3cr3t@example.invalid:99999/x?token=s3cr3t",  # not a valid URL
+        "https://user:s3cr3t@example.invalid/x\n?token=s3cr3t",  # a control character
     ],
 )
 def test_policy_refusals_never_show_a_credential(url: str) -> None:

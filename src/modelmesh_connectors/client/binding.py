@@ -78,6 +78,11 @@ def url_file_name(url: str) -> str:
             has a query string, ends with ``/``, or the file name uses characters outside
             the archive name alphabet.
     """
+    raw = next((c for c in url if ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if raw is not None:
+        # urlsplit deletes tab, CR and LF (WHATWG), so 'a-1.0.z\nip' would name 'a-1.0.zip'
+        # here while another reader (a proxy, the TypeScript client) reads other bytes.
+        raise _refuse(url, f"it contains the control character {raw!r}")
     try:
         parts = urlsplit(url)
     except ValueError as exc:

@@ -109,6 +109,9 @@ def check_url_policy(url: str, *, allow_http: bool = False) -> None:
     Raises:
         PolicyError: The URL's scheme or host is not allowed.
     """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        # urlsplit silently deletes tab, CR and LF: the URL checked would not be the URL given.
+        raise PolicyError(f"refusing to fetch {redact_url(url)!r}: it contains a control character")
     try:
         parts = urlsplit(url)
         host = parts.hostname

@@ -163,6 +163,11 @@ function decodedSegments(url: string, path: string): string[] {
  *   outside the archive name alphabet.
  */
 export function urlFileName(url: string): string {
+  // Python's urlsplit deletes tab, CR and LF, so a URL holding one reads two ways.
+  const control = [...url].find((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+  if (control !== undefined) {
+    throw refuse(url, `it contains the control character ${pyRepr(control)}`);
+  }
   let parts: SplitUrl;
   try {
     parts = splitUrl(url);
