@@ -1624,8 +1624,16 @@ def redact_url_cases(g: Generator) -> None:
         ("empty query items kept", "https://h/p?a=1&&b=2&", "https://h/p?a=***&&b=***&"),
         ("value with equals", "https://h/p?t=a=b", "https://h/p?t=***"),
         ("empty query dropped", "https://h/p?", "https://h/p"),
-        ("fragment kept", "https://u:p@h/p?token=abc&v=1#frag", "https://***@h/p?token=***&v=***#frag"),
-        ("sha256 fragment kept", "https://h/a-1.0.zip#sha256=" + "ab" * 32, "https://h/a-1.0.zip#sha256=" + "ab" * 32),
+        (
+            "fragment kept",
+            "https://u:p@h/p?token=abc&v=1#frag",
+            "https://***@h/p?token=***&v=***#frag",
+        ),
+        (
+            "sha256 fragment kept",
+            "https://h/a-1.0.zip#sha256=" + "ab" * 32,
+            "https://h/a-1.0.zip#sha256=" + "ab" * 32,
+        ),
         ("idempotent", "https://***@h/p?token=***", "https://***@h/p?token=***"),
         ("scheme lower-cased", "HTTPS://u:p@h/p", "https://***@h/p"),
         ("host case kept", "https://u:p@CDN.Example/P", "https://***@CDN.Example/P"),
