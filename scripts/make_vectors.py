@@ -1598,6 +1598,78 @@ def url_file_name_cases(g: Generator) -> None:
         g.add(f, f, {"name": name, "input": url, "expect": err("trust.policy")})
 
 
+def redact_url_cases(g: Generator) -> None:
+    f = "redact-url"
+    g.describe(
+        f,
+        "redact-url",
+        "One redaction for every URL shown or stored (_internal/redact.py): a string input is "
+        "redact_url (user info and query values masked as ***), {'text': ...} is redact_text "
+        "(scheme://userinfo@ masked in free text).",
+    )
+    for name, url, shown in [
+        ("plain", "https://cdn.example/pkgs/a-1.0.zip", "https://cdn.example/pkgs/a-1.0.zip"),
+        ("user and password", "https://user:s3cr3t@cdn.example/p", "https://***@cdn.example/p"),
+        ("user only", "https://tok3n@cdn.example/p", "https://***@cdn.example/p"),
+        ("empty password", "https://user:@cdn.example/p", "https://***@cdn.example/p"),
+        ("at in the password", "https://u:p@ss@cdn.example/p", "https://***@cdn.example/p"),
+        ("port kept", "http://u:p@127.0.0.1:8080/x", "http://***@127.0.0.1:8080/x"),
+        ("query token", "https://h/p?token=s3cr3t", "https://h/p?token=***"),
+        (
+            "presigned query",
+            "https://h/a.zip?X-Amz-Signature=abc&X-Amz-Expires=60",
+            "https://h/a.zip?X-Amz-Signature=***&X-Amz-Expires=***",
+        ),
+        ("query key without value", "https://h/p?s3cr3t", "https://h/p?s3cr3t=***"),
+        ("empty query items kept", "https://h/p?a=1&&b=2&", "https://h/p?a=***&&b=***&"),
+        ("value with equals", "https://h/p?t=a=b", "https://h/p?t=***"),
+        ("empty query dropped", "https://h/p?", "https://h/p"),
+        (
+            "fragment kept",
+            "https://u:p@h/p?token=abc&v=1#frag",
+            "https://***@h/p?token=***&v=***#frag",
+        ),
+        (
+            "sha256 fragment kept",
+            "https://h/a-1.0.zip#sha256=" + "ab" * 32,
+            "https://h/a-1.0.zip#sha256=" + "ab" * 32,
+        ),
+        ("idempotent", "https://***@h/p?token=***", "https://***@h/p?token=***"),
+        ("scheme lower-cased", "HTTPS://u:p@h/p", "https://***@h/p"),
+        ("host case kept", "https://u:p@CDN.Example/P", "https://***@CDN.Example/P"),
+        ("percent escapes kept", "https://h/a%2Fb?x=%41", "https://h/a%2Fb?x=***"),
+        ("dot segments kept", "https://u:p@h/a/../b", "https://***@h/a/../b"),
+        ("bracketed IPv6", "http://u:p@[::1]:8443/x?t=1", "http://***@[::1]:8443/x?t=***"),
+        ("bad bracketed host", "http://u:p@[::1/x?t=1", "http://***@[::1/x?t=1"),
+        ("file URL", "file:///tmp/mirror", "file:///tmp/mirror"),
+        ("relative path", "pkgs/a.zip?t=1", "pkgs/a.zip?t=***"),
+        ("not a URL", "acme-audit-log>=1.0", "acme-audit-log>=1.0"),
+        ("empty", "", ""),
+        ("tab removed", "https://u:p@h/a\tb", "https://***@h/ab"),
+        ("leading space stripped", "  https://u:p@h/", "https://***@h/"),
+        ("bundle", "bundle:/tmp/b.zip", "bundle:/tmp/b.zip"),
+    ]:
+        g.add(f, f, {"name": name, "input": url, "expect": {"ok": True, "url": shown}})
+    for name, text, shown in [
+        ("no URL", "nothing to see", "nothing to see"),
+        (
+            "user info in a message",
+            "cannot fetch https://user:s3cr3t@h/p: refused",
+            "cannot fetch https://***@h/p: refused",
+        ),
+        (
+            "two URLs",
+            "from http://a:b@h1/x to https://c@h2/y",
+            "from http://***@h1/x to https://***@h2/y",
+        ),
+        ("query left to redact_url", "see https://h/p?token=abc", "see https://h/p?token=abc"),
+        ("quoted", "got 'https://u:p@h/'", "got 'https://***@h/'"),
+        ("upper-case scheme", "HTTPS://u:p@h/", "HTTPS://***@h/"),
+        ("at in the path is not user info", "https://h/a@b", "https://h/a@b"),
+    ]:
+        g.add(f, f, {"name": name, "input": {"text": text}, "expect": {"ok": True, "text": shown}})
+
+
 def zip_cases(g: Generator) -> None:
     f = "zip"
     g.describe(
@@ -1883,6 +1955,7 @@ BUILDERS: list[Callable[[Generator], None]] = [
     manifest_cases,
     connector_id_cases,
     url_file_name_cases,
+    redact_url_cases,
     zip_cases,
 ]
 

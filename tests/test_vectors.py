@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from modelmesh_connectors._internal.redact import redact_text, redact_url
 from modelmesh_connectors.client.binding import url_file_name
 from modelmesh_connectors.client.config import LoaderConfig, NetworkConfig
 from modelmesh_connectors.client.loader import Loader
@@ -137,6 +138,12 @@ def _url_file_name(url: Any) -> Mapping[str, Any]:
     return {"name": url_file_name(url)}
 
 
+def _redact_url(value: Any) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return {"text": redact_text(value["text"])}
+    return {"url": redact_url(value)}
+
+
 def _zip(data: Any) -> Mapping[str, Any]:
     import hashlib
 
@@ -152,6 +159,7 @@ PURE: dict[str, Callable[[Any], Mapping[str, Any]]] = {
     "manifest": _manifest,
     "connector-id": _connector_id,
     "url-file-name": _url_file_name,
+    "redact-url": _redact_url,
     "zip": _zip,
 }
 

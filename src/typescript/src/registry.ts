@@ -17,6 +17,7 @@ import { satisfies } from "@renovatebot/pep440";
 import { type ConnectorsConfig, readConfig } from "./client/config.js";
 import { Loader, type LoaderOptions, type Origin } from "./client/loader.js";
 import { parsePackageSpec } from "./client/requirements.js";
+import { redactUrl } from "./client/redact.js";
 import { PackageError, RegistryError } from "./errors.js";
 import {
   type ConnectorInfo,
@@ -232,7 +233,7 @@ export class ConnectorRegistry {
     if (this.loader === null) {
       throw new PackageError(
         "package",
-        `'${path}' is not a local directory or .zip, and no index is configured`,
+        `'${redactUrl(path)}' is not a local directory or .zip, and no index is configured`,
         { hint: "use ConnectorRegistry.fromConfig (or pass a loader) to load remote packages" },
       );
     }

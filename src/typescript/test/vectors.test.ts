@@ -51,7 +51,7 @@ describe("repository vectors (tests/vectors)", () => {
   test("the Python side generated them", () => assert.ok(files.length >= 15));
   test("every suite of both clients is present", () => {
     const suites = new Set(files.map((f) => readVectorFile(f).suite));
-    for (const suite of ["strict-json", "envelope", "public-key", "pep440", "manifest", "connector-id", "url-file-name", "zip", "index-sequence"]) {
+    for (const suite of ["strict-json", "envelope", "public-key", "pep440", "manifest", "connector-id", "url-file-name", "redact-url", "zip", "index-sequence"]) {
       assert.ok(suites.has(suite), suite);
     }
   });

@@ -25,6 +25,7 @@ import { isIP } from "node:net";
 import { TrustError } from "../errors.js";
 import { normalizeVersion } from "../package/manifest.js";
 import type { Release } from "../trust/metadata.js";
+import { redactUrl } from "./redact.js";
 
 // Names are [a-z0-9-], versions [0-9A-Za-z.+!_-] (FORMAT.md §3): the archive name alphabet.
 const FILE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9.+!_-]*$/;
@@ -122,7 +123,7 @@ function percentDecode(raw: string, strict: boolean): string | null {
 }
 
 function refuse(url: string, why: string): TrustError {
-  return new TrustError("trust.policy", `${url.slice(0, 200)}: refusing an archive URL whose path is ambiguous: ${why}`, {
+  return new TrustError("trust.policy", `${redactUrl(url).slice(0, 200)}: refusing an archive URL whose path is ambiguous: ${why}`, {
     hint: "write the URL's path plainly, e.g. https://host/dir/<name>-<version>.zip",
   });
 }

@@ -12,6 +12,7 @@ import { parse as parseYaml } from "yaml";
 import { ConfigError, describe } from "../errors.js";
 import type { FetchConfig } from "./fetch.js";
 import { defaultCacheDir, type LoaderOptions } from "./loader.js";
+import { redactText } from "./redact.js";
 
 const KNOWN = new Set([
   "index",
@@ -42,7 +43,8 @@ export interface ConnectorsConfig {
 }
 
 function invalid(message: string): ConfigError {
-  return new ConfigError("config", `connectors configuration: ${message}`);
+  // A last line: a YAML error may quote the line that holds an index URL with its user info.
+  return new ConfigError("config", `connectors configuration: ${redactText(message)}`);
 }
 
 /** Milliseconds from seconds `10`, or `10s`, `5m`, `1h`, `7d`, `500ms`. */

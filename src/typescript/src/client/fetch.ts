@@ -17,6 +17,7 @@ import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 
 import { DownloadError, describe, TrustError } from "../errors.js";
+import { redactText, redactUrl } from "./redact.js";
 
 /** How {@link HttpFetcher} talks to the network. */
 export interface FetchConfig {
@@ -96,10 +97,10 @@ export function checkUrlPolicy(url: string, allowHttp: boolean): URL {
   try {
     parsed = new URL(url);
   } catch {
-    throw new TrustError("trust.policy", `refusing to fetch ${JSON.stringify(url)}: not a valid URL`);
+    throw new TrustError("trust.policy", `refusing to fetch ${JSON.stringify(redactUrl(url))}: not a valid URL`);
   }
   if (!parsed.hostname) {
-    throw new TrustError("trust.policy", `refusing to fetch ${url}: expected an absolute URL with a host`);
+    throw new TrustError("trust.policy", `refusing to fetch ${redactUrl(url)}: expected an absolute URL with a host`);
   }
   if (parsed.protocol === "https:") {
     return parsed;
@@ -107,18 +108,27 @@ export function checkUrlPolicy(url: string, allowHttp: boolean): URL {
   if (parsed.protocol === "http:") {
     // Plain HTTP lets anyone on the path rewrite responses; signatures still protect
     // metadata, but not availability, so only loopback is allowed by default.
-    if (allowHttp || isLoopback(parsed.hostname)) {
+    if (isLoopback(parsed.hostname)) {
+      return parsed;
+    }
+    if (allowHttp) {
+      if (parsed.username || parsed.password) {
+        // Anyone on the path would read the credential: refuse rather than leak it.
+        throw new TrustError("trust.policy", `refusing to send credentials over plain http to ${redactUrl(url)}: expected https`, {
+          hint: "use an https:// URL for an index or mirror that needs credentials",
+        });
+      }
       return parsed;
     }
     throw new TrustError(
       "trust.policy",
-      `refusing plain http:// to non-loopback host '${parsed.hostname}' in ${url}: expected https://`,
+      `refusing plain http:// to non-loopback host '${parsed.hostname}' in ${redactUrl(url)}: expected https://`,
       { hint: "use an https:// index URL, or set allow_http" },
     );
   }
   throw new TrustError(
     "trust.policy",
-    `refusing to fetch ${url}: unsupported URL scheme '${parsed.protocol}', expected https (or http to a loopback host)`,
+    `refusing to fetch ${redactUrl(url)}: unsupported URL scheme '${parsed.protocol}', expected https (or http to a loopback host)`,
   );
 }
 
@@ -186,30 +196,40 @@ export class HttpFetcher implements Fetcher {
     const timeout = /timed out|deadline/.test(last?.message ?? "");
     throw new DownloadError(
       timeout ? "download.timeout" : "download",
-      `cannot fetch ${url} after ${this.config.retries + 1} attempt(s): ${last?.message}`,
+      `cannot fetch ${redactUrl(url)} after ${this.config.retries + 1} attempt(s): ${redactText(last?.message ?? "")}`,
       { cause: last },
     );
   }
 
   private async attempt(url: string, sink: Sink, maxLength: number): Promise<number> {
     let current = url;
+    // User info is a credential for the origin it was configured for: it goes with every hop
+    // back to that origin and with no other (a Location's own user info is dropped).
+    const start = new URL(url);
     for (let hop = 0; hop <= this.config.maxRedirects; hop++) {
       const outcome = await this.request(current, sink, maxLength);
       if ("written" in outcome) {
         return outcome.written;
       }
-      const target = checkUrlPolicy(outcome.redirect, this.config.allowHttp);
+      const target = new URL(outcome.redirect);
+      target.username = "";
+      target.password = "";
+      if (target.origin === start.origin) {
+        target.username = start.username;
+        target.password = start.password;
+      }
+      checkUrlPolicy(target.href, this.config.allowHttp);
       if (new URL(current).protocol === "https:" && target.protocol !== "https:") {
         throw new TrustError(
           "trust.policy",
-          `refusing redirect from ${current} to ${target.href}: expected https, got a downgrade to plain http`,
+          `refusing redirect from ${redactUrl(current)} to ${redactUrl(target.href)}: expected https, got a downgrade to plain http`,
         );
       }
       current = target.href;
     }
     throw new DownloadError(
       "download",
-      `too many redirects fetching ${url}: expected at most ${this.config.maxRedirects}`,
+      `too many redirects fetching ${redactUrl(url)}: expected at most ${this.config.maxRedirects}`,
     );
   }
 
@@ -243,6 +263,7 @@ export class HttpFetcher implements Fetcher {
   private request(url: string, sink: Sink, maxLength: number): Promise<Outcome> {
     const cfg = this.config;
     const parsed = new URL(url);
+    const shown = redactUrl(url); // messages show the URL without its credentials
     const lib = parsed.protocol === "https:" ? https : http;
     const tls = parsed.protocol === "https:" && cfg.caBundle !== undefined ? { ca: this.caBundle(cfg.caBundle) } : {};
     return new Promise<Outcome>((resolve, reject) => {
@@ -276,21 +297,28 @@ export class HttpFetcher implements Fetcher {
             res.resume();
             const location = res.headers.location;
             if (!location) {
-              finish(new DownloadError("download", `${url} answered HTTP ${status} without a Location header`));
+              finish(new DownloadError("download", `${shown} answered HTTP ${status} without a Location header`));
               return;
             }
-            finish(null, { redirect: new URL(location, url).href });
+            let target: string;
+            try {
+              target = new URL(location, url).href;
+            } catch {
+              finish(new DownloadError("download", `${shown} answered HTTP ${status} with an invalid Location header`));
+              return;
+            }
+            finish(null, { redirect: target });
             return;
           }
           if (status !== 200) {
             res.resume();
             const reason = `HTTP ${status} ${res.statusMessage ?? ""}`.trimEnd();
             if (status === 404 || status === 410) {
-              finish(new DownloadError("download.not-found", `${url} does not exist: expected HTTP 200, got ${reason}`));
+              finish(new DownloadError("download.not-found", `${shown} does not exist: expected HTTP 200, got ${reason}`));
             } else if (status === 429 || (status >= 500 && status <= 599)) {
               finish(new Transient(reason));
             } else {
-              finish(new DownloadError("download", `cannot fetch ${url}: expected HTTP 200, got ${reason}`));
+              finish(new DownloadError("download", `cannot fetch ${shown}: expected HTTP 200, got ${reason}`));
             }
             return;
           }
@@ -299,7 +327,7 @@ export class HttpFetcher implements Fetcher {
             finish(
               new DownloadError(
                 "download",
-                `${url} was sent with Content-Encoding '${encoding}', expected identity (hashes are over the exact file bytes)`,
+                `${shown} was sent with Content-Encoding '${encoding}', expected identity (hashes are over the exact file bytes)`,
                 { hint: "configure the server or CDN not to compress these files" },
               ),
             );
@@ -309,7 +337,7 @@ export class HttpFetcher implements Fetcher {
           const declared = declaredText !== undefined && /^[0-9]+$/.test(declaredText) ? Number(declaredText) : null;
           if (declared !== null && declared > maxLength) {
             // Refuse before reading a byte.
-            finish(new TrustError("trust.length", `${url} announces ${declared} bytes, expected at most ${maxLength}`));
+            finish(new TrustError("trust.length", `${shown} announces ${declared} bytes, expected at most ${maxLength}`));
             return;
           }
           let written = 0;
@@ -319,7 +347,7 @@ export class HttpFetcher implements Fetcher {
             }
             if (written + chunk.length > maxLength) {
               // Stops endless-data and oversized responses at the cap.
-              finish(new TrustError("trust.length", `${url} sent more than the expected maximum of ${maxLength} bytes; aborted`));
+              finish(new TrustError("trust.length", `${shown} sent more than the expected maximum of ${maxLength} bytes; aborted`));
               return;
             }
             try {
@@ -349,7 +377,7 @@ export class HttpFetcher implements Fetcher {
         }
       });
       req.setTimeout(cfg.readTimeoutMs, () => finish(new Transient(`no data from ${parsed.host} for ${cfg.readTimeoutMs} ms (read timed out)`)));
-      timers.push(setTimeout(() => finish(new Transient(`${url} passed the total deadline of ${cfg.totalTimeoutMs} ms`)), cfg.totalTimeoutMs));
+      timers.push(setTimeout(() => finish(new Transient(`${shown} passed the total deadline of ${cfg.totalTimeoutMs} ms`)), cfg.totalTimeoutMs));
       req.on("error", (err) => {
         const code = (err as NodeJS.ErrnoException).code ?? "";
         if (CERT_ERRORS.has(code)) {
@@ -357,7 +385,7 @@ export class HttpFetcher implements Fetcher {
           finish(
             new DownloadError(
               "download",
-              `TLS certificate verification failed for ${url}: ${describe(err)}; set ca_bundle in the download configuration if the server's certificate comes from a private CA`,
+              `TLS certificate verification failed for ${shown}: ${redactText(describe(err))}; set ca_bundle in the download configuration if the server's certificate comes from a private CA`,
               {
                 hint: "check that the URL's host name is the one in the server's certificate and that the system clock is right",
                 cause: err,
@@ -366,7 +394,7 @@ export class HttpFetcher implements Fetcher {
           );
           return;
         }
-        finish(new Transient(`${describe(err)}`));
+        finish(new Transient(redactText(describe(err))));
       });
     });
   }
@@ -389,7 +417,7 @@ export class DirectoryFetcher implements Fetcher {
     try {
       path = fileURLToPath(url);
     } catch (err) {
-      throw new DownloadError("download", `${url}: only file:// URLs are read from local directories`, { cause: err });
+      throw new DownloadError("download", `${redactUrl(url)}: only file:// URLs are read from local directories`, { cause: err });
     }
     let fd: number;
     try {
@@ -411,7 +439,7 @@ export class DirectoryFetcher implements Fetcher {
           return written;
         }
         if (written + n > maxLength) {
-          throw new TrustError("trust.length", `${url} holds more than the expected maximum of ${maxLength} bytes`);
+          throw new TrustError("trust.length", `${redactUrl(url)} holds more than the expected maximum of ${maxLength} bytes`);
         }
         sink.write(Uint8Array.prototype.slice.call(chunk, 0, n));
         written += n;
@@ -425,10 +453,10 @@ export class DirectoryFetcher implements Fetcher {
 function mapFileError(url: string, err: unknown): DownloadError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "ENOENT") {
-    return new DownloadError("download.not-found", `${url}: no such file`);
+    return new DownloadError("download.not-found", `${redactUrl(url)}: no such file`);
   }
   if (code === "EISDIR") {
-    return new DownloadError("download.not-found", `${url}: is a directory`);
+    return new DownloadError("download.not-found", `${redactUrl(url)}: is a directory`);
   }
-  return new DownloadError("download", `${url}: cannot read: ${describe(err)}`, { cause: err });
+  return new DownloadError("download", `${redactUrl(url)}: cannot read: ${describe(err)}`, { cause: err });
 }

@@ -13,6 +13,7 @@ import { CacheError, DownloadError, ResolutionError, TrustError } from "../error
 import { type BinRelease, type GroupNode, historyPath, MetaRef, nameHash, type Timestamp } from "../trust/metadata.js";
 import { TrustedState } from "../trust/state.js";
 import type { Fetcher } from "./fetch.js";
+import { redactUrl } from "./redact.js";
 import type { OriginState } from "./statestore.js";
 
 export const MAX_ROOT_BYTES = 512 * 1024; // bytes; a root lists a few dozen keys
@@ -203,7 +204,7 @@ export class IndexView {
           throw err;
         }
         this.warn(
-          `not migrating the stored state of ${legacy.url} (${legacy.directory}): it does not verify from the trust root: ${err.message}`,
+          `not migrating the stored state of ${redactUrl(legacy.url)} (${legacy.directory}): it does not verify from the trust root: ${err.message}`,
         );
         continue;
       }
@@ -215,7 +216,7 @@ export class IndexView {
           if (!(err instanceof TrustError)) {
             throw err;
           }
-          this.warn(`not migrating the stored index top of ${legacy.url}: ${err.message}`);
+          this.warn(`not migrating the stored index top of ${redactUrl(legacy.url)}: ${err.message}`);
           top = null;
         }
       }
@@ -242,7 +243,7 @@ export class IndexView {
       best.legacy.copyNodesTo(store);
     }
     this.warn(
-      `migrated the rollback reference (timestamp version ${best.ts.version}) kept for ${best.legacy.url} in ${best.legacy.directory} to the trust root's record ${store.directory}`,
+      `migrated the rollback reference (timestamp version ${best.ts.version}) kept for ${redactUrl(best.legacy.url)} in ${best.legacy.directory} to the trust root's record ${store.directory}`,
     );
   }
 
@@ -281,8 +282,8 @@ export class IndexView {
         if (!(err instanceof TrustError || err instanceof DownloadError)) {
           throw err;
         }
-        this.warn(`mirror ${mirror} failed: ${err.message}`);
-        failures.push(`${mirror}: ${err.message}`);
+        this.warn(`mirror ${redactUrl(mirror)} failed: ${err.message}`);
+        failures.push(`${redactUrl(mirror)}: ${err.message}`);
         if (err instanceof TrustError) {
           firstTrust ??= err;
         } else {
@@ -452,7 +453,7 @@ export class IndexView {
         if (!got.equals(ref)) {
           throw new TrustError(
             "trust.hash",
-            `${mirror}${ref.path}: expected sha256 ${ref.sha256} and ${ref.length} bytes, got ${got.sha256} and ${got.length} bytes`,
+            `${redactUrl(`${mirror}${ref.path}`)}: expected sha256 ${ref.sha256} and ${ref.length} bytes, got ${got.sha256} and ${got.length} bytes`,
           );
         }
         this.opts.store.saveNode(ref.sha256, data);

@@ -20,6 +20,7 @@ import { IndexView } from "./index-view.js";
 import { LockFile, pinLocal, refuseUnpinnedDirectory } from "./lockfile.js";
 import { parsePackageSpec, type RequirementSpec, type UrlSpec } from "./requirements.js";
 import { choose } from "./resolve.js";
+import { redactText, redactUrl } from "./redact.js";
 import { normalizeIndexUrl, StateStore } from "./statestore.js";
 
 export const MAX_SIGNATURE_BYTES = 64 * 1024; // bytes of a detached .zip.sig
@@ -166,7 +167,9 @@ export class Loader {
     };
     this.cache = new ArchiveCache(opts.cacheDir);
     this.now = opts.now ?? (() => new Date());
-    this.warn = opts.warn ?? ((m) => process.emitWarning(m, "ModelMeshConnectors"));
+    const warn = opts.warn ?? ((m: string) => process.emitWarning(m, "ModelMeshConnectors"));
+    // A last line: no warning shows a URL's user info, whichever call site built it.
+    this.warn = (m) => warn(redactText(m));
   }
 
   /** The trusted view of the configured index (refreshed once per loader). */
@@ -254,11 +257,11 @@ export class Loader {
         throw err;
       }
       if (spec.sha256 === null || this.opts.requireSignatures) {
-        throw new TrustError("trust", `${spec.url}: no detached signature at ${spec.url}.sig`, {
+        throw new TrustError("trust", `${redactUrl(spec.url)}: no detached signature at ${redactUrl(`${spec.url}.sig`)}`, {
           hint: "pin the URL with '#sha256=<hex>' or load the package through the signed index",
         });
       }
-      this.warn(`${spec.url} has no signature; trusting the configured sha256 pin`);
+      this.warn(`${redactUrl(spec.url)} has no signature; trusting the configured sha256 pin`);
       return {
         name: fileName,
         version: "?",
@@ -271,11 +274,11 @@ export class Loader {
     }
     const { release, signers } = (await this.rootState()).verifyRelease(sig);
     // Any release the keys ever signed verifies; only this binds it to the entry.
-    bindRelease(release, fileName, spec.url);
+    bindRelease(release, fileName, redactUrl(spec.url));
     if (spec.sha256 !== null && spec.sha256 !== release.sha256) {
       throw new TrustError(
         "trust.hash",
-        `${spec.url}: the configured pin sha256=${spec.sha256} does not match the signed sha256 ${release.sha256}`,
+        `${redactUrl(spec.url)}: the configured pin sha256=${spec.sha256} does not match the signed sha256 ${release.sha256}`,
       );
     }
     if (this.mirrors.length > 0) {
@@ -319,7 +322,7 @@ export class Loader {
       if (intoIndex) {
         throw new ResolutionError(
           "resolution",
-          `${spec.url}: ${release.name} ${release.version} is signed, but the current index this URL points into does not list ${release.name} at all`,
+          `${redactUrl(spec.url)}: ${release.name} ${release.version} is signed, but the current index this URL points into does not list ${release.name} at all`,
         );
       }
       return; // not in the index: bound by name, version and signature only
@@ -329,20 +332,20 @@ export class Loader {
       const listed = entries.map((e) => e.version).join(", ") || "none";
       throw new ResolutionError(
         "resolution",
-        `${spec.url}: ${release.name} ${release.version} is signed, but the current index does not list that version (listed: ${listed}); a release removed from the index is not loaded from elsewhere`,
+        `${redactUrl(spec.url)}: ${release.name} ${release.version} is signed, but the current index does not list that version (listed: ${listed}); a release removed from the index is not loaded from elsewhere`,
       );
     }
     const listed = (await view.trusted()).verifyBinRelease(release.name, entry).release;
     if (listed.sha256 !== release.sha256 || listed.length !== release.length) {
       throw new TrustError(
         "trust.hash",
-        `${spec.url}: ${release.name} ${release.version}: the index lists sha256 ${listed.sha256} (${listed.length} bytes), the URL's signature says ${release.sha256} (${release.length} bytes)`,
+        `${redactUrl(spec.url)}: ${release.name} ${release.version}: the index lists sha256 ${listed.sha256} (${listed.length} bytes), the URL's signature says ${release.sha256} (${release.length} bytes)`,
       );
     }
     if (entry.yanked) {
       const reason = entry.yankedReason ? `: ${entry.yankedReason}` : "";
       if (spec.sha256 === null) {
-        throw new ResolutionError("resolution", `${spec.url}: ${release.name} ${release.version} is yanked${reason}`, {
+        throw new ResolutionError("resolution", `${redactUrl(spec.url)}: ${release.name} ${release.version} is yanked${reason}`, {
           hint: `pin it with '#sha256=${release.sha256}' to load it anyway`,
         });
       }
@@ -384,8 +387,8 @@ export class Loader {
         if (!(err instanceof TrustError || err instanceof DownloadError)) {
           throw err;
         }
-        this.warn(`archive ${url} failed: ${err.message}`);
-        errors.push(`${url}: ${err.message}`);
+        this.warn(`archive ${redactUrl(url)} failed: ${err.message}`);
+        errors.push(`${redactUrl(url)}: ${err.message}`);
         if (err instanceof TrustError) {
           firstTrust ??= err;
         }
@@ -402,9 +405,9 @@ export class Loader {
     const data = await this.fetcher.fetchBytes(url, MAX_PINNED_ARCHIVE_BYTES);
     const got = sha256Hex(data);
     if (got !== resolved.sha256) {
-      throw new TrustError("trust.hash", `${url}: sha256 mismatch: the configured pin is ${resolved.sha256}, got ${got}`);
+      throw new TrustError("trust.hash", `${redactUrl(url)}: sha256 mismatch: the configured pin is ${resolved.sha256}, got ${got}`);
     }
-    return this.cache.fetch(resolved.sha256, data.length, url, async (sink) => sink.write(data));
+    return this.cache.fetch(resolved.sha256, data.length, redactUrl(url), async (sink) => sink.write(data));
   }
 
   /** Whether local paths must verify too (`require_signatures`). */
@@ -486,8 +489,8 @@ export class Loader {
     }
     const detail =
       resolved.release !== null
-        ? `${resolved.release.name}@${resolved.release.version} from ${spec.kind === "url" ? spec.url : (this.mirrors[0] ?? "")}`
-        : `${spec.kind === "url" ? spec.url : text} (sha256 pin)`;
+        ? `${resolved.release.name}@${resolved.release.version} from ${spec.kind === "url" ? redactUrl(spec.url) : redactUrl(this.mirrors[0] ?? "")}`
+        : `${spec.kind === "url" ? redactUrl(spec.url) : text} (sha256 pin)`;
     return { pkg, origin: { kind: "package", detail, signedBy: resolved.signers } };
   }
 

@@ -18,6 +18,7 @@ import { dirname, resolve } from "node:path";
 import { ConfigError, describe, ResolutionError, TrustError } from "../errors.js";
 import type { Package } from "../package/package.js";
 import { isObject, type JsonValue, strictJson } from "../trust/strict-json.js";
+import { redactText, redactUrl } from "./redact.js";
 
 /** The lock formats this client reads: format 1 had remote archives only. */
 export const READABLE_LOCK_VERSIONS = [1, 2] as const;
@@ -146,7 +147,7 @@ export class LockFile {
       // Strict: a duplicated key (two sha256 pins for one entry) is an error, not last-wins.
       doc = strictJson(data);
     } catch (err) {
-      throw new ConfigError("config", `${label}: lock file is not valid JSON: ${describe(err)}`, { cause: err });
+      throw new ConfigError("config", `${label}: lock file is not valid JSON: ${redactText(describe(err))}`, { cause: err });
     }
     const format = isObject(doc) ? doc["lock-version"] : undefined;
     if (typeof format !== "number" || !(READABLE_LOCK_VERSIONS as readonly number[]).includes(format)) {
@@ -205,7 +206,7 @@ export class LockFile {
     if (pin.sha256 !== resolved.sha256) {
       throw new TrustError(
         "trust.hash",
-        `${resolved.name} ${resolved.version}: the lock pins sha256 ${pin.sha256} but ${resolved.source} offers ${resolved.sha256}`,
+        `${resolved.name} ${resolved.version}: the lock pins sha256 ${pin.sha256} but ${redactUrl(resolved.source)} offers ${resolved.sha256}`,
       );
     }
   }

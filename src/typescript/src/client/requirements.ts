@@ -4,6 +4,7 @@ import { explain as explainVersion, validRange } from "@renovatebot/pep440";
 
 import { InvalidInput } from "../errors.js";
 import { isNormalizedName } from "../package/manifest.js";
+import { redactText, redactUrl } from "./redact.js";
 
 const HEX64_RE = /^[0-9a-f]{64}$/;
 const PEP508_NAME_RE = /^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(.*)$/s;
@@ -84,7 +85,7 @@ export function parseRequirement(text: string): RequirementSpec {
   if (rest.startsWith("[") || rest.includes(";") || rest.startsWith("@")) {
     throw new InvalidInput(
       "input.package-spec",
-      `${JSON.stringify(text)}: extras, markers and direct URLs are not supported`,
+      `${JSON.stringify(redactText(text))}: extras, markers and direct URLs are not supported`,
     );
   }
   const specifier = rest.trim();
@@ -126,20 +127,20 @@ export function parsePackageSpec(value: unknown): PackageSpec {
     try {
       new URL(url);
     } catch {
-      throw invalid(`${JSON.stringify(text.slice(0, 200))} is not a valid URL`);
+      throw invalid(`${JSON.stringify(redactUrl(text).slice(0, 200))} is not a valid URL`);
     }
     let sha: string | null = null;
     if (fragment !== "") {
       const [key, digest = ""] = fragment.split("=", 2);
       if (key !== "sha256" || !HEX64_RE.test(digest)) {
-        throw invalid(`${JSON.stringify(text)}: URL fragment must be '#sha256=<64 lowercase hex>', got '#${fragment}'`);
+        throw invalid(`${JSON.stringify(redactUrl(text))}: URL fragment must be '#sha256=<64 lowercase hex>', got '#${fragment}'`);
       }
       sha = digest;
     }
     return { kind: "url", url, sha256: sha };
   }
   if (text.includes("://")) {
-    throw invalid(`${JSON.stringify(text)}: only https:// (or http:// to loopback) URLs are supported`);
+    throw invalid(`${JSON.stringify(redactText(redactUrl(text)))}: only https:// (or http:// to loopback) URLs are supported`);
   }
   if (text.includes("/") || text.startsWith(".") || lowered.endsWith(".zip") || text.startsWith("~")) {
     return { kind: "local", path: text };

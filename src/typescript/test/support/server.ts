@@ -20,6 +20,8 @@ export class TestServer {
   files: Map<string, Uint8Array> | null = null;
   directory: string | null = null;
   readonly requests: string[] = [];
+  /** The Authorization header of each request, in order (undefined when none was sent). */
+  readonly authorizations: (string | undefined)[] = [];
   readonly faults = new Map<string, Fault>();
   private server: http.Server | null = null;
   private readonly sockets = new Set<import("node:net").Socket>();
@@ -55,6 +57,7 @@ export class TestServer {
     this.server = http.createServer((req, res) => {
       const path = decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname).replace(/^\//, "");
       this.requests.push(path);
+      this.authorizations.push(req.headers.authorization);
       const fault = this.faults.get(path);
       if (fault?.kind === "status") {
         res.writeHead(fault.status).end();

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { urlFileName } from "../../src/client/binding.js";
+import { redactText, redactUrl } from "../../src/client/redact.js";
 import { IndexView } from "../../src/client/index-view.js";
 import { HttpFetcher } from "../../src/client/fetch.js";
 import { Loader } from "../../src/client/loader.js";
@@ -171,6 +172,8 @@ const PURE: Record<string, (input: unknown) => Promise<Outcome>> = {
     }),
   "connector-id": (input) => outcome(() => ({ id: formatConnectorId(parseConnectorId(input)) })),
   "url-file-name": (input) => outcome(() => ({ name: urlFileName(input as string) })),
+  "redact-url": (input) =>
+    outcome(() => (typeof input === "string" ? { url: redactUrl(input) } : { text: redactText((input as { text: string }).text) })),
   "public-key": (input) => outcome(() => ({ keyid: PublicKey.fromHex(input).keyid })),
 };
 
