@@ -24,3 +24,20 @@ def test_hostile_specs_are_invalid_package_specs(text: str, fragment: str) -> No
         parse_package_spec(text)
     assert fragment in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "acme @ https://user:s3cr3t@host.example/acme-1.0.zip",  # PEP 508 direct reference
+        "acme@https://s3cr3t@host.example/acme-1.0.zip",
+        "ftp://user:s3cr3t@host.example/acme-1.0.zip",
+        "https://user:s3cr3t@host.example/acme-1.0.zip#sha256=not-hex",
+        "https://user:s3cr3t@host.example:99999/acme-1.0.zip",
+    ],
+)
+def test_a_refused_entry_never_shows_its_credential(text: str) -> None:
+    with pytest.raises(InvalidPackageSpec) as info:
+        parse_package_spec(text)
+    assert "s3cr3t" not in str(info.value)
+    assert "***" in str(info.value)

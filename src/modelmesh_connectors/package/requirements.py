@@ -145,8 +145,11 @@ def parse_package_spec(value: object, *, base_dir: Path | None = None) -> Packag
             sha = digest
         return UrlSpec(url, sha)
     if "://" in text:
+        # Not a URL as a whole ('name @ https://user:token@…', another scheme): the credential
+        # may sit anywhere in the text, so free-text redaction too, not only the URL parser's.
         raise InvalidPackageSpec(
-            f"{redact_url(text)!r}: only https:// (or http:// to loopback) URLs are supported"
+            f"{redact_text(redact_url(text))!r}: only https:// (or http:// to loopback) URLs "
+            "are supported"
         )
     looks_like_path = (
         "/" in text or text.startswith(".") or lowered.endswith(".zip") or text.startswith("~")
