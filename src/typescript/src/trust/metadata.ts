@@ -4,6 +4,9 @@
  * These parsers run only on bytes whose signature (or pinning hash) was already checked
  * (verify, then parse); they are strict anyway: exact key sets, checked types (a boolean is
  * not an integer), fixed-length lowercase hex, positive versions and `Z` timestamps.
+ *
+ * One module, over 600 lines, on purpose (as `metadata.py`): one strict parser per file kind
+ * of FORMAT.md §3, read side by side with the Python reader it must agree with.
  */
 
 import { InvalidInput, TrustError } from "../errors.js";

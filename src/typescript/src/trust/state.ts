@@ -9,6 +9,9 @@
  * `verifyHistoryLink`, …), and {@link TrustedState}, which adds update order, rollback and
  * fork protection (the timestamp history), the bounded root walk and expiry across files
  * (FORMAT.md §4).
+ *
+ * One module, over 600 lines, on purpose (as `trust.py`): the per-file checks and the state
+ * that orders them read each other, and each mirrors a Python function it must agree with.
  */
 
 import { ResolutionError, TrustError, UsageError } from "../errors.js";
