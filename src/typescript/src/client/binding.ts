@@ -15,65 +15,21 @@
  * any character outside the archive name alphabet.
  *
  * The WHATWG `URL` parser is not used for the path on purpose: it resolves (encoded) dot
- * segments before anyone could see them. The split below is Python's `urlsplit`.
+ * segments before anyone could see them; URLs are split as Python splits them (`url-split.ts`).
  *
  * Pure: strings in, a value or a typed error out; no I/O.
  */
-
-import { isIP } from "node:net";
 
 import { TrustError } from "../errors.js";
 import { normalizeVersion } from "../package/manifest.js";
 import type { Release } from "../trust/metadata.js";
 import { redactUrl } from "./redact.js";
+import { type UrlParts, urlsplit } from "./url-split.js";
 
 // Names are [a-z0-9-], versions [0-9A-Za-z.+!_-] (FORMAT.md §3): the archive name alphabet.
 const FILE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9.+!_-]*$/;
 const ESCAPE_RE = /%(?![0-9A-Fa-f]{2})/; // a '%' not followed by two hex digits
-const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
 const DEFAULT_PORTS: Readonly<Record<string, number>> = { https: 443, http: 80 };
-
-/** A URL's parts, split as Python's `urllib.parse.urlsplit` splits them. */
-interface SplitUrl {
-  readonly scheme: string;
-  readonly netloc: string;
-  readonly path: string;
-  readonly query: string;
-}
-
-const IPV_FUTURE_RE = /^v[a-fA-F0-9]+\.[a-zA-Z0-9._~!$&'()*+,;=:]+$/;
-
-/** @throws Error What Python's `urlsplit` raises `ValueError` for: a bad bracketed host. */
-function splitUrl(url: string): SplitUrl {
-  let rest = url;
-  let scheme = "";
-  const colon = rest.indexOf(":");
-  if (colon > 0 && SCHEME_RE.test(rest.slice(0, colon))) {
-    scheme = rest.slice(0, colon).toLowerCase();
-    rest = rest.slice(colon + 1);
-  }
-  let netloc = "";
-  if (rest.startsWith("//")) {
-    const end = rest.slice(2).search(/[/?#]/);
-    netloc = end < 0 ? rest.slice(2) : rest.slice(2, 2 + end);
-    rest = end < 0 ? "" : rest.slice(2 + end);
-  }
-  if (netloc.includes("[") !== netloc.includes("]")) {
-    throw new Error("Invalid IPv6 URL");
-  }
-  if (netloc.includes("[")) {
-    const bracketed = netloc.slice(netloc.indexOf("[") + 1).split("]")[0] as string;
-    if (!(IPV_FUTURE_RE.test(bracketed) || isIP(bracketed) === 6)) {
-      throw new Error(`${JSON.stringify(bracketed.slice(0, 80))} is not a valid bracketed IPv6 host`);
-    }
-  }
-  const hash = rest.indexOf("#");
-  if (hash >= 0) {
-    rest = rest.slice(0, hash);
-  }
-  const q = rest.indexOf("?");
-  return { scheme, netloc, path: q < 0 ? rest : rest.slice(0, q), query: q < 0 ? "" : rest.slice(q + 1) };
-}
 
 /** Python's `repr()` of a short string, for messages that match the Python client's. */
 function pyRepr(text: string): string {
@@ -169,9 +125,9 @@ export function urlFileName(url: string): string {
   if (control !== undefined) {
     throw refuse(url, `it contains the control character ${pyRepr(control)}`);
   }
-  let parts: SplitUrl;
+  let parts: UrlParts;
   try {
-    parts = splitUrl(url);
+    parts = urlsplit(url);
   } catch (err) {
     throw refuse(url, (err as Error).message);
   }
@@ -226,7 +182,7 @@ export function bindRelease(release: Release, fileName: string, where: string): 
 }
 
 /** Scheme, lowercased host and port (default filled in) of a netloc, or null (a bad port). */
-function origin(parts: SplitUrl): [string, string, number | null] | null {
+function origin(parts: UrlParts): [string, string, number | null] | null {
   const hostport = parts.netloc.slice(parts.netloc.lastIndexOf("@") + 1);
   let host = hostport;
   let port = "";
@@ -264,11 +220,11 @@ function origin(parts: SplitUrl): [string, string, number | null] | null {
  * @returns True when `url` lies at or below `base`.
  */
 export function urlIsUnder(url: string, base: string): boolean {
-  let u: SplitUrl;
-  let b: SplitUrl;
+  let u: UrlParts;
+  let b: UrlParts;
   try {
-    u = splitUrl(url);
-    b = splitUrl(base);
+    u = urlsplit(url);
+    b = urlsplit(base);
   } catch {
     return false;
   }
