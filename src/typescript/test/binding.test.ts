@@ -8,10 +8,9 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import { bindRelease, urlFileName, urlIsUnder } from "../src/client/binding.js";
 import { Loader } from "../src/client/loader.js";
@@ -21,18 +20,9 @@ import type { Release } from "../src/trust/metadata.js";
 import { connectorSource, jsPackage, manifestYaml, sha256, TestPublisher } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
 import { zipFiles } from "./support/zip-writer.js";
+import { tempDirs } from "./support/scratch.js";
 
-const made: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "mmc-bind-"));
-  made.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of made) {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+const tempDir = tempDirs("mmc-bind-");
 
 function throwsWith(fn: () => unknown, code: string, pattern: RegExp): void {
   assert.throws(fn, (err: unknown) => {

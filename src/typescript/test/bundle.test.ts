@@ -4,8 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -13,35 +12,14 @@ import { pathToFileURL } from "node:url";
 import { readConfig } from "../src/client/config.js";
 import { DirectoryFetcher } from "../src/client/fetch.js";
 import type { LoaderOptions } from "../src/client/loader.js";
-import { ConnectorError } from "../src/errors.js";
 import { ConnectorRegistry } from "../src/registry.js";
 import { jsPackage, TestPublisher } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
+import { rejectsWith, tempDirs } from "./support/scratch.js";
 
 const NOW = new Date("2026-01-01T00:00:00Z");
 
-const made: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "mmc-ts-bundle-"));
-  made.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of made) {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) {
-      assert.match(err.message, pattern);
-    }
-    return true;
-  });
-}
+const tempDir = tempDirs("mmc-ts-bundle-");
 
 /** Write the publisher's files into a new directory: a bundle. */
 function writeBundle(files: Map<string, Uint8Array>): string {

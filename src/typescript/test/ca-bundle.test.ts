@@ -15,8 +15,8 @@ import { after, before, describe, test } from "node:test";
 
 import { readConfig } from "../src/client/config.js";
 import { HttpFetcher } from "../src/client/fetch.js";
-import { ConnectorError } from "../src/errors.js";
 import { TestPublisher } from "./support/publisher.js";
+import { rejectsWith } from "./support/scratch.js";
 
 function hasOpenssl(): boolean {
   try {
@@ -40,15 +40,6 @@ function makeCertificates(): void {
   writeFileSync(join(dir, "ext.cnf"), "subjectAltName=IP:127.0.0.1\n");
   run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
     "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf");
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, pattern);
-    return true;
-  });
 }
 
 describe("ca_bundle", { skip: hasOpenssl() ? false : "the openssl command is not installed" }, () => {

@@ -10,10 +10,9 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import { readConfig } from "../src/client/config.js";
 import { HttpFetcher } from "../src/client/fetch.js";
@@ -23,23 +22,14 @@ import { ConnectorError } from "../src/errors.js";
 import { ConnectorRegistry } from "../src/registry.js";
 import { jsPackage, sha256, TestPublisher } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
+import { tempDirs } from "./support/scratch.js";
 
 const SECRET = "s3cr3t";
 const NAME = "demo-sink";
 const ID = "demo.sink.v1";
 const zipOf = (version: string): string => `archives/${NAME}/${NAME}-${version}.zip`;
 
-const made: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "mmc-cred-"));
-  made.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of made) {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+const tempDir = tempDirs("mmc-cred-");
 
 /** `http://user:s3cr3t@127.0.0.1:<port>/<path>` for a server's base URL. */
 function withUser(base: string, path = ""): string {

@@ -1,46 +1,24 @@
 /** End-to-end: real loopback HTTP servers, the committed index, and a test index with JS packages. */
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 
 import { Loader } from "../src/client/loader.js";
 import { parseRequirement } from "../src/client/requirements.js";
-import { ConnectorError } from "../src/errors.js";
 import { ConnectorType } from "../src/package/connector-types.js";
 import { ConnectorRegistry } from "../src/registry.js";
 import { jsPackage, manifestYaml, sha256, TestPublisher } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
 import { zipFiles } from "./support/zip-writer.js";
+import { rejectsWith, tempDirs } from "./support/scratch.js";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 const NOW = new Date("2026-01-01T00:00:00Z");
 
-const made: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "mmc-ts-"));
-  made.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of made) {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) {
-      assert.match(err.message, pattern);
-    }
-    return true;
-  });
-}
+const tempDir = tempDirs("mmc-ts-");
 
 describe("the committed index over loopback", () => {
   let server: TestServer;

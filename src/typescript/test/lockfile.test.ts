@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -18,33 +18,12 @@ import { ConnectorRegistry } from "../src/registry.js";
 import { connectorSource, manifestYaml, sha256, TestPublisher } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
 import { zipFiles } from "./support/zip-writer.js";
+import { rejectsWith, tempDirs } from "./support/scratch.js";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 const FIXTURE = join(REPO, "src/typescript/test/fixtures/python-lock");
 
-const made: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "mmc-lock-"));
-  made.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of made) {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<ConnectorError> {
-  let caught: ConnectorError | null = null;
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, pattern);
-    caught = err;
-    return true;
-  });
-  return caught as unknown as ConnectorError;
-}
+const tempDir = tempDirs("mmc-lock-");
 
 function throwsWith(fn: () => unknown, code: string, pattern: RegExp): void {
   assert.throws(fn, (err: unknown) => {

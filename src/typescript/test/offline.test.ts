@@ -4,8 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
@@ -14,36 +13,15 @@ import { IndexView } from "../src/client/index-view.js";
 import { Loader, type LoaderOptions } from "../src/client/loader.js";
 import { StateStore } from "../src/client/statestore.js";
 import { trustRootId } from "../src/trust/state.js";
-import { ConnectorError } from "../src/errors.js";
 import { ConnectorRegistry } from "../src/registry.js";
 import { jsPackage, sha256, TestPublisher } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
+import { rejectsWith, tempDirs } from "./support/scratch.js";
 
 const NOW = new Date("2026-01-01T00:00:00Z");
 const DAY = 86_400_000;
 
-const made: string[] = [];
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "mmc-ts-offline-"));
-  made.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of made) {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<void> {
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) {
-      assert.match(err.message, pattern);
-    }
-    return true;
-  });
-}
+const tempDir = tempDirs("mmc-ts-offline-");
 
 /** Every file below `dir`, recursively. */
 function filesBelow(dir: string): string[] {

@@ -19,13 +19,13 @@ import { pathToFileURL } from "node:url";
 import { IndexView } from "../src/client/index-view.js";
 import type { LoaderOptions } from "../src/client/loader.js";
 import { normalizeIndexUrl, originId, StateStore } from "../src/client/statestore.js";
-import { ConnectorError } from "../src/errors.js";
 import { ConnectorRegistry } from "../src/registry.js";
 import { trustRootId } from "../src/trust/state.js";
 import { canonicalJson, type JsonValue } from "../src/trust/strict-json.js";
 import { connectorSource, manifestYaml, sha256, signEnvelope, TestKey, TestPublisher, TIMESTAMP_TYPE } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
 import { zipFiles } from "./support/zip-writer.js";
+import { rejectsWith } from "./support/scratch.js";
 
 const NOW = new Date("2026-01-01T00:00:00Z");
 const CANARY = "canary-pkg";
@@ -95,20 +95,6 @@ function snapshotFiles(dir: string): Map<string, string> {
     }
   }
   return out;
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<ConnectorError> {
-  let caught: ConnectorError | null = null;
-  await assert.rejects(promise, (err: unknown) => {
-    assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) {
-      assert.match(err.message, pattern);
-    }
-    caught = err;
-    return true;
-  });
-  return caught as unknown as ConnectorError;
 }
 
 interface Stage {
