@@ -20,18 +20,9 @@ import type { Release } from "../src/trust/metadata.js";
 import { connectorSource, jsPackage, manifestYaml, sha256, TestPublisher } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
 import { zipFiles } from "./support/zip-writer.js";
-import { tempDirs } from "./support/scratch.js";
+import { tempDirs, throwsWith } from "./support/scratch.js";
 
 const tempDir = tempDirs("mmc-bind-");
-
-function throwsWith(fn: () => unknown, code: string, pattern: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, pattern);
-    return true;
-  });
-}
 
 // -- pure: the rules ------------------------------------------------------------------------
 

@@ -13,26 +13,16 @@ import { fileURLToPath } from "node:url";
 
 import { readConfig } from "../src/client/config.js";
 import { LockFile } from "../src/client/lockfile.js";
-import { ConnectorError } from "../src/errors.js";
 import { ConnectorRegistry } from "../src/registry.js";
 import { connectorSource, manifestYaml, sha256, TestPublisher } from "./support/publisher.js";
 import { TestServer } from "./support/server.js";
 import { zipFiles } from "./support/zip-writer.js";
-import { rejectsWith, tempDirs } from "./support/scratch.js";
+import { rejectsWith, tempDirs, throwsWith } from "./support/scratch.js";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 const FIXTURE = join(REPO, "src/typescript/test/fixtures/python-lock");
 
 const tempDir = tempDirs("mmc-lock-");
-
-function throwsWith(fn: () => unknown, code: string, pattern: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    assert.match(err.message, pattern);
-    return true;
-  });
-}
 
 /** Every import of this package's module appends `name@version` to $MMC_LOCK_MARKER. */
 function markerPackage(name: string, version: string, id: string): Uint8Array {

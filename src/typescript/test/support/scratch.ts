@@ -42,3 +42,13 @@ export async function rejectsWith(promise: Promise<unknown>, code: string, patte
   });
   return caught as unknown as ConnectorError;
 }
+
+/** `fn` throws a ConnectorError of `code` whose message matches `pattern`. */
+export function throwsWith(fn: () => unknown, code: string, pattern: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ConnectorError, `expected a ConnectorError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    assert.match(err.message, pattern);
+    return true;
+  });
+}
