@@ -32,6 +32,7 @@ __all__ = ["bind_release", "url_file_name", "url_is_under"]
 # Names are [a-z0-9-], versions [0-9A-Za-z.+!_-] (FORMAT.md §3): the archive name alphabet.
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+!_-]*")
 _ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a '%' not followed by two hex digits
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")  # C0 controls and DEL, raw in the URL
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
@@ -78,11 +79,11 @@ def url_file_name(url: str) -> str:
             has a query string, ends with ``/``, or the file name uses characters outside
             the archive name alphabet.
     """
-    raw = next((c for c in url if ord(c) < 0x20 or ord(c) == 0x7F), None)
-    if raw is not None:
+    control = _CONTROL_CHARACTER.search(url)
+    if control is not None:
         # urlsplit deletes tab, CR and LF (WHATWG), so 'a-1.0.z\nip' would name 'a-1.0.zip'
         # here while another reader (a proxy, the TypeScript client) reads other bytes.
-        raise _refuse(url, f"it contains the control character {raw!r}")
+        raise _refuse(url, f"it contains the control character {control.group()!r}")
     try:
         parts = urlsplit(url)
     except ValueError as exc:

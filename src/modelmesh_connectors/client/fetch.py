@@ -95,6 +95,10 @@ _E = TypeVar("_E", bound=BaseException)
 DownloadConfig = NetworkConfig
 
 
+# C0 controls and DEL: urlsplit deletes tab, CR and LF, so a URL holding one reads two ways.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def check_url_policy(url: str, *, allow_http: bool = False) -> None:
     """Refuse URLs the fetcher must never connect to.
 
@@ -109,7 +113,7 @@ def check_url_policy(url: str, *, allow_http: bool = False) -> None:
     Raises:
         PolicyError: The URL's scheme or host is not allowed.
     """
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+    if _CONTROL_CHARACTER.search(url) is not None:
         # urlsplit silently deletes tab, CR and LF: the URL checked would not be the URL given.
         raise PolicyError(f"refusing to fetch {redact_url(url)!r}: it contains a control character")
     try:
